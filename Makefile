@@ -1,0 +1,32 @@
+# Set-up and entry points. Override TORCH_SPEC for a GPU build, e.g.
+#   make test TORCH_SPEC='torch==2.11.*'
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: venv test report bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+report: venv
+	$(BIN)/charlm report $(REPORT_ARGS)
+
+bench: venv
+	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks
