@@ -1,0 +1,141 @@
+"""The answer parser: the ways people write cost answers, and hostile input."""
+
+import builtins
+
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis import expr_parser
+from analysis.expr_parser import MAX_LENGTH, AnswerParseError, parse_answer
+from analysis.formulas import D, H, L, T
+
+TRANSFORMER_FORWARD = 24 * L * T * D**2 + 4 * L * T**2 * D
+
+
+@pytest.mark.parametrize("text", [
+    "24LTD^2 + 4LT^2D",
+    "24*L*T*D**2 + 4*L*T**2*D",
+    "24 L T D² + 4 L T² D",
+    "4LT²D+24LTD²",
+    "(24TD^2 + 4T^2D)L",
+    "4 T D (6 D + T) L",
+    "24·L·T·D² + 4×L×T²×D",
+    "L(24TD^2 + 4T^2D)",
+])
+def test_equivalent_spellings_parse_to_the_same_expression(text):
+    assert sp.expand(parse_answer(text) - TRANSFORMER_FORWARD) == 0
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2TL", 2 * T * L),
+    ("6JTD", 6 * D**2 * T / H),
+    ("T^-1", 1 / T),
+    ("T⁻¹", 1 / T),
+    ("-2T + 3", -2 * T + 3),
+    ("2^3T", 8 * T),
+    ("T^2^1", T**2),
+    ("0.5 T", T / 2),
+    ("12TLD^2 − 2LD^2", 12 * T * L * D**2 - 2 * L * D**2),
+    ("8TD/2", 4 * T * D),
+])
+def test_operators_and_precedence(text, expected):
+    assert sp.expand(parse_answer(text) - expected) == 0
+
+
+@pytest.mark.parametrize("text,column", [
+    ("__import__('os').system('ls')", 1),
+    ("exec('1')", 1),
+    ("eval(T)", 1),
+    ("T.real", 2),
+    ("T + x", 5),
+    ("'T'", 1),
+    ("lambda: 1", 1),
+    ("T; D", 2),
+    ("[T]", 1),
+    ("T**T", 2),
+    ("D2", 2),
+    ("(T", 3),
+    ("T)", 2),
+    ("", 1),
+    ("2 3", 3),
+    ("1/(T-T)", 2),
+])
+def test_hostile_or_malformed_input_is_rejected_with_id_and_position(text, column):
+    with pytest.raises(AnswerParseError) as err:
+        parse_answer(text, "rnn.train.flops")
+    assert err.value.position == column
+    assert "rnn.train.flops" in str(err.value) and f"position {column}" in str(err.value)
+
+
+def test_over_long_input_is_rejected():
+    with pytest.raises(AnswerParseError, match="longer than"):
+        parse_answer("T+" * MAX_LENGTH + "T", "q")
+
+
+def test_deep_nesting_is_rejected():
+    with pytest.raises(AnswerParseError, match="nested deeper"):
+        parse_answer("(" * 60 + "T" + ")" * 60, "q")
+
+
+@pytest.mark.parametrize("text", ["((((9^12)^12)^12)^12)", "(T^12)^12", "9^12^12", "T" * 40])
+def test_answers_that_would_explode_are_rejected(text):
+    with pytest.raises(AnswerParseError):
+        parse_answer(text, "q")
+
+
+def test_parse_error_is_a_value_error():
+    assert issubclass(AnswerParseError, ValueError)
+
+
+HOSTILE_ALPHABET = "TDLHJVBEtdxyz_.,;:'\"()[]{}+-*/^%=<>!&|~@#$ 0123456789²³⁻·\\\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=HOSTILE_ALPHABET, max_size=60))
+def test_random_text_parses_or_fails_cleanly_without_eval(text):
+    """Whatever the text, the parser either returns a sympy expression in the known symbols
+    or raises AnswerParseError; eval, exec and sympify are never reached."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("eval/exec/sympify called")
+
+    saved = (builtins.eval, builtins.exec, sp.sympify)
+    builtins.eval = builtins.exec = forbidden
+    sp.sympify = forbidden
+    try:
+        try:
+            value = parse_answer(text, "q")
+        except AnswerParseError as err:
+            assert 1 <= err.position <= len(text) + 1
+            return
+    finally:
+        builtins.eval, builtins.exec, sp.sympify = saved
+    assert {s.name for s in value.free_symbols} <= {"T", "D", "L", "H", "V", "B", "E"}
+
+
+_ATOMS = st.sampled_from(["T", "D", "L", "H", "V", "B", "E", "2", "3", "7"])
+
+
+@st.composite
+def _expressions(draw, depth=0):
+    """(text, expected sympy expression) for random well-formed answers."""
+    if depth > 2 or draw(st.booleans()):
+        atom = draw(_ATOMS)
+        return atom, (sp.Integer(int(atom)) if atom.isdigit() else expr_parser.KNOWN_SYMBOLS[atom])
+    op = draw(st.sampled_from(["+", "-", "*", "", "^"]))
+    lt, le = draw(_expressions(depth + 1))
+    if op == "^":
+        k = draw(st.integers(0, 3))
+        return f"({lt})^{k}", le**k
+    rt, re_ = draw(_expressions(depth + 1))
+    sep = " " if op == "" else op
+    value = {"+": le + re_, "-": le - re_, "*": le * re_, "": le * re_}[op]
+    return f"({lt}){sep}({rt})", value
+
+
+@settings(max_examples=200, deadline=None)
+@given(_expressions())
+def test_well_formed_answers_round_trip(pair):
+    text, expected = pair
+    assert sp.expand(parse_answer(text) - expected) == 0
