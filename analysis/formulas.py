@@ -171,6 +171,9 @@ ELEMENTWISE_COST = {
 }
 
 
+_GENERATE_CACHE: dict[tuple, Terms] = {}
+
+
 class CostModel:
     """Formulas for one architecture. Subclasses define the per-step / per-pass matmul terms."""
 
@@ -201,8 +204,12 @@ class CostModel:
                  head: bool = True) -> Terms:
         """FLOPs for `model.generate` to produce N >= 1 tokens after a (B, P) prompt."""
         _check(attention_count)
-        return Terms("generate", self._generate(kv_cache, attention_count, head),
-                     convention(attention_count), {"head": head, "kv_cache": kv_cache})
+        key = (self.name, bool(kv_cache), attention_count, bool(head))
+        if key not in _GENERATE_CACHE:  # closed-form summation takes sympy a while: build once
+            _GENERATE_CACHE[key] = Terms(
+                "generate", self._generate(kv_cache, attention_count, head),
+                convention(attention_count), {"head": head, "kv_cache": kv_cache})
+        return _GENERATE_CACHE[key]
 
     def elementwise(self) -> Terms:
         """Second tier: elementwise FLOPs of one forward pass over (B, T)."""

@@ -1,0 +1,320 @@
+"""Measured FLOPs from two independent counters, both reported as 2 FLOPs per multiply-add.
+
+* PyTorch's `torch.utils.flop_counter.FlopCounterMode` (dispatch level: sees every aten op of
+  forward, backward and generation, counts only matmul-like ops). On CPU,
+  `F.scaled_dot_product_attention` runs `aten._scaled_dot_product_flash_attention_for_cpu`
+  (and `..._backward`), which it has no formula for and silently counts as 0; we map them to
+  PyTorch's own SDPA formulas (full square, backward 5 matmuls), guarded for torch 2.4-2.13.
+* fvcore's `FlopCountAnalysis` (TorchScript trace of a forward pass). It counts one per
+  multiply-add, so we double it; it has no handle for `aten::scaled_dot_product_attention`, so
+  we add one; it counts LayerNorm & co. as elementwise work, which we report apart from its
+  matmul ops; unsupported operators are listed, not dropped. fvcore is optional (absent on the
+  GPU machines): its counts are None there.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from charlm.models.registry import ModelConfig, build_model, count_parameters
+
+QUANTITIES = ("params", "forward", "backward", "train", "generate")
+
+# fvcore operators that are matmuls (after `by_operator()` strips the "aten::" prefix).
+FVCORE_MATMUL_OPS = frozenset(
+    {"addmm", "bmm", "matmul", "mm", "linear", "einsum", "scaled_dot_product_attention"}
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's counter
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_sdpa_mapping() -> dict:
+    """custom_mapping entries giving the CPU flash-attention kernels PyTorch's SDPA formulas.
+
+    Empty where this torch has neither the kernels nor the formulas (then nothing is fixed and
+    `torch_counter_notes()` says so)."""
+    try:  # not in torch.utils.flop_counter.__all__: guard the import
+        from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+    except ImportError:
+        return {}
+    aten = torch.ops.aten
+    fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+    def forward_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    def backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args,
+                       out_shape=None, **kwargs):
+        return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+    mapping = {}
+    if fwd is not None:
+        mapping[fwd] = forward_flops
+    if bwd is not None:
+        mapping[bwd] = backward_flops
+    return mapping
+
+
+def torch_counter_notes() -> list[str]:
+    mapping = cpu_sdpa_mapping()
+    if len(mapping) == 2:
+        return ["CPU flash-attention kernels counted with torch's SDPA formulas (full square)"]
+    return ["this torch lacks the CPU SDPA kernels or formulas: flash attention may count 0 on CPU"]
+
+
+class Measured(nn.Module):
+    """Root the counter's module tracker at `model`: the tracker names a module's whole subtree
+    when that module is first entered, and `forward_sequence`/`generate` never call the model
+    itself, so without this root the blocks would be named by class ("Block") and merged."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, fn):
+        return fn()
+
+
+_ROOT = "Measured.model."
+
+
+def count_flops_torch(model: nn.Module | None, fn: Callable[[], object]) -> dict:
+    """Run `fn()` under FlopCounterMode. Returns total, per-module (inclusive of submodules,
+    backward included when the forward ran inside `fn`; paths as in `model.named_modules()`)
+    and per-operator counts."""
+    mode = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping())
+    with mode:
+        if model is None:
+            fn()
+        else:
+            Measured(model)(fn)
+    counts = mode.get_flop_counts()
+    by_module = {name[len(_ROOT):]: int(sum(ops.values()))
+                 for name, ops in counts.items() if name.startswith(_ROOT)}
+    by_operator = {getattr(op, "__name__", str(op)): int(n)
+                   for op, n in counts.get("Global", {}).items()}
+    return {"total": int(mode.get_total_flops()), "by_module": by_module,
+            "by_operator": by_operator}
+
+
+def exclusive_module_flops(by_module: dict[str, int]) -> dict[str, int]:
+    """Per-module FLOPs done by the module itself, not by a submodule (the counter's per-module
+    counts include children)."""
+    names = set(by_module)
+
+    def parent(name: str) -> str | None:
+        while "." in name:
+            name = name.rsplit(".", 1)[0]
+            if name in names:
+                return name
+        return None
+
+    own = dict(by_module)
+    for name in by_module:
+        up = parent(name)
+        if up is not None:
+            own[up] -= by_module[name]
+    return own
+
+
+# ---------------------------------------------------------------------------------------------
+# fvcore
+
+# The message torch (2.10+) gives when fvcore.nn's focal-loss module calls torch.jit.script at
+# import ("`torch.jit.script` is deprecated. Please switch to ..."); older torch says nothing.
+FVCORE_IMPORT_WARNING = r"`?torch\.jit\.script`? is deprecated"
+
+
+@functools.lru_cache(maxsize=1)
+def _fvcore_analysis_class():
+    """fvcore's FlopCountAnalysis, or None when fvcore is not installed.
+
+    `import fvcore.nn` emits "torch.jit.script is deprecated" DeprecationWarnings from its
+    focal-loss module on recent torch; that message only is filtered, at import only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=FVCORE_IMPORT_WARNING,
+                                category=DeprecationWarning)
+        try:
+            from fvcore.nn import FlopCountAnalysis
+        except ImportError:
+            return None
+    return FlopCountAnalysis
+
+
+def fvcore_available() -> bool:
+    return _fvcore_analysis_class() is not None
+
+
+def _fvcore_sdpa_handle(inputs, outputs) -> int:
+    """Multiply-adds of aten::scaled_dot_product_attention: q @ k^T and att @ v, full square."""
+    from fvcore.nn.jit_handles import get_shape
+
+    q, k, v = (get_shape(x) for x in inputs[:3])
+    batch_heads = 1
+    for n in q[:-2]:
+        batch_heads *= n
+    tq, hd, s, hdv = q[-2], q[-1], k[-2], v[-1]
+    return batch_heads * tq * s * (hd + hdv)
+
+
+class _LogitsOnly(nn.Module):
+    """Wraps a language model so a trace sees `forward_sequence(idx)` and returns the logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx):
+        return self.model.forward_sequence(idx)[0]
+
+
+def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
+    """fvcore's forward count of `model(*inputs)`, converted to 2 FLOPs per multiply-add.
+
+    Returns None when fvcore is absent, else total (matmul ops only), elementwise (fvcore's
+    other handled ops, e.g. layer_norm), per operator, per module and unsupported operators.
+    """
+    cls = _fvcore_analysis_class()
+    if cls is None:
+        return None
+    analysis = cls(model, inputs)
+    analysis.set_op_handle("aten::scaled_dot_product_attention", _fvcore_sdpa_handle)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    fvcore_log = logging.getLogger("fvcore")
+    level = fvcore_log.level
+    fvcore_log.setLevel(logging.ERROR)  # tracing notes go to logging; we return them instead
+    try:
+        by_op = {op: 2 * int(n) for op, n in analysis.by_operator().items()}
+        by_module = {m: 2 * int(n) for m, n in analysis.by_module().items()}
+        unsupported = dict(sorted(analysis.unsupported_ops().items()))
+    finally:
+        fvcore_log.setLevel(level)
+    matmul = sum(n for op, n in by_op.items() if op in FVCORE_MATMUL_OPS)
+    return {
+        "total": matmul,
+        "elementwise": sum(n for op, n in by_op.items() if op not in FVCORE_MATMUL_OPS),
+        "by_operator": by_op,
+        "by_module": by_module,
+        "unsupported": unsupported,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One measurement of one quantity of one model
+
+
+def _ids(vocab: int, *shape: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, vocab, shape, generator=gen)
+
+
+def _loss(model, idx):
+    logits, _ = model.forward_sequence(idx)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))
+
+
+def _run_forward(model, sizes, kv_cache):
+    idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
+
+    @torch.no_grad()
+    def forward():
+        model.forward_sequence(idx)
+
+    return forward
+
+
+def _run_backward(model, sizes, kv_cache):
+    # the forward runs before the counter starts: only loss.backward() is counted (its module
+    # attribution is then absent, which is as well: the tracker's backward attribution is
+    # unreliable for modules reused across time steps)
+    return _loss(model, _ids(model.vocab_size, sizes["B"], sizes["T"])).backward
+
+
+def _run_train(model, sizes, kv_cache):
+    idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        _loss(model, idx).backward()
+        opt.step()
+
+    return step
+
+
+def _run_generate(model, sizes, kv_cache):
+    prompt = _ids(model.vocab_size, sizes["B"], sizes["P"])
+    kw = {"use_cache": True} if kv_cache else {}
+    return lambda: model.generate(prompt, sizes["N"], greedy=True, **kw)
+
+
+RUNNERS = {"forward": _run_forward, "backward": _run_backward, "train": _run_train,
+           "generate": _run_generate}
+REQUIRED_SIZES = {"forward": ("B", "T"), "backward": ("B", "T"), "train": ("B", "T"),
+                  "generate": ("B", "P", "N"), "params": ()}
+
+
+def check_request(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False) -> None:
+    """ValueError for a quantity or sizes the model cannot run."""
+    if quantity not in QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose from {', '.join(QUANTITIES)}")
+    for key in REQUIRED_SIZES[quantity]:
+        value = sizes.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{quantity} needs a positive integer {key}, got {value!r}")
+    if quantity in ("forward", "backward", "train"):
+        cfg.check_seq_len(sizes["T"])
+    if kv_cache and (cfg.recurrent or quantity != "generate"):
+        raise ValueError("a KV cache applies only to the transformer's generate")
+
+
+def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
+                  fvcore: bool = True, model: nn.Module | None = None) -> dict:
+    """Measured count of `quantity` for the model `cfg` describes (or `model`, built from it).
+
+    sizes: B, T for forward/backward/train; B, P, N for generate. Returns
+    {"torch": int, "torch_by_module": {...}, "fvcore": int | None, "fvcore_elementwise",
+    "fvcore_unsupported"} ("params" returns the parameter count under "torch").
+    """
+    check_request(cfg, quantity, sizes, kv_cache)
+    if model is None:
+        model = build_model(cfg)
+    out = {"torch": None, "torch_by_module": {}, "fvcore": None, "fvcore_elementwise": None,
+           "fvcore_unsupported": None}
+    if quantity == "params":
+        out["torch"] = count_parameters(model)
+        return out
+    model.train(quantity in ("backward", "train"))
+    measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
+    out["torch"] = measured["total"]
+    out["torch_by_module"] = measured["by_module"]
+    if fvcore and quantity == "forward":
+        idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
+        counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
+        if counted is not None:
+            out["fvcore"] = counted["total"]
+            out["fvcore_elementwise"] = counted["elementwise"]
+            out["fvcore_unsupported"] = counted["unsupported"]
+    return out
+
+
+def module_flops(by_module: dict[str, int], pattern: str) -> int:
+    """Sum of exclusive FLOPs of the modules whose path (root name stripped) matches `pattern`."""
+    own = exclusive_module_flops(by_module)
+    regex = re.compile(pattern)
+    return sum(n for name, n in own.items() if regex.search(name))
