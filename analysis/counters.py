@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
@@ -185,8 +186,10 @@ class _LogitsOnly(nn.Module):
 def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
     """fvcore's forward count of `model(*inputs)`, converted to 2 FLOPs per multiply-add.
 
-    Returns None when fvcore is absent, else total (matmul ops only), elementwise (fvcore's
-    other handled ops, e.g. layer_norm), per operator, per module and unsupported operators.
+    Returns None when fvcore is absent, else "total" (its matmul operators, FVCORE_MATMUL_OPS,
+    times 2), "elementwise" (its other handled operators, e.g. layer_norm at 5 per element, in
+    fvcore's own units: no multiply-adds there to double), per-operator and per-module counts in
+    fvcore's units, and the unsupported operators with their call counts.
     """
     cls = _fvcore_analysis_class()
     if cls is None:
@@ -199,17 +202,16 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
     level = fvcore_log.level
     fvcore_log.setLevel(logging.ERROR)  # tracing notes go to logging; we return them instead
     try:
-        by_op = {op: 2 * int(n) for op, n in analysis.by_operator().items()}
-        by_module = {m: 2 * int(n) for m, n in analysis.by_module().items()}
+        by_op = {op: int(n) for op, n in analysis.by_operator().items()}
+        by_module = {m: int(n) for m, n in analysis.by_module().items()}
         unsupported = dict(sorted(analysis.unsupported_ops().items()))
     finally:
         fvcore_log.setLevel(level)
-    matmul = sum(n for op, n in by_op.items() if op in FVCORE_MATMUL_OPS)
     return {
-        "total": matmul,
+        "total": FLOPS_PER_MULTIPLY_ADD * sum(n for op, n in by_op.items() if op in FVCORE_MATMUL_OPS),
         "elementwise": sum(n for op, n in by_op.items() if op not in FVCORE_MATMUL_OPS),
-        "by_operator": by_op,
-        "by_module": by_module,
+        "by_operator_fvcore_units": by_op,
+        "by_module_fvcore_units": by_module,
         "unsupported": unsupported,
     }
 

@@ -48,10 +48,10 @@ class GridPoint:
     """One model and the sizes its quantities are measured at."""
 
     cfg: ModelConfig
-    B: int
-    T: int
-    P: int
-    N: int
+    B: int = 1
+    T: int = 1
+    P: int = 1
+    N: int = 1
     quantities: tuple = ("params", "forward", "backward", "train", "generate")
     kv_cache: tuple = field(default=(False,))
 
@@ -149,20 +149,29 @@ def _ratio(measured, predicted):
 
 
 def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
-                  attention_count: str = "full", fvcore: bool = True, model=None) -> dict:
-    """Predicted and measured counts of one quantity at one grid point, as a flat row."""
+                  attention_count: str = "full", fvcore: bool = True, model=None,
+                  measure: bool = True) -> dict:
+    """Predicted and measured counts of one quantity at one grid point, as a flat row
+    (measure=False: the prediction alone, measured columns None)."""
     cfg, sizes = point.cfg, point.sizes()
+    counters.check_request(cfg, quantity, sizes, kv_cache)
     terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count)
-    measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache, fvcore=fvcore,
-                                      model=model)
+    if measure:
+        measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
+                                          fvcore=fvcore, model=model)
+    else:
+        measured = dict.fromkeys(("torch", "fvcore", "fvcore_elementwise", "fvcore_unsupported"))
+        measured["torch_by_module"] = {}
     predicted = values.pop("total")
     by_term = {}
-    if quantity in ("forward", "generate"):
+    if measure and quantity in ("forward", "generate"):
         by_term = measured_terms(cfg, list(values), measured["torch_by_module"])
     predicted_by_group = {g: sum(values[t] for t in g.split("+")) for g in by_term}
     problems = []
     comparable = attention_count == "full" or cfg.recurrent or quantity == "params"
-    if comparable:
+    if not measure:
+        verdict = "not measured"
+    elif comparable:
         if measured["torch"] != predicted:
             problems.append(f"torch {measured['torch']} != {predicted}")
         if measured["fvcore"] is not None and measured["fvcore"] != predicted:

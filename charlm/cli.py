@@ -14,6 +14,7 @@ import sys
 COMMANDS = [
     "charlm.commands.train",
     "charlm.commands.generate",
+    "charlm.commands.flops",
 ]
 
 

@@ -1,0 +1,141 @@
+"""FLOPs of a model, predicted and measured, for a notebook or the CLI.
+
+    from analysis.flops_api import flops
+    flops(model, "forward", batch=32, seq_len=100)          # a model instance
+    flops(ModelConfig("gru", 65), "train", seq_len=20)      # or a config
+    flops(cfg, "generate", prompt_len=10, new_tokens=50, kv_cache=True)
+
+`flops` returns a DataFrame: one row per formula term (tier "matmul", the primary count, beside
+the measured FLOPs of the modules doing it), a "total" row with both counters and the verdict,
+and, for the forward pass, the elementwise tier's rows (tier "elementwise", predicted only:
+the counters count no elementwise work). `flops_report` returns the same as a JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+from torch import nn
+
+from analysis.env import environment
+from analysis.formulas import cost_model
+from analysis.reconcile import GridPoint, reconcile_row
+from charlm.models.gru import GRULM
+from charlm.models.registry import ModelConfig
+from charlm.models.rnn import MultiLayerRNN, SimpleRNN
+from charlm.models.transformer import Transformer
+
+DEFAULT_RECURRENT_SEQ_LEN = 20  # the homework's training sequence length
+
+
+def _recurrent_config(name):
+    def make(model) -> ModelConfig:
+        emb = model.embedding
+        return ModelConfig(name, emb.num_embeddings, embed=emb.embedding_dim,
+                           hidden=model.hidden_size, layers=getattr(model, "num_layers", 1))
+    return make
+
+
+def _transformer_config(model) -> ModelConfig:
+    c = model.config
+    return ModelConfig("transformer", c.vocab_size, hidden=c.n_embd, layers=c.n_layer,
+                       heads=c.n_head, block_size=c.block_size,
+                       attention="flash" if c.flash else "manual")
+
+
+# model class -> ModelConfig reader (the registry's inverse)
+CONFIG_READERS = {
+    SimpleRNN: _recurrent_config("rnn"),
+    MultiLayerRNN: _recurrent_config("mlrnn"),
+    GRULM: _recurrent_config("gru"),
+    Transformer: _transformer_config,
+}
+
+
+def config_from_model(model: nn.Module) -> ModelConfig:
+    reader = CONFIG_READERS.get(type(model))
+    if reader is None:
+        raise ValueError(f"no cost model for {type(model).__name__}; "
+                         f"known: {', '.join(c.__name__ for c in CONFIG_READERS)}")
+    return reader(model)
+
+
+def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, batch: int = 1,
+                 seq_len: int | None = None, prompt_len: int = 1, new_tokens: int = 1,
+                 kv_cache: bool = False, attention_count: str = "full", measure: bool = True,
+                 fvcore: bool = True) -> dict:
+    """Predicted and (unless measure=False) measured FLOPs of one quantity, as a dict:
+    predicted, formula, terms, measured {counter: int|None}, ratio, measured_terms, verdict,
+    elementwise (forward), convention, sizes, config, environment."""
+    if isinstance(target, ModelConfig):
+        cfg, model = target, None
+    elif isinstance(target, nn.Module):
+        cfg = config_from_model(target)
+        # backward and train change gradients and weights: measure a copy
+        model = copy.deepcopy(target) if quantity in ("backward", "train") else target
+    else:
+        raise ValueError(f"expected a model or a ModelConfig, got {type(target).__name__}")
+    if seq_len is None:
+        seq_len = cfg.block_size if not cfg.recurrent else DEFAULT_RECURRENT_SEQ_LEN
+    point = GridPoint(cfg, B=batch, T=seq_len, P=prompt_len, N=new_tokens)
+    row = reconcile_row(point, quantity, kv_cache, attention_count, fvcore=fvcore, model=model,
+                        measure=measure)
+    report = {
+        "model": cfg.model,
+        "quantity": row["quantity"],
+        "predicted": row["predicted"],
+        "formula": row["formula"],
+        "terms": json.loads(row["terms_predicted"]),
+        "measured": {"torch": row["measured_torch"], "fvcore": row["measured_fvcore"]},
+        "ratio": {"torch": row["ratio_torch"], "fvcore": row["ratio_fvcore"]},
+        "measured_terms": json.loads(row["terms_measured"]),
+        "verdict": row["verdict"],
+        "convention": row["convention"],
+        "attention_count": attention_count,
+        "sizes": {k: v for k, v in point.sizes().items() if v is not None},
+        "config": cfg.to_dict(),
+        "environment": environment("cpu"),
+    }
+    if quantity == "forward":
+        tier = cost_model(cfg.model).elementwise()
+        report["elementwise"] = tier.evaluate(
+            {k: v for k, v in point.sizes().items() if k in tier.free_symbols()})
+        report["elementwise_convention"] = tier.convention
+    if row["fvcore_unsupported"] is not None:
+        report["fvcore_unsupported"] = json.loads(row["fvcore_unsupported"])
+    return report
+
+
+def report_frame(report: dict) -> pd.DataFrame:
+    """One row per term (matmul tier, then elementwise tier), and a total row."""
+    measured_terms = report["measured_terms"]
+    group_of = {t: g for g in measured_terms for t in g.split("+")}
+    rows = []
+    for term, value in report["terms"].items():
+        group = group_of.get(term)
+        rows.append({"tier": "matmul", "term": term, "predicted": value,
+                     "measured_torch": measured_terms[group] if group == term else None,
+                     "measured_group": None if group in (None, term) else
+                     f"{group}={measured_terms[group]}"})
+    rows.append({"tier": "matmul", "term": "total", "predicted": report["predicted"],
+                 "measured_torch": report["measured"]["torch"],
+                 "measured_fvcore": report["measured"]["fvcore"],
+                 "ratio_torch": report["ratio"]["torch"], "verdict": report["verdict"]})
+    for term, value in report.get("elementwise", {}).items():
+        rows.append({"tier": "elementwise", "term": term, "predicted": value})
+    frame = pd.DataFrame(rows)
+    for column in ("predicted", "measured_torch", "measured_fvcore"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    frame["quantity"] = report["quantity"]
+    frame["model"] = report["model"]
+    frame["convention"] = [report["elementwise_convention"] if t == "elementwise"
+                           else report["convention"] for t in frame["tier"]]
+    return frame
+
+
+def flops(target: nn.Module | ModelConfig, quantity: str = "forward", **kw) -> pd.DataFrame:
+    """`flops_report` as a DataFrame (see the module docstring)."""
+    return report_frame(flops_report(target, quantity, **kw))
