@@ -314,3 +314,43 @@ def _backward_only(model, sizes, kv_cache):
     logits, _ = model.forward_sequence(idx)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))
     return loss.backward
+
+
+def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
+                 prompt_len: int = 1, new_tokens: int = 1, kv_cache: bool = False) -> dict:
+    """Predicted (analysis.depth_formulas) beside measured (traced) depth and launches of one
+    model and quantity, with the environment the measurement ran in."""
+    from analysis.depth_formulas import CONVENTION, depth_model
+    from analysis.env import environment
+
+    if seq_len is None:
+        seq_len = cfg.block_size if cfg.block_size is not None else 20
+    sizes = {"B": batch, "T": seq_len, "P": prompt_len, "N": new_tokens, "L": cfg.layers}
+    if quantity == "generate":
+        sizes.pop("T")
+    else:
+        sizes.pop("P"), sizes.pop("N")
+    measured = measure_depth(cfg, quantity, sizes, kv_cache=kv_cache)
+    prediction = depth_model(cfg.model).quantity(quantity, kv_cache=kv_cache)
+    predicted = prediction.evaluate(sizes)
+    exact = (predicted["depth"], predicted["launches"]) == (
+        measured.matmul_depth, measured.matmul_launches)
+    return {
+        "model": cfg.model,
+        "attention": cfg.attention,
+        "quantity": quantity,
+        "kv_cache": kv_cache,
+        "sizes": sizes,
+        "predicted": predicted["depth"],
+        "measured": measured.matmul_depth,
+        "predicted_launches": predicted["launches"],
+        "matmul_launches": measured.matmul_launches,
+        "op_depth": measured.op_depth,
+        "ops": measured.ops,
+        "formula": str(prediction.depth).replace("**", "^"),
+        "launches_formula": str(prediction.launches).replace("**", "^"),
+        "verdict": "exact" if exact else "mismatch",
+        "critical_path": " ".join(measured.critical_path),
+        "convention": CONVENTION,
+        "environment": environment("cpu"),
+    }

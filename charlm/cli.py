@@ -15,6 +15,8 @@ COMMANDS = [
     "charlm.commands.train",
     "charlm.commands.generate",
     "charlm.commands.flops",
+    "charlm.commands.depth",
+    "charlm.commands.check_answers",
 ]
 
 

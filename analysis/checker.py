@@ -1,0 +1,406 @@
+"""Check cost answers (the homework's own or a student's) against derivation and measurement.
+
+For every answered question (`analysis.questions`):
+
+1. The answer string is parsed safely (`analysis.expr_parser`) into a sympy expression A; the
+   question's stated assumptions (B = 1, E = D, P = 1 and N = T for "generate T tokens", L = 1
+   for a per-layer part) are substituted into it and into the derived expression X.
+2. X comes from the toolkit's own models: FLOPs from `analysis.formulas` (matmul FLOPs, 2 per
+   multiply-add, full attention square, head=False), sequential matmuls from
+   `analysis.depth_formulas` (critical-path matmul depth, head=False).
+3. X is checked against measurement on a grid of sizes (`analysis.counters` FLOP counts with
+   the head's module removed, `analysis.depth` traced depth with the head weighing 0). A
+   disagreement there is a toolkit bug and raises `DerivationMismatch`, never a verdict.
+4. Verdict, from the comparison of A with X only:
+   - ``correct`` when expand(X - A) == 0;
+   - ``correct`` (with a note of the exact difference) when the question lets answers ignore
+     small calculations (`lower_order_ok`, the homework says so for all its questions) and
+     every monomial of X - A is *strictly dominated* by a leading monomial of X. A monomial m
+     is dominated by m' when every symbol's exponent in m' is >= its exponent in m and m' != m,
+     so m/m' -> 0 as all sizes grow; the leading monomials of X are those no other monomial
+     of X dominates. Then A keeps exactly X's leading terms with their coefficients and
+     A/X -> 1 as all sizes grow (e.g. `12TLD^2` for 12TLD^2 - 2LD^2; not `6L` for 6LT);
+   - ``incorrect`` otherwise, with a counterexample row: the smallest grid point where A != X,
+     with the answered, derived and measured values.
+   The reasoning names the exact difference, whether the answer holds when a size is 1, and
+   whether it equals another derived quantity of the same model (e.g. the backward pass
+   instead of forward + backward), all computed, never looked up.
+
+Rows have the schema ROW_FIELDS: id, question, answer, verdict, derived, counterexample,
+reasoning (plus section, measured_points). Other question families register their own checks:
+
+    register_check(ExtraCheck(prefix="gru.", check=fn, questions=list_fn))
+
+`fn(qid, answer_text) -> dict` returns one row with the ROW_FIELDS keys (verdict
+"correct"/"incorrect"), raising ValueError for an unusable answer; `list_fn() -> list[dict]`
+gives {id, question, symbols} for `charlm check-answers --list`. An answer id is routed to
+the registered check with the longest matching prefix when it is not one of the homework
+questions here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+import sympy as sp
+import torch
+
+from analysis.expr_parser import SYMBOL_MEANING, parse_answer
+from analysis.formulas import SYMBOLS, cost_model
+from analysis.questions import Question, assumed, load_answers, load_questions
+
+ROW_FIELDS = ("id", "question", "answer", "verdict", "derived", "counterexample", "reasoning")
+GRID = {"T": (2, 5), "D": (4, 8), "L": (1, 2, 3), "H": (1, 2), "V": (5,)}
+QUICK_GRID = {"T": (2, 3), "D": (4,), "L": (1, 2), "H": (1, 2), "V": (5,)}
+DEFAULTS = {"T": 3, "D": 4, "L": 2, "H": 2, "V": 5}  # sizes a question's expression lacks
+ANSWER_SYMBOLS = ("T", "D", "L", "H", "V")
+
+
+class DerivationMismatch(RuntimeError):
+    """The derived expression disagrees with the measurement: a bug in the toolkit."""
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class ExtraCheck:
+    prefix: str
+    check: Callable[[str, str], dict]
+    questions: Callable[[], list[dict]]
+
+
+EXTRA_CHECKS: dict[str, ExtraCheck] = {}
+
+
+def register_check(extra: ExtraCheck) -> None:
+    EXTRA_CHECKS[extra.prefix] = extra
+
+
+def _extra_for(qid: str) -> ExtraCheck | None:
+    matches = [p for p in EXTRA_CHECKS if qid.startswith(p)]
+    return EXTRA_CHECKS[max(matches, key=len)] if matches else None
+
+
+# ------------------------------------------------------------------------------ derivation
+
+
+def _derive_flops(q: Question, phase: str | None = None, **kw) -> sp.Expr:
+    terms = cost_model(q.model).quantity(phase or q.phase, head=False, **kw).terms
+    names = q.terms or tuple(terms)
+    expr = sp.Add(*(terms[n] for n in names))
+    return expr / SYMBOLS["H"] if q.per_head else expr
+
+
+def _derive_depth(q: Question, phase: str | None = None, **kw) -> sp.Expr:
+    from analysis.depth_formulas import depth_model
+
+    return depth_model(q.model).quantity(phase or q.phase, head=False, **kw).depth
+
+
+def _derive_sublayer(q: Question, phase=None, **kw) -> sp.Expr:
+    from analysis.depth_formulas import depth_model
+
+    return sp.Integer(depth_model(q.model).sublayer(q.sublayer))
+
+
+DERIVATIONS = {"flops": _derive_flops, "depth": _derive_depth, "sublayer_depth": _derive_sublayer}
+
+
+def derived_expression(q: Question) -> sp.Expr:
+    """The exact expression the toolkit derives for `q`, under its stated assumptions."""
+    return sp.piecewise_fold(assumed(DERIVATIONS[q.kind](q), q))
+
+
+# ------------------------------------------------------------------------------ measurement
+
+
+def _full_sizes(q: Question, point: dict) -> dict:
+    """Every size a measurement needs: the grid point, then the question's substitutions."""
+    base = {k: v for k, v in DEFAULTS.items()}
+    base.update(point)
+    subs = {SYMBOLS[k]: v for k, v in base.items()}
+    sizes = dict(base)
+    for name, expr in q.substitute.items():
+        sizes[name] = int(expr.xreplace(subs))
+    if q.model == "transformer" and sizes["D"] % sizes["H"]:
+        raise ValueError(f"grid point {point}: D must be divisible by H")
+    return sizes
+
+
+def _config(q: Question, sizes: dict, attention: str):
+    from charlm.models.registry import ModelConfig
+
+    if q.model == "transformer":
+        block = max(sizes.get("C", 0), sizes["T"], sizes.get("P", 1) + sizes.get("N", 0))
+        return ModelConfig("transformer", sizes["V"], hidden=sizes["D"], layers=sizes["L"],
+                           heads=sizes["H"], block_size=block, attention=attention)
+    return ModelConfig(q.model, sizes["V"], embed=sizes.get("E", sizes["D"]), hidden=sizes["D"],
+                       layers=sizes["L"])
+
+
+@lru_cache(maxsize=512)
+def _flop_counts(cfg, phase: str, sizes: tuple) -> tuple:
+    from analysis.counters import measure_flops
+
+    m = measure_flops(cfg, phase, dict(sizes), fvcore=False)
+    return m["torch"], tuple(sorted(m["torch_by_module"].items()))
+
+
+def _measured_flops_phase(q: Question, cfg, phase: str, sizes: dict) -> int:
+    keys = ("B", "P", "N") if phase == "generate" else ("B", "T")
+    total, by_module = _flop_counts(cfg, phase, tuple((k, sizes[k]) for k in keys))
+    by_module = dict(by_module)
+    value = 0
+    for path, sign in q.measure.items():
+        value += sign * (total if path == "total" else by_module.get(path, 0))
+    return value
+
+
+def _measure_flops(q: Question, sizes: dict) -> int:
+    # The homework's manual kernel: its backward is the matmul algebra the questions count.
+    cfg = _config(q, sizes, attention="manual")
+    if q.phase == "backward":  # backward = (forward + backward + step) - forward
+        value = (_measured_flops_phase(q, cfg, "train", sizes)
+                 - _measured_flops_phase(q, cfg, "forward", sizes))
+    else:
+        value = _measured_flops_phase(q, cfg, q.phase, sizes)
+    if q.per_head:
+        value, rest = divmod(value, sizes["H"])
+        assert rest == 0
+    return value
+
+
+@lru_cache(maxsize=512)
+def _depth(cfg, phase: str, sizes: tuple) -> int:
+    from analysis.depth import measure_depth
+
+    return measure_depth(cfg, phase, dict(sizes), head=False).matmul_depth
+
+
+def _measure_depth(q: Question, sizes: dict) -> int:
+    cfg = _config(q, sizes, attention="flash")
+    keys = ("B", "P", "N") if q.phase == "generate" else ("B", "T")
+    return _depth(cfg, q.phase, tuple((k, sizes[k]) for k in keys))
+
+
+def _measure_sublayer(q: Question, sizes: dict) -> int:
+    from analysis.depth import trace
+    from charlm.models.transformer import Block, TransformerConfig
+
+    torch.manual_seed(0)
+    block = Block(TransformerConfig(vocab_size=sizes["V"], n_embd=sizes["D"],
+                                    block_size=sizes["T"], n_layer=1, n_head=sizes["H"]))
+    x = torch.randn(sizes["B"], sizes["T"], sizes["D"])
+    module = {"attention": block.attn, "mlp": block.mlp}[q.sublayer]
+    with torch.no_grad():
+        return trace(lambda: module(x)).matmul_depth
+
+
+MEASUREMENTS = {"flops": _measure_flops, "depth": _measure_depth,
+                "sublayer_depth": _measure_sublayer}
+
+
+def _measured_expression(q: Question, derived: sp.Expr) -> sp.Expr:
+    """What the measurement corresponds to: the derived terms the measured modules cover."""
+    if q.kind != "flops" or not q.measured_terms:
+        return derived
+    widened = Question(**{**q.__dict__, "terms": q.measured_terms})
+    return derived_expression(widened)
+
+
+# ------------------------------------------------------------------------------ comparison
+
+
+def _monomials(expr: sp.Expr) -> list[tuple[sp.Expr, dict]]:
+    """[(term, {symbol name: exponent})] of an expanded expression."""
+    out = []
+    for term in sp.Add.make_args(sp.expand(expr)):
+        if term == 0:
+            continue
+        _, mono = term.as_coeff_Mul()
+        powers = {s.name: int(e) for s, e in mono.as_powers_dict().items() if s.is_Symbol}
+        out.append((term, powers))
+    return out
+
+
+def _dominates(big: dict, small: dict) -> bool:
+    names = set(big) | set(small)
+    return big != small and all(big.get(n, 0) >= small.get(n, 0) for n in names)
+
+
+def leading_part(expr: sp.Expr) -> sp.Expr:
+    monos = _monomials(expr)
+    keep = [t for t, p in monos if not any(_dominates(p2, p) for _, p2 in monos)]
+    return sp.Add(*keep)
+
+
+def compare(answer: sp.Expr, derived: sp.Expr, lower_order_ok: bool) -> tuple[str, sp.Expr]:
+    """('exact' | 'lower_order' | 'different', derived - answer)."""
+    diff = sp.expand(derived - answer)
+    if diff == 0:
+        return "exact", diff
+    if lower_order_ok:
+        lead = [p for _, p in _monomials(leading_part(derived))]
+        if all(any(_dominates(big, p) for big in lead) for _, p in _monomials(diff)):
+            return "lower_order", diff
+    return "different", diff
+
+
+def _show(expr) -> str:
+    return str(sp.expand(expr)).replace("**", "^") if isinstance(expr, sp.Basic) else str(expr)
+
+
+def _grid(symbols: set[str], grid: dict) -> list[dict]:
+    names = sorted(symbols & set(grid))
+    points = [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+    return sorted(points, key=lambda p: (sum(p.values()), sorted(p.items())))
+
+
+def _value(expr: sp.Expr, point: dict) -> sp.Rational:
+    return sp.nsimplify(expr.xreplace({SYMBOLS[k]: v for k, v in point.items()}))
+
+
+def _number(x) -> int | float:
+    x = sp.Rational(x)
+    return int(x) if x.q == 1 else float(x)
+
+
+def _alternatives(q: Question, answer: sp.Expr) -> list[str]:
+    """Other derived quantities of the same model the answer matches (computed)."""
+    found = []
+    if q.kind not in ("flops", "depth"):
+        return found
+    variants = [(p, {}) for p in ("forward", "backward", "train", "generate")]
+    if q.kind == "flops" and q.model == "transformer":
+        variants.append(("generate", {"kv_cache": True}))
+    for phase, kw in variants:
+        if phase == q.phase and not kw:
+            continue
+        try:
+            other = sp.piecewise_fold(assumed(DERIVATIONS[q.kind](q, phase, **kw), q))
+        except (ValueError, TypeError):
+            continue
+        how, _ = compare(answer, other, q.lower_order_ok)
+        if how != "different":
+            label = phase + (" with a KV cache" if kw else "")
+            found.append(f"the answer is the derived {label} count "
+                         f"({_show(other)}{'' if how == 'exact' else ', to leading order'})")
+    return found
+
+
+def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
+    answer = assumed(parse_answer(answer_text, q.id), q)
+    derived = derived_expression(q)
+    measured_expr = _measured_expression(q, derived)
+    how, diff = compare(answer, derived, q.lower_order_ok)
+    free = {s.name for s in (derived.free_symbols | answer.free_symbols)}
+    points = _grid(free, grid)
+    rows = []
+    for point in points:
+        sizes = _full_sizes(q, point)
+        measured = MEASUREMENTS[q.kind](q, sizes)
+        expected = _value(measured_expr, point)
+        if measured != expected:
+            raise DerivationMismatch(
+                f"{q.id}: derived {_show(measured_expr)} = {expected} but measured {measured} "
+                f"at {point}")
+        rows.append((point, _value(answer, point), _value(derived, point), measured))
+    verdict = "correct" if how != "different" else "incorrect"
+    measured_what = ("" if measured_expr == derived
+                     else f" (the measurement covers {', '.join(q.measured_terms)} together)")
+    reasoning = []
+    if how == "exact":
+        reasoning.append("equals the derived expression exactly under the stated assumptions")
+    elif how == "lower_order":
+        reasoning.append(
+            f"differs from the derived expression only by lower-order terms (derived - answer "
+            f"= {_show(diff)}), which the homework lets answers ignore; answer/derived -> 1 "
+            "as the sizes grow")
+    else:
+        lead_a, lead_x = leading_part(answer), leading_part(derived)
+        reasoning.append(f"derived - answer = {_show(diff)}")
+        if sp.expand(lead_a - lead_x) != 0:
+            reasoning.append(f"leading order differs: answer {_show(lead_a)} vs derived "
+                             f"{_show(lead_x)}")
+        holds = [s for s in sorted(diff.free_symbols, key=lambda s: s.name)
+                 if sp.expand(diff.xreplace({s: 1})) == 0]
+        if holds:
+            reasoning.append("holds only when " + " or ".join(f"{s.name} = 1" for s in holds))
+        reasoning += _alternatives(q, answer)
+    reasoning.append(f"derived agrees with measurement on {len(rows)} grid "
+                     f"point{'s' if len(rows) != 1 else ''}{measured_what}")
+    if q.note:
+        reasoning.append(q.note.rstrip("."))
+    counterexample = None
+    if verdict == "incorrect":
+        bad = next((r for r in rows if r[1] != r[2]), None)
+        if bad is None:  # the difference vanishes on the grid: search further, symbolically
+            names = sorted(free)
+            for combo in itertools.product(range(1, 10), repeat=len(names)):
+                point = dict(zip(names, combo))
+                if _value(answer, point) != _value(derived, point):
+                    bad = (point, _value(answer, point), _value(derived, point), None)
+                    break
+        point, a, x, m = bad
+        counterexample = {"sizes": {**point}, "answered": _number(a), "derived": _number(x),
+                          "measured": m}
+    return {
+        "id": q.id,
+        "question": q.question,
+        "answer": answer_text,
+        "verdict": verdict,
+        "derived": _show(derived),
+        "counterexample": counterexample,
+        "reasoning": "; ".join(reasoning) + ".",
+        "section": q.section,
+        "measured_points": len(rows),
+    }
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def check_answers(answers: dict[str, str], grid: dict = GRID,
+                  questions: dict[str, Question] | None = None) -> pd.DataFrame:
+    """One row per answer (ROW_FIELDS first). ValueError for an unknown id or an answer that
+    cannot be parsed (naming the id and the position)."""
+    questions = questions if questions is not None else load_questions()
+    rows = []
+    for qid, text in answers.items():
+        if qid in questions:
+            rows.append(check_question(questions[qid], text, grid))
+        elif (extra := _extra_for(qid)) is not None:
+            row = extra.check(qid, text)
+            missing = set(ROW_FIELDS) - set(row)
+            if missing:
+                raise TypeError(f"check for {extra.prefix!r} returned a row without {missing}")
+            rows.append(row)
+        else:
+            raise ValueError(f"unknown question id {qid!r}; `charlm check-answers --list` "
+                             "shows the ids")
+    frame = pd.DataFrame(rows)
+    return frame[list(ROW_FIELDS) + [c for c in frame.columns if c not in ROW_FIELDS]]
+
+
+def check_file(path, grid: dict = GRID) -> pd.DataFrame:
+    return check_answers(load_answers(path), grid)
+
+
+def list_questions() -> pd.DataFrame:
+    """Every checkable id with its question and the symbols an answer may use."""
+    symbols = ", ".join(f"{k} ({v})" for k, v in SYMBOL_MEANING.items())
+    rows = [{"id": q.id, "question": q.question, "assumptions": "; ".join(q.assumptions),
+             "symbols": symbols} for q in load_questions().values()]
+    for extra in EXTRA_CHECKS.values():
+        rows += extra.questions()
+    return pd.DataFrame(rows)
+
+
+__all__ = ["ANSWER_SYMBOLS", "DerivationMismatch", "ExtraCheck", "GRID", "QUICK_GRID",
+           "ROW_FIELDS", "check_answers", "check_file", "check_question", "compare",
+           "derived_expression", "leading_part", "list_questions", "register_check"]
