@@ -1,0 +1,201 @@
+"""The answer checker: verdicts from symbolic comparison, confirmed against measurement."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import sympy as sp
+
+from analysis import checker
+from analysis.checker import (
+    DerivationMismatch,
+    ExtraCheck,
+    check_answers,
+    check_question,
+    compare,
+    leading_part,
+)
+from analysis.formulas import D, L, T
+from analysis.questions import HOMEWORK_ANSWERS, load_answers, load_questions
+from charlm.cli import main
+
+TINY = {"T": (2, 3), "D": (4,), "L": (1, 2), "H": (2,), "V": (5,)}
+REQUIRED_IDS = {
+    "rnn.generate.flops", "rnn.train.flops", "rnn.generate.sequential_matmuls",
+    "rnn.train.sequential_matmuls", "transformer.layer.mlp.flops", "transformer.layer.qkv.flops",
+    "transformer.layer.scores.flops", "transformer.layer.values.flops",
+    "transformer.layer.out_proj.flops", "transformer.layer.attention.flops",
+    "transformer.generate.flops", "transformer.forward.flops", "transformer.backward.flops",
+    "transformer.layer.sequential_matmuls", "transformer.forward.sequential_matmuls",
+    "transformer.backward.sequential_matmuls", "transformer.generate.sequential_matmuls",
+}
+
+
+@pytest.fixture(scope="module")
+def questions():
+    return load_questions()
+
+
+def _check(questions, qid, text):
+    return check_question(questions[qid], text, TINY)
+
+
+def test_every_required_question_id_exists_and_the_homework_answers_them(questions):
+    assert REQUIRED_IDS <= set(questions)
+    assert REQUIRED_IDS <= set(load_answers(HOMEWORK_ANSWERS))
+
+
+@pytest.mark.parametrize("text", [
+    "24LTD^2 + 4LT^2D",
+    "24*L*T*D**2 + 4*L*T**2*D",
+    "24 L T D² + 4 L T² D",
+    "4LT²D + 24LTD²",
+    "L(24TD^2 + 4T^2D)",
+    "4LTD(6D + T)",
+])
+def test_equivalent_spellings_of_a_correct_answer_are_correct(questions, text):
+    row = _check(questions, "transformer.forward.flops", text)
+    assert row["verdict"] == "correct" and row["counterexample"] is None
+
+
+def test_incorrect_answer_gets_a_counterexample_that_measurement_confirms(questions):
+    row = _check(questions, "rnn.train.flops", "8TLD^2")
+    assert row["verdict"] == "incorrect"
+    ce = row["counterexample"]
+    s = ce["sizes"]
+    assert ce["answered"] == 8 * s["T"] * s["L"] * s["D"] ** 2
+    assert ce["derived"] == ce["measured"] == 12 * s["T"] * s["L"] * s["D"] ** 2 - 2 * s["L"] * s["D"] ** 2
+    assert "backward" in row["reasoning"]  # it is the backward pass alone
+
+
+def test_exact_answer_with_all_terms_is_correct(questions):
+    assert _check(questions, "rnn.train.flops", "12TLD^2 - 2LD^2")["verdict"] == "correct"
+
+
+def test_answer_dropping_only_lower_order_terms_is_correct_with_a_note(questions):
+    row = _check(questions, "rnn.train.flops", "12TLD^2")
+    assert row["verdict"] == "correct"
+    assert "lower-order" in row["reasoning"] and "2*D^2*L" in row["reasoning"]
+
+
+def test_dropping_lower_order_terms_is_incorrect_when_the_question_forbids_it(questions):
+    strict = replace(questions["rnn.train.flops"], lower_order_ok=False)
+    assert check_question(strict, "12TLD^2", TINY)["verdict"] == "incorrect"
+
+
+def test_depth_answers_follow_the_wavefront(questions):
+    assert _check(questions, "rnn.train.sequential_matmuls", "2(T + L - 1)")["verdict"] == "correct"
+    row = _check(questions, "rnn.train.sequential_matmuls", "2TL")
+    assert row["verdict"] == "incorrect" and "L = 1" in row["reasoning"]
+
+
+def test_generation_depth_counts_one_forward_per_token(questions):
+    assert _check(questions, "transformer.generate.sequential_matmuls", "6LT")["verdict"] == "correct"
+    assert _check(questions, "transformer.generate.sequential_matmuls", "6L")["verdict"] == "incorrect"
+
+
+def test_per_head_answers_use_j(questions):
+    assert _check(questions, "transformer.layer.qkv_per_head.flops", "6JTD")["verdict"] == "correct"
+    assert _check(questions, "transformer.layer.qkv_per_head.flops", "6TD^2")["verdict"] == "incorrect"
+
+
+@pytest.mark.parametrize("answer,derived,expected", [
+    (6 * L, 6 * L * T, "different"),
+    (T * L, T * L + T, "lower_order"),
+    (T * L + T, T * L, "lower_order"),
+    (2 * T * L, 2 * T + 2 * L - 2, "different"),
+    (24 * L * T * D**2, 24 * L * T * D**2 + 4 * L * T**2 * D, "different"),
+    (T**2, T**2, "exact"),
+])
+def test_comparison_rule(answer, derived, expected):
+    assert compare(answer, derived, lower_order_ok=True)[0] == expected
+
+
+def test_leading_part_keeps_undominated_monomials():
+    expr = 12 * D**2 * L * T**2 + 12 * D**2 * L * T + 4 * D * L * T**3 + 2 * D * L * T
+    assert sp.expand(leading_part(expr) - (12 * D**2 * L * T**2 + 4 * D * L * T**3)) == 0
+
+
+def test_a_wrong_derivation_is_caught_by_measurement(questions):
+    """The numeric check is real: measuring with the head kept disagrees with head=False."""
+    broken = replace(questions["transformer.forward.flops"], measure={"total": 1})
+    with pytest.raises(DerivationMismatch):
+        check_question(broken, "24LTD^2 + 4LT^2D", TINY)
+
+
+def test_unparsable_answer_names_id_and_position(questions):
+    with pytest.raises(ValueError, match=r"'rnn.train.flops'.*position 3"):
+        check_answers({"rnn.train.flops": "8T__import__"}, TINY, questions)
+
+
+def test_unknown_id_is_a_value_error(questions):
+    with pytest.raises(ValueError, match="unknown question id"):
+        check_answers({"rnn.sideways.flops": "1"}, TINY, questions)
+
+
+def test_registered_extra_checks_join_the_table(questions, monkeypatch):
+    def fake(qid, text):
+        return {"id": qid, "question": "q", "answer": text, "verdict": "correct",
+                "derived": text, "counterexample": None, "reasoning": "r"}
+
+    monkeypatch.setattr(checker, "EXTRA_CHECKS", {})
+    checker.register_check(ExtraCheck("gru.", fake, lambda: [{"id": "gru.x", "question": "q"}]))
+    frame = check_answers({"gru.x": "1", "transformer.layer.sequential_matmuls": "6"}, TINY,
+                          questions)
+    assert list(frame["id"]) == ["gru.x", "transformer.layer.sequential_matmuls"]
+    assert "gru.x" in set(checker.list_questions()["id"])
+
+
+def test_bare_dotted_and_quoted_keys_read_the_same(tmp_path):
+    quoted = tmp_path / "q.toml"
+    quoted.write_text('"rnn.train.flops" = "12TLD^2"\n"transformer.layer.sequential_matmuls" = 6\n')
+    bare = tmp_path / "b.toml"
+    bare.write_text('rnn.train.flops = "12TLD^2"\ntransformer.layer.sequential_matmuls = 6\n')
+    assert load_answers(quoted) == load_answers(bare) == {
+        "rnn.train.flops": "12TLD^2", "transformer.layer.sequential_matmuls": "6"}
+
+
+@pytest.mark.parametrize("content,match", [
+    ("this is = not toml [", "not valid TOML"),
+    ('"rnn.train.flops" = ["8TLD^2"]', "must be a string"),
+    ("", "no answers"),
+])
+def test_unusable_files_are_value_errors(tmp_path, content, match):
+    path = tmp_path / "a.toml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_answers(path)
+
+
+def _cli(tmp_path, content, *flags):
+    path = tmp_path / "answers.toml"
+    path.write_text(content)
+    return main(["check-answers", str(path), "--grid", "quick", *flags])
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "6"') == 0
+    assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "7"') == 1
+    assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "os.system"') == 2
+    assert _cli(tmp_path, '"no.such.id" = "6"') == 2
+    assert main(["check-answers", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "position 1" in err and "no.such.id" in err
+
+
+def test_cli_json_and_out_files(tmp_path, capsys):
+    out = tmp_path / "res" / "check.csv"
+    code = _cli(tmp_path, 'transformer.layer.sequential_matmuls = "6"\n'
+                          'transformer.forward.sequential_matmuls = "7L"',
+                "--format", "json", "--out", str(out))
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert {"id", "answer", "verdict", "derived", "counterexample"} <= set(rows[0])
+    assert [r["verdict"] for r in rows] == ["correct", "incorrect"]
+    assert out.exists() and out.with_suffix(".md").read_text().count("| `transformer.") == 2
+
+
+def test_cli_list_shows_ids_and_symbols(capsys):
+    assert main(["check-answers", "--list", "--format", "csv"]) == 0
+    text = capsys.readouterr().out
+    assert "rnn.train.sequential_matmuls" in text and "J = D/H" in text
