@@ -430,8 +430,9 @@ def _story(rng: random.Random) -> str:
 def builtin_corpus(seed: int = 0, n_chars: int = BUILTIN_CHARS) -> str:
     """`n_chars` characters of generated children's stories, a function of `seed` alone.
 
-    Stories are separated by a blank line as TinyStories' are by "\\n"; the last is cut at
-    `n_chars`. Python's `random.Random` sequences are stable across versions for these calls.
+    Paragraphs are separated by "\\n\\n" and stories by "\\n", as the homework joins
+    TinyStories; the last story is cut at `n_chars`. Python's `random.Random` sequences are
+    stable across versions for these calls.
     """
     if not isinstance(n_chars, int) or n_chars < 1:
         raise ValueError(f"n_chars must be a positive integer, got {n_chars!r}")

@@ -5,7 +5,7 @@ Writes under results/homework_2000_steps/: MODEL/log.csv (the training log), sam
 summary.csv and summary.md (first/last losses, time per 100 steps, environment). The
 checkpoints go to runs/homework_2000_steps/MODEL/ (not committed).
 
-    .venv/bin/python scripts/train_homework.py [--steps 2000] [--device auto] [--no-progress]
+    .venv/bin/python scripts/train_homework.py [--steps 2000] [--device auto] [--threads N]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from analysis.env import environment
 from charlm.io import atomic_to_csv, atomic_write_text
@@ -36,8 +37,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--results", default=str(ROOT / "results" / "homework_2000_steps"))
+    ap.add_argument("--threads", type=int,
+                    help="torch intra-op threads (default: torch's; 1 avoids oversubscription "
+                         "on a shared machine)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = Path(args.results)
     rows, samples = [], []
     for name in MODELS:
