@@ -299,7 +299,10 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
     measured_expr = _measured_expression(q, derived)
     how, diff = compare(answer, derived, q.lower_order_ok)
     free = {s.name for s in (derived.free_symbols | answer.free_symbols)}
-    points = _grid(free, grid)
+    # Vary every size the measurement depends on and the question leaves open, not only the
+    # symbols in the expressions: a constant answer (6 per layer) is measured at several T, D.
+    varied = {"T", "D", "L"} | ({"H"} if q.model == "transformer" else set())
+    points = _grid(free | (varied - set(q.substitute)), grid)
     rows = []
     for point in points:
         sizes = _full_sizes(q, point)

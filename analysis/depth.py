@@ -41,8 +41,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+
+try:  # private modules, present from torch 2.0 through 2.13 at least
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+except ImportError as exc:  # pragma: no cover - a torch without them
+    raise ImportError(f"analysis.depth needs torch's TorchDispatchMode and pytree: {exc}") from exc
 
 MATMUL_OPS = frozenset(
     {

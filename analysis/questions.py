@@ -59,6 +59,7 @@ def load_questions(path: Path = QUESTIONS_FILE) -> dict[str, Question]:
     out = {}
     for qid, q in raw["questions"].items():
         spec = {**defaults, **q}
+        spec["substitute"] = {**defaults.get("substitute", {}), **q.get("substitute", {})}
         if spec["kind"] not in KINDS:
             raise ValueError(f"question {qid}: kind must be one of {KINDS}, got {spec['kind']!r}")
         subs = {name: parse_answer(str(text), f"{qid} substitute {name}")
