@@ -177,3 +177,24 @@ def test_model_trace_does_not_change_results():
 def test_unknown_quantity_is_a_value_error():
     with pytest.raises(ValueError, match="quantity"):
         measure_depth(ModelConfig("rnn", 7), "sideways", dict(B=1, T=2))
+
+
+def test_depth_command_reports_predicted_and_measured_json(capsys):
+    import json
+
+    from charlm.cli import main
+
+    code = main(["depth", "--model", "mlrnn", "--layers", "3", "--hidden", "8", "--embed", "8",
+                 "--vocab", "7", "--seq-len", "5", "--quantity", "train", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["predicted"] == report["measured"] == 2 * (5 + 3)
+    assert report["matmul_launches"] == report["predicted_launches"]
+    assert report["formula"] == "2*L + 2*T"
+
+
+def test_depth_command_rejects_bad_sizes_in_one_line(capsys):
+    from charlm.cli import main
+
+    assert main(["depth", "--model", "transformer", "--block-size", "4", "--seq-len", "9"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
