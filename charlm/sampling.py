@@ -45,7 +45,9 @@ def start_tokens(
 ) -> torch.Tensor:
     """The (B, P) ids a generation starts from: the prompt, or one random token as the homework does."""
     if prompt_ids is None:
-        return torch.randint(0, vocab_size, (1, 1), generator=generator).to(device)
+        # draw on the generator's device: randint refuses a CUDA generator for a CPU tensor
+        where = generator.device if generator is not None else "cpu"
+        return torch.randint(0, vocab_size, (1, 1), generator=generator, device=where).to(device)
     if prompt_ids.dim() != 2 or prompt_ids.size(1) == 0:
         raise ValueError(f"prompt_ids must have shape (B, P) with P >= 1, got {tuple(prompt_ids.shape)}")
     if prompt_ids.dtype != torch.long:
