@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -220,6 +221,19 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
 # One measurement of one quantity of one model
 
 
+@contextlib.contextmanager
+def single_thread():
+    """One intra-op thread while counting: the matrices measured are tiny, and on a shared
+    2-core machine a second OpenMP thread made each small matmul ~10x slower. Counts do not
+    depend on it; the caller's setting is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _ids(vocab: int, *shape: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     return torch.randint(0, vocab, shape, generator=gen)
@@ -302,16 +316,18 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         out["torch"] = count_parameters(model)
         return out
     model.train(quantity in ("backward", "train"))
-    measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
+    with single_thread():
+        measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
+        counted = None
+        if fvcore and quantity == "forward":
+            idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
+            counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
     out["torch"] = measured["total"]
     out["torch_by_module"] = measured["by_module"]
-    if fvcore and quantity == "forward":
-        idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
-        counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
-        if counted is not None:
-            out["fvcore"] = counted["total"]
-            out["fvcore_elementwise"] = counted["elementwise"]
-            out["fvcore_unsupported"] = counted["unsupported"]
+    if counted is not None:
+        out["fvcore"] = counted["total"]
+        out["fvcore_elementwise"] = counted["elementwise"]
+        out["fvcore_unsupported"] = counted["unsupported"]
     return out
 
 

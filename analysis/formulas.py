@@ -70,11 +70,13 @@ KERNELS = ("manual", "flash")
 FLOPS_PER_MULTIPLY_ADD = 2
 
 
-def convention(attention_count: str = "full", tier: str = "matmul") -> str:
-    """The one-line statement of what a number counts; every output carries it."""
-    square = "full T^2 attention square" if attention_count == "full" else "causal T(T+1)/2 attention pairs"
+def convention(attention_count: str | None = "full", tier: str = "matmul") -> str:
+    """The one-line statement of what a number counts; every output carries it.
+    attention_count None: a model without attention (no square to state)."""
+    square = {"full": ", full T^2 attention square", "causal": ", causal T(T+1)/2 attention pairs",
+              None: ""}[attention_count]
     if tier == "matmul":
-        return f"matmul FLOPs (model FLOPs), 2 per multiply-add, {square}, bias/elementwise excluded"
+        return f"matmul FLOPs (model FLOPs), 2 per multiply-add{square}, bias/elementwise excluded"
     if tier == "elementwise":
         return "elementwise FLOPs, per-element costs of analysis.formulas.ELEMENTWISE_COST"
     return "parameter count (tied weights once)"
@@ -179,6 +181,10 @@ class CostModel:
 
     name: str = ""
     description: str = ""
+    has_attention: bool = False
+
+    def _convention(self, attention_count: str) -> str:
+        return convention(attention_count if self.has_attention else None)
 
     def params(self) -> Terms:
         return Terms("params", self._params(), convention(tier="params"))
@@ -186,13 +192,13 @@ class CostModel:
     def forward(self, attention_count: str = "full", head: bool = True) -> Terms:
         _check(attention_count)
         return Terms("forward", self._forward(attention_count, head),
-                     convention(attention_count), {"head": head})
+                     self._convention(attention_count), {"head": head})
 
     def backward(self, attention_count: str = "full", head: bool = True,
                  kernel: str = "manual") -> Terms:
         _check(attention_count, kernel)
         return Terms("backward", self._backward(attention_count, head, kernel),
-                     convention(attention_count), {"head": head, "kernel": kernel})
+                     self._convention(attention_count), {"head": head, "kernel": kernel})
 
     def train(self, attention_count: str = "full", head: bool = True,
               kernel: str = "manual") -> Terms:
@@ -208,7 +214,7 @@ class CostModel:
         if key not in _GENERATE_CACHE:  # closed-form summation takes sympy a while: build once
             _GENERATE_CACHE[key] = Terms(
                 "generate", self._generate(kv_cache, attention_count, head),
-                convention(attention_count), {"head": head, "kv_cache": kv_cache})
+                self._convention(attention_count), {"head": head, "kv_cache": kv_cache})
         return _GENERATE_CACHE[key]
 
     def elementwise(self) -> Terms:
@@ -325,6 +331,7 @@ class TransformerCost(CostModel):
 
     name = "transformer"
     description = "nanoGPT-style Transformer"
+    has_attention = True
 
     @staticmethod
     def _pairs(tq, s, attention_count):

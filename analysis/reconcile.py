@@ -16,7 +16,6 @@ import random
 from dataclasses import dataclass, field
 
 import pandas as pd
-import torch
 
 from analysis import counters
 from analysis.env import environment
@@ -204,14 +203,10 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
 
 
 def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None) -> pd.DataFrame:
-    """The reconciliation table for a list of grid points, environment columns appended.
-
-    Runs with one intra-op thread: the grid's matrices are tiny, and on a shared 2-core machine
-    a second OpenMP thread made each small matmul ~10x slower. Counts do not depend on it."""
+    """The reconciliation table for a list of grid points, environment columns appended
+    (measured with one intra-op thread, see counters.single_thread)."""
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with counters.single_thread():
         for point in points:
             model = build_model(point.cfg)  # one model per point, reused by its quantities
             for quantity in point.quantities:
@@ -220,8 +215,6 @@ def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None) -> pd
             if progress is not None:
                 progress(point)
         env = environment("cpu")
-    finally:
-        torch.set_num_threads(threads)
     frame = pd.DataFrame(rows)
     for key in ("torch", "device", "device_name", "threads", "python", "git_commit", "date"):
         frame[f"env_{key}"] = env[key]

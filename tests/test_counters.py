@@ -1,0 +1,159 @@
+"""The two counters as integrated here: CPU SDPA counted, fvcore converted and complete, the
+measured boundary terms, and fvcore's import warning filtered by message only."""
+
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from analysis import counters
+from analysis.formulas import ELEMENTWISE_COST
+from charlm.models.registry import ModelConfig, build_model
+
+needs_fvcore = pytest.mark.skipif(not counters.fvcore_available(), reason="fvcore not installed")
+
+
+def _qkv(b=2, h=3, t=5, s=5, hd=4):
+    q = torch.randn(b, h, t, hd, requires_grad=True)
+    k = torch.randn(b, h, s, hd, requires_grad=True)
+    v = torch.randn(b, h, s, hd, requires_grad=True)
+    return q, k, v
+
+
+def test_cpu_sdpa_kernels_get_formulas_on_this_torch():
+    assert len(counters.cpu_sdpa_mapping()) == 2
+
+
+def test_sdpa_forward_counts_full_square_on_cpu():
+    b, h, t, hd = 2, 3, 5, 4
+    q, k, v = _qkv(b, h, t, t, hd)
+    counted = counters.count_flops_torch(
+        None, lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    assert counted["total"] == 4 * b * h * t * t * hd
+
+
+def test_sdpa_backward_counts_five_matmuls():
+    b, h, t, hd = 2, 3, 5, 4
+    q, k, v = _qkv(b, h, t, t, hd)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    counted = counters.count_flops_torch(None, lambda: out.sum().backward())
+    assert counted["total"] == 5 * 2 * b * h * t * t * hd
+
+
+@pytest.mark.parametrize("quantity", ["forward", "backward"])
+def test_flash_and_manual_attention_differ_only_by_backward_recompute(quantity):
+    sizes = {"B": 2, "T": 6}
+    base = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8)
+    flash = counters.measure_flops(base.with_(attention="flash"), quantity, sizes, fvcore=False)
+    manual = counters.measure_flops(base.with_(attention="manual"), quantity, sizes, fvcore=False)
+    recompute = 2 * 2 * 2 * 6 * 6 * 8 if quantity == "backward" else 0  # 2 B L T^2 D
+    assert flash["torch"] - manual["torch"] == recompute
+
+
+def test_recurrent_backward_misses_input_gradient_through_h0():
+    b, t, d, e, layers, v = 2, 5, 6, 4, 3, 7
+    cfg = ModelConfig("mlrnn", v, embed=e, hidden=d, layers=layers)
+    model = build_model(cfg)
+    fwd = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=False, model=model)
+    bwd = counters.measure_flops(cfg, "backward", {"B": b, "T": t}, model=model)
+    assert bwd["torch"] == 2 * fwd["torch"] - 2 * b * layers * d * d
+
+
+def test_train_step_is_forward_plus_backward_adam_adds_no_matmul():
+    cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
+    sizes = {"B": 2, "T": 4}
+    model = build_model(cfg)
+    parts = [counters.measure_flops(cfg, q, sizes, fvcore=False, model=model)["torch"]
+             for q in ("forward", "backward", "train")]
+    assert parts[2] == parts[0] + parts[1]
+
+
+def test_module_attribution_names_every_block_separately():
+    cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8)
+    measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 4}, fvcore=False)
+    names = measured["torch_by_module"]
+    assert {"transformer.blocks.0.attn.c_attn", "transformer.blocks.1.attn.c_attn",
+            "lm_head"} <= set(names)
+    # the attention kernel itself is the attn module's own work: 4 B T^2 D per layer
+    assert counters.module_flops(names, r"\.attn$") == 2 * 4 * 1 * 4 * 4 * 8
+
+
+def test_exclusive_module_flops_subtracts_children_and_skips_missing_levels():
+    by_module = {"a": 10, "a.b": 4, "a.b.c": 1, "a.x.y": 3}
+    assert counters.exclusive_module_flops(by_module) == {"a": 3, "a.b": 3, "a.b.c": 1,
+                                                         "a.x.y": 3}
+
+
+@needs_fvcore
+@pytest.mark.parametrize("attention", ["flash", "manual"])
+def test_fvcore_forward_matches_torch_counter_after_doubling(attention):
+    cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8,
+                      attention=attention)
+    measured = counters.measure_flops(cfg, "forward", {"B": 3, "T": 5})
+    assert measured["fvcore"] == measured["torch"]
+    assert "aten::scaled_dot_product_attention" not in measured["fvcore_unsupported"]
+
+
+@needs_fvcore
+def test_fvcore_lists_unsupported_ops_and_counts_layernorm_as_elementwise():
+    b, t, d, layers = 3, 5, 8, 2
+    cfg = ModelConfig("transformer", 11, hidden=d, layers=layers, heads=2, block_size=8)
+    measured = counters.measure_flops(cfg, "forward", {"B": b, "T": t})
+    assert "aten::gelu" in measured["fvcore_unsupported"]
+    # fvcore's LayerNorm count is the elementwise tier's: 5 per element, 2L + 1 norms
+    assert measured["fvcore_elementwise"] == ELEMENTWISE_COST["layernorm"] * b * t * d * (2 * layers + 1)
+
+
+@needs_fvcore
+def test_fvcore_unrolls_recurrent_loops_and_matches():
+    cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
+    measured = counters.measure_flops(cfg, "forward", {"B": 2, "T": 3})
+    assert measured["fvcore"] == measured["torch"] > 0
+
+
+def test_fvcore_import_warning_filter_matches_only_torch_jit_script_message():
+    pattern = re.compile(counters.FVCORE_IMPORT_WARNING)
+    assert pattern.match("`torch.jit.script` is deprecated. Please switch to `torch.compile`")
+    assert pattern.match("torch.jit.script is deprecated")
+    assert not pattern.match("torch.jit.trace is deprecated")
+
+
+@needs_fvcore
+def test_fvcore_import_under_warnings_as_errors_keeps_other_warnings_raising():
+    code = (
+        "import warnings\n"
+        "from analysis.counters import fvcore_available\n"
+        "assert fvcore_available()\n"
+        "try:\n"
+        "    warnings.warn('something else', DeprecationWarning)\n"
+        "except DeprecationWarning:\n"
+        "    print('still raised')\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "still raised"
+
+
+def test_measure_rejects_bad_requests():
+    cfg = ModelConfig("transformer", 11, hidden=8, layers=1, heads=2, block_size=8)
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        counters.measure_flops(cfg, "forward", {"B": 1, "T": 9})
+    with pytest.raises(ValueError, match="positive integer N"):
+        counters.measure_flops(cfg, "generate", {"B": 1, "P": 2, "N": 0})
+    with pytest.raises(ValueError, match="KV cache"):
+        counters.measure_flops(ModelConfig("gru", 5), "generate", {"B": 1, "P": 1, "N": 1},
+                               kv_cache=True)
+    with pytest.raises(ValueError, match="unknown quantity"):
+        counters.measure_flops(cfg, "inference", {})
+
+
+def test_no_warning_escapes_a_measurement():
+    cfg = ModelConfig("transformer", 11, hidden=8, layers=1, heads=2, block_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        counters.measure_flops(cfg, "train", {"B": 1, "T": 3})

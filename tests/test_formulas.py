@@ -1,0 +1,220 @@
+"""The cost models: parameter counts against the models, published anchors, the homework's
+formulas as special cases, derived backward, and generation against its control flow."""
+
+import pytest
+import sympy as sp
+
+from analysis.formulas import (
+    COST_MODELS,
+    B,
+    C,
+    D,
+    E,
+    L,
+    N,
+    P,
+    T,
+    V,
+    cost_model,
+)
+from charlm.models.registry import ModelConfig, build_model, count_parameters
+
+HOMEWORK = {E: D, B: 1}  # the homework's assumptions (and no vocabulary head: head=False)
+
+
+def _sizes(cfg: ModelConfig) -> dict:
+    sizes = {"D": cfg.hidden, "E": cfg.embed, "L": cfg.layers, "V": cfg.vocab_size}
+    if cfg.block_size is not None:
+        sizes["C"] = cfg.block_size
+    return sizes
+
+
+PARAM_CONFIGS = [
+    ModelConfig("rnn", 65),
+    ModelConfig("rnn", 7, embed=3, hidden=5),
+    ModelConfig("mlrnn", 11, embed=4, hidden=6, layers=3),
+    ModelConfig("mlrnn", 65),
+    ModelConfig("gru", 65),
+    ModelConfig("gru", 9, embed=5, hidden=7, layers=4),
+    ModelConfig("transformer", 65),
+    ModelConfig("transformer", 13, hidden=12, layers=3, heads=3, block_size=9),
+]
+
+
+@pytest.mark.parametrize("cfg", PARAM_CONFIGS, ids=lambda c: f"{c.model}-D{c.hidden}-L{c.layers}")
+def test_params_formula_equals_model_parameter_count(cfg):
+    terms = cost_model(cfg.model).params()
+    needed = terms.free_symbols()
+    value = terms.evaluate({k: v for k, v in _sizes(cfg).items() if k in needed})["total"]
+    assert value == count_parameters(build_model(cfg))
+
+
+def test_homework_transformer_parameter_count_matches_reference():
+    # ANCHORS: the homework's 1-layer, 128-wide, 4-head Transformer at block 100 has 222,592
+    # parameters; solved for V that is the homework's 92-character vocabulary.
+    terms = cost_model("transformer").params()
+    assert terms.evaluate({"V": 92, "D": 128, "L": 1, "C": 100})["total"] == 222_592
+
+
+def test_gpt2_small_forward_anchor():
+    # nanoGPT transformer_sizing: full square, head on every position
+    fwd = cost_model("transformer").forward()
+    sizes = {"B": 1, "T": 1024, "D": 768, "L": 12, "V": 50257}
+    assert fwd.evaluate(sizes)["total"] == 291_648_307_200
+
+
+def test_gru_forward_without_head_is_cudnn_count_when_embed_equals_hidden():
+    fwd = cost_model("gru").forward(head=False).total
+    assert sp.simplify(fwd.subs(E, D) - 12 * D**2 * T * B * L) == 0
+
+
+@pytest.mark.parametrize("name", ["rnn", "mlrnn"])
+def test_elman_forward_reduces_to_homework_4TLD2(name):
+    fwd = cost_model(name).forward(head=False).total.subs(HOMEWORK)
+    layers = 1 if name == "rnn" else L
+    assert sp.simplify(fwd - 4 * T * layers * D**2) == 0
+
+
+def test_elman_backward_is_homework_8TLD2_less_the_h0_boundary():
+    # The homework counts 8 D^2 per token and layer; at step 0 h0 is a constant, so W_hh's
+    # input-gradient matmul (2 D^2 per layer) is never run.
+    bwd = cost_model("mlrnn").backward(head=False).total.subs(HOMEWORK)
+    assert sp.expand(bwd - 8 * T * L * D**2) == -2 * L * D**2
+
+
+def test_transformer_forward_reduces_to_homework_per_layer_count():
+    fwd = cost_model("transformer").forward(head=False).total.subs(B, 1)
+    assert sp.simplify(fwd - L * (24 * T * D**2 + 4 * T**2 * D)) == 0
+
+
+def test_transformer_manual_backward_is_twice_forward_and_homework_48_8():
+    cm = cost_model("transformer")
+    bwd = cm.backward(head=False, kernel="manual").total
+    assert sp.simplify(bwd - 2 * cm.forward(head=False).total) == 0
+    assert sp.simplify(bwd.subs(B, 1) - (48 * L * T * D**2 + 8 * L * T**2 * D)) == 0
+
+
+def test_flash_backward_adds_one_score_recompute():
+    cm = cost_model("transformer")
+    flash = cm.backward(kernel="flash")
+    assert flash.names[-1] == "scores_recompute"
+    assert sp.simplify(flash.total - cm.backward(kernel="manual").total
+                       - 2 * B * L * T**2 * D) == 0
+
+
+def test_causal_count_is_lower_triangle_including_diagonal():
+    cm = cost_model("transformer")
+    causal = cm.forward(attention_count="causal").terms["scores"]
+    assert sp.simplify(causal - 2 * B * L * D * T * (T + 1) / 2) == 0
+    assert cm.forward().terms["scores"] == 2 * B * L * D * T**2
+
+
+@pytest.mark.parametrize("name", list(COST_MODELS))
+def test_train_is_forward_plus_backward(name):
+    cm = cost_model(name)
+    assert sp.simplify(cm.train().total - cm.forward().total - cm.backward().total) == 0
+
+
+@pytest.mark.parametrize("name", ["rnn", "mlrnn", "gru"])
+def test_recurrent_generate_is_forward_over_prompt_plus_fed_back_steps(name):
+    cm = cost_model(name)
+    gen = cm.generate().total
+    assert sp.simplify(gen - cm.forward().total.subs(T, P + N - 1)) == 0
+
+
+def _simulated_generate(P_, N_, C_, kv_cache, sizes, attention_count="full"):
+    """Walk Transformer.generate's control flow, costing each call with the forward terms."""
+    cm = cost_model("transformer")
+
+    def window(t):  # a call on t fresh tokens, no cache
+        return cm.forward(attention_count).evaluate({**sizes, "T": t})["total"]
+
+    def one_token(keys):  # a call on one token over `keys` keys (cache + itself)
+        per_pos = window(1)  # projections, head and attention over 1 key
+        attention = 4 * sizes["B"] * sizes["L"] * sizes["D"]  # scores + values per key
+        return per_pos + attention * (keys - 1)
+
+    total, length, cache = 0, P_, None
+    for _ in range(N_):
+        if kv_cache and cache is not None and cache < C_:
+            total += one_token(cache + 1)
+            cache += 1
+        else:
+            cache = min(length, C_)
+            total += window(cache)
+        length += 1
+    return total
+
+
+@pytest.mark.parametrize("kv_cache", [False, True], ids=["no_cache", "kv_cache"])
+@pytest.mark.parametrize(
+    "P_,N_",
+    [(1, 1), (2, 5), (3, 6), (8, 1), (3, 7), (5, 9), (8, 4), (11, 3), (1, 20)],
+)
+def test_transformer_generate_matches_simulated_loop_in_every_regime(P_, N_, kv_cache):
+    # C = 8: P + N - 1 <= C (within), P >= C (always a full window), and crossing.
+    sizes = {"B": 2, "D": 4, "L": 2, "V": 5}
+    gen = cost_model("transformer").generate(kv_cache=kv_cache)
+    value = gen.evaluate({**sizes, "C": 8, "P": P_, "N": N_})["total"]
+    assert value == _simulated_generate(P_, N_, 8, kv_cache, sizes)
+
+
+def test_kv_cache_is_cheaper_within_the_window_and_equal_beyond_it():
+    cm = cost_model("transformer")
+    sizes = {"B": 1, "D": 16, "L": 2, "V": 7, "C": 10}
+    within = {**sizes, "P": 3, "N": 5}
+    beyond = {**sizes, "P": 12, "N": 5}
+    assert (cm.generate(kv_cache=True).evaluate(within)["total"]
+            < cm.generate().evaluate(within)["total"])
+    assert (cm.generate(kv_cache=True).evaluate(beyond)["total"]
+            == cm.generate().evaluate(beyond)["total"])
+
+
+def test_no_cache_generation_within_window_is_sum_of_growing_forwards():
+    cm = cost_model("transformer")
+    c = sp.Symbol("c", positive=True, integer=True)
+    expected = sp.summation(cm.forward().total.subs(T, c), (c, P, P + N - 1))
+    within = cm.generate().total.subs({C: P + N + 5})
+    assert sp.simplify(within - expected) == 0
+
+
+def test_head_false_drops_only_the_vocabulary_projection():
+    for name, head_term in [("rnn", "fc"), ("gru", "fc"), ("transformer", "lm_head")]:
+        cm = cost_model(name)
+        assert head_term in cm.forward().names
+        assert head_term not in cm.forward(head=False).names
+        assert V not in cm.generate(head=False).total.free_symbols
+
+
+def test_every_output_states_its_convention():
+    fwd = cost_model("transformer").forward(attention_count="causal")
+    assert "2 per multiply-add" in fwd.convention and "causal" in fwd.convention
+    assert "elementwise" in cost_model("gru").elementwise().convention
+
+
+def test_elementwise_tier_is_separate_from_matmul_terms():
+    cm = cost_model("transformer")
+    assert not set(cm.elementwise().names) & set(cm.forward().names)
+
+
+@pytest.mark.parametrize(
+    "sizes,message",
+    [
+        ({"B": 1, "T": 2, "D": 3, "E": 3, "L": 1}, "missing sizes: V"),
+        ({"B": 0, "T": 2, "D": 3, "E": 3, "L": 1, "V": 5}, "B must be a positive integer"),
+        ({"B": 1, "T": 2.5, "D": 3, "E": 3, "L": 1, "V": 5}, "T must be a positive integer"),
+        ({"B": 1, "T": 2, "D": 3, "E": 3, "L": 1, "V": 5, "Q": 1}, "unknown size 'Q'"),
+    ],
+)
+def test_bad_sizes_raise_clear_errors(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        cost_model("mlrnn").forward().evaluate(sizes)
+
+
+def test_unknown_model_and_convention_raise():
+    with pytest.raises(ValueError, match="no cost model 'lstm'"):
+        cost_model("lstm")
+    with pytest.raises(ValueError, match="attention_count"):
+        cost_model("transformer").forward(attention_count="half")
+    with pytest.raises(ValueError, match="kernel"):
+        cost_model("transformer").backward(kernel="cudnn")

@@ -1,0 +1,112 @@
+"""The reconciliation table: the grid's coverage, exact agreement on a quick grid, a verdict
+that can fail, and the CSV with its convention and environment columns."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis import counters, reconcile
+from analysis.formulas import cost_model
+from charlm.models.registry import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def quick_table():
+    return reconcile.reconcile(reconcile.GRIDS["quick"]())
+
+
+def _architecture(model):
+    return {"rnn": "elman", "mlrnn": "elman"}.get(model, model)
+
+
+def test_default_grid_has_40_sizes_per_architecture_varying_every_size():
+    points = reconcile.default_grid()
+    by_arch = {}
+    for p in points:
+        by_arch.setdefault(_architecture(p.cfg.model), []).append(p)
+    assert {k: len(v) >= 40 for k, v in by_arch.items()} == {
+        "elman": True, "gru": True, "transformer": True}
+    for arch, pts in by_arch.items():
+        sizes = pd.DataFrame([p.sizes() for p in pts])
+        varied = {k for k in sizes if sizes[k].nunique() > 1}
+        expected = {"B", "T", "D", "L", "V", "P", "N"} | (
+            {"H", "C"} if arch == "transformer" else {"E"})
+        assert expected <= varied, (arch, expected - varied)
+    kernels = {p.cfg.attention for p in by_arch["transformer"]}
+    assert kernels == {"flash", "manual"}
+
+
+def test_default_grid_covers_every_generation_regime():
+    regimes = set()
+    for p in reconcile.default_grid():
+        if p.cfg.recurrent:
+            continue
+        c = p.cfg.block_size
+        regimes.add("within" if p.P + p.N - 1 <= c else "beyond" if p.P >= c else "crossing")
+    assert regimes == {"within", "crossing", "beyond"}
+
+
+def test_quick_grid_is_exact_for_every_model_and_quantity(quick_table):
+    assert set(quick_table["quantity"]) == {"params", "forward", "backward", "train", "generate",
+                                            "generate_kv_cache"}
+    bad = quick_table[quick_table["verdict"] != "exact"]
+    assert bad.empty, bad[["model", "quantity", "verdict"]].to_string()
+    assert (quick_table["ratio_torch"] == 1.0).all()
+
+
+def test_fvcore_is_compared_on_every_forward_row(quick_table):
+    if not counters.fvcore_available():
+        pytest.skip("fvcore not installed")
+    forward = quick_table[quick_table["quantity"] == "forward"]
+    assert (forward["ratio_fvcore"] == 1.0).all()
+    assert forward["fvcore_unsupported"].notna().all()
+
+
+def test_forward_rows_carry_measured_terms_equal_to_predicted(quick_table):
+    for _, row in quick_table[quick_table["quantity"] == "forward"].iterrows():
+        predicted = json.loads(row["terms_predicted"])
+        measured = json.loads(row["terms_measured"])
+        assert measured, row["model"]
+        for group, value in measured.items():
+            assert value == sum(predicted[t] for t in group.split("+"))
+
+
+def test_rows_state_convention_and_environment(quick_table):
+    flops = quick_table["quantity"] != "params"
+    assert quick_table.loc[flops, "convention"].str.contains("2 per multiply-add").all()
+    assert quick_table.loc[~flops, "convention"].str.contains("parameter count").all()
+    for column in ("env_torch", "env_threads", "env_git_commit", "env_date"):
+        assert column in quick_table
+
+
+def test_mismatch_is_reported_not_hidden(monkeypatch):
+    real = counters.measure_flops
+
+    def off_by_two(*args, **kw):
+        out = real(*args, **kw)
+        out["torch"] += 2
+        return out
+
+    monkeypatch.setattr(counters, "measure_flops", off_by_two)
+    point = reconcile.GridPoint(ModelConfig("rnn", 5, embed=3, hidden=4), B=1, T=2)
+    row = reconcile.reconcile_row(point, "forward", fvcore=False)
+    assert row["verdict"].startswith("MISMATCH")
+    assert row["ratio_torch"] == pytest.approx((row["predicted"] + 2) / row["predicted"])
+
+
+def test_causal_convention_is_not_compared_against_full_square_counters():
+    point = reconcile.GridPoint(ModelConfig("transformer", 5, hidden=4, layers=1, heads=2,
+                                            block_size=6), B=1, T=5)
+    row = reconcile.reconcile_row(point, "forward", attention_count="causal", fvcore=False)
+    assert row["verdict"].startswith("not compared")
+    causal = cost_model("transformer").forward(attention_count="causal")
+    assert row["predicted"] == causal.evaluate({"B": 1, "T": 5, "D": 4, "L": 1, "V": 5})["total"]
+    assert row["measured_torch"] > row["predicted"]
+
+
+def test_csv_written_atomically_round_trips(quick_table, tmp_path):
+    path = reconcile.write_reconciliation(quick_table, tmp_path / "out" / "flops.csv")
+    back = pd.read_csv(path)
+    assert len(back) == len(quick_table)
+    assert not list(path.parent.glob(".*.tmp"))
