@@ -164,6 +164,8 @@ class DepthTracer(TorchDispatchMode):
         named = _named_tensor_args(func._schema, args, kwargs)  # [(arg name, tensor, written)]
         inputs = [self._source(t) for _, t, _ in named]
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        # An in-place op that returns nothing (the _foreach_*_ family) still has a result.
+        results = len(outs) or int(any(written for _, _, written in named))
         kind = _attention_kind(name)
         index = len(self.nodes)
         zero = name in MATMUL_OPS and any(self._is_zero(t) for _, t, _ in named)
@@ -172,34 +174,34 @@ class DepthTracer(TorchDispatchMode):
             table = _ATTN_FORWARD if kind == "forward" else _ATTN_BACKWARD
             weights = [
                 [table.get(_output_role(kind, i), {}).get(r, 0) for r in roles]
-                for i in range(len(outs))
+                for i in range(results)
             ]
             launches = ATTENTION_LAUNCHES[kind]
         else:
             w = 1 if name in MATMUL_OPS and not zero else 0
-            weights = [[w] * len(inputs) for _ in outs]
+            weights = [[w] * len(inputs) for _ in range(results)]
             launches = w
         self.launches += launches
-        self.nodes.append(Node(index, name, inputs, weights, launches, len(outs)))
+        self.nodes.append(Node(index, name, inputs, weights, launches, results))
         op_in = max((self._op[s] for s in inputs if s is not None), default=0)
-        for i, t in enumerate(outs):
+        for i in range(results):
             key = (index, i)
             candidates = [((self._mm[src] if src is not None else 0) + w, src)
                           for src, w in zip(inputs, weights[i])]
             best = max((d for d, _ in candidates), default=0)
             pred = next((src for d, src in candidates if d == best and src is not None), None)
             self._mm[key], self._op[key], self._pred[key] = best, op_in + 1, pred
-            self._bind(t, key, write_storage=False)
-        for _, t, written in named:  # in-place / out=: the tensor now holds this op's result
+            if i < len(outs):
+                self._bind(outs[i], key, write_storage=False)
+        # In-place / out=: each written tensor (and its storage) now holds this op's result; a
+        # multi-tensor write (foreach) is bound to one result, which may over-connect its lists.
+        for _, t, written in named:
             if written:
-                self._bind(t, (index, 0) if outs else None, write_storage=True)
-        if not outs:
-            # Ops returning no tensor still count for the all-ops path of nothing downstream.
+                self._bind(t, (index, 0), write_storage=True)
+        if not results:  # no tensor out (e.g. .item()): a sink, still on the all-ops path
             self._op[(index, 0)] = op_in + 1
 
     def _bind(self, t: torch.Tensor, key, write_storage: bool):
-        if key is None:
-            return
         self._alive.append(t)
         self._where[id(t)] = key
         storage = _storage_key(t)

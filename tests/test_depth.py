@@ -198,3 +198,14 @@ def test_depth_command_rejects_bad_sizes_in_one_line(capsys):
 
     assert main(["depth", "--model", "transformer", "--block-size", "4", "--seq-len", "9"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_in_place_op_returning_nothing_still_writes():
+    x, w = torch.randn(2, 4), _w()
+
+    def fn():
+        bufs = [torch.zeros(2, 4), torch.zeros(2, 4)]
+        torch._foreach_add_(bufs, [x @ w, x])
+        return bufs[0] @ w
+
+    assert trace(fn).matmul_depth == 2
