@@ -21,7 +21,7 @@ from torch import nn
 
 from analysis.env import environment
 from analysis.formulas import cost_model
-from analysis.reconcile import GridPoint, reconcile_row
+from analysis.reconcile import GridPoint, formula_for, reconcile_row
 from charlm.models.gru import GRULM
 from charlm.models.registry import ModelConfig
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
@@ -94,7 +94,9 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         "verdict": row["verdict"],
         "convention": row["convention"],
         "attention_count": attention_count,
-        "sizes": {k: v for k, v in point.sizes().items() if v is not None},
+        "sizes": {k: v for k, v in point.sizes().items()
+                  if k in formula_for(cfg.model, quantity, cfg.attention, kv_cache,
+                                      attention_count)[2]},
         "config": cfg.to_dict(),
         "environment": environment("cpu"),
     }
