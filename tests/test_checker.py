@@ -199,3 +199,16 @@ def test_cli_list_shows_ids_and_symbols(capsys):
     assert main(["check-answers", "--list", "--format", "csv"]) == 0
     text = capsys.readouterr().out
     assert "rnn.train.sequential_matmuls" in text and "J = D/H" in text
+
+
+def test_homework_file_checks_and_every_counterexample_is_confirmed_by_measurement():
+    """Every shipped question derives and measures consistently; each incorrect verdict
+    carries a point where the answer differs from both derivation and measurement."""
+    frame = checker.check_file(HOMEWORK_ANSWERS, TINY)
+    assert set(frame["verdict"]) <= {"correct", "incorrect"}
+    for row in frame.itertuples():
+        if row.verdict == "incorrect":
+            ce = row.counterexample
+            assert ce["answered"] != ce["derived"] == ce["measured"]
+        else:
+            assert row.counterexample is None
