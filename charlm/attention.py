@@ -71,6 +71,7 @@ def attention_maps(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
 def attention_for_text(model: nn.Module, text: str, stoi: dict[str, int]) -> torch.Tensor:
     """The maps (layers, heads, T, T) for `text`; T is len(text), at most the block size.
     Characters outside the vocabulary are named in a ValueError."""
+    _attention_modules(model)  # a recurrent model fails here, before the text is read
     idx = encode(text, stoi).to(next(model.parameters()).device)
     block = model.config.block_size
     if idx.numel() > block:

@@ -17,6 +17,9 @@ COMMANDS = [
     "charlm.commands.flops",
     "charlm.commands.depth",
     "charlm.commands.check_answers",
+    "charlm.commands.compare",
+    "charlm.commands.attention",
+    "charlm.commands.gru_step",
 ]
 
 

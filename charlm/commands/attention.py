@@ -1,0 +1,35 @@
+"""`charlm attention`: heatmaps of the attention weights a trained Transformer computes on a text."""
+
+from __future__ import annotations
+
+from charlm.attention import attention_for_text
+from charlm.train import DEVICES, load_checkpoint
+
+
+def register(subparsers):
+    p = subparsers.add_parser("attention", help="attention heatmaps (layer x head) for a text",
+                              description=__doc__)
+    p.add_argument("checkpoint", help="a transformer checkpoint.pt (or its run folder)")
+    p.add_argument("--text", default="Lily said,", help='input text (default "Lily said,")')
+    p.add_argument("--layer", type=int, action="append",
+                   help="layer to show (0-based; repeat for several; default all)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from analysis.plots_experiments import plot_attention_grid
+
+    ckpt = load_checkpoint(args.checkpoint, device=args.device)
+    maps = attention_for_text(ckpt.model, args.text, ckpt.stoi)  # (L, H, T, T)
+    layers = args.layer or list(range(maps.size(0)))
+    bad = [i for i in layers if not 0 <= i < maps.size(0)]
+    if bad:
+        raise ValueError(f"layer {bad[0]} out of range: the model has {maps.size(0)} layers "
+                         f"(0..{maps.size(0) - 1})")
+    path = plot_attention_grid(maps[layers].numpy(), args.text, args.out, layers=layers,
+                               title=f"Attention on {args.text!r} ({ckpt.path})")
+    L, H, T, _ = maps.shape
+    print(f"{L} layers x {H} heads x {T} x {T} weights; wrote layers {layers} to {path}")
+    return 0

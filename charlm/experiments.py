@@ -1,0 +1,354 @@
+"""The homework's training experiments as a registry: which models, sizes, sequence lengths,
+learning rates and step counts each comparison ran (from the seed notebook), and the losses
+it reported, so a rerun can be read beside them.
+
+Experiments:
+- rnn-vs-gru: Elman RNN vs GRU, embed 64, hidden 256, seq 20, batch 32, Adam 1e-3, 2000 steps.
+- rnn-vs-gru-long: the same at seq 100 for 3000 steps.
+- rnn-layers: Elman RNN with 1 (baseline), 2, 3, 4 layers, seq 20, 2000 steps.
+- gru-vs-transformer-8l: the homework's "8-layer, roughly parameter-matched" comparison at
+  seq 100, 3000 steps. The notebook's GRULM had no num_layers argument, so the GRU it trained
+  was ONE layer (embed 32, hidden 192): 1.5e5 parameters against the 8-layer Transformer's
+  1.6e6, a factor ~10, not matched. We run that GRU as the notebook did, and an 8-layer GRU
+  (GRULM(num_layers=8), embed 32) whose hidden width is solved for so its parameter count is
+  the closest to the Transformer's.
+
+`run_experiment` trains every model of an experiment on one corpus and returns per model
+the loss curve, parameter count, time per step, tokens/s, final train and validation loss
+and a sample; `write_experiment` writes them (CSV, PNG, Markdown). `steps` caps every run's
+step count for a quick look.
+
+Homework losses are the last printed training loss of one batch on TinyStories (10M
+characters); ours are on whatever corpus is given (the built-in one by default), so only the
+ordering and the shapes of the curves are comparable, not the absolute values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from charlm.io import atomic_to_csv, atomic_write_text
+from charlm.models.registry import build_model, count_parameters
+from charlm.train import TrainConfig, TrainResult, generate_text, train
+
+SAMPLE_LENGTH = 100  # the homework's generate_text(dataset) default
+FINAL_WINDOW = 0.1  # final train loss = mean over the last 10% of steps (at least 1)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model of an experiment. `homework_loss` / `homework_s_per_100` are what the seed
+    notebook printed at its last step (TinyStories, its CPU), for reading beside ours."""
+
+    label: str
+    config: TrainConfig
+    homework_loss: float | None = None
+    homework_s_per_100: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    runs: tuple[RunSpec, ...]
+    # resolves runs that depend on the corpus (parameter matching needs the vocabulary size)
+    resolve: Callable[[tuple[RunSpec, ...], int], tuple[tuple[RunSpec, ...], dict]] | None = None
+
+    def resolved(self, vocab_size: int) -> tuple[tuple[RunSpec, ...], dict]:
+        if self.resolve is None:
+            return self.runs, {}
+        return self.resolve(self.runs, vocab_size)
+
+
+def _cfg(model: str, seq_len: int, steps: int, **sizes) -> TrainConfig:
+    return TrainConfig(model=model, seq_len=seq_len, steps=steps, batch_size=32, lr=1e-3,
+                       **sizes)
+
+
+def params_of(cfg: TrainConfig, vocab_size: int) -> int:
+    """Parameter count of the model `cfg` builds for this vocabulary (built, then counted)."""
+    return count_parameters(build_model(cfg.model_config(vocab_size)))
+
+
+def match_hidden(cfg: TrainConfig, target: int, vocab_size: int, limit: int = 8192) -> int:
+    """The hidden width whose model has the parameter count closest to `target` (ties: the
+    smaller). Parameters grow with hidden: double until the count reaches the target, then
+    bisect the crossing."""
+    def count(h):
+        return params_of(replace(cfg, hidden=h), vocab_size)
+
+    hi = 1
+    while count(hi) < target:
+        if hi >= limit:
+            raise ValueError(f"no hidden width up to {limit} reaches {target} parameters")
+        hi *= 2
+    lo = hi // 2  # count(lo) < target <= count(hi), unless hi == 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return min({max(lo, 1), hi}, key=lambda h: (abs(count(h) - target), h))
+
+
+def _match_gru_to_transformer(runs, vocab_size):
+    by_label = {r.label: r for r in runs}
+    tf = by_label["Transformer 8 layers"]
+    target = params_of(tf.config, vocab_size)
+    gru8 = by_label["GRU 8 layers (matched)"]
+    hidden = match_hidden(gru8.config, target, vocab_size)
+    matched = replace(gru8, config=replace(gru8.config, hidden=hidden))
+    counts = {r.label: params_of((matched if r is gru8 else r).config, vocab_size)
+              for r in runs}
+    info = dict(target_label=tf.label, target_params=target, matched_label=gru8.label,
+                matched_hidden=hidden, params=counts, vocab_size=vocab_size)
+    return tuple(matched if r is gru8 else r for r in runs), info
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in [
+        Experiment(
+            "rnn-vs-gru",
+            "Elman RNN vs GRU, embed 64, hidden 256, seq 20 (homework section 7)",
+            (
+                RunSpec("RNN", _cfg("rnn", 20, 2000, embed=64, hidden=256), 1.4121, 4.4),
+                RunSpec("GRU", _cfg("gru", 20, 2000, embed=64, hidden=256), 1.2135, 8.4),
+            ),
+        ),
+        Experiment(
+            "rnn-vs-gru-long",
+            "Elman RNN vs GRU at sequence length 100 (homework section 7, cell [24])",
+            (
+                RunSpec("RNN", _cfg("rnn", 100, 3000, embed=64, hidden=256), 1.1456, 18.1),
+                RunSpec("GRU", _cfg("gru", 100, 3000, embed=64, hidden=256), 1.0370, 38.8),
+            ),
+        ),
+        Experiment(
+            "rnn-layers",
+            "Elman RNN with 1, 2, 3, 4 layers, embed 64, hidden 256, seq 20 (extra credit 3.4)",
+            (
+                RunSpec("RNN 1 layer", _cfg("rnn", 20, 2000, embed=64, hidden=256), 1.4121, 4.4),
+                RunSpec("RNN 2 layers", _cfg("mlrnn", 20, 2000, embed=64, hidden=256, layers=2),
+                        1.3053, 6.4, "homework's loop run; its first 2-layer run ended at 1.3729"),
+                RunSpec("RNN 3 layers", _cfg("mlrnn", 20, 2000, embed=64, hidden=256, layers=3),
+                        1.4127, 8.8),
+                RunSpec("RNN 4 layers", _cfg("mlrnn", 20, 2000, embed=64, hidden=256, layers=4),
+                        1.4011, 11.0),
+            ),
+        ),
+        Experiment(
+            "gru-vs-transformer-8l",
+            "GRU vs 8-layer Transformer (n_embd 128, 4 heads), seq 100 (homework cell [32])",
+            (
+                RunSpec("GRU as the notebook ran it (1 layer)",
+                        _cfg("gru", 100, 3000, embed=32, hidden=192, layers=1), 1.1730, 39.0,
+                        "GRULM(embed 32, hidden 192) had no num_layers: one layer, 1.5e5 params"),
+                RunSpec("GRU 8 layers (matched)",
+                        _cfg("gru", 100, 3000, embed=32, hidden=192, layers=8), None, None,
+                        "hidden solved for the Transformer's parameter count"),
+                RunSpec("Transformer 8 layers",
+                        _cfg("transformer", 100, 3000, hidden=128, layers=8, heads=4,
+                             block_size=100, attention="flash"), 1.0518, 22.5),
+            ),
+            resolve=_match_gru_to_transformer,
+        ),
+    ]
+}
+ALL = "all"
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; choose from "
+                         f"{', '.join([*EXPERIMENTS, ALL])}") from None
+
+
+def experiment_names(name: str) -> list[str]:
+    """`all` -> every experiment; otherwise the one name (validated)."""
+    return list(EXPERIMENTS) if name == ALL else [get_experiment(name).name]
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    config: TrainConfig
+    params: int
+    history: pd.DataFrame
+    sample: str
+    time_per_step_s: float
+    tokens_per_s: float
+    final_train_loss: float
+    final_val_loss: float
+
+    def summary(self) -> dict:
+        return dict(
+            model=self.spec.label,
+            arch=self.config.model,
+            layers=self.config.model_config(1).layers,
+            embed=self.config.model_config(1).embed,
+            hidden=self.config.model_config(1).hidden,
+            params=self.params,
+            seq_len=self.config.seq_len,
+            steps=int(self.history["step"].iloc[-1]),
+            time_per_step_ms=1000 * self.time_per_step_s,
+            tokens_per_s=self.tokens_per_s,
+            final_train_loss=self.final_train_loss,
+            final_val_loss=self.final_val_loss,
+            homework_steps=self.spec.config.steps,
+            homework_loss=self.spec.homework_loss,
+            homework_ms_per_step=(None if self.spec.homework_s_per_100 is None
+                                  else 10 * self.spec.homework_s_per_100),
+        )
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    runs: list[RunResult]
+    matching: dict = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([r.summary() for r in self.runs])
+
+    def curves(self) -> pd.DataFrame:
+        """Long-form loss curves of every run: run, step, train_loss, val_loss, ..."""
+        return pd.concat([r.history.assign(run=r.spec.label) for r in self.runs],
+                         ignore_index=True)
+
+
+def final_train_loss(history: pd.DataFrame) -> float:
+    k = max(1, math.ceil(FINAL_WINDOW * len(history)))
+    return float(history["train_loss"].iloc[-k:].mean())
+
+
+def summarize_run(spec: RunSpec, result: TrainResult, sample_seed: int) -> RunResult:
+    h = result.history
+    total_s = float(h["elapsed_s"].iloc[-1])
+    steps = len(h)
+    tokens = steps * result.config.batch_size * result.config.seq_len
+    val = h["val_loss"].dropna()
+    sample = generate_text(result.model, result.dataset.vocab, "", SAMPLE_LENGTH - 1,
+                           seed=sample_seed)
+    return RunResult(spec, result.config, result.params, h, sample, total_s / steps,
+                     tokens / total_s, final_train_loss(h),
+                     float(val.iloc[-1]) if len(val) else float("nan"))
+
+
+def run_experiment(
+    name: str,
+    text: str,
+    steps: int | None = None,
+    device: str = "auto",
+    seed: int = 2025,
+    val_every: int | None = None,
+    val_batches: int = 20,
+    out: str | Path | None = None,
+    keep_checkpoints: bool = False,
+    progress: bool = False,
+    on_run: Callable[[RunSpec, int, int], None] | None = None,
+) -> ExperimentResult:
+    """Train every model of experiment `name` on `text`.
+
+    `steps` caps each run's step count (the homework's counts otherwise). `val_every`
+    defaults to a tenth of the run. With `out` and `keep_checkpoints`, each run's checkpoint
+    is kept in out/<experiment>/<run>/. `on_run(spec, i, n)` is called before each run.
+    """
+    experiment = get_experiment(name)
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
+                              or steps < 1):
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    vocab_size = len(set(text))
+    runs, matching = experiment.resolved(vocab_size)
+    results = []
+    for i, spec in enumerate(runs):
+        n = spec.config.steps if steps is None else min(steps, spec.config.steps)
+        run_out = None
+        if out is not None and keep_checkpoints:
+            run_out = str(Path(out) / experiment.name / slug(spec.label))
+        cfg = replace(spec.config, steps=n, seed=seed, device=device, out=run_out,
+                      val_every=val_every or max(1, n // 10), val_batches=val_batches,
+                      checkpoint_every=max(n, 1))
+        if on_run is not None:
+            on_run(spec, i, len(runs))
+        result = train(cfg, progress=progress, text=text)
+        results.append(summarize_run(spec, result, seed))
+    return ExperimentResult(experiment, results, matching)
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
+    """The experiment's table (ours beside the homework's) and samples, as Markdown."""
+    exp = result.experiment
+    lines = [f"# {exp.name}", "", exp.description, ""]
+    lines += [
+        "| model | params | steps | seq | ms/step | tokens/s | train loss (last 10%) "
+        "| val loss | homework loss (TinyStories, at its steps) | homework ms/step |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result.runs:
+        s = r.summary()
+        hw = "-" if s["homework_loss"] is None else \
+            f"{s['homework_loss']:.3f} @ {s['homework_steps']}"
+        lines.append(
+            f"| {s['model']} | {s['params']:,} | {s['steps']} | {s['seq_len']} "
+            f"| {_fmt(s['time_per_step_ms'], '.1f')} | {_fmt(s['tokens_per_s'], ',.0f')} "
+            f"| {_fmt(s['final_train_loss'], '.3f')} | {_fmt(s['final_val_loss'], '.3f')} "
+            f"| {hw} | {_fmt(s['homework_ms_per_step'], '.0f')} |"
+        )
+    if result.matching:
+        m = result.matching
+        lines += ["", "Parameter matching (computed on this corpus's vocabulary of "
+                  f"{m['vocab_size']} characters): {m['matched_label']} gets hidden "
+                  f"{m['matched_hidden']}, the closest count to {m['target_label']}'s "
+                  f"{m['target_params']:,}.", ""]
+        lines += [f"- {label}: {count:,} parameters" for label, count in m["params"].items()]
+    notes = [f"- {r.spec.label}: {r.spec.note}" for r in result.runs if r.spec.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", "Samples (100 characters from one random first character, seeded):", ""]
+    for r in result.runs:
+        lines += [f"**{r.spec.label}**", "", "```", r.sample, "```", ""]
+    if env:
+        lines += ["Environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), ""]
+    return "\n".join(lines)
+
+
+def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None) -> dict:
+    """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.csv,
+    summary.md, loss_curves.png. Returns {kind: path}."""
+    from analysis.plots_experiments import plot_loss_curves
+
+    folder = Path(out) / result.experiment.name
+    files = {}
+    for r in result.runs:
+        run_dir = folder / slug(r.spec.label)
+        files[f"{r.spec.label} curve"] = atomic_to_csv(r.history, run_dir / "loss.csv")
+        files[f"{r.spec.label} sample"] = atomic_write_text(run_dir / "sample.txt",
+                                                            r.sample + "\n")
+    files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
+    files["summary_md"] = atomic_write_text(folder / "summary.md",
+                                            summary_markdown(result, env))
+    files["figure"] = plot_loss_curves(result.curves(), folder / "loss_curves.png",
+                                       title=f"{result.experiment.name}: "
+                                             f"{result.experiment.description}")
+    return files
+
