@@ -315,13 +315,17 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     if quantity == "params":
         out["torch"] = count_parameters(model)
         return out
+    was_training = model.training
     model.train(quantity in ("backward", "train"))
-    with single_thread():
-        measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
-        counted = None
-        if fvcore and quantity == "forward":
-            idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
-            counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
+    try:
+        with single_thread():
+            measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
+            counted = None
+            if fvcore and quantity == "forward":
+                idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
+                counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
+    finally:
+        model.train(was_training)
     out["torch"] = measured["total"]
     out["torch_by_module"] = measured["by_module"]
     if counted is not None:

@@ -5,10 +5,12 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from analysis import counters, reconcile
+from analysis.flops_api import flops
 from analysis.formulas import cost_model
-from charlm.models.registry import ModelConfig
+from charlm.models.registry import ModelConfig, build_model
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,18 @@ def test_csv_written_atomically_round_trips(quick_table, tmp_path):
     back = pd.read_csv(path)
     assert len(back) == len(quick_table)
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_notebook_api_gives_same_frame_for_model_and_config_and_leaves_model_untouched():
+    cfg = ModelConfig("transformer", 7, hidden=8, layers=1, heads=2, block_size=6,
+                      attention="manual")
+    model = build_model(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    from_model = flops(model, "train", batch=2, seq_len=5, fvcore=False)
+    from_config = flops(cfg, "train", batch=2, seq_len=5, fvcore=False)
+    pd.testing.assert_frame_equal(from_model, from_config)
+    total = from_model[(from_model["tier"] == "matmul") & (from_model["term"] == "total")]
+    assert total["verdict"].item() == "exact"
+    assert model.training  # mode restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
