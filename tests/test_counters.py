@@ -157,3 +157,13 @@ def test_no_warning_escapes_a_measurement():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         counters.measure_flops(cfg, "train", {"B": 1, "T": 3})
+
+
+def test_without_fvcore_its_counts_are_none_and_torch_still_counts(monkeypatch):
+    # the GPU machines have no fvcore
+    monkeypatch.setattr(counters, "_fvcore_analysis_class", lambda: None)
+    assert not counters.fvcore_available()
+    cfg = ModelConfig("rnn", 5, embed=3, hidden=4)
+    measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 2})
+    assert measured["fvcore"] is None and measured["fvcore_unsupported"] is None
+    assert measured["torch"] == 2 * 1 * 2 * (3 * 4 + 4 * 4 + 4 * 5)
