@@ -6,36 +6,47 @@ is `correct` when the measurement meets the claim, `incorrect` otherwise; nothin
 the expected verdicts. "Almost" in the exercises is read as within TOL of the claimed value,
 with n and h_new on their natural scale (n lies in [-1, 1], h_new in [-2, 2]).
 
-Row ids: gru.exercise1.sum, gru.exercise2.difference, gru.exercise3.memory,
-gru.exercise4.pure_input, gru.exercise4.pure_input_no_hidden_weight,
-gru.control.zero_input, gru.control.dependence. Every row has the keys of the homework check
-table (`id`, `question`, `answer`, `verdict`, `derived`, `counterexample`) plus `settings`.
+Answers are text, as a student writes them, and are parsed (regular expressions only, no
+eval) into slider settings or claims, then checked:
+
+- gru.exercise1.sum, gru.exercise2.difference, gru.exercise3.memory, gru.exercise4.pure_input:
+  slider settings, e.g. "W_hn[0,0] = -3.0, W_xn[0,0] = 3.0"; chained "W_xz[0,1] = W_hz[0,1]
+  = 3"; alternatives joined by "or" (each must work). Names: W_xr/W_hr (reset slider),
+  W_xz/W_hz (update), W_xn, W_hn, x[0], x[1], h[0], h[1], or the slider names.
+- gru.control.zero_input: claimed gate values at control input 0, e.g. "r[0] = z[0] = 0.50",
+  checked in every configuration the homework's answers to exercises 1-4 give.
+- gru.control.dependence: a sentence saying whether the output depends "less"/"more" on the
+  input and on the hidden state; checked by finite differences in the same configurations.
+
+The homework's own answers are analysis/data/homework_gru_answers.toml. Rows have the keys
+of the homework check table (`id`, `question`, `answer`, `verdict`, `derived`,
+`counterexample`, `reasoning`) plus `settings`; `register()` adds the `gru.` ids to
+`analysis.checker` so `charlm check-answers` checks them in the same table.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from charlm.gru_explorer import GRUSettings, gru_2d_batch, gru_2d_step
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 TOL = 0.05  # "almost": within 0.05 of the claimed value (2.5% of a slider's span of 4)
 GRID = np.round(np.linspace(-2.0, 2.0, 41), 10)  # the data sliders' positions (step 0.1)
 HIGH = 2.0  # "both high (e.g., 2.0)"
 
-# The settings each exercise's answer gives; everything else stays at the sliders' defaults
-# (control input 2.0, control hidden 0, reset 3, update -3, W_xn 3, W_hn 3).
-BASE = GRUSettings()
-CONFIGS = {
-    "exercise1": BASE,
-    "exercise2": BASE.with_(new_hidden_weight=-3.0),
-    "exercise3": BASE.with_(update_weight=3.0),
-    "exercise4": BASE.with_(reset_weight=-3.0),
-    "exercise4_no_hidden_weight": BASE.with_(new_hidden_weight=0.0),
-}
+BASE = GRUSettings()  # the sliders' defaults: control 2.0, reset 3, update -3, W_xn = W_hn = 3
+HOMEWORK_ANSWERS = Path(__file__).parent / "data" / "homework_gru_answers.toml"
 
 
 @dataclass(frozen=True)
@@ -134,17 +145,6 @@ def check_pure_input(s: GRUSettings, tol: float = TOL) -> Measurement:
     return Measurement(holds, derived, "" if holds else f"x0={x0:g}, h0={h0:g}: {worst:.4f}")
 
 
-def check_control_zero(configs: dict[str, GRUSettings], tol: float = 1e-12) -> Measurement:
-    """Control input 0 (control hidden 0): r[0] = z[0] = 1/2 in every configuration."""
-    parts, bad = [], []
-    for name, s in configs.items():
-        st = gru_2d_step(s, control_input=0.0)
-        parts.append(f"{name}: r={st.r[0]:.4f}, z={st.z[0]:.4f}")
-        if abs(st.r[0] - 0.5) > tol or abs(st.z[0] - 0.5) > tol:
-            bad.append(name)
-    return Measurement(not bad, "; ".join(parts), f"gates not 1/2 for {bad}" if bad else "")
-
-
 def sensitivity(s: GRUSettings, slider: str, eps: float = 1e-4) -> float:
     """d h_new[0] / d slider at x[0] = h[0] = 0 (central difference)."""
     at = s.with_(data_input=0.0, data_hidden=0.0)
@@ -153,31 +153,150 @@ def sensitivity(s: GRUSettings, slider: str, eps: float = 1e-4) -> float:
     return (plus - minus) / (2 * eps)
 
 
-def check_dependence(configs: dict[str, GRUSettings]) -> Measurement:
-    """The homework's answer to 6.5: with control 0 the output depends less on the input and
-    more on the previous hidden state. Measured per configuration as |d h_new / d x[0]| and
-    |d h_new / d h[0]| at control 2 against control 0."""
+# ------------------------------------------------------------------------------ answers
+
+_NAMES = {
+    "w_xr": ("reset_weight", "[0,1]"), "w_hr": ("reset_weight", "[0,1]"),
+    "w_xz": ("update_weight", "[0,1]"), "w_hz": ("update_weight", "[0,1]"),
+    "w_xn": ("new_input_weight", "[0,0]"), "w_hn": ("new_hidden_weight", "[0,0]"),
+    "x[0]": ("data_input", ""), "x[1]": ("control_input", ""),
+    "h[0]": ("data_hidden", ""), "h[1]": ("control_hidden", ""),
+    **{name: (name, "") for name in BASE.to_dict()},
+}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)"
+_NAME = r"[A-Za-z_]+(?:\s*\[\s*\d\s*(?:,\s*\d\s*)?\])?"
+_CLAUSE = re.compile(rf"^\s*((?:{_NAME}\s*=\s*)+)({_NUMBER})\s*$")
+_SEPARATOR = r"[,;](?![^\[]*\])|\band\b"  # a comma inside [0,1] does not separate
+MAX_ANSWER = 500
+
+
+def _check_length(text: str) -> None:
+    if not isinstance(text, str):
+        raise ValueError(f"an answer must be text, got {type(text).__name__}")
+    if len(text) > MAX_ANSWER:
+        raise ValueError(f"answer longer than {MAX_ANSWER} characters")
+
+
+def _slider(name: str) -> str:
+    key = re.sub(r"\s+", "", name).lower()
+    base, _, index = key.partition("[")
+    index = "[" + index if index else ""
+    if base in ("x", "h"):
+        base, index = key, ""
+    if base not in _NAMES:
+        raise ValueError(f"unknown name {name.strip()!r}; use W_xr, W_hr, W_xz, W_hz, W_xn, "
+                         "W_hn, x[0], x[1], h[0], h[1] or a slider name")
+    slider, placement = _NAMES[base]
+    if index and index != placement:
+        given = name.strip().split("[")[0]
+        raise ValueError(f"{name.strip()}: the explorer only has {given}{placement}")
+    return slider
+
+
+def parse_settings(text: str) -> list[dict[str, float]]:
+    """"W_xr[0,1] = W_hr[0,1] = -3.0 or W_hn[0,0] = 0" -> [{reset_weight: -3.0},
+    {new_hidden_weight: 0.0}]. ValueError (naming the clause) for anything else."""
+    _check_length(text)
+    alternatives = []
+    for alt in re.split(r"\bor\b", text):
+        values: dict[str, float] = {}
+        for clause in filter(str.strip, re.split(_SEPARATOR, alt)):
+            m = _CLAUSE.match(clause)
+            if not m:
+                raise ValueError(f"cannot read {clause.strip()!r}: write NAME = NUMBER "
+                                 "(e.g. W_hn[0,0] = -3.0)")
+            value = float(m.group(2))
+            for name in filter(str.strip, m.group(1).split("=")):
+                slider = _slider(name)
+                if values.get(slider, value) != value:
+                    raise ValueError(f"{slider} set to both {values[slider]:g} and {value:g} "
+                                     "(tied weights share one slider)")
+                values[slider] = value
+        if not values:
+            raise ValueError("no settings in the answer")
+        alternatives.append(values)
+    return alternatives
+
+
+def parse_gates(text: str) -> dict[str, float]:
+    """"r[0] = z[0] = 0.50" -> {"r": 0.5, "z": 0.5}."""
+    _check_length(text)
+    gates: dict[str, float] = {}
+    for clause in filter(str.strip, re.split(_SEPARATOR, text)):
+        m = _CLAUSE.match(clause)
+        if not m:
+            raise ValueError(f"cannot read {clause.strip()!r}: write r[0] = z[0] = NUMBER")
+        for name in filter(str.strip, m.group(1).split("=")):
+            gate = re.sub(r"\s+", "", name).lower()
+            if gate not in ("r", "z", "r[0]", "z[0]"):
+                raise ValueError(f"unknown gate {name.strip()!r}; use r[0] or z[0]")
+            gates[gate[0]] = float(m.group(2))
+    return gates
+
+
+def parse_dependence(text: str) -> dict[str, str]:
+    """Reads "less/more ... input" and "less/more ... hidden" -> {"input": "less", ...}."""
+    _check_length(text)
+    claims = {}
+    for target in ("input", "hidden"):
+        m = re.search(rf"\b(less|more)\b(?:\W+\w+){{0,4}}?\W+{target}\b", text.lower())
+        if m:
+            claims[target] = m.group(1)
+    if not claims:
+        raise ValueError("say whether the output depends less or more on the input and on the "
+                         "hidden state")
+    return claims
+
+
+def homework_answers() -> dict[str, str]:
+    with open(HOMEWORK_ANSWERS, "rb") as f:
+        return tomllib.load(f)
+
+
+def configurations() -> dict[str, GRUSettings]:
+    """The settings of the homework's answers to exercises 1-4 (every alternative)."""
+    configs = {}
+    for qid, text in homework_answers().items():
+        if qid.startswith("gru.exercise"):
+            alts = parse_settings(text)
+            for i, alt in enumerate(alts):
+                name = qid.split(".")[1] + (f" alt {i + 1}" if len(alts) > 1 else "")
+                configs[name] = BASE.with_(**alt)
+    return configs
+
+
+def check_gates(claimed: dict[str, float], configs: dict[str, GRUSettings],
+                tol: float = 0.005) -> Measurement:
+    """At control input 0, do r[0] and z[0] equal the claimed values (to 2 decimals)?"""
     parts, bad = [], []
     for name, s in configs.items():
-        dx_hi, dh_hi = (abs(sensitivity(s, k)) for k in ("data_input", "data_hidden"))
-        low = s.with_(control_input=0.0)
-        dx_lo, dh_lo = (abs(sensitivity(low, k)) for k in ("data_input", "data_hidden"))
-        parts.append(f"{name}: dh_new/dx {dx_hi:.3f}->{dx_lo:.3f}, "
-                     f"dh_new/dh {dh_hi:.3f}->{dh_lo:.3f}, "
-                     f"ratio dh/dx {dh_hi / dx_hi:.3g}->{dh_lo / dx_lo:.3g}")
-        if not (dx_lo < dx_hi and dh_lo > dh_hi):
+        st = gru_2d_step(s, control_input=0.0)
+        got = {"r": st.r[0], "z": st.z[0]}
+        parts.append(f"{name}: r={got['r']:.4f}, z={got['z']:.4f}")
+        if any(abs(got[g] - v) > tol for g, v in claimed.items()):
             bad.append(name)
-    ce = f"claim fails for {', '.join(bad)}" if bad else ""
-    return Measurement(not bad, "; ".join(parts), ce)
+    return Measurement(not bad, "; ".join(parts), f"differs in {bad}" if bad else "")
 
 
-@dataclass(frozen=True)
-class Exercise:
-    id: str
-    question: str
-    answer: str  # the homework's stated answer
-    settings: str  # the slider settings the check uses
-    measure: Callable[[], Measurement]
+def check_dependence_claim(claims: dict[str, str], configs: dict[str, GRUSettings]
+                           ) -> Measurement:
+    """Does |d h_new/d x[0]| (input) and |d h_new/d h[0]| (hidden) at x = h = 0 go the claimed
+    way when the control input drops from its setting to 0, in every configuration?"""
+    parts, bad = [], []
+    for name, s in configs.items():
+        low = s.with_(control_input=0.0)
+        measured = {}
+        for target, slider in (("input", "data_input"), ("hidden", "data_hidden")):
+            hi, lo = abs(sensitivity(s, slider)), abs(sensitivity(low, slider))
+            measured[target] = "less" if lo < hi else "more" if lo > hi else "same"
+            parts.append(f"{name}: |dh_new/d{target}| {hi:.3f}->{lo:.3f}")
+        if any(measured[t] != c for t, c in claims.items()):
+            bad.append(f"{name} ({', '.join(f'{t} {m}' for t, m in measured.items())})")
+    return Measurement(not bad, "; ".join(parts),
+                       f"claim fails for {'; '.join(bad)}" if bad else "")
+
+
+_SWEEP = "x[0] and h[0] swept over [-2, 2] step 0.1"
 
 
 def _describe(s: GRUSettings, sweep: str) -> str:
@@ -186,79 +305,109 @@ def _describe(s: GRUSettings, sweep: str) -> str:
     return f"{fixed}; {sweep}"
 
 
-_SWEEP = "x[0] and h[0] swept over [-2, 2] step 0.1"
-_OTHER = {k: v for k, v in CONFIGS.items() if k != "exercise4_no_hidden_weight"}
-
-EXERCISES = (
-    Exercise(
-        "gru.exercise1.sum",
-        "6.1: with the default weights, do n and h_new follow x[0] and h[0]; both high?",
-        "same direction for input and hidden; both high -> n and h_new high "
-        "(attenuated sum, n in [-1, 1])",
-        _describe(CONFIGS["exercise1"], _SWEEP),
-        lambda: check_sum(CONFIGS["exercise1"]),
-    ),
-    Exercise(
-        "gru.exercise2.difference",
-        "6.2: which new-content weights make n the attenuated difference of x[0] and h[0]?",
-        "W_hn[0,0] = -3.0, W_xn[0,0] = 3.0",
-        _describe(CONFIGS["exercise2"], _SWEEP),
-        lambda: check_difference(CONFIGS["exercise2"]),
-    ),
-    Exercise(
-        "gru.exercise3.memory",
-        "6.3: which weights make h_new copy h[0] and ignore the new content?",
-        "W_xz[0,1] = W_hz[0,1] = 3.0 (update gate z -> 1)",
-        _describe(CONFIGS["exercise3"], _SWEEP),
-        lambda: check_memory(CONFIGS["exercise3"]),
-    ),
-    Exercise(
-        "gru.exercise4.pure_input",
-        "6.4: which weights make n ignore h[0] and use only the input?",
-        "W_xr[0,1] = W_hr[0,1] = -3.0 (reset gate r -> 0)",
-        _describe(CONFIGS["exercise4"], _SWEEP),
-        lambda: check_pure_input(CONFIGS["exercise4"]),
-    ),
-    Exercise(
-        "gru.exercise4.pure_input_no_hidden_weight",
-        "6.4 (the answer's alternative): does W_hn[0,0] = 0 make n ignore h[0]?",
-        "W_hn[0,0] = 0.0",
-        _describe(CONFIGS["exercise4_no_hidden_weight"], _SWEEP),
-        lambda: check_pure_input(CONFIGS["exercise4_no_hidden_weight"]),
-    ),
-    Exercise(
-        "gru.control.zero_input",
-        "6.5: with control input 0.0, what happens to the gates (each configuration above)?",
-        "r[0] = z[0] = 0.50",
-        "each exercise's settings with control_input=0 (control_hidden=0)",
-        lambda: check_control_zero(CONFIGS),
-    ),
-    Exercise(
-        "gru.control.dependence",
-        "6.5: with control input 0.0, does the output depend less on the input, more on h?",
-        "the final output became less dependent on the input, more on the previous hidden state",
-        "each exercise 1-4 setting at x[0]=h[0]=0, control_input 2 vs 0; central differences",
-        lambda: check_dependence(_OTHER),
-    ),
-)
+def _settings_check(measure):
+    def check(text):
+        alts = parse_settings(text)
+        results = [measure(BASE.with_(**alt)) for alt in alts]
+        settings = " | ".join(_describe(BASE.with_(**alt), _SWEEP) for alt in alts)
+        holds = all(m.holds for m in results)
+        derived = " | ".join(m.derived for m in results)
+        ce = " | ".join(m.counterexample for m in results if m.counterexample)
+        return Measurement(holds, derived, ce), settings
+    return check
 
 
-def exercise_rows() -> list[dict]:
-    """One row per check, in the homework check table's columns."""
-    rows = []
-    for ex in EXERCISES:
-        m = ex.measure()
-        rows.append(dict(
-            id=ex.id,
-            question=ex.question,
-            answer=ex.answer,
-            verdict="correct" if m.holds else "incorrect",
-            derived=m.derived,
-            counterexample=m.counterexample,
-            settings=ex.settings,
-        ))
-    return rows
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    question: str
+    criterion: str  # what the numbers must show
+    check: Callable[[str], tuple[Measurement, str]]
 
 
-def exercise_table() -> pd.DataFrame:
-    return pd.DataFrame(exercise_rows())
+def _gates(text):
+    configs = configurations()
+    return (check_gates(parse_gates(text), configs),
+            "each configuration of the homework's answers to 6.1-6.4 with control_input=0")
+
+
+def _dependence(text):
+    configs = configurations()
+    return (check_dependence_claim(parse_dependence(text), configs),
+            "each configuration of the homework's answers to 6.1-6.4 at x[0]=h[0]=0, "
+            "control input 2 vs 0, central differences")
+
+
+EXERCISES = {
+    e.id: e
+    for e in (
+        Exercise("gru.exercise1.sum",
+                 "6.1: which settings make the cell an attenuated sum of x[0] and h[0]?",
+                 "n and h_new rise with x[0] and with h[0]; at x[0]=h[0]=2 both >= 1 - tol",
+                 _settings_check(check_sum)),
+        Exercise("gru.exercise2.difference",
+                 "6.2: which new-content weights make n the attenuated difference?",
+                 "n rises with x[0], falls with h[0]; at x[0]=h[0]=2 |n|, |h_new| <= tol",
+                 _settings_check(check_difference)),
+        Exercise("gru.exercise3.memory",
+                 "6.3: which weights make h_new copy h[0] and ignore the new content?",
+                 "max |h_new[0] - h[0]| over the slider grid <= tol",
+                 _settings_check(check_memory)),
+        Exercise("gru.exercise4.pure_input",
+                 "6.4: which weights make n ignore h[0] and use only the input?",
+                 "max |n(x0,h0) - n(x0,0)| over the grid <= tol and n spans >= 1 over x[0]",
+                 _settings_check(check_pure_input)),
+        Exercise("gru.control.zero_input",
+                 "6.5: with control input 0.0, what are the gates r[0], z[0]?",
+                 "measured r[0], z[0] within 0.005 of the claim in every configuration",
+                 _gates),
+        Exercise("gru.control.dependence",
+                 "6.5: with control input 0.0, does h_new depend less/more on input and h?",
+                 "the claimed direction of |dh_new/dx[0]| and |dh_new/dh[0]| in every "
+                 "configuration",
+                 _dependence),
+    )
+}
+
+
+def check_answer(qid: str, text: str) -> dict:
+    """One row of the homework check table for answer `text` to question `qid`."""
+    try:
+        ex = EXERCISES[qid]
+    except KeyError:
+        raise ValueError(f"unknown GRU question id {qid!r}; ids: {', '.join(EXERCISES)}") \
+            from None
+    try:
+        m, settings = ex.check(text)
+    except ValueError as exc:
+        raise ValueError(f"{qid}: {exc}") from None
+    return dict(
+        id=qid, question=ex.question, answer=text,
+        verdict="correct" if m.holds else "incorrect",
+        derived=m.derived, counterexample=m.counterexample,
+        reasoning=f"checked numerically on the 2-D GRU cell: {ex.criterion} (tol {TOL:g})",
+        settings=settings,
+    )
+
+
+def questions() -> list[dict]:
+    return [dict(id=e.id, question=e.question, assumptions=e.criterion,
+                 symbols="slider names: " + ", ".join(n for n in _NAMES if "_" in n))
+            for e in EXERCISES.values()]
+
+
+def exercise_rows(answers: dict[str, str] | None = None) -> list[dict]:
+    """Rows for `answers` (id -> text); the homework's own answers by default."""
+    answers = homework_answers() if answers is None else answers
+    return [check_answer(qid, text) for qid, text in answers.items()]
+
+
+def exercise_table(answers: dict[str, str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(exercise_rows(answers))
+
+
+def register() -> None:
+    """Add the `gru.` questions to analysis.checker's registry (charlm check-answers)."""
+    from analysis.checker import ExtraCheck, register_check
+
+    register_check(ExtraCheck(prefix="gru.", check=check_answer, questions=questions))

@@ -120,52 +120,120 @@ def test_widget_builds_sliders_and_redraws():
 
 # --- the exercises: verdicts come from the numbers, so wrong settings must fail ---
 
-def test_homework_exercises_hold_on_the_cell():
-    rows = {r["id"]: r for r in ex.exercise_rows()}
-    for rid in ("gru.exercise1.sum", "gru.exercise2.difference", "gru.exercise3.memory",
-                "gru.exercise4.pure_input", "gru.exercise4.pure_input_no_hidden_weight",
-                "gru.control.zero_input"):
-        assert rows[rid]["verdict"] == "correct", rows[rid]
-        assert rows[rid]["settings"]
-    for row in rows.values():
-        assert set(row) >= {"id", "question", "answer", "verdict", "derived", "counterexample"}
+HOMEWORK_IDS = ["gru.exercise1.sum", "gru.exercise2.difference", "gru.exercise3.memory",
+                "gru.exercise4.pure_input", "gru.control.zero_input", "gru.control.dependence"]
+
+
+@pytest.fixture(scope="module")
+def homework_rows():
+    return {r["id"]: r for r in ex.exercise_rows()}
+
+
+def test_homework_answers_cover_every_gru_question(homework_rows):
+    assert list(homework_rows) == HOMEWORK_IDS == list(ex.EXERCISES)
+    for row in homework_rows.values():
+        assert set(row) >= {"id", "question", "answer", "verdict", "derived", "counterexample",
+                            "reasoning", "settings"}
+        assert row["settings"]
+
+
+@pytest.mark.parametrize("qid", HOMEWORK_IDS[:5])
+def test_homework_exercise_answers_hold_on_the_cell(homework_rows, qid):
+    assert homework_rows[qid]["verdict"] == "correct", homework_rows[qid]
+
+
+def test_homework_dependence_answer_fails_where_measured(homework_rows):
+    """6.5's "less on the input, more on the hidden state": at control 0, z = 1/2, so with the
+    default update weight (-3, z ~ 0) the output's slope in h falls from ~3 to 1.25."""
+    row = homework_rows["gru.control.dependence"]
+    assert row["verdict"] == "incorrect"
+    assert "exercise1 (input less, hidden less)" in row["counterexample"]
 
 
 def test_difference_check_fails_for_the_sum_weights():
-    m = ex.check_difference(ex.CONFIGS["exercise1"])
+    m = ex.check_difference(ex.BASE)
     assert not m.holds and "x0=h0=2" in m.counterexample
 
 
 def test_sum_check_fails_for_the_difference_weights():
-    assert not ex.check_sum(ex.CONFIGS["exercise2"]).holds
+    assert not ex.check_sum(ex.BASE.with_(new_hidden_weight=-3.0)).holds
 
 
 def test_memory_check_fails_when_the_update_gate_is_closed():
-    assert not ex.check_memory(ex.CONFIGS["exercise1"]).holds
+    assert not ex.check_memory(ex.BASE).holds
     # z = sigmoid(3 * control 2) and |h_new - h| = (1 - z) |n - h| <= (1 - z) * (1 + 2)
     z = sigmoid(6.0)
-    m = ex.check_memory(ex.BASE.with_(update_weight=3.0), tol=(1 - z) * 3)
-    assert m.holds
+    assert ex.check_memory(ex.BASE.with_(update_weight=3.0), tol=(1 - z) * 3).holds
 
 
 def test_pure_input_check_fails_when_the_reset_gate_is_open():
-    m = ex.check_pure_input(ex.CONFIGS["exercise1"])
+    m = ex.check_pure_input(ex.BASE)
     assert not m.holds and m.counterexample
 
 
-def test_control_zero_gates_are_half_only_with_zero_control_hidden():
-    assert ex.check_control_zero(ex.CONFIGS).holds
-    shifted = {"h1": ex.BASE.with_(control_hidden=1.0)}
-    assert not ex.check_control_zero(shifted).holds
+@pytest.mark.parametrize("qid,answer", [
+    ("gru.exercise2.difference", "W_hn[0,0] = 3.0"),
+    ("gru.exercise3.memory", "W_xz[0,1] = W_hz[0,1] = -3"),
+    ("gru.exercise4.pure_input", "W_xr = W_hr = -3 or W_hn = 1.0"),  # second alternative fails
+    ("gru.control.zero_input", "r[0] = 0.9, z[0] = 0.5"),
+    ("gru.exercise1.sum", "W_hn[0,0] = -3"),
+])
+def test_wrong_answers_are_incorrect(qid, answer):
+    row = ex.check_answer(qid, answer)
+    assert row["verdict"] == "incorrect" and row["counterexample"], row
 
 
-def test_dependence_claim_is_measured_per_configuration():
+@pytest.mark.parametrize("qid,answer", [
+    ("gru.exercise2.difference", "new_hidden_weight = -3; new_input_weight = 3"),
+    ("gru.exercise3.memory", "update_weight = 3"),
+    ("gru.exercise4.pure_input", "W_hn = 0"),
+    ("gru.control.zero_input", "r = z = 0.5"),
+])
+def test_equivalent_answers_are_correct(qid, answer):
+    assert ex.check_answer(qid, answer)["verdict"] == "correct"
+
+
+def test_dependence_answer_is_checked_per_configuration():
     # default weights: at control 2, h_new ~ n = tanh(3x + 3r h), slope 3 in x; at control 0
     # z = r = 1/2, so d h_new / dx = 1/2 * 3 = 1.5 at x = h = 0
     assert ex.sensitivity(ex.BASE, "data_input") == pytest.approx(
         (1 - sigmoid(-6)) * 3, rel=1e-6)
     assert ex.sensitivity(ex.BASE.with_(control_input=0.0), "data_input") == pytest.approx(
         1.5, rel=1e-6)
-    # exercise 4 (reset closed): the claim holds; exercise 3 (memory): the input matters more
-    assert ex.check_dependence({"e4": ex.CONFIGS["exercise4"]}).holds
-    assert not ex.check_dependence({"e3": ex.CONFIGS["exercise3"]}).holds
+    only_reset = {"e4": ex.BASE.with_(reset_weight=-3.0)}
+    assert ex.check_dependence_claim({"input": "less", "hidden": "more"}, only_reset).holds
+    memory = {"e3": ex.BASE.with_(update_weight=3.0)}
+    assert not ex.check_dependence_claim({"input": "less", "hidden": "more"}, memory).holds
+    assert ex.check_dependence_claim({"input": "more"}, memory).holds
+
+
+def test_control_hidden_shifts_the_gates_off_one_half():
+    assert not ex.check_gates({"r": 0.5, "z": 0.5}, {"h1": ex.BASE.with_(control_hidden=1.0)}
+                              ).holds
+
+
+@pytest.mark.parametrize("answer,match", [
+    ('__import__("os").system("x") = 1', "cannot read"),
+    ("W_xr[0,0] = 1", "only has W_xr\\[0,1\\]"),
+    ("W_xr = 1, W_hr = 2", "tied weights"),
+    ("W_xq = 1", "unknown name"),
+    ("1" * 600, "longer than"),
+    ("", "no settings"),
+])
+def test_unreadable_answers_are_value_errors_naming_the_id(answer, match):
+    with pytest.raises(ValueError, match=match) as info:
+        ex.check_answer("gru.exercise3.memory", answer)
+    assert "gru.exercise3.memory" in str(info.value)
+
+
+def test_unknown_gru_id_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown GRU question"):
+        ex.check_answer("gru.exercise9", "W_hn = 0")
+
+
+def test_registered_checks_join_the_homework_table():
+    checker = pytest.importorskip("analysis.checker")
+    ex.register()
+    table = checker.check_answers({"gru.exercise3.memory": "W_xz[0,1] = W_hz[0,1] = 3.0"})
+    assert list(table.id) == ["gru.exercise3.memory"] and table.verdict[0] == "correct"
+    assert set(checker.ROW_FIELDS) <= set(table.columns)
