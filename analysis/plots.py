@@ -78,7 +78,8 @@ def time_per_token_vs_T(frame: pd.DataFrame, path) -> Path:
     fig, axes = plt.subplots(1, len(phases), figsize=(5.2 * len(phases), 4.4), squeeze=False)
     for ax, phase in zip(axes[0], phases):
         sub = frame[frame["phase"] == phase].sort_values("T")
-        sns.lineplot(data=sub, x="T", y="seconds_per_token", hue="variant", marker="o", ax=ax)
+        sns.lineplot(data=sub, x="T", y="seconds_per_token", hue="variant", marker="o", ax=ax,
+                     errorbar=None)
         ax.set(xscale="log", yscale="log", title=phase, xlabel="sequence length T",
                ylabel="seconds per token")
         ax.legend(fontsize=8)
@@ -92,7 +93,7 @@ def sequence_time_vs_T(frame: pd.DataFrame, path) -> Path:
     _sns_theme()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sns.lineplot(data=frame.sort_values("T"), x="T", y="median_s", hue="variant", style="phase",
-                 marker="o", ax=ax)
+                 marker="o", ax=ax, errorbar=None)
     ax.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="seconds per round",
            title="Time per sequence vs T")
     ax.legend(fontsize=8)
@@ -141,10 +142,10 @@ def attention_time_memory(frame: pd.DataFrame, path) -> Path:
     _sns_theme()
     data = frame.sort_values("T").assign(peak_mib=frame["peak_memory_bytes"] / 2**20)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
-    sns.lineplot(data=data, x="T", y="median_s", hue="kernel", marker="o", ax=a)
+    sns.lineplot(data=data, x="T", y="median_s", hue="kernel", marker="o", ax=a, errorbar=None)
     a.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="seconds per forward",
           title="Attention time")
-    sns.lineplot(data=data, x="T", y="peak_mib", hue="kernel", marker="o", ax=b)
+    sns.lineplot(data=data, x="T", y="peak_mib", hue="kernel", marker="o", ax=b, errorbar=None)
     b.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="peak MiB (measured)",
           title="Attention peak memory")
     return _save(fig, path)
@@ -159,7 +160,7 @@ def training_curves(frame: pd.DataFrame, path) -> Path:
     _require(frame, ["model", "step", "train_loss"], "training_curves")
     _sns_theme()
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    sns.lineplot(data=frame, x="step", y="train_loss", hue="model", ax=ax, lw=1.2)
+    sns.lineplot(data=frame, x="step", y="train_loss", hue="model", ax=ax, lw=1.2, errorbar=None)
     if "val_loss" in frame.columns:
         val = frame.dropna(subset=["val_loss"])
         if not val.empty:

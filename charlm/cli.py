@@ -20,6 +20,7 @@ COMMANDS = [
     "charlm.commands.compare",
     "charlm.commands.attention",
     "charlm.commands.gru_step",
+    "charlm.commands.report",
 ]
 
 
