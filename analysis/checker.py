@@ -407,3 +407,6 @@ def list_questions() -> pd.DataFrame:
 __all__ = ["ANSWER_SYMBOLS", "DerivationMismatch", "ExtraCheck", "GRID", "QUICK_GRID",
            "ROW_FIELDS", "check_answers", "check_file", "check_question", "compare",
            "derived_expression", "leading_part", "list_questions", "register_check"]
+
+# Question families defined in other modules register here (one line each).
+__import__("analysis.gru_exercises", fromlist=["register"]).register()

@@ -127,7 +127,7 @@ def check_memory(s: GRUSettings, tol: float = TOL) -> Measurement:
     worst, x0, h0 = _grid_max(np.abs(p["h_new"] - p["h"]))
     z = gru_2d_step(s).z[0]
     holds = worst <= tol
-    derived = (f"z[0]={z:.4f}; max |h_new[0] - h[0]| over the grid = {worst:.4f} "
+    derived = (f"z[0]={z:.4f}; max abs(h_new[0] - h[0]) over the grid = {worst:.4f} "
                f"at x0={x0:g}, h0={h0:g} (tolerance {tol:g})")
     return Measurement(holds, derived, "" if holds else f"x0={x0:g}, h0={h0:g}: {worst:.4f}")
 
@@ -140,7 +140,7 @@ def check_pure_input(s: GRUSettings, tol: float = TOL) -> Measurement:
     span = np.ptp(_sweep(s, "data_input", "n", data_hidden=0.0))
     r = gru_2d_step(s).r[0]
     holds = worst <= tol and span >= 1.0
-    derived = (f"r[0]={r:.4f}; max |n(x0,h0) - n(x0,0)| over the grid = {worst:.4f} at "
+    derived = (f"r[0]={r:.4f}; max abs(n(x0,h0) - n(x0,0)) over the grid = {worst:.4f} at "
                f"x0={x0:g}, h0={h0:g} (tolerance {tol:g}); n's range over x[0] = {span:.3f}")
     return Measurement(holds, derived, "" if holds else f"x0={x0:g}, h0={h0:g}: {worst:.4f}")
 
@@ -289,7 +289,7 @@ def check_dependence_claim(claims: dict[str, str], configs: dict[str, GRUSetting
         for target, slider in (("input", "data_input"), ("hidden", "data_hidden")):
             hi, lo = abs(sensitivity(s, slider)), abs(sensitivity(low, slider))
             measured[target] = "less" if lo < hi else "more" if lo > hi else "same"
-            parts.append(f"{name}: |dh_new/d{target}| {hi:.3f}->{lo:.3f}")
+            parts.append(f"{name}: abs(dh_new/d{target}) {hi:.3f}->{lo:.3f}")
         if any(measured[t] != c for t, c in claims.items()):
             bad.append(f"{name} ({', '.join(f'{t} {m}' for t, m in measured.items())})")
     return Measurement(not bad, "; ".join(parts),
@@ -309,10 +309,10 @@ def _settings_check(measure):
     def check(text):
         alts = parse_settings(text)
         results = [measure(BASE.with_(**alt)) for alt in alts]
-        settings = " | ".join(_describe(BASE.with_(**alt), _SWEEP) for alt in alts)
+        settings = " ; or ".join(_describe(BASE.with_(**alt), _SWEEP) for alt in alts)
         holds = all(m.holds for m in results)
-        derived = " | ".join(m.derived for m in results)
-        ce = " | ".join(m.counterexample for m in results if m.counterexample)
+        derived = " ; or ".join(m.derived for m in results)
+        ce = " ; or ".join(m.counterexample for m in results if m.counterexample)
         return Measurement(holds, derived, ce), settings
     return check
 
@@ -347,15 +347,15 @@ EXERCISES = {
                  _settings_check(check_sum)),
         Exercise("gru.exercise2.difference",
                  "6.2: which new-content weights make n the attenuated difference?",
-                 "n rises with x[0], falls with h[0]; at x[0]=h[0]=2 |n|, |h_new| <= tol",
+                 "n rises with x[0], falls with h[0]; at x[0]=h[0]=2 abs(n), abs(h_new) <= tol",
                  _settings_check(check_difference)),
         Exercise("gru.exercise3.memory",
                  "6.3: which weights make h_new copy h[0] and ignore the new content?",
-                 "max |h_new[0] - h[0]| over the slider grid <= tol",
+                 "max abs(h_new[0] - h[0]) over the slider grid <= tol",
                  _settings_check(check_memory)),
         Exercise("gru.exercise4.pure_input",
                  "6.4: which weights make n ignore h[0] and use only the input?",
-                 "max |n(x0,h0) - n(x0,0)| over the grid <= tol and n spans >= 1 over x[0]",
+                 "max abs(n(x0,h0) - n(x0,0)) over the grid <= tol and n spans >= 1 over x[0]",
                  _settings_check(check_pure_input)),
         Exercise("gru.control.zero_input",
                  "6.5: with control input 0.0, what are the gates r[0], z[0]?",
@@ -363,7 +363,7 @@ EXERCISES = {
                  _gates),
         Exercise("gru.control.dependence",
                  "6.5: with control input 0.0, does h_new depend less/more on input and h?",
-                 "the claimed direction of |dh_new/dx[0]| and |dh_new/dh[0]| in every "
+                 "the claimed direction of abs(dh_new/dx[0]) and abs(dh_new/dh[0]) in every "
                  "configuration",
                  _dependence),
     )
@@ -384,7 +384,11 @@ def check_answer(qid: str, text: str) -> dict:
     return dict(
         id=qid, question=ex.question, answer=text,
         verdict="correct" if m.holds else "incorrect",
-        derived=m.derived, counterexample=m.counterexample,
+        derived=m.derived,
+        # the check table's counterexample schema: where, what was answered, what should
+        # hold, what was measured there
+        counterexample=dict(sizes={"sliders": settings}, answered=text, derived=ex.criterion,
+                            measured=m.counterexample) if not m.holds else None,
         reasoning=f"checked numerically on the 2-D GRU cell: {ex.criterion} (tol {TOL:g})",
         settings=settings,
     )

@@ -147,7 +147,7 @@ def test_homework_dependence_answer_fails_where_measured(homework_rows):
     default update weight (-3, z ~ 0) the output's slope in h falls from ~3 to 1.25."""
     row = homework_rows["gru.control.dependence"]
     assert row["verdict"] == "incorrect"
-    assert "exercise1 (input less, hidden less)" in row["counterexample"]
+    assert "exercise1 (input less, hidden less)" in row["counterexample"]["measured"]
 
 
 def test_difference_check_fails_for_the_sum_weights():
