@@ -77,7 +77,7 @@ def plot_attention_grid(maps, chars: str, path, title: str = "Attention weights"
     labels = [repr(c)[1:-1] if c != " " else "␣" for c in chars]
     size = max(2.2, 0.28 * T)
     fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads + 1.2, size * n_layers),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for i in range(n_layers):
         for h in range(n_heads):
             ax = axes[i, h]

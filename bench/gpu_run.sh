@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The one script a session with a lent GPU runs (see ../../.library/device/README.md):
+#   run(command="bash bench/gpu_run.sh", carry=[".whl"], timeout_s=600)
+#
+# 1. If an ignored .whl/ folder holds wheels of fvcore and its needs (iopath, yacs,
+#    termcolor, portalocker, tabulate), install them under /tmp/site; otherwise fvcore's
+#    columns stay empty. Prepare them here, on a machine with network, with e.g.
+#      echo /.whl/ >> .git/info/exclude
+#      .venv/bin/python -m pip wheel --no-deps -w .whl fvcore==0.1.5.post20221221 \
+#          iopath==0.1.10 yacs termcolor portalocker tabulate
+#    (all pure Python, so the py3-none-any wheels built here install there).
+# 2. Run the bench on CUDA with the default grid (JSON under the output folder).
+# 3. Build `charlm report --device cuda` from that JSON (plus the matmul ceiling and short
+#    training runs; the FLOP reconciliation, depth and homework check are device-independent
+#    and live in the CPU report).
+# Output: $OUT when set (the device tool brings back at most 8 files, so the report folder
+# travels as one tar.gz beside REPORT.md and the logs), else results/gpu/.
+# Budget: about 8 minutes on an H100; the bench is stopped with SIGINT at BENCH_LIMIT seconds,
+# which still writes the JSON of every benchmark finished so far.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+BENCH_LIMIT=${BENCH_LIMIT:-330}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu GRID=quick: a smoke test of this script without a GPU
+GRID=${GRID:-default}
+if [ -n "${OUT:-}" ]; then DEST=$(mktemp -d /tmp/charlm_gpu.XXXX); else DEST=results/gpu; fi
+mkdir -p "$DEST"
+LOG="$DEST/gpu_run.log"
+: >"$LOG"
+say() { echo "[gpu_run $(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    say "installing carried wheels: $(ls .whl | tr '\n' ' ')"
+    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl >>"$LOG" 2>&1; then
+        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    else
+        say "wheel install failed: fvcore columns will be empty"
+    fi
+else
+    say "no .whl folder: fvcore columns will be empty"
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+
+"$PY" - <<'EOF' 2>&1 | tee -a "$LOG"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "device",
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+try:
+    import fvcore  # noqa: F401
+    print("fvcore available")
+except ImportError:
+    print("fvcore absent")
+EOF
+
+JSON="$DEST/bench/$GRID-$DEVICE.json"
+mkdir -p "$DEST/bench"
+say "bench: $GRID grid on $DEVICE (limit ${BENCH_LIMIT}s)"
+timeout -s INT -k 30 "$BENCH_LIMIT" "$PY" -m pytest bench/test_models.py bench/test_reference.py \
+    bench/test_attention.py --benchmark-only --charlm-grid "$GRID" --charlm-device "$DEVICE" \
+    --benchmark-json "$JSON" -q -p no:cacheprovider --benchmark-disable-gc \
+    --benchmark-columns=median,iqr,rounds >"$DEST/bench.log" 2>&1
+say "bench exit $? ($(tail -n 1 "$DEST/bench.log"))"
+
+if [ -f "$JSON" ]; then
+    say "report from $JSON"
+    "$PY" -m charlm report --device "$DEVICE" --out "$DEST/report" --bench-json "$JSON" \
+        --stages environment ceiling bench training figures markdown >>"$LOG" 2>&1
+    say "report exit $?"
+    cp "$DEST/report/REPORT.md" "$DEST/REPORT.md" 2>/dev/null
+    mv "$JSON" "$DEST/report/bench-$GRID-$DEVICE.json"
+else
+    say "no bench JSON was written"
+fi
+if [ -n "${OUT:-}" ]; then
+    say "packing results under \$OUT (unpack gpu_results.tar.gz into results/gpu/)"
+    tar -czf "$OUT/gpu_results.tar.gz" -C "$DEST" . 2>>"$LOG"
+    cp "$LOG" "$DEST/bench.log" "$OUT/" 2>/dev/null
+    [ -f "$DEST/REPORT.md" ] && cp "$DEST/REPORT.md" "$OUT/"
+    ls -la "$OUT"
+fi
