@@ -174,3 +174,51 @@ def training_curves(frame: pd.DataFrame, path) -> Path:
         ax.set_ylim(top=float(finite.quantile(0.99)) * 1.05)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------
+# Attention (issue 6): the layer x head grid of attention heatmaps of `charlm attention`.
+# (`charlm compare` draws its overlaid loss curves with `training_curves` above.)
+# ------------------------------------------------------------------------------------------
+
+
+def _save_as_laid_out(fig, path) -> Path:
+    """Save without tight_layout (the attention grid's colorbar needs the constrained layout
+    engine, which tight_layout cannot replace), written atomically."""
+    from charlm.io import atomic_write
+
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    plt.close(fig)
+    return path
+
+
+def plot_attention_grid(maps, chars: str, path, title: str = "Attention weights",
+                        layers: list[int] | None = None) -> Path:
+    """Heatmaps of `maps` (layers, heads, T, T), one row per layer and one column per head,
+    queries down and keys across, both labelled with the characters of the text. `layers`
+    numbers the rows (when `maps` holds a subset of the model's layers)."""
+    maps = np.asarray(maps)
+    if maps.ndim != 4 or maps.shape[2] != maps.shape[3] or maps.shape[2] != len(chars):
+        raise ValueError(f"maps must be (layers, heads, T, T) with T = len(chars) = {len(chars)},"
+                         f" got {maps.shape}")
+    n_layers, n_heads, T, _ = maps.shape
+    layers = list(range(n_layers)) if layers is None else layers
+    labels = [repr(c)[1:-1] if c != " " else "␣" for c in chars]
+    size = max(2.2, 0.28 * T)
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(size * n_heads + 1.2, size * n_layers),
+                             squeeze=False, layout="constrained")
+    for i in range(n_layers):
+        for h in range(n_heads):
+            ax = axes[i, h]
+            im = ax.imshow(maps[i, h], vmin=0.0, vmax=1.0, cmap="viridis")
+            ax.set_xticks(range(T), labels, fontsize=7)
+            ax.set_yticks(range(T), labels, fontsize=7)
+            ax.set_title(f"layer {layers[i]} head {h}", fontsize=8)
+            if h == 0:
+                ax.set_ylabel("query")
+            if i == n_layers - 1:
+                ax.set_xlabel("key")
+    fig.colorbar(im, ax=axes, shrink=0.6, label="weight")
+    fig.suptitle(title)
+    return _save_as_laid_out(fig, path)

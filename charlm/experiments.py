@@ -335,7 +335,7 @@ def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
 def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None) -> dict:
     """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.csv,
     summary.md, loss_curves.png. Returns {kind: path}."""
-    from analysis.plots_experiments import plot_loss_curves
+    from analysis.plots import training_curves
 
     folder = Path(out) / result.experiment.name
     files = {}
@@ -347,8 +347,7 @@ def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None
     files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
     files["summary_md"] = atomic_write_text(folder / "summary.md",
                                             summary_markdown(result, env))
-    files["figure"] = plot_loss_curves(result.curves(), folder / "loss_curves.png",
-                                       title=f"{result.experiment.name}: "
-                                             f"{result.experiment.description}")
+    files["figure"] = training_curves(result.curves().rename(columns={"run": "model"}),
+                                      folder / "loss_curves.png")
     return files
 

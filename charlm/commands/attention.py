@@ -19,7 +19,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
-    from analysis.plots_experiments import plot_attention_grid
+    from analysis.plots import plot_attention_grid
 
     ckpt = load_checkpoint(args.checkpoint, device=args.device)
     maps = attention_for_text(ckpt.model, args.text, ckpt.stoi)  # (L, H, T, T)
