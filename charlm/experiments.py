@@ -335,8 +335,6 @@ def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
 def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None) -> dict:
     """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.csv,
     summary.md, loss_curves.png. Returns {kind: path}."""
-    from analysis.plots import training_curves
-
     folder = Path(out) / result.experiment.name
     files = {}
     for r in result.runs:
@@ -347,6 +345,8 @@ def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None
     files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
     files["summary_md"] = atomic_write_text(folder / "summary.md",
                                             summary_markdown(result, env))
+    from analysis.plots import training_curves  # last, so the tables exist if plotting fails
+
     files["figure"] = training_curves(result.curves().rename(columns={"run": "model"}),
                                       folder / "loss_curves.png")
     return files
