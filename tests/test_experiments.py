@@ -16,6 +16,7 @@ from charlm.experiments import (
     run_experiment,
     write_experiment,
 )
+from charlm.train import TrainConfig
 
 
 def gru_params(V, E, D, L):
@@ -69,11 +70,20 @@ def test_notebook_gru_is_one_layer_and_ten_times_smaller(V):
     assert tf / gru > 10  # the homework's "roughly parameter-matched" pair is not matched
 
 
-def test_homework_parameter_counts_fit_a_tinystories_sized_vocabulary():
-    # the homework printed 1.5e+05 and 1.6e+06; both hold for a ~100-character vocabulary
+def test_homework_parameter_counts_are_reproduced_with_its_vocabulary():
+    # the homework printed 222,592 parameters for its 1-layer Transformer: 128 V + 210,816,
+    # so its TinyStories slice had V = 92 characters; with it, the cell [32] pair prints as
+    # the homework's "1.5e+05" (GRU) and "1.6e+06" (8-layer Transformer)
+    V = (222_592 - transformer_params(0, 128, 1, 100)) // 128
+    assert V == 92
+    one_layer = TrainConfig(model="transformer", hidden=128, layers=1, heads=4, block_size=100,
+                            seq_len=100)
+    assert params_of(one_layer, V) == 222_592
     r = runs("gru-vs-transformer-8l")
-    assert f"{params_of(r['GRU as the notebook ran it (1 layer)'].config, 100):.1e}" == "1.5e+05"
-    assert f"{params_of(r['Transformer 8 layers'].config, 100):.1e}" == "1.6e+06"
+    gru = params_of(r["GRU as the notebook ran it (1 layer)"].config, V)
+    tf = params_of(r["Transformer 8 layers"].config, V)
+    assert (gru, tf) == (gru_params(V, 32, 192, 1), transformer_params(V, 128, 8, 100))
+    assert (f"{gru:.1e}", f"{tf:.1e}") == ("1.5e+05", "1.6e+06")
 
 
 @pytest.mark.parametrize("V", [56, 100])
