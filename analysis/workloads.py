@@ -335,7 +335,7 @@ GRIDS: dict[str, GridSpec] = {
                       attention_T=(64, 256, 512), reference_T=(64,), rounds=3, warmup=1),
     "default": GridSpec(batch=8, T=(16, 32, 64, 128, 256), D=(64, 128, 512), L=(2, 4),
                         N=(16, 64), prompt=8, attention_T=(64, 128, 256, 512),
-                        reference_T=(32, 128), rounds=5, warmup=2),
+                        reference_T=(32, 128), rounds=9, warmup=2),
     "full": GridSpec(batch=16, T=(16, 32, 64, 128, 256, 512), D=(64, 128, 256, 512, 1024),
                      L=(2, 4, 8), N=(16, 64, 256), prompt=16,
                      attention_T=(64, 128, 256, 512, 1024, 2048), reference_T=(32, 128, 512),
