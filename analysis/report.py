@@ -73,8 +73,12 @@ class ReportConfig:
         return self.train_steps or (40 if self.quick else 300)
 
     def settings(self, stage: str) -> str:
-        """What a stage's result depends on; a change invalidates the saved result."""
-        common = {"device": self.device, "grid": self.grid}
+        """What a stage's result depends on (code version and machine included); a change
+        discards the saved result instead of mixing it with new cells."""
+        from analysis.env import device_name, git_commit
+
+        common = {"device": self.device, "device_name": device_name(self.device),
+                  "threads": self.threads, "grid": self.grid, "commit": git_commit()}
         extra = {"training": {"steps": self.steps, "models": list(self.train_models)},
                  "bench": {"bench_json": str(self.bench_json) if self.bench_json else None},
                  "ceiling": {"n": self.ceiling_n}}.get(stage, {})
@@ -231,10 +235,21 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
     return {"timing.csv": timing, "attention.csv": attention, "torch_reference.csv": pairs}
 
 
+def _fresh_bench_json(path: Path) -> bool:
+    """A saved bench JSON is reused only when it was made at the current commit."""
+    from analysis.env import git_commit
+
+    if not path.is_file():
+        return False
+    made_at = (json.loads(path.read_text()).get("commit_info") or {}).get("id") or ""
+    commit = git_commit()
+    return bool(commit) and made_at.startswith(commit)
+
+
 def stage_bench(ctx: Context) -> None:
     cfg = ctx.cfg
     path = cfg.bench_json or bench_json_path(cfg)
-    if cfg.bench_json is None and (cfg.force or not path.is_file()):
+    if cfg.bench_json is None and (cfg.force or not _fresh_bench_json(path)):
         run_bench(cfg, path)
     else:
         ctx.note("bench", f"bench results read from {path}")
@@ -397,6 +412,15 @@ def _is_complete(ctx: Context, status: pd.DataFrame, stage: Stage) -> bool:
             and all(ctx.path(o).is_file() for o in stage.outputs))
 
 
+def _discard_stale(ctx: Context, status: pd.DataFrame, stage: Stage) -> None:
+    """Outputs recorded under other settings (another commit, device, grid...) are removed,
+    so their cells are not mixed into this run's tables."""
+    row = status[status["stage"].eq(stage.name)]
+    if not stage.always and not row.empty and row["settings"].iloc[-1] != ctx.cfg.settings(stage.name):
+        for name in stage.outputs:
+            ctx.path(name).unlink(missing_ok=True)
+
+
 def build_report(cfg: ReportConfig, progress: bool = False) -> pd.DataFrame:
     """Run the stages; return the stage table (stage, status, seconds, settings) that is also
     written to stages.csv. Never raises for a failing stage: its status says why."""
@@ -415,6 +439,7 @@ def build_report(cfg: ReportConfig, progress: bool = False) -> pd.DataFrame:
             ctx.note(name, "skipped: complete from an earlier run (use --force to redo)")
             seconds = float(status[status["stage"].eq(name)]["seconds"].iloc[-1])
         else:
+            _discard_stale(ctx, status, stage)
             start = time.perf_counter()
             try:
                 stage.run(ctx)

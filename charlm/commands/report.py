@@ -10,7 +10,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="bench + analyses -> CSVs, figures and REPORT.md", description=__doc__)
-    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (results)")
+    p.add_argument("--out", type=Path, help="output folder (default results/<device>)")
     p.add_argument("--quick", action="store_true", help="smoke run (< 3 min on 2 CPU cores)")
     p.add_argument("--force", action="store_true", help="redo finished stages and cells")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -31,7 +31,8 @@ def run(args) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but CUDA is not available")
-    cfg = ReportConfig(out=args.out, device=args.device, quick=args.quick, force=args.force,
+    out = args.out if args.out is not None else Path("results") / args.device
+    cfg = ReportConfig(out=out, device=args.device, quick=args.quick, force=args.force,
                        threads=args.threads, bench_json=args.bench_json,
                        train_steps=args.train_steps,
                        stages=tuple(args.stages) if args.stages else None)
