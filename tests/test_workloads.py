@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from analysis.workloads import (
+    GPU_ATTENTION_T,
+    GRIDS,
+    MODEL_VARIANTS,
+    PHASES,
+    Workload,
+    attention_pair_outputs,
+    attention_workloads,
+    measured_flops,
+    model_workloads,
+    predictions,
+    prepare,
+    reference_workloads,
+)
+
+TINY = dict(batch=2, seq_len=5, hidden=8, vocab=11)
+
+
+def _phases(variant):
+    return PHASES if variant.startswith("transformer") else ("forward", "train", "generate")
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_every_grid_covers_each_model_and_phase_with_unique_ids(grid):
+    ws = model_workloads(grid)
+    assert len({w.id for w in ws}) == len(ws)
+    for variant in MODEL_VARIANTS:
+        assert {w.phase for w in ws if w.variant == variant} == set(_phases(variant))
+    assert {w.sweep for w in ws} == {"T", "D", "L", "N"}
+
+
+def test_attention_sweep_reaches_512_on_cpu_and_2048_on_gpu():
+    assert max(w.seq_len for w in attention_workloads("default", "cpu")) == 512
+    assert max(w.seq_len for w in attention_workloads("default", "cuda")) == max(GPU_ATTENTION_T) == 2048
+
+
+def test_reference_workloads_pair_each_homework_loop_with_its_torch_twin():
+    ws = reference_workloads("quick")
+    homework = {(w.spec.model, w.phase, w.seq_len) for w in ws if w.spec.impl == "homework"}
+    torch_nn = {(w.spec.model, w.phase, w.seq_len) for w in ws if w.spec.impl == "torch"}
+    assert homework == torch_nn and {m for m, _, _ in homework} == {"rnn", "mlrnn", "gru"}
+
+
+@pytest.mark.parametrize("variant", MODEL_VARIANTS)
+def test_predicted_flops_equal_the_counter_on_what_a_round_runs(variant):
+    for phase in _phases(variant):
+        gen = phase.startswith("generate")
+        w = Workload(variant, phase, layers=None if variant == "rnn" else 2,
+                     heads=2 if variant.startswith("transformer") else None,
+                     new_tokens=3 if gen else 0, **TINY)
+        assert predictions(w)["flops"] == measured_flops(prepare(w))["torch"], w.id
+
+
+@pytest.mark.parametrize("model, layers", [("rnn", 1), ("mlrnn", 3), ("gru", 1), ("gru", 2)])
+def test_torch_nn_twin_computes_the_homework_models_logits(model, layers):
+    p = prepare(Workload(f"{model}-torch", "forward", layers=layers, **TINY))
+    homework, fused = p.outputs
+    torch.testing.assert_close(fused, homework)
+
+
+def test_flash_and_manual_attention_layers_agree():
+    flash, manual = attention_pair_outputs(Workload("attention-flash", "forward", batch=2,
+                                                    seq_len=16, hidden=16, heads=4))
+    torch.testing.assert_close(flash, manual)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(variant="lstm", phase="forward"), "unknown variant"),
+    (dict(variant="rnn", phase="backprop"), "unknown phase"),
+    (dict(variant="rnn", phase="generate"), "new_tokens"),
+    (dict(variant="gru", phase="generate_cache", new_tokens=2), "transformer only"),
+    (dict(variant="attention-flash", phase="train"), "forward pass only"),
+])
+def test_bad_workloads_are_rejected_with_a_clear_message(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Workload(**kwargs)
