@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import pandas as pd
 import torch
 
 from charlm.commands.common import emit
@@ -50,6 +51,7 @@ def run(args) -> int:
 
     env = environment(device)
     text = load_corpus(args.data)
+    tables = []
     for name in names:
         def announce(spec, i, n, name=name):
             if not args.no_progress:
@@ -66,9 +68,13 @@ def run(args) -> int:
                 for label, count in result.matching["params"].items():
                     print(f"parameters: {label}: {count:,}")
                 print(f"matched hidden width: {result.matching['matched_hidden']}")
-        emit(result.summary()[COLUMNS].assign(experiment=name), args.format)
+        table = result.summary()[COLUMNS].assign(experiment=name)
         if args.format == "table":
+            emit(table, "table")
             print(f"wrote {files['summary_md']} and {files['figure']}")
+        tables.append(table)
+    if args.format != "table":  # one CSV / JSON document for all experiments
+        emit(pd.concat(tables, ignore_index=True), args.format)
     return 0
 
 
