@@ -179,6 +179,8 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
     for b in data.get("benchmarks", []):
         info = b.get("extra_info", {})
         cfg = info.get("config") or {}
+        if not cfg:  # not a charlm workload, or interrupted before its columns were filled
+            continue
         stats = b.get("stats", {})
         timing = info.get("timing") or {}
         median = timing.get("median", stats.get("median"))
