@@ -109,6 +109,22 @@ def sequence_time_vs_T(frame: pd.DataFrame, path) -> Path:
     return _save(fig, path)
 
 
+def time_vs_depth(frame: pd.DataFrame, path) -> Path:
+    """Median seconds per round against the predicted sequential matmul depth (log-log), one
+    colour per variant, one marker per phase. Columns: predicted_depth, median_s, variant, phase."""
+    _require(frame, ["predicted_depth", "median_s", "variant", "phase"], "time_vs_depth")
+    data = frame.dropna(subset=["predicted_depth"])
+    data = data[data["predicted_depth"] > 0]
+    _sns_theme()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    sns.scatterplot(data=data, x="predicted_depth", y="median_s", hue="variant", style="phase",
+                    ax=ax, s=45, alpha=0.85)
+    ax.set(xscale="log", yscale="log", xlabel="predicted critical-path matmul depth",
+           ylabel="seconds per round", title="Time vs sequential depth")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
 def achieved_flops(frame: pd.DataFrame, ceiling: float, path) -> Path:
     """Achieved FLOP/s of every timed workload against the device's ceiling (a large matmul
     timed in the same run). Columns: variant, phase, flops_per_second."""

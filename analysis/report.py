@@ -355,6 +355,7 @@ def stage_figures(ctx: Context) -> None:
         attempt("time_per_token_vs_T", lambda p: plots.time_per_token_vs_T(t_sweep, p))
         attempt("sequence_time_vs_T",
                 lambda p: plots.sequence_time_vs_T(t_sweep[t_sweep["phase"].eq("forward")], p))
+        attempt("time_vs_depth", lambda p: plots.time_vs_depth(models, p))
         ceiling = ctx.read("ceiling.csv")
         if ceiling is not None:
             attempt("achieved_flops", lambda p: plots.achieved_flops(
@@ -537,6 +538,7 @@ def _timing_section(ctx: Context, findings: list[str]) -> str:
     ok = timing[timing["status"].eq("ok")]
     text += _fig(ctx, "time_per_token_vs_T", "Seconds per token against T, per phase (log-log)")
     text += _fig(ctx, "sequence_time_vs_T", "Seconds per forward pass against T (log-log)")
+    text += _fig(ctx, "time_vs_depth", "Seconds per round against the predicted sequential matmul depth of every timed workload (log-log)")
     fwd = ok[ok["suite"].eq("test_model_phase") & ok["sweep"].eq("T") & ok["phase"].eq("forward")]
     rows = []
     for variant, sub in fwd.groupby("variant", sort=False):

@@ -112,7 +112,8 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
     assert set(attention["kernel"]) == {"flash", "manual"}
     ref = pd.read_csv(tmp_path / "torch_reference.csv")
     assert (ref["speedup"] == ref["homework_s"] / ref["torch_s"]).all()
-    for fig in ("time_per_token_vs_T", "attention_flash_vs_manual", "homework_vs_torch"):
+    for fig in ("time_per_token_vs_T", "attention_flash_vs_manual", "homework_vs_torch",
+                "time_vs_depth"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0
     text = (tmp_path / "REPORT.md").read_text()
     assert "## Findings" in text and "figures/attention_flash_vs_manual.png" in text
@@ -145,3 +146,13 @@ def test_cli_report_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path), "--bench-json", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("charlm report: error:")
+
+
+def test_plots_reject_tables_without_their_columns(tmp_path):
+    from analysis import plots
+
+    with pytest.raises(ValueError, match="needs columns"):
+        plots.attention_time_memory(pd.DataFrame({"T": [1]}), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no rows"):
+        plots.training_curves(pd.DataFrame(columns=["model", "step", "train_loss"]),
+                              tmp_path / "y.png")
