@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.env import environment
 from charlm.io import atomic_to_csv, atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,10 +134,10 @@ def run_cells(ctx: Context, name: str, cells: list[tuple[str, Callable[[], pd.Da
 
 
 def stage_environment(ctx: Context) -> None:
-    from analysis.timing import configure_backends
+    from analysis.timing import configure_backends, recorded_environment
 
     backends = configure_backends(ctx.cfg.device, threads=ctx.cfg.threads)
-    env = {**environment(ctx.cfg.device), **backends}
+    env = {**recorded_environment(ctx.cfg.device), **backends}
     atomic_write_text(ctx.path("environment.json"), json.dumps(env, indent=2) + "\n")
 
 

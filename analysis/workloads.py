@@ -417,12 +417,14 @@ ATTENTION_TERMS = ("qkv", "scores", "weighted_values", "out_proj")
 def measured_flops(p: Prepared) -> dict:
     """FLOPs of exactly what a round runs, by PyTorch's counter (with the CPU SDPA kernels
     given their formulas), and fvcore's forward count where fvcore is installed."""
-    from analysis.counters import count_flops_torch, measure_flops
+    from analysis.counters import count_flops_torch, fvcore_available, measure_flops
 
     w = p.workload
     out = {"torch": count_flops_torch(p.model, p.fn)["total"], "fvcore": None}
-    if w.kind == "model" and w.phase == "forward":
-        out["fvcore"] = measure_flops(w.model_config(), "forward", w.sizes(), model=p.model)["fvcore"]
+    if w.kind == "model" and w.phase == "forward" and fvcore_available():
+        # fvcore traces a CPU copy built from the same config: counts depend on shapes only,
+        # and the counters' own inputs live on the CPU
+        out["fvcore"] = measure_flops(w.model_config(), "forward", w.sizes())["fvcore"]
     return out
 
 

@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis.env import environment
-from analysis.timing import CudaEventClock, configure_backends, peak_memory, summarize, synchronize
+from analysis.timing import (
+    CudaEventClock,
+    configure_backends,
+    peak_memory,
+    recorded_environment,
+    summarize,
+    synchronize,
+)
 from analysis.workloads import GRIDS, WORKLOAD_SETS, Prepared, measured_flops, predictions
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "bench"
@@ -112,7 +118,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "grid": config.getoption("charlm_grid"),
         "devices": devices(config),
         "backends": config.stash[BACKENDS],
-        "env": {d: environment(d) for d in devices(config)},
+        "env": {d: recorded_environment(d) for d in devices(config)},
     }
     output_json["charlm_failures"] = config.stash[FAILURES]
 
@@ -125,7 +131,7 @@ def grid(request):
 @pytest.fixture(scope="session")
 def env_by_device(request):
     backends = request.config.stash[BACKENDS]
-    return {d: {**environment(d), **{k: v for k, v in backends.items() if k != "device"}}
+    return {d: {**recorded_environment(d), **{k: v for k, v in backends.items() if k != "device"}}
             for d in devices(request.config)}
 
 
