@@ -18,7 +18,7 @@ eval) into slider settings or claims, then checked:
 - gru.control.dependence: a sentence saying whether the output depends "less"/"more" on the
   input and on the hidden state; checked by finite differences in the same configurations.
 
-The homework's own answers are analysis/data/homework_gru_answers.toml. Rows have the keys
+The homework's own answers are the gru.* entries of analysis/data/homework_answers.toml. Rows have the keys
 of the homework check table (`id`, `question`, `answer`, `verdict`, `derived`,
 `counterexample`, `reasoning`) plus `settings`; `register()` adds the `gru.` ids to
 `analysis.checker` so `charlm check-answers` checks them in the same table.
@@ -29,24 +29,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from charlm.gru_explorer import GRUSettings, gru_2d_batch, gru_2d_step
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 TOL = 0.05  # "almost": within 0.05 of the claimed value (2.5% of a slider's span of 4)
 GRID = np.round(np.linspace(-2.0, 2.0, 41), 10)  # the data sliders' positions (step 0.1)
 HIGH = 2.0  # "both high (e.g., 2.0)"
 
 BASE = GRUSettings()  # the sliders' defaults: control 2.0, reset 3, update -3, W_xn = W_hn = 3
-HOMEWORK_ANSWERS = Path(__file__).parent / "data" / "homework_gru_answers.toml"
 
 
 @dataclass(frozen=True)
@@ -249,8 +242,10 @@ def parse_dependence(text: str) -> dict[str, str]:
 
 
 def homework_answers() -> dict[str, str]:
-    with open(HOMEWORK_ANSWERS, "rb") as f:
-        return tomllib.load(f)
+    """The homework's answers to the GRU questions (the gru.* ids of the homework file)."""
+    from analysis.questions import HOMEWORK_ANSWERS, load_answers
+
+    return {k: v for k, v in load_answers(HOMEWORK_ANSWERS).items() if k.startswith("gru.")}
 
 
 def configurations() -> dict[str, GRUSettings]:
