@@ -10,15 +10,6 @@ from charlm.cli import main
 from charlm.data import builtin_corpus
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """See tests/test_models.py: OpenMP threads on a shared machine slow tiny runs 10-50x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "stories.txt"

@@ -21,15 +21,6 @@ from tests.notebook_reference import NotebookCharLMDataset
 S = 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine OpenMP
-    threads spinning against other processes made these tests 10-50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_vocab_stoi_itos_are_the_homeworks():
     text = "hello, world! Hi."

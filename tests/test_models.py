@@ -22,15 +22,6 @@ from tests import notebook_reference as nb
 V, E, D, B, T = 11, 6, 8, 3, 7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine OpenMP
-    threads spinning against other processes made these tests 10-50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def ids(batch=B, steps=T, vocab=V, seed=0):
     return torch.randint(0, vocab, (batch, steps), generator=torch.Generator().manual_seed(seed))

@@ -22,15 +22,6 @@ from tests.notebook_reference import notebook_rnn_loss
 
 TEXT = builtin_corpus(seed=1, n_chars=6000)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core machine OpenMP
-    threads spinning against other processes made these tests 10-50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 TINY = dict(hidden=16, embed=8, seq_len=10, batch_size=4, val_every=2, val_batches=2,
             device="cpu")
 

@@ -25,6 +25,17 @@ def add_model_args(parser: argparse.ArgumentParser, vocab: bool = False, model_d
         parser.add_argument("--vocab", type=int, default=65, help="vocabulary size (V)")
 
 
+def add_workload_args(parser: argparse.ArgumentParser):
+    """The sizes of one measured workload: T, B and, for generation, P, N and the KV cache."""
+    parser.add_argument("--seq-len", type=int,
+                        help="T (default: block_size; 20 for recurrent models)")
+    parser.add_argument("--batch", type=int, default=1, help="B")
+    parser.add_argument("--prompt-len", type=int, default=1, help="P, for --quantity generate")
+    parser.add_argument("--new-tokens", type=int, default=1, help="N, for --quantity generate")
+    parser.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=False,
+                        help="transformer generation with a KV cache")
+
+
 def model_config_from_args(args, vocab_size: int | None = None) -> ModelConfig:
     return ModelConfig(
         model=args.model,

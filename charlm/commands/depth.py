@@ -3,9 +3,13 @@ chain of matmuls) and matmul launches of one model and quantity."""
 
 from __future__ import annotations
 
-import argparse
-
-from charlm.commands.common import add_format_arg, add_model_args, emit, model_config_from_args
+from charlm.commands.common import (
+    add_format_arg,
+    add_model_args,
+    add_workload_args,
+    emit,
+    model_config_from_args,
+)
 
 QUANTITIES = ("forward", "backward", "train", "generate")
 
@@ -16,12 +20,7 @@ def register(subparsers) -> None:
         description=__doc__)
     add_model_args(p, vocab=True, model_default="transformer")
     p.add_argument("--quantity", choices=QUANTITIES, default="forward")
-    p.add_argument("--seq-len", type=int, help="T (default: block_size; 20 for recurrent models)")
-    p.add_argument("--batch", type=int, default=1, help="B")
-    p.add_argument("--prompt-len", type=int, default=1, help="P, for --quantity generate")
-    p.add_argument("--new-tokens", type=int, default=1, help="N, for --quantity generate")
-    p.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=False,
-                   help="transformer generation with a KV cache")
+    add_workload_args(p)
     add_format_arg(p)
     p.set_defaults(func=run)
 

@@ -3,9 +3,13 @@ grid written as CSV (`--grid default --out results/flops_reconciliation.csv`).""
 
 from __future__ import annotations
 
-import argparse
-
-from charlm.commands.common import add_format_arg, add_model_args, emit, model_config_from_args
+from charlm.commands.common import (
+    add_format_arg,
+    add_model_args,
+    add_workload_args,
+    emit,
+    model_config_from_args,
+)
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
 
@@ -16,12 +20,7 @@ def register(subparsers) -> None:
         description=__doc__)
     add_model_args(p, vocab=True, model_default="transformer")
     p.add_argument("--quantity", choices=QUANTITIES, default="forward")
-    p.add_argument("--seq-len", type=int, help="T (default: block_size; 20 for recurrent models)")
-    p.add_argument("--batch", type=int, default=1, help="B")
-    p.add_argument("--prompt-len", type=int, default=1, help="P, for --quantity generate")
-    p.add_argument("--new-tokens", type=int, default=1, help="N, for --quantity generate")
-    p.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=False,
-                   help="transformer generation with a KV cache")
+    add_workload_args(p)
     p.add_argument("--attention-count", choices=("full", "causal"), default="full",
                    help="attention square convention (counters count the full square)")
     p.add_argument("--no-measure", action="store_true", help="formulas only, no counters")
