@@ -562,10 +562,10 @@ def _timing_section(ctx: Context, findings: list[str]) -> str:
                      "does not grow with T. ")
             if abs((r_lo + r_hi) / 2 - (t_lo + t_hi) / 2) < 0.25:
                 text_ += ("Here both grow alike: time follows the FLOPs (linear in T at these "
-                          "sizes), not the depth. Each matmul is already as wide as this "
-                          "device can use, so the Transformer's short chain buys little; on a "
-                          "wide device (GPU), where each small recurrent step leaves most of "
-                          "it idle, the chain length is what separates them.")
+                          "sizes), not the depth, so on this device the recurrent chain does "
+                          "not show as a faster growth. Whether it does on a device that runs "
+                          "wide matmuls in parallel (a GPU) is for a report made there "
+                          "(bench/gpu_run.sh); this one does not say.")
             elif r_hi > t_hi:
                 text_ += "The recurrent time grows faster, as its longer chain predicts."
             else:
