@@ -1,0 +1,17 @@
+"""Input checks shared by configs, the library API and the command line (one home).
+
+Library code raises ValueError with the name the caller used; the CLI maps it to one line.
+"""
+
+from __future__ import annotations
+
+
+def positive_int(name: str, value, *, allow_none: bool = False):
+    """`value` if it is a positive int (not a bool), else ValueError naming `name`.
+
+    allow_none: None passes through (an unset size that takes a default)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
