@@ -1,12 +1,18 @@
 """The one plotting module: seaborn on the headless Agg backend, PNG files.
 
-Every figure function takes DataFrames (the same tables the report writes as CSV) and an
-output path, draws one figure, saves it and returns the path. Figures are grouped by the
-part of the toolkit they show: cost (FLOPs), time, attention kernels, training.
+Every figure comes as a pair: `draw_<name>(frame, ...)` takes DataFrames (the same tables
+the report writes as CSV) and returns the matplotlib Figure (tests read its artists), and
+`<name>(frame, ..., path)` draws, saves atomically and returns the path. Figures are grouped
+by the part of the toolkit they show: cost (FLOPs), time, attention kernels, training.
+
+One colour per variant in every figure (`palette`: fixed by the architecture table's order);
+log axes label ticks at 1-2-5 steps in engineering units (`_readable_log`); timings the
+bench flagged noisy are ringed (`_mark_noisy`).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -14,18 +20,22 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 DPI = 120
+NOISY_LABEL = "noisy (IQR/median > {:.0%})"
 
 
 def _save(fig, path) -> Path:
+    """tight_layout, then save atomically (an interrupted run keeps the previous figure)."""
+    from charlm.io import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     plt.close(fig)
     return path
 
@@ -43,6 +53,49 @@ def _sns_theme():
     sns.set_theme(style="whitegrid", context="notebook")
 
 
+# ---------------------------------------------------------------------------- colours
+
+
+@functools.lru_cache(maxsize=1)
+def _fixed_colors() -> dict[str, tuple]:
+    """One colour per variant of the architecture table, in table order (tab10), so a
+    variant has the same colour in every figure. A model's name takes its first variant's
+    colour (its default kernel) and a kernel name ("flash") the colour of the first
+    attention architecture's variant with that kernel."""
+    from analysis.architectures import ARCHITECTURES
+
+    base = sns.color_palette("tab10")
+    fixed: dict[str, tuple] = {}
+    for arch in ARCHITECTURES.values():
+        for name, kernel in arch.variants:
+            fixed[name] = base[len(fixed) % len(base)]
+            if kernel is not None:
+                fixed.setdefault(f"kernel:{kernel}", fixed[name])
+        fixed.setdefault(arch.name, fixed[arch.variants[0][0]])
+    return fixed
+
+
+def palette(names, kernels: bool = False) -> dict[str, tuple]:
+    """Colour of each name: a variant (or model) of the architecture table keeps its fixed
+    colour; other names (run labels) get distinct colours from a second palette, in order.
+    kernels: the names are attention kernels (flash, manual)."""
+    fixed = _fixed_colors()
+    spare = [c for c in sns.color_palette("Dark2") + sns.color_palette("Set1")
+             if c not in fixed.values()]
+    out, i = {}, 0
+    for name in dict.fromkeys(str(n) for n in names):
+        key = f"kernel:{name}" if kernels else name
+        if key in fixed:
+            out[name] = fixed[key]
+        else:
+            out[name] = spare[i % len(spare)]
+            i += 1
+    return out
+
+
+# ---------------------------------------------------------------------------- axes
+
+
 def _log_T_axis(ax, values) -> None:
     """Log base 2 x axis with a plain label at each measured T (no crowded minor labels)."""
     ticks = sorted({int(v) for v in values})
@@ -51,11 +104,69 @@ def _log_T_axis(ax, values) -> None:
     ax.minorticks_off()
 
 
+def _readable_log(ax, values, axis: str = "y", unit: str = "") -> None:
+    """A log axis whose labelled ticks let a reader read values: at 1-2-5 steps (every
+    integer step for a range under 10x, explicit ticks for one under 2x), labelled in
+    engineering form with the unit ("20 µs", "5 GFLOP/s"), limits from the data."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    set_scale = ax.set_yscale if axis == "y" else ax.set_xscale
+    set_scale("log")
+    if v.size == 0:
+        return
+    lo, hi = float(v.min()) / 1.25, float(v.max()) * 1.25
+    span = hi / lo
+    subs = (1.0,) if span > 1e4 else (1.0, 2.0, 5.0) if span > 10 else tuple(range(1, 10))
+    ticks = [t for t in mticker.LogLocator(base=10, subs=subs).tick_values(lo, hi)
+             if lo <= t <= hi]
+    if len(ticks) < 3:
+        ticks = sorted({float(f"{t:.2g}") for t in np.geomspace(lo, hi, 4)[1:-1]} |
+                       set(ticks))
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(mticker.FixedLocator(ticks))
+    target.set_minor_locator(mticker.NullLocator())
+    target.set_major_formatter(mticker.EngFormatter(unit=unit, sep=" ") if unit != "MiB"
+                               else mticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
+
+
+def _mark_noisy(ax, data: pd.DataFrame, x: str, y: str) -> None:
+    """Hollow black rings around the points the bench flagged noisy (IQR/median above the
+    threshold of analysis.timing)."""
+    from analysis.timing import NOISE_THRESHOLD
+
+    if "noisy" not in data.columns:
+        return
+    flag = data["noisy"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    sub = data[flag]
+    if sub.empty:
+        return
+    ax.scatter(sub[x], sub[y], s=110, facecolors="none", edgecolors="black", linewidths=1.1,
+               zorder=5, label=NOISY_LABEL.format(NOISE_THRESHOLD), gid="noisy")
+
+
+def _lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, colors: dict,
+           style: str | None = None) -> None:
+    """One line per `hue` value (and per `style` value, as line styles) in its fixed colour;
+    the label names the style only when there is more than one."""
+    styles = list(dict.fromkeys(data[style])) if style else [None]
+    dashes = ["-", "--", ":", "-."]
+    for name in dict.fromkeys(data[hue]):
+        for k, st in enumerate(styles):
+            sub = data[data[hue].eq(name) & (data[style].eq(st) if style else True)]
+            if sub.empty:
+                continue
+            sub = sub.sort_values(x)
+            label = str(name) if len(styles) == 1 else f"{name} ({st})"
+            ax.plot(sub[x], sub[y], marker="o", ms=4, lw=1.4, ls=dashes[k % len(dashes)],
+                    color=colors[str(name)], label=label)
+
+
 # ---------------------------------------------------------------------------- cost
 
 
-def flops_predicted_vs_measured(frame: pd.DataFrame, path, hue: str = "model",
-                                style: str | None = "counter") -> Path:
+def draw_flops_predicted_vs_measured(frame: pd.DataFrame, hue: str = "model",
+                                     style: str | None = "counter"):
     """Predicted FLOPs (x) against measured FLOPs (y) on log-log axes with the identity line;
     points on the line agree exactly. Columns: predicted, measured, `hue`[, `style`]."""
     _require(frame, ["predicted", "measured", hue], "flops_predicted_vs_measured")
@@ -63,144 +174,240 @@ def flops_predicted_vs_measured(frame: pd.DataFrame, path, hue: str = "model",
     _sns_theme()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     sns.scatterplot(data=data, x="predicted", y="measured", hue=hue,
+                    palette=palette(data[hue]),
                     style=style if style in data.columns else None, ax=ax, s=40, alpha=0.8)
-    lo = float(min(data["predicted"].min(), data["measured"].min())) / 2
-    hi = float(max(data["predicted"].max(), data["measured"].max())) * 2
-    ax.plot([lo, hi], [lo, hi], color="black", lw=1, ls="--", label="measured = predicted")
-    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
-           xlabel="predicted FLOPs (cost model)", ylabel="measured FLOPs (counter)",
+    both = pd.concat([data["predicted"], data["measured"]])
+    ax.plot([both.min() / 2, both.max() * 2], [both.min() / 2, both.max() * 2], color="black",
+            lw=1, ls="--", label="measured = predicted")
+    _readable_log(ax, both, "x", "FLOP")
+    _readable_log(ax, both, "y", "FLOP")
+    ax.set(xlabel="predicted FLOPs (cost model)", ylabel="measured FLOPs (counter)",
            title="Predicted vs measured FLOPs")
     ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path)
+    return fig
+
+
+def flops_predicted_vs_measured(frame: pd.DataFrame, path, hue: str = "model",
+                                style: str | None = "counter") -> Path:
+    return _save(draw_flops_predicted_vs_measured(frame, hue, style), path)
 
 
 # ---------------------------------------------------------------------------- time
 
 
-def time_per_token_vs_T(frame: pd.DataFrame, path) -> Path:
+def draw_time_per_token_vs_T(frame: pd.DataFrame):
     """Seconds per token (median round / tokens) against T, one line per model variant,
-    one panel per phase, log-log. Columns: T, seconds_per_token, variant, phase."""
+    one panel per phase, log-log; noisy timings ringed. Columns: T, seconds_per_token,
+    variant, phase[, noisy]."""
     _require(frame, ["T", "seconds_per_token", "variant", "phase"], "time_per_token_vs_T")
     _sns_theme()
     phases = list(dict.fromkeys(frame["phase"]))
+    colors = palette(frame["variant"])
     fig, axes = plt.subplots(1, len(phases), figsize=(5.2 * len(phases), 4.4), squeeze=False)
     for ax, phase in zip(axes[0], phases):
         sub = frame[frame["phase"] == phase].sort_values("T")
-        sns.lineplot(data=sub, x="T", y="seconds_per_token", hue="variant", marker="o", ax=ax,
-                     errorbar=None)
-        ax.set(yscale="log", title=phase, xlabel="sequence length T", ylabel="seconds per token")
+        _lines(ax, sub, "T", "seconds_per_token", "variant", colors)
+        _mark_noisy(ax, sub, "T", "seconds_per_token")
+        ax.set(title=phase, xlabel="sequence length T", ylabel="seconds per token")
+        _readable_log(ax, sub["seconds_per_token"], "y", "s")
         _log_T_axis(ax, sub["T"])
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def sequence_time_vs_T(frame: pd.DataFrame, path) -> Path:
-    """Median seconds per round against T (log-log), one line per variant and phase: a
-    recurrent loop grows linearly with T (its steps are sequential)."""
+def time_per_token_vs_T(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_time_per_token_vs_T(frame), path)
+
+
+def draw_sequence_time_vs_T(frame: pd.DataFrame):
+    """Median seconds per round against T (log-log), one line per variant (and line style
+    per phase when there are several): a recurrent loop grows linearly with T (its steps
+    are sequential). Columns: T, median_s, variant, phase[, noisy]."""
     _require(frame, ["T", "median_s", "variant", "phase"], "sequence_time_vs_T")
     _sns_theme()
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.lineplot(data=frame.sort_values("T"), x="T", y="median_s", hue="variant", style="phase",
-                 marker="o", ax=ax, errorbar=None)
-    ax.set(yscale="log", xlabel="sequence length T", ylabel="seconds per round",
-           title="Time per sequence vs T")
+    phases = list(dict.fromkeys(frame["phase"]))
+    _lines(ax, frame, "T", "median_s", "variant", palette(frame["variant"]),
+           style="phase" if len(phases) > 1 else None)
+    _mark_noisy(ax, frame, "T", "median_s")
+    ax.set(xlabel="sequence length T", ylabel="seconds per round",
+           title="Time per sequence vs T" + (f" ({phases[0]})" if len(phases) == 1 else ""))
+    _readable_log(ax, frame["median_s"], "y", "s")
     _log_T_axis(ax, frame["T"])
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
-def time_vs_depth(frame: pd.DataFrame, path) -> Path:
-    """Median seconds per round against the predicted sequential matmul depth (log-log), one
-    colour per variant, one marker per phase. Columns: predicted_depth, median_s, variant, phase."""
-    _require(frame, ["predicted_depth", "median_s", "variant", "phase"], "time_vs_depth")
-    data = frame.dropna(subset=["predicted_depth"])
-    data = data[data["predicted_depth"] > 0]
+def sequence_time_vs_T(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_sequence_time_vs_T(frame), path)
+
+
+def draw_time_vs_depth(frame: pd.DataFrame, fit: tuple[float, float] | None = None):
+    """Seconds per FLOP (median time / predicted FLOPs, the inverse of achieved FLOP/s)
+    against the predicted sequential matmul depth, log-log: one colour per variant, one
+    marker per phase, noisy timings ringed, and the least-squares line `fit` = (exponent,
+    intercept) of log(s/FLOP) against log(depth) when given. Columns: predicted_depth,
+    predicted_flops, median_s, variant, phase[, noisy]."""
+    _require(frame, ["predicted_depth", "predicted_flops", "median_s", "variant", "phase"],
+             "time_vs_depth")
+    data = frame.dropna(subset=["predicted_depth", "predicted_flops"])
+    data = data[(data["predicted_depth"] > 0) & (data["predicted_flops"] > 0)]
+    if data.empty:
+        raise ValueError("time_vs_depth: no rows with a predicted depth and FLOPs")
+    data = data.assign(s_per_flop=data["median_s"] / data["predicted_flops"])
     _sns_theme()
     fig, ax = plt.subplots(figsize=(7, 5))
-    sns.scatterplot(data=data, x="predicted_depth", y="median_s", hue="variant", style="phase",
-                    ax=ax, s=45, alpha=0.85)
-    ax.set(xscale="log", yscale="log", xlabel="predicted critical-path matmul depth",
-           ylabel="seconds per round", title="Time vs sequential depth")
+    sns.scatterplot(data=data, x="predicted_depth", y="s_per_flop", hue="variant",
+                    palette=palette(data["variant"]), style="phase", ax=ax, s=45, alpha=0.85)
+    _mark_noisy(ax, data, "predicted_depth", "s_per_flop")
+    if fit is not None:
+        slope, intercept = fit
+        xs = np.geomspace(data["predicted_depth"].min(), data["predicted_depth"].max(), 50)
+        ax.plot(xs, np.exp(intercept) * xs**slope, color="black", ls="--", lw=1.2,
+                label=f"fit: s/FLOP ~ depth^{slope:.2f}", gid="fit")
+    _readable_log(ax, data["predicted_depth"], "x")
+    _readable_log(ax, data["s_per_flop"], "y", "s")
+    ax.set(xlabel="predicted critical-path matmul depth", ylabel="seconds per FLOP",
+           title="Time per FLOP vs sequential depth")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return fig
 
 
-def achieved_flops(frame: pd.DataFrame, ceiling: float, path) -> Path:
+def time_vs_depth(frame: pd.DataFrame, path, fit: tuple[float, float] | None = None) -> Path:
+    return _save(draw_time_vs_depth(frame, fit), path)
+
+
+PHASE_MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+def draw_achieved_flops(frame: pd.DataFrame, ceiling: float):
     """Achieved FLOP/s of every timed workload against the device's ceiling (a large matmul
-    timed in the same run). Columns: variant, phase, flops_per_second."""
+    timed in the same run): one column and colour per variant, one marker per phase.
+    Columns: variant, phase, flops_per_second[, noisy]."""
     _require(frame, ["variant", "phase", "flops_per_second"], "achieved_flops")
     data = frame[frame["flops_per_second"] > 0]
     _sns_theme()
     fig, ax = plt.subplots(figsize=(8, 5))
-    sns.stripplot(data=data, x="variant", y="flops_per_second", hue="phase", dodge=True,
-                  ax=ax, size=5, alpha=0.8)
+    variants = list(dict.fromkeys(data["variant"]))
+    phases = list(dict.fromkeys(data["phase"]))
+    colors = palette(variants)
+    width = 0.7 / max(1, len(phases))
+    for i, variant in enumerate(variants):
+        for j, phase in enumerate(phases):
+            sub = data[data["variant"].eq(variant) & data["phase"].eq(phase)]
+            if sub.empty:
+                continue
+            x = np.full(len(sub), i - 0.35 + width * (j + 0.5))
+            ax.scatter(x, sub["flops_per_second"], color=colors[variant], s=28, alpha=0.85,
+                       marker=PHASE_MARKERS[j % len(PHASE_MARKERS)], gid=f"{variant}|{phase}")
+            _mark_noisy(ax, sub.assign(_x=x), "_x", "flops_per_second")
+    for j, phase in enumerate(phases):
+        ax.scatter([], [], color="grey", marker=PHASE_MARKERS[j % len(PHASE_MARKERS)],
+                   label=phase)
     ax.axhline(ceiling, color="black", ls="--", lw=1, label=f"matmul ceiling {ceiling:.3g} FLOP/s")
-    ax.set(yscale="log", ylabel="achieved FLOP/s (measured FLOPs / median time)", xlabel="",
+    ax.set_xticks(range(len(variants)), variants, rotation=20)
+    _readable_log(ax, pd.concat([data["flops_per_second"], pd.Series([ceiling])]), "y",
+                  "FLOP/s")
+    ax.set(ylabel="achieved FLOP/s (measured FLOPs / median time)", xlabel="",
            title="Achieved FLOP/s vs the device ceiling")
-    ax.tick_params(axis="x", rotation=20)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # one "noisy" entry
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    return fig
 
 
-def homework_vs_torch(frame: pd.DataFrame, path) -> Path:
-    """Speed-up of torch.nn.RNN/GRU over the homework's per-step loop, same weights.
-    Columns: model, phase, T, speedup."""
+def achieved_flops(frame: pd.DataFrame, ceiling: float, path) -> Path:
+    return _save(draw_achieved_flops(frame, ceiling), path)
+
+
+def draw_homework_vs_torch(frame: pd.DataFrame):
+    """Speed-up of torch.nn.RNN/GRU over the homework's per-step loop, same weights: one
+    bar colour per model. Columns: model, phase, T, speedup."""
     _require(frame, ["model", "phase", "T", "speedup"], "homework_vs_torch")
     _sns_theme()
     data = frame.assign(size=frame["phase"] + " T=" + frame["T"].astype(str))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.barplot(data=data, x="model", y="speedup", hue="size", ax=ax)
+    sns.barplot(data=data, x="size", y="speedup", hue="model", palette=palette(data["model"]),
+                ax=ax)
     ax.axhline(1.0, color="black", lw=1)
     ax.set(ylabel="homework loop time / torch.nn time", xlabel="",
            title="torch.nn fused recurrence vs the homework loop")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
+
+
+def homework_vs_torch(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_homework_vs_torch(frame), path)
 
 
 # ---------------------------------------------------------------------------- attention
 
 
-def attention_time_memory(frame: pd.DataFrame, path) -> Path:
-    """Flash (SDPA) vs manual attention: time and peak memory against T, log-log.
-    Columns: T, kernel, median_s, peak_memory_bytes."""
+def draw_attention_time_memory(frame: pd.DataFrame):
+    """Flash (SDPA) vs manual attention: time and peak memory (MiB) against T, log-log, each
+    kernel in the colour of its Transformer variant; noisy timings ringed.
+    Columns: T, kernel, median_s, peak_memory_bytes[, noisy]."""
     _require(frame, ["T", "kernel", "median_s", "peak_memory_bytes"], "attention_time_memory")
     _sns_theme()
     data = frame.sort_values("T").assign(peak_mib=frame["peak_memory_bytes"] / 2**20)
+    colors = palette(data["kernel"], kernels=True)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
-    sns.lineplot(data=data, x="T", y="median_s", hue="kernel", marker="o", ax=a, errorbar=None)
-    a.set(yscale="log", xlabel="sequence length T", ylabel="seconds per forward",
-          title="Attention time")
+    _lines(a, data, "T", "median_s", "kernel", colors)
+    _mark_noisy(a, data, "T", "median_s")
+    a.set(xlabel="sequence length T", ylabel="seconds per forward", title="Attention time")
+    _readable_log(a, data["median_s"], "y", "s")
     _log_T_axis(a, data["T"])
-    sns.lineplot(data=data, x="T", y="peak_mib", hue="kernel", marker="o", ax=b, errorbar=None)
-    b.set(yscale="log", xlabel="sequence length T", ylabel="peak MiB (measured)",
+    a.legend(fontsize=8)
+    _lines(b, data, "T", "peak_mib", "kernel", colors)
+    b.set(xlabel="sequence length T", ylabel="peak MiB (measured)",
           title="Attention peak memory")
+    _readable_log(b, data["peak_mib"], "y", "MiB")
     _log_T_axis(b, data["T"])
-    return _save(fig, path)
+    b.legend(fontsize=8)
+    return fig
+
+
+def attention_time_memory(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_attention_time_memory(frame), path)
 
 
 # ---------------------------------------------------------------------------- training
 
 
-def training_curves(frame: pd.DataFrame, path) -> Path:
-    """Training loss (lines) and validation loss (markers) against step, one colour per model.
-    Columns: model, step, train_loss[, val_loss]."""
+def draw_training_curves(frame: pd.DataFrame):
+    """Training loss (lines) and validation loss (markers) against step, one colour per
+    model, the validation entries in the same order as the training ones; y limits from
+    every loss drawn (the first steps included). Columns: model, step, train_loss[, val_loss]."""
     _require(frame, ["model", "step", "train_loss"], "training_curves")
     _sns_theme()
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    sns.lineplot(data=frame, x="step", y="train_loss", hue="model", ax=ax, lw=1.2, errorbar=None)
+    models = list(dict.fromkeys(frame["model"].astype(str)))
+    colors = palette(models)
+    losses = [frame["train_loss"]]
+    for model in models:
+        sub = frame[frame["model"].astype(str).eq(model)].sort_values("step")
+        ax.plot(sub["step"], sub["train_loss"], color=colors[model], lw=1.2, label=model)
     if "val_loss" in frame.columns:
         val = frame.dropna(subset=["val_loss"])
-        if not val.empty:
-            palette = dict(zip(frame["model"].unique(), sns.color_palette(n_colors=frame["model"].nunique())))
-            for model, sub in val.groupby("model"):
-                ax.plot(sub["step"], sub["val_loss"], "o--", color=palette[model], ms=4, lw=0.8,
+        losses.append(val["val_loss"])
+        for model in models:
+            sub = val[val["model"].astype(str).eq(model)].sort_values("step")
+            if not sub.empty:
+                ax.plot(sub["step"], sub["val_loss"], "o--", color=colors[model], ms=4, lw=0.8,
                         label=f"{model} (val)")
     ax.set(xlabel="step", ylabel="cross-entropy (nats/char)", title="Training curves")
-    finite = frame["train_loss"][np.isfinite(frame["train_loss"])]
+    finite = pd.concat(losses)
+    finite = finite[np.isfinite(finite)]
     if not finite.empty:
-        ax.set_ylim(top=float(finite.quantile(0.99)) * 1.05)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.04 * (hi - lo) if hi > lo else 0.1
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.legend(fontsize=8, ncol=2 if len(models) > 3 else 1)
+    return fig
+
+
+def training_curves(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_training_curves(frame), path)
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,11 +1,32 @@
+"""The report's pipeline: stages, resume, safe outputs, progress, the CLI, and a report built
+end to end from a saved bench JSON. (Summaries: tests/test_report_summaries.py; figures:
+tests/test_plots.py.)"""
+
 import copy
+import io
 import json
+import re
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.report import Context, ReportConfig, bench_tables, build_report, run_cells
+from analysis.report import (
+    BenchProgress,
+    Context,
+    Progress,
+    ReportConfig,
+    bench_tables,
+    build_report,
+    parse_bench_log,
+    reference_out,
+    run_bench,
+    run_cells,
+)
+from analysis.report.pipeline import REPO, cpu_model_name, stage_environment
+from analysis.report.render import data_dates, md_table, stages_table
 from charlm.cli import main
 
 SAMPLE = Path(__file__).parent / "data" / "bench_sample.json"  # a real quick-grid bench run
@@ -24,6 +45,9 @@ def _cells(calls, fail=()):
     return [(k, make(k)) for k in ("a", "bb", "ccc")]
 
 
+# ---------------------------------------------------------------------------- run_cells
+
+
 def test_run_cells_records_a_failing_cell_and_goes_on(tmp_path):
     ctx = Context(ReportConfig(out=tmp_path))
     calls = []
@@ -33,6 +57,7 @@ def test_run_cells_records_a_failing_cell_and_goes_on(tmp_path):
     assert status["a"] == status["ccc"] == "ok"
     assert status["bb"].startswith("failed: MemoryError: out of memory in bb")
     assert pd.read_csv(tmp_path / "t.csv").shape[0] == 3
+    assert not (tmp_path / ".partial").exists()  # removed once every cell has run
 
 
 def test_run_cells_skips_finished_cells_and_retries_failed_ones(tmp_path):
@@ -51,21 +76,41 @@ def test_run_cells_with_force_redoes_every_cell(tmp_path):
     assert calls == ["a", "bb", "ccc"]
 
 
-def test_interrupted_run_keeps_finished_cells_and_leaves_no_partial_file(tmp_path):
-    ctx = Context(ReportConfig(out=tmp_path))
+def _interrupt():
+    raise KeyboardInterrupt
 
-    def interrupt():
-        raise KeyboardInterrupt
 
+def test_interrupted_run_keeps_the_previous_table_and_resumes_its_cells(tmp_path):
+    old = pd.DataFrame([{"cell": "old", "status": "ok", "value": 7}])
+    old.to_csv(tmp_path / "t.csv", index=False)
+    before = (tmp_path / "t.csv").read_bytes()
+    # new settings: the old table may not seed this run, and must survive its interruption
+    ctx = Context(ReportConfig(out=tmp_path), stage_settings="v2", resume_table=False)
     cells = _cells([])
     with pytest.raises(KeyboardInterrupt):
-        run_cells(ctx, "t.csv", [cells[0], ("bb", interrupt), cells[2]])
-    saved = pd.read_csv(tmp_path / "t.csv")
-    assert list(saved["cell"]) == ["a"]
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+        run_cells(ctx, "t.csv", [cells[0], ("bb", _interrupt), cells[2]])
+    assert (tmp_path / "t.csv").read_bytes() == before
+    assert not list(tmp_path.rglob(".*.tmp"))  # atomic writes leave no temporary files
     calls = []
-    run_cells(ctx, "t.csv", _cells(calls))
-    assert calls == ["bb", "ccc"]
+    frame = run_cells(ctx, "t.csv", _cells(calls))
+    assert calls == ["bb", "ccc"]  # "a" was kept in the partial file of these settings
+    assert sorted(frame["cell"]) == ["a", "bb", "ccc"]
+    assert sorted(pd.read_csv(tmp_path / "t.csv")["cell"]) == ["a", "bb", "ccc"]
+    assert not (tmp_path / ".partial").exists()
+
+
+def test_partial_cells_of_other_settings_are_not_mixed_in(tmp_path):
+    cells = _cells([])
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(Context(ReportConfig(out=tmp_path), stage_settings="v1"), "t.csv",
+                  [cells[0], ("bb", _interrupt)])
+    calls = []
+    run_cells(Context(ReportConfig(out=tmp_path), stage_settings="v2", resume_table=False),
+              "t.csv", _cells(calls))
+    assert calls == ["a", "bb", "ccc"]
+
+
+# ---------------------------------------------------------------------------- stages
 
 
 def test_completed_stage_is_skipped_on_rerun_unless_forced(tmp_path):
@@ -98,26 +143,201 @@ def test_failing_stage_is_recorded_and_the_run_goes_on(tmp_path):
     assert "failed: ValueError" in (out / "REPORT.md").read_text()
 
 
+def test_a_failing_bench_stage_leaves_the_previous_tables(tmp_path):
+    out = tmp_path / "out"
+    build_report(ReportConfig(out=out, bench_json=SAMPLE, stages=("bench",)))
+    before = {n: (out / n).read_bytes()
+              for n in ("timing.csv", "attention.csv", "torch_reference.csv")}
+    empty = tmp_path / "empty.json"  # other settings, and a stage that fails
+    empty.write_text(json.dumps({"benchmarks": []}))
+    status = build_report(ReportConfig(out=out, bench_json=empty, stages=("bench",)))
+    assert status["status"].iloc[-1].startswith("failed")
+    assert {n: (out / n).read_bytes() for n in before} == before
+
+
+def _fake_bench(script: str):
+    return lambda tmp_json: [sys.executable, "-c", script, str(tmp_json)]
+
+
+def test_run_bench_replaces_json_and_log_only_when_pytest_finished(tmp_path):
+    cfg = ReportConfig(out=tmp_path)
+    json_path = tmp_path / "bench" / "quick-cpu.json"
+    json_path.parent.mkdir()
+    json_path.write_text('{"old": true}')
+    json_path.with_suffix(".log").write_text("old log")
+    interrupted = ("import sys, pathlib; pathlib.Path(sys.argv[1]).write_text('{\"partial\": 1}');"
+                   "print('collected 3 items'); print('x::a PASSED'); sys.exit(2)")
+    with pytest.raises(RuntimeError, match="exit 2"):
+        run_bench(cfg, json_path, command=_fake_bench(interrupted))
+    assert json_path.read_text() == '{"old": true}'
+    assert json_path.with_suffix(".log").read_text() == "old log"
+    assert not list(json_path.parent.glob(".*.json.running"))
+    finished = ("import sys, pathlib; print('collected 1 item'); print('x::a PASSED');"
+                "pathlib.Path(sys.argv[1]).write_text('{\"new\": 1}')")
+    assert run_bench(cfg, json_path, command=_fake_bench(finished)) == 0
+    assert json.loads(json_path.read_text()) == {"new": 1}
+    assert "x::a PASSED" in json_path.with_suffix(".log").read_text()
+
+
+def test_environment_keeps_the_date_of_the_data_on_a_rerun(tmp_path):
+    ctx = Context(ReportConfig(out=tmp_path))
+    stage_environment(ctx)
+    env = json.loads((tmp_path / "environment.json").read_text())
+    env["date"] = "2020-01-02T03:04:05Z"
+    (tmp_path / "environment.json").write_text(json.dumps(env))
+    stage_environment(ctx)
+    assert json.loads((tmp_path / "environment.json").read_text())["date"] == env["date"]
+
+
+def test_cpu_model_name_is_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+                    "model name\t: Intel(R) Xeon(R)  Platinum 8375C CPU @ 2.90GHz\n")
+    assert cpu_model_name(info) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
+    assert cpu_model_name(tmp_path / "absent") is None
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def test_default_output_is_git_ignored_and_reference_only_when_asked(tmp_path):
+    assert ReportConfig().out == Path("runs/report/cpu")
+    assert ReportConfig(quick=True).out == Path("runs/report/cpu-quick")
+    assert ReportConfig(reference=True).out == REPO / "results" / "reference" / "cpu"
+    with pytest.raises(ValueError, match="--quick"):
+        ReportConfig(reference=True, quick=True)
+    with pytest.raises(ValueError, match="--out"):
+        ReportConfig(reference=True, out=tmp_path)
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "runs/" in ignored
+
+
+def test_committed_reference_is_where_reference_runs_write_and_its_links_resolve():
+    ref = reference_out("cpu")
+    report = (ref / "REPORT.md").read_text()
+    links = re.findall(r"\]\(([^)]+\.png)\)", report)
+    assert links and all((ref / link).is_file() for link in links)
+
+
+def test_quick_run_refuses_a_folder_that_holds_a_full_run(tmp_path):
+    ref = reference_out("cpu")  # the committed full run: a quick run must not touch it
+    before = {p: p.read_bytes() for p in ref.glob("*.csv")}
+    with pytest.raises(ValueError, match="holds a full"):
+        build_report(ReportConfig(out=ref, quick=True, stages=("ceiling",), ceiling_n=16))
+    assert {p: p.read_bytes() for p in ref.glob("*.csv")} == before
+    (tmp_path / "stages.csv").write_bytes((ref / "stages.csv").read_bytes())
+    assert main(["report", "--quick", "--out", str(tmp_path), "--stages", "ceiling"]) == 2
+
+
+def test_cli_refuses_quick_reference_and_out_with_reference_in_one_line(tmp_path, capsys):
+    assert main(["report", "--reference", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--quick" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--reference", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+def test_bench_log_progress_is_parsed_from_a_verbose_pytest_log():
+    text = ("collecting ... collected 4 items\n\n"
+            "bench/test_models.py::test_model_phase[rnn-forward-cpu] PASSED      [ 25%]\n"
+            "bench/test_models.py::test_model_phase[gru-forward-cpu] FAILED      [ 50%]\n"
+            "bench/test_models.py::test_model_phase[gru-train-cpu] ")
+    assert parse_bench_log(text) == BenchProgress(total=4, done=2, failed=1,
+                                                  current="test_model_phase[gru-train-cpu]")
+    assert parse_bench_log("") == BenchProgress(None, 0, 0, None)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_off_a_terminal_prints_plain_lines_at_most_every_interval():
+    out, clock = io.StringIO(), FakeClock()
+    p = Progress(out, tty=False, interval=5.0, clock=clock)
+    p.stage_start("bench", 3, 9)
+    for t, done in ((0.5, 1), (2.0, 2), (4.0, 3), (6.0, 4), (12.0, 5)):
+        clock.now = t
+        p.bench(BenchProgress(total=10, done=done, failed=0, current=f"t{done}"))
+    clock.now = 65.0
+    p.stage_end("bench", "done", 64.5)
+    lines = out.getvalue().splitlines()
+    assert lines == ["[report 0:00] stage 3 of 9: bench ...",
+                     "[report 0:00] bench: 1 of 10 benchmarks done; running t1",
+                     "[report 0:06] bench: 4 of 10 benchmarks done; running t4",
+                     "[report 0:12] bench: 5 of 10 benchmarks done; running t5",
+                     "[report 1:05] stage bench: done (64.5 s)"]
+
+
+def test_run_bench_reports_progress_read_from_the_growing_log(tmp_path):
+    out = io.StringIO()
+    script = ("import sys, pathlib; print('collected 2 items'); print('x::a PASSED');"
+              "print('x::b PASSED'); pathlib.Path(sys.argv[1]).write_text('{}')")
+    run_bench(ReportConfig(out=tmp_path), tmp_path / "b.json",
+              Progress(out, tty=False, interval=0.0), command=_fake_bench(script))
+    assert "bench: 2 of 2 benchmarks done" in out.getvalue().splitlines()[-1]
+
+
+def test_cli_report_prints_stage_progress_when_stdout_is_not_a_terminal(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path), "--bench-json", str(SAMPLE),
+                 "--stages", "environment", "bench", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1 of 3: environment ..." in out
+    assert re.search(r"stage bench: done \(\d+\.\d s\)", out)
+    assert "REPORT.md" in out and (tmp_path / "timing.csv").is_file()
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
 def test_report_built_from_a_saved_bench_json(tmp_path):
     data = json.loads(SAMPLE.read_text())
-    status = build_report(ReportConfig(out=tmp_path, bench_json=SAMPLE,
+    status = build_report(ReportConfig(out=tmp_path, bench_json=SAMPLE, quick=True,
                                        stages=("environment", "bench", "figures", "markdown")))
     assert set(status["status"]) == {"done"}
     timing = pd.read_csv(tmp_path / "timing.csv")
     assert len(timing) == len(data["benchmarks"])
     ok = timing[timing["status"].eq("ok")]
-    assert (ok["seconds_per_token"] == ok["median_s"] / ok["tokens"]).all()
-    assert (ok["measured_flops"] == ok["predicted_flops"]).all()
+    by_test = {b["name"]: b for b in data["benchmarks"]}
+    for _, row in ok.iterrows():  # seconds per token = the JSON's median / (B x T)
+        b = by_test[row["test"]]
+        cfg = b["extra_info"]["config"]
+        assert row["seconds_per_token"] == pytest.approx(
+            b["extra_info"]["timing"]["median"] / (cfg["B"] * cfg["seq_len"]), rel=1e-12)
+    assert np.allclose(ok["measured_flops"], ok["predicted_flops"], rtol=0)
     attention = pd.read_csv(tmp_path / "attention.csv")
     assert set(attention["kernel"]) == {"flash", "manual"}
     ref = pd.read_csv(tmp_path / "torch_reference.csv")
-    assert (ref["speedup"] == ref["homework_s"] / ref["torch_s"]).all()
+    assert np.allclose(ref["speedup"], ref["homework_s"] / ref["torch_s"], rtol=1e-12)
     for fig in ("time_per_token_vs_T", "attention_flash_vs_manual", "homework_vs_torch",
                 "time_vs_depth"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0
     text = (tmp_path / "REPORT.md").read_text()
     assert "## Findings" in text and "figures/attention_flash_vs_manual.png" in text
-    assert data["charlm"]["env"]["cpu"]["torch"] in text or "torch" in text
+    assert f"torch {data['charlm']['env']['cpu']['torch']}" in text
+    # the sample is a truncated bench (17 of the quick grid's workloads): the report says so
+    assert "Truncated bench: " in text and "have no timing" in text
+    stages = text.split("## Stages")[1]
+    assert "Every stage:" in stages and '{"' not in stages  # settings in words, not JSON
+    assert "Symbols: " in text and text.count("Symbols: ") == 1
+
+
+def test_report_header_keeps_the_date_of_the_data(tmp_path):
+    build_report(ReportConfig(out=tmp_path, bench_json=SAMPLE, quick=True,
+                              stages=("environment", "bench")))
+    status = pd.read_csv(tmp_path / "stages.csv")
+    status.loc[status["stage"].eq("bench"), "finished"] = "2020-01-02T03:04:05Z"
+    status.to_csv(tmp_path / "stages.csv", index=False)
+    build_report(ReportConfig(out=tmp_path, bench_json=SAMPLE, quick=True,
+                              stages=("markdown",)))
+    assert "data of 2020-01-02." in (tmp_path / "REPORT.md").read_text()
 
 
 def test_bench_tables_list_failed_configurations_with_their_error():
@@ -132,27 +352,37 @@ def test_bench_tables_list_failed_configurations_with_their_error():
     assert len(failed) == 1
     assert failed["status"].iloc[0] == "failed: OutOfMemoryError: CUDA out of memory"
     assert len(timing) == len(data["benchmarks"]) + 1
-
-
-def test_cli_report_from_saved_json(tmp_path, capsys):
-    code = main(["report", "--out", str(tmp_path), "--bench-json", str(SAMPLE),
-                 "--stages", "environment", "bench", "markdown"])
-    assert code == 0
-    assert "REPORT.md" in capsys.readouterr().out
-    assert (tmp_path / "timing.csv").is_file()
+    assert set(timing["grid"]) == {"quick"}
 
 
 def test_cli_report_rejects_bad_input_in_one_line(tmp_path, capsys):
-    assert main(["report", "--out", str(tmp_path), "--bench-json", str(tmp_path / "nope.json")]) == 2
+    code = main(["report", "--out", str(tmp_path), "--bench-json", str(tmp_path / "no.json")])
+    assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("charlm report: error:")
 
 
-def test_plots_reject_tables_without_their_columns(tmp_path):
-    from analysis import plots
+# ---------------------------------------------------------------------------- rendering
 
-    with pytest.raises(ValueError, match="needs columns"):
-        plots.attention_time_memory(pd.DataFrame({"T": [1]}), tmp_path / "x.png")
-    with pytest.raises(ValueError, match="no rows"):
-        plots.training_curves(pd.DataFrame(columns=["model", "step", "train_loss"]),
-                              tmp_path / "y.png")
+
+def test_md_table_moves_long_cells_to_a_details_list_and_blanks_missing_values():
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["short", "x" * 90],
+                          "n": [257.0, float("nan")], "r": [0.123456, 2.5]})
+    text = md_table(frame, wrap=60)
+    assert "| a | short | 257 | 0.1235 |" in text
+    assert "| b | see [1] |  | 2.5 |" in text
+    assert "1. " + "x" * 90 in text
+
+
+def test_stages_table_states_shared_settings_once():
+    status = pd.DataFrame({
+        "stage": ["bench", "training"], "status": ["done", "done"], "seconds": [1.0, 2.0],
+        "finished": ["2026-01-02T03:04:05Z", "2026-01-03T00:00:00Z"],
+        "settings": [json.dumps({"grid": "quick", "threads": 1, "bench_json": None}),
+                     json.dumps({"grid": "quick", "threads": 1, "steps": 40,
+                                 "models": ["rnn", "gru"]})]})
+    table, common = stages_table(status)
+    assert common == "Every stage: grid quick; threads 1.\n"
+    assert list(table["settings"]) == ["bench_json default", "steps 40; models rnn, gru"]
+    assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
+    assert data_dates(status) == "2026-01-02 to 2026-01-03"

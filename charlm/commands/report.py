@@ -1,5 +1,7 @@
 """`charlm report`: run the bench and the analyses in stages; write CSVs, figures and
-REPORT.md under --out. A re-run skips finished stages and cells unless --force."""
+REPORT.md under --out (default runs/report/<device>, git-ignored). The committed reference
+results/reference/<device>/ is refreshed only with --reference. A re-run skips finished
+stages and cells unless --force; an interrupted stage leaves its previous outputs intact."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="bench + analyses -> CSVs, figures and REPORT.md", description=__doc__)
-    p.add_argument("--out", type=Path, help="output folder (default results/<device>)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path,
+                       help="output folder (default runs/report/<device>, quick: "
+                            "runs/report/<device>-quick)")
+    where.add_argument("--reference", action="store_true",
+                       help="refresh the committed reference results/reference/<device>/ "
+                            "(a full run; not with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke run (< 3 min on 2 CPU cores)")
     p.add_argument("--force", action="store_true", help="redo finished stages and cells")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -27,16 +35,15 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from analysis.report import ReportConfig, build_report
+    from analysis.report import Progress, ReportConfig, build_report
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but CUDA is not available")
-    out = args.out if args.out is not None else Path("results") / args.device
-    cfg = ReportConfig(out=out, device=args.device, quick=args.quick, force=args.force,
+    cfg = ReportConfig(out=args.out, device=args.device, quick=args.quick, force=args.force,
                        threads=args.threads, bench_json=args.bench_json,
-                       train_steps=args.train_steps,
+                       train_steps=args.train_steps, reference=args.reference,
                        stages=tuple(args.stages) if args.stages else None)
-    status = build_report(cfg, progress=sys.stderr.isatty())
+    status = build_report(cfg, progress=Progress(sys.stdout))
     for row in status.itertuples(index=False):
         print(f"{row.stage:12s} {row.status:10.200s} {row.seconds:8.1f} s")
     print(f"report: {cfg.out / 'REPORT.md'}")

@@ -1,0 +1,85 @@
+"""Reading the bench's pytest-benchmark JSON into the report's tables (pure: dict in,
+DataFrames out), and the grid's workload ids the bench should have timed."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+CONFIG_COLUMNS = ("id", "kind", "variant", "model", "attention", "impl", "phase", "sweep", "B",
+                  "T", "D", "E", "L", "H", "V", "N", "P", "seq_len")
+
+
+def _tokens(cfg: dict) -> int:
+    generating = str(cfg.get("phase", "")).startswith("generate")
+    return (cfg.get("B") or 0) * ((cfg.get("N") if generating else cfg.get("seq_len")) or 0)
+
+
+def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
+    """timing (every benchmark and every failed configuration), attention (flash vs manual),
+    torch_reference (homework loop vs torch.nn) from a bench JSON."""
+    grid = (data.get("charlm") or {}).get("grid")
+    rows = []
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        cfg = info.get("config") or {}
+        if not cfg:  # not a charlm workload, or interrupted before its columns were filled
+            continue
+        stats = b.get("stats", {})
+        timing = info.get("timing") or {}
+        env = info.get("env") or {}
+        rows.append({
+            **{k: cfg.get(k) for k in CONFIG_COLUMNS},
+            "device": env.get("device"),
+            "test": b.get("name"),
+            "suite": str(b.get("name", "")).split("[")[0],
+            "status": "ok",
+            "median_s": timing.get("median", stats.get("median")),
+            "iqr_s": timing.get("iqr", stats.get("iqr")),
+            "cv": timing.get("cv"),
+            "noisy": timing.get("noisy"),
+            "rounds": timing.get("rounds", stats.get("rounds")),
+            "tokens": _tokens(cfg),
+            "seconds_per_token": None,
+            "tokens_per_second": info.get("tokens_per_second"),
+            "predicted_flops": info.get("predicted_flops"),
+            "measured_flops": info.get("measured_flops"),
+            "measured_flops_fvcore": info.get("measured_flops_fvcore"),
+            "flops_per_second": info.get("flops_per_second"),
+            "predicted_depth": info.get("predicted_depth"),
+            "peak_memory_bytes": info.get("peak_memory_bytes"),
+            "threads": env.get("threads"),
+            "device_name": env.get("device_name"),
+        })
+    for f in data.get("charlm_failures", []):
+        cfg = f.get("config") or {}
+        rows.append({**{k: cfg.get(k) for k in CONFIG_COLUMNS},
+                     "device": f.get("device"), "test": f.get("test"),
+                     "suite": str(f.get("test", "")).split("::")[-1].split("[")[0],
+                     "status": f"failed: {f.get('error')}: {f.get('message', '')}"[:300]})
+    timing = pd.DataFrame(rows)
+    if timing.empty:
+        raise ValueError("the bench JSON holds no benchmarks")
+    timing["grid"] = grid
+    ok = timing["status"].eq("ok")
+    timing["seconds_per_token"] = timing["seconds_per_token"].astype(float)
+    timing.loc[ok, "seconds_per_token"] = timing.loc[ok, "median_s"] / timing.loc[ok, "tokens"]
+    timing = timing.drop_duplicates(subset=["test", "device", "status"])
+    attention = timing[timing["kind"].eq("attention")].assign(
+        kernel=lambda f: f["attention"])[["device", "kernel", "B", "T", "D", "H", "status",
+                                          "median_s", "iqr_s", "noisy", "peak_memory_bytes",
+                                          "measured_flops", "flops_per_second"]]
+    ref = timing[timing["suite"].eq("test_homework_loop_and_torch_nn") & ok]
+    pairs = ref.pivot_table(index=["device", "model", "phase", "B", "T", "D", "L"],
+                            columns="impl", values="median_s").reset_index()
+    if {"homework", "torch"} <= set(pairs.columns):
+        pairs = pairs.rename(columns={"homework": "homework_s", "torch": "torch_s"})
+        pairs["speedup"] = pairs["homework_s"] / pairs["torch_s"]
+    return {"timing.csv": timing, "attention.csv": attention, "torch_reference.csv": pairs}
+
+
+def expected_workload_ids(grid: str, device: str) -> list[str]:
+    """Every workload id the bench runs for a grid on a device (the bench suite's modules
+    each parametrize over one of analysis.workloads.WORKLOAD_SETS)."""
+    from analysis.workloads import WORKLOAD_SETS
+
+    return [w.id for make in WORKLOAD_SETS.values() for w in make(grid, device)]

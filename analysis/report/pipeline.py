@@ -1,0 +1,547 @@
+"""The report's stage pipeline: configuration, context, stages, resume.
+
+Stages (in order): environment, ceiling (a large matmul: the device's FLOP/s ceiling),
+bench (pytest-benchmark suite, or a saved JSON of it) -> timing/attention/torch-reference
+tables, flops (reconciliation of predicted and measured FLOPs), depth (predicted and traced
+sequential depth), check (the homework's answers), training (a short run of each model),
+figures, markdown.
+
+Outputs: a run writes under `ReportConfig.out`, by default `runs/report/<device>` (git
+ignores runs/). The committed references under `results/reference/<device>/` are written
+only when asked (`reference=True`, `charlm report --reference`), and a quick run refuses a
+folder that holds a full run.
+
+Safety and resuming: a stage replaces its outputs atomically (charlm.io) only after it
+succeeds, so an interrupted or failing stage leaves the previous outputs as they were. The
+bench writes its JSON and log beside the final names and renames them only when pytest
+finished. A stage whose outputs exist and whose settings match the last completed run is
+skipped unless `force`. Stages that loop over configurations (flops, depth, training) keep
+their finished cells in `.partial/<table>.<settings>.csv` and skip them when resumed; the
+table itself is replaced when every cell has run. A failing cell (e.g. out of memory) or
+stage is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.report.progress import Progress, Silent, parse_bench_log
+from charlm.io import atomic_to_csv, atomic_write_text
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_DIR = REPO / "bench"
+BENCH_FILES = ("test_models.py", "test_reference.py", "test_attention.py")
+STAGES_FILE = "stages.csv"
+PARTIAL_DIR = ".partial"
+RUNS_DIR = Path("runs") / "report"
+REFERENCE_DIR = REPO / "results" / "reference"
+FULL_GRID = "default"
+
+
+def default_out(device: str, quick: bool = False) -> Path:
+    """Where a run writes unless told otherwise: git-ignored, never a committed reference."""
+    return RUNS_DIR / (f"{device}-quick" if quick else device)
+
+
+def reference_out(device: str) -> Path:
+    return REFERENCE_DIR / device
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out: Path | None = None  # None: default_out(device, quick), or reference_out(device)
+    device: str = "cpu"
+    quick: bool = False
+    force: bool = False
+    threads: int = 1
+    bench_json: Path | None = None  # build from this saved bench JSON instead of running it
+    train_steps: int | None = None  # default: 300, quick: 40
+    train_models: tuple[str, ...] | None = None  # None: every model of the architecture table
+    ceiling_n: int | None = None  # matmul size; default per device
+    stages: tuple[str, ...] | None = None  # a subset of STAGES (None: all)
+    reference: bool = False  # refresh the committed reference results/reference/<device>/
+
+    def __post_init__(self):
+        from charlm.validate import positive_int
+
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        positive_int("threads", self.threads)
+        positive_int("train_steps", self.train_steps, allow_none=True)
+        if self.reference:
+            if self.out is not None:
+                raise ValueError("--reference writes to results/reference/<device>/; "
+                                 "leave out --out")
+            if self.quick:
+                raise ValueError("a reference holds a full run; --quick cannot refresh it")
+            object.__setattr__(self, "out", reference_out(self.device))
+        out = default_out(self.device, self.quick) if self.out is None else self.out
+        object.__setattr__(self, "out", Path(out))
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file, not a folder")
+        if self.bench_json is not None:
+            object.__setattr__(self, "bench_json", Path(self.bench_json))
+            if not self.bench_json.is_file():
+                raise FileNotFoundError(f"bench JSON not found: {self.bench_json}")
+        if self.train_models is not None:
+            object.__setattr__(self, "train_models", tuple(self.train_models))
+        if self.stages is not None:
+            unknown = set(self.stages) - set(STAGES)
+            if unknown:
+                raise ValueError(f"unknown stages {sorted(unknown)}; "
+                                 f"choose from {', '.join(STAGES)}")
+
+    @property
+    def grid(self) -> str:
+        return "quick" if self.quick else FULL_GRID
+
+    @property
+    def steps(self) -> int:
+        return self.train_steps or (40 if self.quick else 300)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models the training stage runs: train_models, or the architecture table's."""
+        if self.train_models is not None:
+            return self.train_models
+        from analysis.architectures import ARCHITECTURES
+
+        return tuple(ARCHITECTURES)
+
+    def settings(self, stage: str) -> str:
+        """What a stage's result depends on (code version and machine included); a change
+        discards the saved result instead of mixing it with new cells."""
+        from analysis.env import device_name, git_commit
+
+        common = {"device": self.device, "device_name": device_name(self.device),
+                  "threads": self.threads, "grid": self.grid, "commit": git_commit()}
+        extra = {"training": lambda: {"steps": self.steps, "models": list(self.models)},
+                 "bench": lambda: {"bench_json": str(self.bench_json) if self.bench_json
+                                   else None},
+                 "ceiling": lambda: {"n": self.ceiling_n}}.get(stage, dict)()
+        return json.dumps({**common, **extra}, sort_keys=True)
+
+
+@dataclass
+class Context:
+    cfg: ReportConfig
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    progress: Progress = field(default_factory=Silent)
+    stage_settings: str = ""  # the settings of the stage running now (names its partial file)
+    resume_table: bool = True  # whether the stage's last table may seed run_cells
+
+    def path(self, name: str) -> Path:
+        return self.cfg.out / name
+
+    def read(self, name: str) -> pd.DataFrame | None:
+        return read_csv(self.path(name))
+
+    def note(self, stage: str, text: str) -> None:
+        self.notes.setdefault(stage, []).append(text)
+
+    def partial_path(self, name: str) -> Path:
+        key = hashlib.sha1(self.stage_settings.encode()).hexdigest()[:10]
+        return self.path(PARTIAL_DIR) / f"{Path(name).stem}.{key}.csv"
+
+
+def read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return None
+
+
+def _error(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"failed: {type(exc).__name__}: {first[:200]}"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_cells(ctx: Context, name: str,
+              cells: list[tuple[str, Callable[[], pd.DataFrame]]]) -> pd.DataFrame:
+    """Run each (key, fn) cell whose key has no "ok" row yet; after each, save the rows so
+    far atomically to a partial file, so an interruption loses at most the cell in flight
+    and leaves the table `name` as it was. When every cell has run, the table is replaced
+    (atomically) and the partial file removed. A cell that raises gets one row with status
+    "failed: ..."; the others go on. Resumes from the partial file of the same settings, or
+    from the table when the last run of the stage had the same settings."""
+    partial = ctx.partial_path(name)
+    done = None
+    if not ctx.cfg.force:
+        done = read_csv(partial)
+        if done is None and ctx.resume_table:
+            done = ctx.read(name)
+    if done is None or "cell" not in done.columns or "status" not in done.columns:
+        done = pd.DataFrame()
+    keep = done[done["status"].eq("ok")] if not done.empty else done
+    finished = set(keep["cell"]) if not keep.empty else set()
+    frames = [keep] if not keep.empty else []
+    for key, fn in cells:
+        if key in finished:
+            continue
+        try:
+            frame = fn().assign(cell=key, status="ok")
+        except Exception as exc:  # noqa: BLE001 - recorded as the cell's result
+            frame = pd.DataFrame([{"cell": key, "status": _error(exc)}])
+        frames.append(frame)
+        atomic_to_csv(pd.concat(frames, ignore_index=True), partial)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    atomic_to_csv(result, ctx.path(name))
+    for stale in partial.parent.glob(f"{Path(name).stem}.*.csv"):
+        stale.unlink()
+    if partial.parent.is_dir() and not any(partial.parent.iterdir()):
+        partial.parent.rmdir()
+    return result
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's marketing name ("model name" in /proc/cpuinfo), None where unreadable."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return " ".join(value.split())
+    return None
+
+
+def stage_environment(ctx: Context) -> None:
+    """environment.json: what the numbers depend on. A re-run that finds the same environment
+    keeps the file (and its date): the date is the data's, not the re-run's."""
+    from analysis.timing import configure_backends, recorded_environment
+
+    backends = configure_backends(ctx.cfg.device, threads=ctx.cfg.threads)
+    env = {**recorded_environment(ctx.cfg.device), **backends}
+    if ctx.cfg.device == "cpu":
+        env["cpu_model"] = cpu_model_name()
+    old_path = ctx.path("environment.json")
+    if old_path.is_file():
+        try:
+            old = json.loads(old_path.read_text())
+        except ValueError:
+            old = {}
+        if {k: v for k, v in old.items() if k != "date"} == {k: v for k, v in env.items()
+                                                            if k != "date"}:
+            return
+    atomic_write_text(old_path, json.dumps(env, indent=2) + "\n")
+
+
+def stage_ceiling(ctx: Context) -> None:
+    from analysis.timing import matmul_ceiling
+
+    n = ctx.cfg.ceiling_n or (1024 if ctx.cfg.quick else None)
+    row = matmul_ceiling(ctx.cfg.device, n=n)
+    atomic_to_csv(pd.DataFrame([{"device": ctx.cfg.device, **row}]), ctx.path("ceiling.csv"))
+
+
+def bench_json_path(cfg: ReportConfig) -> Path:
+    return cfg.out / "bench" / f"{cfg.grid}-{cfg.device}.json"
+
+
+def bench_command(cfg: ReportConfig, json_path: Path) -> list[str]:
+    return [sys.executable, "-m", "pytest", *(str(BENCH_DIR / f) for f in BENCH_FILES),
+            "--benchmark-only", f"--charlm-grid={cfg.grid}", f"--charlm-device={cfg.device}",
+            f"--charlm-threads={cfg.threads}", f"--benchmark-json={json_path}",
+            "-v", "-p", "no:cacheprovider", "--benchmark-disable-gc"]
+
+
+def watch(cmd: list[str], log: Path, progress: Progress, poll: float = 0.5) -> int:
+    """Run `cmd` with its output streamed to `log`; while it runs, pass the bench progress
+    read from the log to `progress`. Returns the exit code; the child is stopped if this
+    process is interrupted."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w", encoding="utf-8") as stream:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=stream, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+        try:
+            while True:
+                try:
+                    code = proc.wait(timeout=poll)
+                    break
+                except subprocess.TimeoutExpired:
+                    progress.bench(parse_bench_log(log.read_text(encoding="utf-8",
+                                                                 errors="replace")))
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+    progress.bench(parse_bench_log(log.read_text(encoding="utf-8", errors="replace")))
+    return code
+
+
+def run_bench(cfg: ReportConfig, json_path: Path, progress: Progress | None = None,
+              command: Callable[[Path], list[str]] | None = None) -> int:
+    """The bench suite in a child pytest (exit 1 = some configurations failed: recorded).
+    The JSON and log are written under temporary names and renamed over `json_path` and its
+    .log only when pytest finished, so an interrupted bench leaves the previous ones.
+    `command(tmp_json)`: the command line (default: the bench suite; tests pass a fake)."""
+    if command is None and not BENCH_DIR.is_dir():
+        raise FileNotFoundError(f"bench suite not found at {BENCH_DIR} "
+                                "(run from a source checkout)")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_json = json_path.with_name(f".{json_path.name}.running")
+    tmp_log = json_path.with_name(f".{json_path.stem}.log.running")
+    tmp_json.unlink(missing_ok=True)
+    cmd = command(tmp_json) if command is not None else bench_command(cfg, tmp_json)
+    code = watch(cmd, tmp_log, progress or Silent())
+    if code not in (0, 1) or not tmp_json.is_file():
+        tail = tmp_log.read_text(encoding="utf-8").strip().splitlines()[-3:]
+        tmp_json.unlink(missing_ok=True)
+        raise RuntimeError(f"bench run failed (exit {code}): {' | '.join(tail)} "
+                           f"(log: {tmp_log})")
+    os.replace(tmp_json, json_path)
+    os.replace(tmp_log, json_path.with_suffix(".log"))
+    return code
+
+
+def _fresh_bench_json(path: Path) -> bool:
+    """A saved bench JSON is reused only when it was made at the current commit."""
+    from analysis.env import git_commit
+
+    if not path.is_file():
+        return False
+    made_at = (json.loads(path.read_text()).get("commit_info") or {}).get("id") or ""
+    commit = git_commit()
+    return bool(commit) and made_at.startswith(commit)
+
+
+def stage_bench(ctx: Context) -> None:
+    from analysis.report.ingest import bench_tables
+
+    cfg = ctx.cfg
+    path = cfg.bench_json or bench_json_path(cfg)
+    if cfg.bench_json is None and (cfg.force or not _fresh_bench_json(path)):
+        run_bench(cfg, path, ctx.progress)
+    else:
+        ctx.note("bench", f"bench results read from {path}")
+    data = json.loads(path.read_text())
+    grid = (data.get("charlm") or {}).get("grid")
+    if grid not in (None, cfg.grid):
+        if cfg.bench_json is None:
+            raise ValueError(f"{path} holds grid {grid!r}, not {cfg.grid!r}")
+        ctx.note("bench", f"{path} holds grid {grid!r}, the report was asked for {cfg.grid!r}")
+    tables = bench_tables(data)  # every table is built before any is replaced
+    for name, frame in tables.items():
+        atomic_to_csv(frame, ctx.path(name))
+
+
+def stage_flops(ctx: Context) -> None:
+    from analysis.reconcile import GRIDS, reconcile
+
+    points = GRIDS[ctx.cfg.grid]()
+    cells = [(f"{i:03d}-{p.cfg.model}", lambda p=p: reconcile([p])) for i, p in enumerate(points)]
+    run_cells(ctx, "flops_reconciliation.csv", cells)
+
+
+DEPTH_SIZES = {"quick": {"T": (4, 8), "L": (1, 2)},
+               "default": {"T": (4, 8, 16, 32), "L": (1, 2, 3)}}
+DEPTH_WIDTH = {"V": 16, "E": 16, "D": 16, "H": 2}
+
+
+def depth_cells(grid: str) -> list[tuple[str, Callable[[], pd.DataFrame]]]:
+    """One cell per architecture x attention variant x layers x T x quantity; the models,
+    their variants and whether they stack layers come from the architecture table."""
+    from analysis.architectures import ARCHITECTURES
+    from analysis.depth import depth_report
+
+    sizes = DEPTH_SIZES[grid]
+    cells = []
+    for name, arch in ARCHITECTURES.items():
+        for _, attention in arch.variants:
+            for n_layers in (sizes["L"] if arch.stacked else (1,)):
+                for t in sizes["T"]:
+                    model_cfg = arch.config({**DEPTH_WIDTH, "L": n_layers, "T": t, "C": 2 * t},
+                                            attention=attention)
+                    for quantity in ("forward", "train", "generate"):
+                        size_kw = ({"prompt_len": 2, "new_tokens": t} if quantity == "generate"
+                                   else {"seq_len": t})
+
+                        def cell(cfg=model_cfg, quantity=quantity, size_kw=size_kw, t=t):
+                            row = depth_report(cfg, quantity, batch=1, **size_kw)
+                            row = {k: v for k, v in row.items()
+                                   if k not in ("sizes", "critical_path", "env")}
+                            return pd.DataFrame([{**row, "T": t, "L": cfg.layers}])
+
+                        key = f"{name}-{attention or ''}-L{n_layers}-T{t}-{quantity}"
+                        cells.append((key, cell))
+    return cells
+
+
+def stage_depth(ctx: Context) -> None:
+    run_cells(ctx, "depth.csv", depth_cells(ctx.cfg.grid))
+
+
+def stage_check(ctx: Context) -> None:
+    from analysis.checker import GRID, QUICK_GRID, check_file
+    from analysis.questions import HOMEWORK_ANSWERS
+
+    frame = check_file(HOMEWORK_ANSWERS, QUICK_GRID if ctx.cfg.quick else GRID)
+    atomic_to_csv(frame, ctx.path("homework_check.csv"))
+
+
+def stage_training(ctx: Context) -> None:
+    from charlm.train import TrainConfig, train
+
+    steps = ctx.cfg.steps
+    every = max(1, steps // 6)
+
+    def cell(model):
+        tc = TrainConfig(model=model, steps=steps, device=ctx.cfg.device, val_every=every,
+                         checkpoint_every=steps, val_batches=5)
+        result = train(tc, progress=False)
+        return result.history.assign(model=model, params=result.params, seed=tc.seed,
+                                     data=tc.data)
+
+    run_cells(ctx, "training_curves.csv", [(m, lambda m=m: cell(m)) for m in ctx.cfg.models])
+
+
+def stage_figures(ctx: Context) -> None:
+    from analysis.report.render import draw_figures
+
+    draw_figures(ctx)
+
+
+def stage_markdown(ctx: Context) -> None:
+    from analysis.report.render import render
+
+    atomic_write_text(ctx.path("REPORT.md"), render(ctx))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Context], None]
+    outputs: tuple[str, ...]
+    always: bool = False  # cheap stages that reflect everything before them: never skipped
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in [
+        Stage("environment", stage_environment, ("environment.json",), always=True),
+        Stage("ceiling", stage_ceiling, ("ceiling.csv",)),
+        Stage("bench", stage_bench, ("timing.csv", "attention.csv", "torch_reference.csv")),
+        Stage("flops", stage_flops, ("flops_reconciliation.csv",)),
+        Stage("depth", stage_depth, ("depth.csv",)),
+        Stage("check", stage_check, ("homework_check.csv",)),
+        Stage("training", stage_training, ("training_curves.csv",)),
+        Stage("figures", stage_figures, (), always=True),
+        Stage("markdown", stage_markdown, ("REPORT.md",), always=True),
+    ]
+}
+STATUS_COLUMNS = ["stage", "status", "seconds", "finished", "settings"]
+
+
+def _load_status(ctx: Context) -> pd.DataFrame:
+    frame = ctx.read(STAGES_FILE)
+    if frame is None:
+        return pd.DataFrame(columns=STATUS_COLUMNS)
+    for col in STATUS_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = None
+    return frame
+
+
+def _last(status: pd.DataFrame, stage: str) -> pd.Series | None:
+    row = status[status["stage"].eq(stage)]
+    return None if row.empty else row.iloc[-1]
+
+
+def _is_complete(ctx: Context, status: pd.DataFrame, stage: Stage) -> bool:
+    if ctx.cfg.force or stage.always:
+        return False
+    row = _last(status, stage.name)
+    return (row is not None and row["status"] == "done"
+            and row["settings"] == ctx.cfg.settings(stage.name)
+            and all(ctx.path(o).is_file() for o in stage.outputs))
+
+
+def recorded_grid(status: pd.DataFrame) -> str | None:
+    """The grid of the data stages the folder holds (from their recorded settings)."""
+    grids = set()
+    for _, row in status.iterrows():
+        if row["stage"] in STAGES and not STAGES[row["stage"]].always \
+                and row["status"] == "done" and isinstance(row["settings"], str):
+            try:
+                grids.add(json.loads(row["settings"]).get("grid"))
+            except ValueError:
+                continue
+    return FULL_GRID if FULL_GRID in grids else (grids.pop() if grids else None)
+
+
+def check_destination(cfg: ReportConfig, status: pd.DataFrame) -> None:
+    """A quick run never writes into a folder that holds a full run."""
+    if cfg.quick and recorded_grid(status) == FULL_GRID:
+        raise ValueError(f"{cfg.out} holds a full ({FULL_GRID} grid) report; a --quick run "
+                         f"would replace it: choose another --out (default "
+                         f"{default_out(cfg.device, quick=True)})")
+
+
+def build_report(cfg: ReportConfig, progress: Progress | bool | None = None) -> pd.DataFrame:
+    """Run the stages; return the stage table (stage, status, seconds, finished, settings)
+    that is also written to stages.csv. Never raises for a failing stage: its status says
+    why. Raises ValueError before writing anything when a quick run targets a folder that
+    holds a full run. `progress`: a Progress, True (a terminal bar/lines on stdout) or
+    None/False (silent)."""
+    if not isinstance(progress, Progress):
+        progress = Progress() if progress else Silent()
+    ctx = Context(cfg, progress=progress)
+    status = _load_status(ctx)
+    check_destination(cfg, status)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in STAGES if cfg.stages is None or n in cfg.stages]
+    for index, name in enumerate(names, 1):
+        stage = STAGES[name]
+        previous = _last(status, name)
+        settings = cfg.settings(name)
+        if _is_complete(ctx, status, stage):
+            result, seconds, finished = "done", float(previous["seconds"]), previous["finished"]
+            ctx.note(name, "skipped: complete from an earlier run (use --force to redo)")
+            progress.line(f"stage {index} of {len(names)}: {name} skipped (complete)")
+        else:
+            ctx.stage_settings = settings
+            ctx.resume_table = previous is not None and previous["settings"] == settings
+            progress.stage_start(name, index, len(names))
+            start = time.perf_counter()
+            try:
+                stage.run(ctx)
+                result = "done"
+            except Exception as exc:  # noqa: BLE001 - a failing stage is recorded, the run goes on
+                result = _error(exc)
+            seconds = round(time.perf_counter() - start, 2)
+            finished = _now()
+            progress.stage_end(name, result, seconds)
+        row = pd.DataFrame([{"stage": name, "status": result, "seconds": seconds,
+                             "finished": finished, "settings": settings}])
+        status = pd.concat([status[~status["stage"].eq(name)].astype(object), row],
+                           ignore_index=True)[STATUS_COLUMNS]
+        atomic_to_csv(status, ctx.path(STAGES_FILE))
+    _write_notes(ctx)
+    if "markdown" in names:  # the REPORT.md shows the final stage table and notes
+        stage_markdown(ctx)
+    return status
+
+
+def _write_notes(ctx: Context) -> None:
+    atomic_write_text(ctx.path("notes.json"), json.dumps(ctx.notes, indent=2) + "\n")

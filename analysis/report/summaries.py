@@ -1,0 +1,546 @@
+"""The report's summaries: pure functions from the tables the stages write (DataFrames) to a
+small table and the findings computed from its numbers. No files, no figures: every
+summary is unit-tested on hand-made DataFrames with known answers.
+
+A new summary is one function here returning a `Summary` plus one `section(...)` call in
+`analysis.report.render`. Thresholds and conventions come from their owners (the noise
+threshold from `analysis.timing`, the FLOP convention from `analysis.formulas`), and the
+model families from the architecture table (`has_attention`, `recurrent`), never from
+model names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.timing import NOISE_THRESHOLD
+
+MIB = 2**20
+
+
+@dataclass
+class Summary:
+    """A section's key table and the findings its numbers support (full sentences)."""
+
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    findings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _arch(model: str):
+    from analysis.architectures import architecture
+
+    return architecture(model)
+
+
+def has_attention(model: str) -> bool:
+    return bool(_arch(model).has_attention)
+
+
+def is_recurrent(model: str) -> bool:
+    return bool(_arch(model).recurrent)
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of log(y) against log(x): the exponent k in y ~ x^k."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 2 or np.ptp(np.log(x)) == 0:
+        return float("nan")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def _ok(frame: pd.DataFrame | None) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        return pd.DataFrame()
+    return frame[frame["status"].eq("ok")] if "status" in frame.columns else frame
+
+
+def _flag(series: pd.Series) -> pd.Series:
+    """A boolean column read back from CSV (True/False, "True"/"False", 1/0, blanks)."""
+    return series.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+
+
+def _range(lo: float, hi: float, fmt: str) -> str:
+    a, b = format(lo, fmt), format(hi, fmt)
+    return a if a == b else f"{a} to {b}"
+
+
+def _names(values: Iterable) -> str:
+    return ", ".join(str(v) for v in dict.fromkeys(values))
+
+
+def growth_words(slope: float) -> str:
+    """How an exponent reads: the words a finding uses for time ~ T^slope."""
+    if not np.isfinite(slope):
+        return "not measured"
+    if slope < 0.15:
+        return "about flat"
+    if slope < 0.85:
+        return "sublinear"
+    if slope <= 1.15:
+        return "about linear"
+    if slope < 1.85:
+        return "between linear and quadratic"
+    if slope <= 2.15:
+        return "about quadratic"
+    return "faster than quadratic"
+
+
+# ---------------------------------------------------------------------------- FLOPs
+
+
+def flops_summary(flops: pd.DataFrame | None, counter_notes: Sequence[str] = ()) -> Summary:
+    """Predicted against measured FLOPs per model and quantity. `counter_notes`: how the
+    PyTorch counter was configured (analysis.counters.torch_counter_notes(), or the notes
+    recorded with the rows); the finding says that CPU flash rows rely on it."""
+    ok = _ok(flops)
+    if ok.empty or "verdict" not in ok.columns:
+        return Summary()
+    exact = ok["verdict"].eq("exact")
+    table = (ok.assign(exact=exact)
+             .groupby(["model", "quantity"], sort=False)
+             .agg(rows=("exact", "size"), exact=("exact", "sum"),
+                  ratio_min=("ratio_torch", "min"), ratio_max=("ratio_torch", "max"))
+             .reset_index())
+    findings = [f"FLOPs: {int(exact.sum())} of {len(ok)} reconciliation rows "
+                f"({ok['model'].nunique()} models, {ok['quantity'].nunique()} quantities) have "
+                "predicted matmul FLOPs equal to PyTorch's counter exactly (ratio "
+                f"{_range(ok['ratio_torch'].min(), ok['ratio_torch'].max(), '.6f')})."]
+    sizes = [s for s in ("B", "T", "D", "L") if s in ok.columns and ok[s].notna().any()]
+    if sizes:
+        findings[0] += " Grid: " + ", ".join(
+            f"{s} {_range(ok[s].min(), ok[s].max(), '.0f')}" for s in sizes) + "."
+    cpu = ok["env_device"].eq("cpu") if "env_device" in ok.columns else pd.Series(True, ok.index)
+    flash = ok["attention"].astype(str).eq("flash") if "attention" in ok.columns else cpu & False
+    if (flash & cpu).any():
+        n = int((flash & cpu).sum())
+        note = "; ".join(dict.fromkeys(counter_notes)) or "no counter note recorded"
+        findings.append(f"The {n} CPU flash-attention rows are counted with the project's SDPA "
+                        "mapping (PyTorch's raw counter gives 0 FLOPs for CPU flash SDPA): "
+                        f"{note}.")
+    if "measured_fvcore" in ok.columns and ok["measured_fvcore"].notna().any():
+        fv = ok.dropna(subset=["measured_fvcore"])
+        same = int((fv["measured_fvcore"] == fv["predicted"]).sum())
+        findings.append(f"fvcore's forward counts (doubled to 2 FLOPs per multiply-add) equal "
+                        f"the prediction on {same} of {len(fv)} rows.")
+    failed = len(flops) - len(ok) if flops is not None else 0
+    if failed:
+        findings.append(f"{failed} reconciliation cells failed (see flops_reconciliation.csv).")
+    return Summary(table, findings)
+
+
+# ---------------------------------------------------------------------------- time
+
+
+def t_sweep_forward(timing: pd.DataFrame | None) -> pd.DataFrame:
+    """The forward-pass T sweep of the models (suite test_model_phase)."""
+    ok = _ok(timing)
+    if ok.empty:
+        return ok
+    return ok[ok["suite"].eq("test_model_phase") & ok["sweep"].eq("T") & ok["phase"].eq("forward")]
+
+
+def slope_summary(timing: pd.DataFrame | None) -> Summary:
+    """Exponents of time, FLOPs and predicted depth against T (forward pass), per variant,
+    and what they say: recurrent models (their chain grows with T) against attention models."""
+    fwd = t_sweep_forward(timing)
+    if fwd.empty:
+        return Summary()
+    rows = []
+    for variant, sub in fwd.groupby("variant", sort=False):
+        sub = sub.sort_values("T")
+        rows.append({
+            "variant": variant, "model": sub["model"].iloc[0],
+            "T": f"{int(sub['T'].iloc[0])}..{int(sub['T'].iloc[-1])}",
+            "time slope": loglog_slope(sub["T"], sub["median_s"]),
+            "FLOP slope": loglog_slope(sub["T"], sub["predicted_flops"]),
+            "depth slope": loglog_slope(sub["T"], sub["predicted_depth"]),
+            "s/token at min T": sub["seconds_per_token"].iloc[0],
+            "s/token at max T": sub["seconds_per_token"].iloc[-1],
+        })
+    table = pd.DataFrame(rows)
+    for col in ("time slope", "FLOP slope", "depth slope"):
+        table[col] = table[col].round(2) + 0.0  # + 0.0: no "-0"
+    measured = table.dropna(subset=["time slope"])
+    if measured.empty:
+        return Summary(table.drop(columns="model"))
+    groups = {"recurrent models": measured[measured["model"].map(is_recurrent)],
+              "attention models": measured[measured["model"].map(has_attention)]}
+    parts = []
+    for label, g in groups.items():
+        if g.empty:
+            continue
+        t_lo, t_hi = g["time slope"].min(), g["time slope"].max()
+        parts.append(
+            f"{label} ({_names(g['variant'])}): time ~ T^{_range(t_lo, t_hi, '.2f')} "
+            f"({growth_words((t_lo + t_hi) / 2)}), FLOPs ~ T^"
+            f"{_range(g['FLOP slope'].min(), g['FLOP slope'].max(), '.2f')}, depth ~ T^"
+            f"{_range(g['depth slope'].min(), g['depth slope'].max(), '.2f')}")
+    text = (f"Time vs T (forward pass, T {measured['T'].iloc[0]}): " + "; ".join(parts)
+            + ".")
+    gap = measured["time slope"] - measured["FLOP slope"]
+    slower, faster = measured[gap < -0.15], measured[gap > 0.15]
+    if slower.empty and faster.empty and gap.notna().any():
+        text += " Every variant's time follows its FLOPs (exponents within 0.15)."
+
+    def listed(frame):
+        return ", ".join(f"{r['variant']} (T^{r['time slope']:.2f} against FLOPs "
+                         f"T^{r['FLOP slope']:.2f})" for _, r in frame.iterrows())
+
+    if not slower.empty:
+        text += (f" Time grows slower than the FLOPs for {listed(slower)}: costs that do not "
+                 "grow with T (per-call overhead) weigh at these sizes.")
+    if not faster.empty:
+        text += (f" Time grows faster than the FLOPs for {listed(faster)}: the FLOP count "
+                 "does not explain it (check the noisy flags).")
+    rec, att = groups["recurrent models"], groups["attention models"]
+    if not rec.empty and not att.empty:
+        gap = rec["time slope"].mean() - att["time slope"].mean()
+        chain = rec["depth slope"].mean() - att["depth slope"].mean()
+        work = att["FLOP slope"].mean() - rec["FLOP slope"].mean()
+        if gap > 0.25:
+            text += f" The recurrent time grows faster (by T^{gap:.2f} on average)"
+            text += (", as their longer chain (depth exponent higher by "
+                     f"{chain:.2f}) predicts." if chain > 0.25 else ".")
+        elif gap < -0.25:
+            text += f" The attention models' time grows faster (by T^{-gap:.2f} on average)"
+            text += (f": their FLOPs grow faster with T (exponent higher by {work:.2f}); the "
+                     "recurrent chain does not show." if work > 0.1 else
+                     ", which their FLOP exponents do not explain.")
+        else:
+            text += (f" Both families grow alike (mean exponents within {abs(gap):.2f})"
+                     + (f": on this device the recurrent chain, whose depth exponent is higher "
+                        f"by {chain:.2f}, does not show as a faster growth." if chain > 0.25
+                        else "."))
+    return Summary(table.drop(columns="model"), [text])
+
+
+def noise_summary(timing: pd.DataFrame | None, threshold: float = NOISE_THRESHOLD) -> Summary:
+    """How many timings the bench flagged noisy (IQR/median above the threshold), per variant."""
+    ok = _ok(timing)
+    if ok.empty or "noisy" not in ok.columns:
+        return Summary()
+    noisy = _flag(ok["noisy"])
+    table = (ok.assign(noisy=noisy).groupby("variant", sort=False)
+             .agg(timings=("noisy", "size"), noisy=("noisy", "sum")).reset_index())
+    finding = (f"Noise: {int(noisy.sum())} of {len(ok)} timings have IQR/median above "
+               f"{threshold:.0%} (flagged `noisy` in timing.csv, hollow markers in the "
+               "figures); read those with care.")
+    return Summary(table, [finding])
+
+
+def failure_summary(timing: pd.DataFrame | None) -> Summary:
+    if timing is None or timing.empty:
+        return Summary()
+    failed = timing[~timing["status"].eq("ok")]
+    if failed.empty:
+        return Summary()
+    return Summary(failed[["id", "status"]].reset_index(drop=True),
+                   [f"{len(failed)} bench configurations failed and are listed in timing.csv "
+                    f"with their error: {', '.join(failed['id'].astype(str).head(5))}"
+                    + (", ..." if len(failed) > 5 else "") + "."])
+
+
+def missing_summary(timing: pd.DataFrame | None, expected_ids: Sequence[str],
+                    grid: str) -> Summary:
+    """Workloads of the grid with no row in timing.csv (a truncated or interrupted bench).
+    Ids are compared as multisets: a workload timed by two suites (the homework loop in the
+    model sweep and in the torch.nn comparison) is expected twice."""
+    have = Counter(timing["id"].astype(str)) if timing is not None and "id" in timing else {}
+    missing = []
+    for i, n in Counter(map(str, expected_ids)).items():
+        missing += [i] * max(0, n - have.get(i, 0))
+    total = len(expected_ids)
+    if not missing:
+        return Summary(findings=[f"Bench complete: all {total} workloads of the `{grid}` grid "
+                                 "have a row in timing.csv."])
+    table = pd.DataFrame({"workload without timing": missing})
+    return Summary(table, [f"Truncated bench: {len(missing)} of {total} workloads of the "
+                           f"`{grid}` grid have no timing (listed under Bench coverage); the "
+                           "figures and slopes use only the rest."])
+
+
+def ceiling_summary(timing: pd.DataFrame | None, ceiling: float) -> Summary:
+    """Best achieved FLOP/s per variant as a fraction of the measured matmul ceiling."""
+    ok = _ok(timing)
+    if ok.empty or not (ceiling > 0):
+        return Summary()
+    models = ok[ok["suite"].eq("test_model_phase")].dropna(subset=["flops_per_second"])
+    if models.empty:
+        return Summary()
+    best = (models.groupby(["variant", "model"], sort=False)["flops_per_second"].max()
+            .reset_index())
+    best["fraction of ceiling"] = best["flops_per_second"] / ceiling
+    parts = []
+    for label, pick in (("recurrent", is_recurrent), ("attention", has_attention)):
+        g = best[best["model"].map(pick)]
+        if not g.empty:
+            f = g["fraction of ceiling"]
+            parts.append(f"the best {label} workload reaches {f.max():.1%} "
+                         f"(per variant {_range(f.min(), f.max(), '.1%')})")
+    text = (f"Achieved FLOP/s against a {ceiling:.3g} FLOP/s matmul ceiling: "
+            + ", ".join(parts) + ".")
+    rec = best[best["model"].map(is_recurrent)]["fraction of ceiling"]
+    att = best[best["model"].map(has_attention)]["fraction of ceiling"]
+    if not rec.empty and not att.empty and rec.max() < att.max():
+        text += (" The recurrent loops issue many small (B x D) @ (D x D) matmuls one after "
+                 "another, which keeps them further from the ceiling.")
+    if best["fraction of ceiling"].max() > 1:
+        text += (" A workload above 100% means the ceiling round ran while the machine was "
+                 "busier than during that workload: the ceiling is a measurement too.")
+    table = best.drop(columns="model").rename(columns={"flops_per_second": "best FLOP/s"})
+    return Summary(table, [text])
+
+
+def depth_time_summary(timing: pd.DataFrame | None) -> Summary:
+    """Seconds per FLOP (the inverse of achieved FLOP/s) against predicted sequential depth:
+    a least-squares line in log-log over every model workload. A positive exponent means
+    workloads with a longer chain of dependent matmuls get less done per second."""
+    ok = _ok(timing)
+    if ok.empty:
+        return Summary()
+    data = ok[ok["suite"].eq("test_model_phase")].dropna(
+        subset=["predicted_depth", "predicted_flops", "median_s"])
+    data = data[(data["predicted_depth"] > 0) & (data["predicted_flops"] > 0)]
+    if len(data) < 2:
+        return Summary()
+    x = np.log(data["predicted_depth"].astype(float))
+    y = np.log(data["median_s"].astype(float) / data["predicted_flops"].astype(float))
+    if np.ptp(x) == 0:
+        return Summary()
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    r2 = 1 - float((resid**2).sum()) / float(((y - y.mean()) ** 2).sum() or np.inf)
+    table = pd.DataFrame([{"points": len(data), "exponent": slope, "intercept": intercept,
+                           "R^2": r2,
+                           "depth": f"{int(data['predicted_depth'].min())}.."
+                                    f"{int(data['predicted_depth'].max())}"}])
+    if slope > 0.1:
+        what = (f"seconds per FLOP grow as depth^{slope:.2f}: the workloads with longer "
+                "chains of dependent matmuls get fewer FLOPs done per second")
+    elif slope < -0.1:
+        what = (f"seconds per FLOP fall as depth^{slope:.2f}: the deeper workloads run their "
+                "FLOPs faster here")
+    else:
+        what = f"seconds per FLOP barely change with depth (exponent {slope:.2f})"
+    strength = "a close fit" if r2 >= 0.7 else "a loose fit" if r2 >= 0.3 else "a poor fit"
+    text = (f"Time per FLOP vs sequential depth ({len(data)} model workloads, depth "
+            f"{table['depth'].iloc[0]}): {what}; R^2 = {r2:.2f} ({strength}). Deep workloads "
+            "here are also the ones with small matmuls, so this is a correlation, not a "
+            "measurement of the chain's cost alone.")
+    return Summary(table, [text])
+
+
+def reference_summary(ref: pd.DataFrame | None) -> Summary:
+    if ref is None or ref.empty or "speedup" not in ref.columns:
+        return Summary()
+    s = ref["speedup"]
+    slower = ref[s < 1]
+    text = (f"torch.nn's fused recurrences run {_range(s.min(), s.max(), '.2f')} times the "
+            "speed of the homework's per-step loops with identical weights and outputs")
+    text += ("." if slower.empty else
+             f"; {len(slower)} of {len(ref)} configurations are slower with torch.nn.")
+    return Summary(ref, [text])
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def attention_summary(att: pd.DataFrame | None) -> Summary:
+    """Flash (SDPA) against manual attention per T: times, peak memory in MiB, ratios and
+    how each grows with T."""
+    ok = _ok(att)
+    if ok.empty:
+        return Summary()
+    wide = ok.pivot_table(index="T", columns="kernel", values=["median_s", "peak_memory_bytes"])
+    wide.columns = [f"{a}_{b}" for a, b in wide.columns]
+    wide = wide.reset_index()
+    need = {"median_s_flash", "median_s_manual", "peak_memory_bytes_flash",
+            "peak_memory_bytes_manual"}
+    if not need <= set(wide.columns):
+        return Summary(wide)
+    table = pd.DataFrame({
+        "T": wide["T"].astype(int),
+        "flash s": wide["median_s_flash"], "manual s": wide["median_s_manual"],
+        "flash MiB": wide["peak_memory_bytes_flash"] / MIB,
+        "manual MiB": wide["peak_memory_bytes_manual"] / MIB,
+        "time manual/flash": wide["median_s_manual"] / wide["median_s_flash"],
+        "memory manual/flash": wide["peak_memory_bytes_manual"] / wide["peak_memory_bytes_flash"],
+    })
+    last = table.iloc[-1]
+    text = (f"Attention at T={int(last['T'])}: the manual kernel takes "
+            f"{last['time manual/flash']:.2f}x the time and {last['memory manual/flash']:.2f}x "
+            "the peak memory of SDPA.")
+    if len(table) >= 2:
+        mf = loglog_slope(table["T"], table["flash MiB"])
+        mm = loglog_slope(table["T"], table["manual MiB"])
+        text += (f" Peak memory grows as T^{mm:.2f} with the manual kernel and T^{mf:.2f} with "
+                 "SDPA")
+        text += (": the manual path materializes the (B, H, T, T) scores, SDPA does not."
+                 if mm > mf + 0.3 else ".")
+    return Summary(table, [text])
+
+
+# ---------------------------------------------------------------------------- depth
+
+
+def depth_summary(depth: pd.DataFrame | None) -> Summary:
+    ok = _ok(depth)
+    if ok.empty or "verdict" not in ok.columns:
+        return Summary()
+    exact = ok["verdict"].eq("exact")
+    table = (ok.assign(exact=exact)
+             .groupby(["model", "attention", "quantity"], dropna=False, sort=False)
+             .agg(rows=("exact", "size"), exact=("exact", "sum"), formula=("formula", "first"))
+             .reset_index())
+    findings = [f"Depth: predicted and traced critical-path matmul depth agree on "
+                f"{int(exact.sum())} of {len(ok)} rows."]
+    fwd = ok[ok["quantity"].eq("forward")]
+    grows, flat = [], []
+    for (model, attention), sub in fwd.groupby(["model", "attention"], dropna=False, sort=False):
+        name = model if pd.isna(attention) or attention == "" else f"{model}-{attention}"
+        per_l = [g for _, g in sub.groupby("L") if g["T"].nunique() > 1]
+        if not per_l:
+            continue
+        varies = any(g.sort_values("T")["measured"].nunique() > 1 for g in per_l)
+        (grows if varies else flat).append(name)
+    if grows or flat:
+        findings.append("The forward pass's traced depth "
+                        + (f"grows with T for {', '.join(grows)}" if grows else "")
+                        + ("; " if grows and flat else "")
+                        + (f"does not change with T for {', '.join(flat)}" if flat else "")
+                        + ".")
+    return Summary(table, findings)
+
+
+# ---------------------------------------------------------------------------- homework check
+
+_SIZES = re.compile(r"['\"]sizes['\"]\s*:\s*\{([^}]*)\}")
+_NUMBER = r"\s*:\s*(-?[0-9.eE+]+)"
+
+
+def format_counterexample(text) -> str:
+    """The checker's counterexample record as one readable phrase ("at D=4, L=1, T=2: answered
+    256, derived 352, measured 352"); read with regular expressions, never evaluated."""
+    if text is None or (isinstance(text, float) and np.isnan(text)) or str(text).strip() == "":
+        return ""
+    text = str(text)
+    sizes = _SIZES.search(text)
+    if sizes is None:
+        return text
+    pairs = re.findall(r"['\"](\w+)['\"]\s*:\s*(-?\d+)", sizes.group(1))
+    values = [f"{k} {m.group(1)}" for k in ("answered", "derived", "measured")
+              if (m := re.search(rf"['\"]{k}['\"]{_NUMBER}", text))]
+    return f"at {', '.join(f'{k}={v}' for k, v in pairs)}: " + ", ".join(values)
+
+
+HEAD_MATMULS = {"forward": 1, "backward": 1, "train": 2}  # the vocabulary head on the chain
+
+
+def _expr(text):
+    from analysis.expr_parser import parse_answer
+
+    try:
+        return parse_answer(str(text))
+    except ValueError:
+        return None
+
+
+def depth_vs_homework(check: pd.DataFrame | None, depth: pd.DataFrame | None) -> list[str]:
+    """Why the depth table's formula for a model and quantity differs from the homework's
+    derived sequential-matmul count: the difference, computed, at the depth table's layers."""
+    import sympy as sp
+
+    from analysis.formulas import SYMBOLS
+
+    if check is None or depth is None or check.empty or "formula" not in _ok(depth).columns:
+        return []
+    ok = _ok(depth)
+    out = []
+    for _, row in check.iterrows():
+        parts = str(row["id"]).split(".")
+        if len(parts) != 3 or parts[2] != "sequential_matmuls":
+            continue
+        model, quantity = parts[0], parts[1]
+        rows = ok[ok["model"].eq(model) & ok["quantity"].eq(quantity)]
+        if rows.empty:
+            continue
+        ours, theirs = _expr(rows["formula"].iloc[0]), _expr(row["derived"])
+        if ours is None or theirs is None:
+            continue
+        layers = sorted(set(rows["L"].astype(int)))
+        fixed = {SYMBOLS["L"]: layers[0]} if len(layers) == 1 else {}
+        diff = sp.simplify((ours - theirs).xreplace(fixed))
+        if diff == 0:
+            continue
+        at = f" at L = {layers[0]}" if fixed else ""
+        text = (f"`{row['id']}`: the depth table's {model} {quantity} depth "
+                f"`{rows['formula'].iloc[0]}` and the homework's derived `{row['derived']}` "
+                f"differ by {diff}{at}")
+        if diff.is_Integer and int(diff) == HEAD_MATMULS.get(quantity):
+            text += (": the depth table traces the whole model, vocabulary head included "
+                     f"({int(diff)} matmul(s) on the chain), while the homework's question "
+                     "counts the recurrence without the classifier.")
+        else:
+            text += "."
+        out.append(text)
+    return out
+
+
+def check_summary(check: pd.DataFrame | None, depth: pd.DataFrame | None = None) -> Summary:
+    if check is None or check.empty:
+        return Summary()
+    cols = [c for c in ("id", "answer", "verdict", "derived") if c in check.columns]
+    table = check[cols].copy()
+    if "counterexample" in check.columns:
+        table["counterexample"] = check["counterexample"].map(format_counterexample)
+    correct = check["verdict"].eq("correct")
+    wrong = check[~correct]
+    findings = [f"Homework answers: {int(correct.sum())} of {len(check)} hold; not correct: "
+                f"{', '.join(wrong['id']) if not wrong.empty else 'none'}."]
+    findings += depth_vs_homework(check, depth)
+    return Summary(table, findings)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def training_summary(curves: pd.DataFrame | None) -> Summary:
+    """Final losses of the short training runs, with the caveat the data carries: seeds,
+    steps and corpus."""
+    ok = _ok(curves)
+    if ok.empty or "train_loss" not in ok.columns:
+        return Summary()
+    rows = []
+    for model, sub in ok.groupby("model", sort=False):
+        val = sub.dropna(subset=["val_loss"]) if "val_loss" in sub else sub.iloc[:0]
+        rows.append({"model": model, "params": int(sub["params"].iloc[0]),
+                     "steps": int(sub["step"].max()),
+                     "final train loss": sub["train_loss"].iloc[-1],
+                     "final val loss": val["val_loss"].iloc[-1] if not val.empty else np.nan,
+                     "tokens/s": sub["tokens_per_s"].median()})
+    table = pd.DataFrame(rows)
+    seeds = ok["seed"].nunique() if "seed" in ok.columns else 1
+    corpus = (_names(ok["data"]) if "data" in ok.columns else "unrecorded")
+    steps = _names(table["steps"])
+    caveat = (f"{'one seed' if seeds == 1 else f'{seeds} seeds'}, {steps} steps, "
+              f"corpus {corpus}")
+    if corpus == "builtin":
+        caveat += " (the generated, synthetic children's stories)"
+    ranked = table.dropna(subset=["final val loss"]).sort_values("final val loss")
+    text = (f"Training (short runs: {caveat}; not converged, and one seed cannot separate "
+            "models whose losses are close): final validation loss "
+            + ", ".join(f"{r['model']} {r['final val loss']:.3f}" for _, r in table.iterrows())
+            + " nats/char")
+    text += (f"; lowest {ranked['model'].iloc[0]}." if not ranked.empty else ".")
+    return Summary(table, [text])
