@@ -66,9 +66,11 @@ def _fixed_colors() -> dict[str, tuple]:
 
     base = sns.color_palette("tab10")
     fixed: dict[str, tuple] = {}
+    count = 0
     for arch in ARCHITECTURES.values():
         for name, kernel in arch.variants:
-            fixed[name] = base[len(fixed) % len(base)]
+            fixed[name] = base[count % len(base)]
+            count += 1
             if kernel is not None:
                 fixed.setdefault(f"kernel:{kernel}", fixed[name])
         fixed.setdefault(arch.name, fixed[arch.variants[0][0]])
@@ -328,7 +330,7 @@ def draw_homework_vs_torch(frame: pd.DataFrame):
     data = frame.assign(size=frame["phase"] + " T=" + frame["T"].astype(str))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.barplot(data=data, x="size", y="speedup", hue="model", palette=palette(data["model"]),
-                ax=ax)
+                saturation=1.0, ax=ax)
     ax.axhline(1.0, color="black", lw=1)
     ax.set(ylabel="homework loop time / torch.nn time", xlabel="",
            title="torch.nn fused recurrence vs the homework loop")

@@ -386,3 +386,40 @@ def test_stages_table_states_shared_settings_once():
     assert list(table["settings"]) == ["bench_json default", "steps 40; models rnn, gru"]
     assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
     assert data_dates(status) == "2026-01-02 to 2026-01-03"
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def test_depth_and_training_stages_take_their_models_from_the_architecture_table(monkeypatch):
+    from analysis import architectures
+    from analysis.report.pipeline import depth_cells
+
+    keys = [k for k, _ in depth_cells("quick")]
+    for name, arch in architectures.ARCHITECTURES.items():
+        mine = [k for k in keys if k.split("-")[0] == name]
+        kernels = {k.split("-")[1] for k in mine}
+        assert kernels == {kernel or "" for _, kernel in arch.variants}
+        layers = {k.split("-")[2] for k in mine}
+        assert (len(layers) > 1) == arch.stacked
+    monkeypatch.delitem(architectures.ARCHITECTURES, "mlrnn")
+    assert not [k for k, _ in depth_cells("quick") if k.startswith("mlrnn-")]
+    assert "mlrnn" not in ReportConfig().models
+    assert ReportConfig(train_models=("gru",)).models == ("gru",)
+
+
+def test_a_depth_cell_traces_its_model():
+    from analysis.report.pipeline import depth_cells
+
+    key, cell = next((k, c) for k, c in depth_cells("quick") if k == "rnn--L1-T4-forward")
+    row = cell().iloc[0]
+    assert (row["model"], row["quantity"], row["T"], row["L"]) == ("rnn", "forward", 4, 1)
+    assert row["measured"] == 4 + 1  # T steps and the head, one after another
+
+
+def test_cli_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "short.txt"
+    f.write_text("x")
+    assert main(["report", "--out", str(f), "--stages", "environment"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0]

@@ -1,0 +1,181 @@
+"""Figures, checked on what they plot (data, colours, axis limits, tick labels, legends),
+read from the matplotlib artists, not from pixels."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgb
+
+from analysis import plots
+
+VARIANTS = {"rnn": "rnn", "gru": "gru", "transformer-flash": "transformer",
+            "transformer-manual": "transformer"}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _timing(ts=(16, 32, 64, 128), phases=("forward",)):
+    rows = []
+    for k, (variant, model) in enumerate(VARIANTS.items()):
+        for phase in phases:
+            for t in ts:
+                median = 1e-4 * (k + 1) * t
+                rows.append({"variant": variant, "model": model, "phase": phase, "T": t,
+                             "median_s": median, "seconds_per_token": median / (4 * t),
+                             "predicted_flops": 1e6 * (k + 1) * t,
+                             "predicted_depth": t + 1 if model != "transformer" else 7,
+                             "flops_per_second": 1e9 / (k + 1), "noisy": t == 32})
+    return pd.DataFrame(rows)
+
+
+def _line_colors(ax) -> dict:
+    return {line.get_label(): to_rgb(line.get_color()) for line in ax.get_lines()
+            if not line.get_label().startswith("_")}
+
+
+def _labelled_ticks(ax, axis="y"):
+    """(value, label) of the major ticks inside the axis limits, as the formatter labels them."""
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    ticks = [t for t in a.get_major_locator()() if lo <= t <= hi]
+    labels = a.get_major_formatter().format_ticks(ticks)
+    return [(t, s) for t, s in zip(ticks, labels) if s.strip()]
+
+
+def test_a_variant_has_the_same_colour_in_every_figure():
+    timing = _timing()
+    per_token = plots.draw_time_per_token_vs_T(timing).axes[0]
+    # another figure, with the variants in another order and a subset of them
+    subset = timing[timing["variant"].isin(["transformer-flash", "gru"])].iloc[::-1]
+    sequence = plots.draw_sequence_time_vs_T(subset).axes[0]
+    a, b = _line_colors(per_token), _line_colors(sequence)
+    assert set(b) == {"transformer-flash", "gru"}
+    for v in b:
+        assert a[v] == b[v]
+    assert len(set(a.values())) == len(a)  # distinct variants, distinct colours
+    achieved = plots.draw_achieved_flops(timing, 1e10).axes[0]
+    dots = {c.get_gid().split("|")[0]: to_rgb(c.get_facecolor()[0])
+            for c in achieved.collections if c.get_gid() and "|" in c.get_gid()}
+    assert dots["transformer-flash"] == a["transformer-flash"] and dots["rnn"] == a["rnn"]
+
+
+def test_attention_kernels_and_trained_models_take_their_variants_colours():
+    timing = _timing()
+    a = _line_colors(plots.draw_time_per_token_vs_T(timing).axes[0])
+    att = pd.DataFrame([{"T": t, "kernel": k, "median_s": 1e-3 * t, "peak_memory_bytes": 2**20 * t}
+                        for t in (64, 128) for k in ("flash", "manual")])
+    kernels = _line_colors(plots.draw_attention_time_memory(att).axes[0])
+    assert kernels["flash"] == a["transformer-flash"]
+    assert kernels["manual"] == a["transformer-manual"]
+    curves = pd.DataFrame([{"model": m, "step": s, "train_loss": 3.0 - s / 10}
+                           for m in ("gru", "transformer") for s in (1, 2, 3)])
+    trained = _line_colors(plots.draw_training_curves(curves).axes[0])
+    assert trained["gru"] == a["gru"]
+    assert trained["transformer"] == a["transformer-flash"]  # its default kernel
+
+
+def test_names_outside_the_table_get_distinct_colours_unlike_any_variant():
+    colors = plots.palette(["rnn h=64", "rnn h=256", "gru"])
+    fixed = plots.palette(list(VARIANTS))
+    assert len(set(colors.values())) == 3
+    assert colors["gru"] == fixed["gru"]
+    assert colors["rnn h=64"] not in fixed.values() and colors["rnn h=256"] not in fixed.values()
+
+
+def test_log_axes_label_enough_ticks_to_read_values():
+    ax = plots.draw_time_per_token_vs_T(_timing()).axes[0]
+    ticks = _labelled_ticks(ax)
+    assert len(ticks) >= 3
+    assert all(label.endswith("s") for _, label in ticks)  # engineering units: "20 µs"
+    lo, hi = ax.get_ylim()
+    data = _timing()["seconds_per_token"]
+    assert lo <= data.min() and hi >= data.max()
+    # a narrow range (under 2x) still gets at least three labelled ticks
+    att = pd.DataFrame([{"T": t, "kernel": k, "median_s": 1e-3 * (1 + t / 1000),
+                         "peak_memory_bytes": 2**20 * (1 + t / 1000) * (2 if k == "manual" else 1)}
+                        for t in (64, 128, 256) for k in ("flash", "manual")])
+    memory = plots.draw_attention_time_memory(att).axes[1]
+    mib = _labelled_ticks(memory)
+    assert len(mib) >= 3 and memory.get_ylabel() == "peak MiB (measured)"
+    assert float(mib[0][1]) == pytest.approx(mib[0][0])  # labels are the MiB values
+    assert len(_labelled_ticks(plots.draw_attention_time_memory(att).axes[0])) >= 3
+
+
+def test_noisy_timings_are_ringed():
+    timing = _timing()
+    ax = plots.draw_sequence_time_vs_T(timing).axes[0]
+    rings = [c for c in ax.collections if c.get_gid() == "noisy"]
+    assert len(rings) == 1
+    noisy = timing[timing["noisy"]]
+    assert sorted(map(tuple, rings[0].get_offsets())) == sorted(zip(noisy["T"],
+                                                                    noisy["median_s"]))
+    assert "noisy (IQR/median > 10%)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_sequence_time_vs_T_legend_names_only_the_variants():
+    timing = _timing()
+    timing["noisy"] = False
+    ax = plots.draw_sequence_time_vs_T(timing).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(VARIANTS)
+    two = plots.draw_sequence_time_vs_T(_timing(phases=("forward", "train"))).axes[0]
+    texts = [t.get_text() for t in two.get_legend().get_texts()]
+    assert "rnn (forward)" in texts and "rnn (train)" in texts and "phase" not in texts
+
+
+def test_training_curves_keep_the_first_losses_and_order_validation_like_training():
+    rows = []
+    for model, first in (("transformer", 4.08), ("gru", 4.17), ("rnn", 3.9)):
+        for step in range(1, 101):
+            loss = 1.2 + (first - 1.2) * np.exp(-(step - 1) / 5)
+            rows.append({"model": model, "step": step, "train_loss": loss,
+                         "val_loss": loss + 0.05 if step % 25 == 0 or step == 1 else np.nan})
+    ax = plots.draw_training_curves(pd.DataFrame(rows)).axes[0]
+    lo, hi = ax.get_ylim()
+    assert hi >= 4.17 + 0.05 and lo <= 1.2  # the step-1 losses (and their val) are inside
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["transformer", "gru", "rnn", "transformer (val)", "gru (val)", "rnn (val)"]
+
+
+def test_time_vs_depth_plots_seconds_per_flop_with_its_fit():
+    timing = _timing()
+    ax = plots.draw_time_vs_depth(timing, fit=(0.5, -20.0)).axes[0]
+    assert ax.get_ylabel() == "seconds per FLOP" and ax.get_xscale() == "log"
+    points = np.concatenate([c.get_offsets() for c in ax.collections
+                             if c.get_gid() not in ("noisy",) and len(c.get_offsets())])
+    expected = sorted(zip(timing["predicted_depth"],
+                          timing["median_s"] / timing["predicted_flops"]))
+    assert np.allclose(sorted(map(tuple, points)), expected, rtol=1e-12)
+    fit = next(line for line in ax.get_lines() if line.get_gid() == "fit")
+    x, y = fit.get_data()
+    assert np.allclose(y, np.exp(-20.0) * x**0.5)
+    assert x.min() == pytest.approx(7) and x.max() == pytest.approx(129)
+    assert "fit: s/FLOP ~ depth^0.50" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_homework_vs_torch_colours_bars_by_model():
+    ref = pd.DataFrame([{"model": m, "phase": "forward", "T": t, "speedup": s}
+                        for m, s in (("rnn", 2.0), ("gru", 3.0)) for t in (32, 128)])
+    ax = plots.draw_homework_vs_torch(ref).axes[0]
+    colors = {to_rgb(p.get_facecolor()) for p in ax.patches if p.get_height() > 0}
+    fixed = plots.palette(["rnn", "gru"])
+    assert colors == {fixed["rnn"], fixed["gru"]}
+
+
+def test_figures_are_saved_atomically(tmp_path):
+    path = plots.training_curves(pd.DataFrame({"model": ["rnn"] * 2, "step": [1, 2],
+                                               "train_loss": [4.0, 3.5]}), tmp_path / "t.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_plots_reject_tables_without_their_columns(tmp_path):
+    with pytest.raises(ValueError, match="needs columns"):
+        plots.attention_time_memory(pd.DataFrame({"T": [1]}), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no rows"):
+        plots.training_curves(pd.DataFrame(columns=["model", "step", "train_loss"]),
+                              tmp_path / "y.png")

@@ -1,0 +1,250 @@
+"""The report's summaries on small hand-made tables whose answers are known by hand: a
+flipped count, an inverted slope or a fraction off by 10x fails here."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.report import summaries as S
+
+
+def _timing(rows):
+    base = {"status": "ok", "suite": "test_model_phase", "sweep": "T", "phase": "forward",
+            "noisy": False}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def _sweep(variant, model, ts, time, flops, depth):
+    return [{"variant": variant, "model": model, "T": t, "median_s": time(t),
+             "predicted_flops": flops(t), "predicted_depth": depth(t),
+             "seconds_per_token": time(t) / (4 * t), "id": f"{variant}-T{t}"} for t in ts]
+
+
+TS = (16, 32, 64, 128)
+
+
+def test_loglog_slope_recovers_known_exponents():
+    t = np.array(TS, float)
+    assert S.loglog_slope(t, 3e-6 * t**2) == pytest.approx(2.0, abs=1e-9)
+    assert S.loglog_slope(t, 5.0 / t) == pytest.approx(-1.0, abs=1e-9)
+    assert S.loglog_slope(t, np.full(4, 7.0)) == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(S.loglog_slope([8], [1.0]))
+
+
+def test_slope_summary_reads_exponents_and_says_which_family_grows_faster():
+    # recurrent: time and depth linear in T; attention: time and FLOPs quadratic, depth flat
+    timing = _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t, lambda t: 1000 * t,
+                            lambda t: t + 1)
+                     + _sweep("transformer-flash", "transformer", TS, lambda t: 1e-6 * t**2,
+                              lambda t: 10 * t**2, lambda t: 7))
+    s = S.slope_summary(timing)
+    slopes = dict(zip(s.table["variant"], s.table["time slope"]))
+    assert slopes == {"rnn": pytest.approx(1.0), "transformer-flash": pytest.approx(2.0)}
+    depth = dict(zip(s.table["variant"], s.table["depth slope"]))
+    assert depth["transformer-flash"] == 0.0
+    text = s.findings[0]
+    assert "recurrent models (rnn): time ~ T^1.00 (about linear)" in text
+    assert "attention models (transformer-flash): time ~ T^2.00 (about quadratic)" in text
+    assert "Every variant's time follows its FLOPs" in text
+    assert "The attention models' time grows faster (by T^1.00 on average)" in text
+    assert "recurrent time grows faster" not in text
+
+
+def test_slope_summary_when_the_recurrent_time_grows_faster():
+    timing = _timing(_sweep("gru", "gru", TS, lambda t: 1e-5 * t**1.5, lambda t: 100 * t,
+                            lambda t: t + 1)
+                     + _sweep("transformer-manual", "transformer", TS, lambda t: 1e-4 * t**0.5,
+                              lambda t: 100 * t, lambda t: 7))
+    text = S.slope_summary(timing).findings[0]
+    assert "The recurrent time grows faster (by T^1.00 on average)" in text
+    assert "as their longer chain (depth exponent higher by 0.9" in text
+    assert "Time grows slower than the FLOPs for transformer-manual (T^0.50 against FLOPs " \
+           "T^1.00)" in text
+    assert "Time grows faster than the FLOPs for gru (T^1.50 against FLOPs T^1.00)" in text
+
+
+def test_slope_summary_when_both_families_grow_alike():
+    timing = _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t, lambda t: 10 * t,
+                            lambda t: t + 1)
+                     + _sweep("transformer-flash", "transformer", TS, lambda t: 2e-5 * t**1.1,
+                              lambda t: 10 * t, lambda t: 7))
+    text = S.slope_summary(timing).findings[0]
+    assert "Both families grow alike (mean exponents within 0.10)" in text
+    assert "does not show as a faster growth" in text
+
+
+def test_noise_summary_counts_flagged_timings():
+    timing = _timing([{"variant": "rnn", "noisy": v} for v in
+                      (True, "True", False, "False", True, False, False)])
+    s = S.noise_summary(timing)
+    assert "Noise: 3 of 7 timings have IQR/median above 10%" in s.findings[0]
+    assert s.table.to_dict("records") == [{"variant": "rnn", "timings": 7, "noisy": 3}]
+    assert "above 25%" in S.noise_summary(timing, threshold=0.25).findings[0]
+
+
+def test_ceiling_summary_gives_the_fraction_of_the_ceiling():
+    timing = _timing([{"variant": "rnn", "model": "rnn", "flops_per_second": 2.5e8},
+                      {"variant": "rnn", "model": "rnn", "flops_per_second": 1e8},
+                      {"variant": "gru", "model": "gru", "flops_per_second": 1e8},
+                      {"variant": "transformer-flash", "model": "transformer",
+                       "flops_per_second": 8e8}])
+    s = S.ceiling_summary(timing, 1e9)
+    fractions = dict(zip(s.table["variant"], s.table["fraction of ceiling"]))
+    assert fractions == {"rnn": pytest.approx(0.25), "gru": pytest.approx(0.10),
+                         "transformer-flash": pytest.approx(0.80)}
+    text = s.findings[0]
+    assert "the best recurrent workload reaches 25.0% (per variant 10.0% to 25.0%)" in text
+    assert "the best attention workload reaches 80.0%" in text
+    assert "above 100%" not in text
+    assert "above 100%" in S.ceiling_summary(timing, 5e8).findings[0]
+
+
+def test_missing_summary_lists_workloads_without_a_timing():
+    timing = pd.DataFrame({"id": ["a", "b", "b"], "status": ["ok", "ok", "failed: x"]})
+    s = S.missing_summary(timing, ["a", "b", "b", "c", "d", "d"], "quick")
+    assert list(s.table["workload without timing"]) == ["c", "d", "d"]
+    assert s.findings == ["Truncated bench: 3 of 6 workloads of the `quick` grid have no "
+                          "timing (listed under Bench coverage); the figures and slopes use "
+                          "only the rest."]
+    done = S.missing_summary(timing, ["a", "b"], "quick")
+    assert done.table.empty and done.findings[0].startswith("Bench complete: all 2 workloads")
+
+
+def test_attention_summary_gives_memory_in_mib_and_growth():
+    rows = []
+    for t in (64, 128, 256):
+        rows += [{"T": t, "kernel": "flash", "status": "ok", "median_s": 1e-3 * t / 64,
+                  "peak_memory_bytes": 2**20 * t / 64},
+                 {"T": t, "kernel": "manual", "status": "ok", "median_s": 3e-3 * (t / 64)**2,
+                  "peak_memory_bytes": 2**20 * (t / 64) ** 2}]
+    s = S.attention_summary(pd.DataFrame(rows))
+    last = s.table.iloc[-1]
+    assert last["flash MiB"] == pytest.approx(4.0) and last["manual MiB"] == pytest.approx(16.0)
+    assert last["time manual/flash"] == pytest.approx(12.0)
+    assert "Attention at T=256: the manual kernel takes 12.00x the time and 4.00x the peak " \
+           "memory of SDPA" in s.findings[0]
+    assert "Peak memory grows as T^2.00 with the manual kernel and T^1.00 with SDPA" \
+        in s.findings[0]
+
+
+def test_depth_time_summary_fits_seconds_per_flop_against_depth():
+    depth = np.array([2, 4, 8, 16, 32], float)
+    flops = np.array([1e6, 3e6, 1e5, 7e6, 2e6])
+    timing = _timing([{"variant": "rnn", "model": "rnn", "predicted_depth": d,
+                       "predicted_flops": f, "median_s": f * 1e-9 * d**0.5}
+                      for d, f in zip(depth, flops)])
+    s = S.depth_time_summary(timing)
+    row = s.table.iloc[0]
+    assert row["exponent"] == pytest.approx(0.5) and row["R^2"] == pytest.approx(1.0)
+    assert row["intercept"] == pytest.approx(np.log(1e-9))
+    assert "seconds per FLOP grow as depth^0.50" in s.findings[0]
+    assert "R^2 = 1.00 (a close fit)" in s.findings[0]
+
+
+def test_flops_summary_counts_exact_rows_and_names_the_cpu_flash_mapping():
+    flops = pd.DataFrame([
+        {"model": "rnn", "quantity": "forward", "verdict": "exact", "ratio_torch": 1.0,
+         "status": "ok", "attention": None, "env_device": "cpu", "T": 4, "D": 8,
+         "predicted": 100, "measured_fvcore": 100},
+        {"model": "transformer", "quantity": "forward", "verdict": "exact", "ratio_torch": 1.0,
+         "status": "ok", "attention": "flash", "env_device": "cpu", "T": 8, "D": 16,
+         "predicted": 200, "measured_fvcore": 200},
+        {"model": "transformer", "quantity": "train", "verdict": "mismatch",
+         "ratio_torch": 0.5, "status": "ok", "attention": "manual", "env_device": "cpu",
+         "T": 2, "D": 16, "predicted": 300, "measured_fvcore": None},
+        {"model": "transformer", "quantity": "train", "status": "failed: MemoryError: x"},
+    ])
+    s = S.flops_summary(flops, ["CPU flash kernels counted with SDPA formulas"])
+    assert s.findings[0].startswith("FLOPs: 2 of 3 reconciliation rows (2 models, 2 "
+                                    "quantities) have predicted matmul FLOPs equal to "
+                                    "PyTorch's counter exactly (ratio 0.500000 to 1.000000).")
+    assert "Grid: T 2 to 8, D 8 to 16." in s.findings[0]
+    assert any("The 1 CPU flash-attention rows are counted with the project's SDPA mapping "
+               "(PyTorch's raw counter gives 0 FLOPs for CPU flash SDPA): CPU flash kernels "
+               "counted with SDPA formulas." == f for f in s.findings)
+    assert any("equal the prediction on 2 of 2 rows" in f for f in s.findings)
+    assert any(f.startswith("1 reconciliation cells failed") for f in s.findings)
+    no_flash = flops[flops["attention"].ne("flash")]
+    assert not any("SDPA" in f for f in S.flops_summary(no_flash, ["n"]).findings)
+
+
+def _depth_rows():
+    rows = []
+    for t in (4, 8):
+        rows += [{"model": "rnn", "attention": None, "quantity": "forward", "L": 1, "T": t,
+                  "measured": t + 1, "verdict": "exact", "formula": "T + 1", "status": "ok"},
+                 {"model": "rnn", "attention": None, "quantity": "train", "L": 1, "T": t,
+                  "measured": 2 * t + 2, "verdict": "exact", "formula": "2*T + 2",
+                  "status": "ok"},
+                 {"model": "transformer", "attention": "flash", "quantity": "forward", "L": 1,
+                  "T": t, "measured": 7, "verdict": "mismatch" if t == 8 else "exact",
+                  "formula": "6*L + 1", "status": "ok"}]
+    return pd.DataFrame(rows)
+
+
+def test_depth_summary_counts_agreement_and_which_depths_grow_with_T():
+    s = S.depth_summary(_depth_rows())
+    assert s.findings[0] == ("Depth: predicted and traced critical-path matmul depth agree "
+                             "on 5 of 6 rows.")
+    assert s.findings[1] == ("The forward pass's traced depth grows with T for rnn; does not "
+                             "change with T for transformer-flash.")
+
+
+def test_counterexample_is_formatted_without_evaluating_it():
+    raw = "{'sizes': {'D': 4, 'L': 1, 'T': 2}, 'answered': 256, 'derived': 352, 'measured': 352}"
+    assert S.format_counterexample(raw) == ("at D=4, L=1, T=2: answered 256, derived 352, "
+                                            "measured 352")
+    assert S.format_counterexample(float("nan")) == ""
+    assert S.format_counterexample("__import__('os')") == "__import__('os')"
+
+
+def test_check_summary_explains_the_depth_tables_head_against_the_homework():
+    check = pd.DataFrame([
+        {"id": "rnn.train.sequential_matmuls", "answer": "2TL", "verdict": "incorrect",
+         "derived": "2*L + 2*T - 2",
+         "counterexample": "{'sizes': {'L': 1, 'T': 3}, 'answered': 6, 'derived': 6}"},
+        {"id": "transformer.forward.sequential_matmuls", "answer": "6L", "verdict": "correct",
+         "derived": "6*L", "counterexample": None},
+    ])
+    s = S.check_summary(check, _depth_rows())
+    assert list(s.table.columns) == ["id", "answer", "verdict", "derived", "counterexample"]
+    assert s.table["counterexample"].iloc[0] == "at L=1, T=3: answered 6, derived 6"
+    assert s.findings[0] == ("Homework answers: 1 of 2 hold; not correct: "
+                             "rnn.train.sequential_matmuls.")
+    rnn = next(f for f in s.findings if f.startswith("`rnn.train"))
+    assert "`2*T + 2` and the homework's derived `2*L + 2*T - 2` differ by 2 at L = 1" in rnn
+    assert "vocabulary head included (2 matmul(s) on the chain)" in rnn
+    tf = next(f for f in s.findings if f.startswith("`transformer.forward"))
+    assert "differ by 1" in tf and "vocabulary head included (1 matmul(s)" in tf
+
+
+def test_training_summary_carries_its_caveat():
+    curves = pd.DataFrame([
+        {"model": m, "step": s, "train_loss": loss, "val_loss": val, "params": p,
+         "tokens_per_s": 1000.0, "seed": 2025, "data": "builtin", "status": "ok"}
+        for m, p, rows in (("rnn", 10, ((1, 4.1, 4.0), (40, 2.0, 2.5))),
+                           ("gru", 20, ((1, 4.2, 4.1), (40, 1.5, 1.9))))
+        for s, loss, val in rows])
+    s = S.training_summary(curves)
+    assert s.table[["model", "steps", "final val loss"]].to_dict("records") == [
+        {"model": "rnn", "steps": 40, "final val loss": 2.5},
+        {"model": "gru", "steps": 40, "final val loss": 1.9}]
+    text = s.findings[0]
+    assert "one seed, 40 steps, corpus builtin (the generated, synthetic" in text
+    assert "rnn 2.500, gru 1.900 nats/char; lowest gru." in text
+
+
+def test_reference_summary_range_and_slower_cases():
+    ref = pd.DataFrame({"speedup": [1.5, 3.0, 0.8]})
+    text = S.reference_summary(ref).findings[0]
+    assert "run 0.80 to 3.00 times the speed" in text
+    assert "1 of 3 configurations are slower with torch.nn" in text
+
+
+@pytest.mark.parametrize("slope,words", [(0.05, "about flat"), (0.75, "sublinear"),
+                                         (1.0, "about linear"), (1.5, "between linear and "
+                                                                      "quadratic"),
+                                         (2.0, "about quadratic"), (3.0, "faster than "
+                                                                        "quadratic")])
+def test_growth_words(slope, words):
+    assert S.growth_words(slope) == words
