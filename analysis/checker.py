@@ -12,30 +12,31 @@ For every answered question (`analysis.questions`):
    the head's module removed, `analysis.depth` traced depth with the head weighing 0). A
    disagreement there is a toolkit bug and raises `DerivationMismatch`, never a verdict.
 4. Verdict, from the comparison of A with X only:
-   - ``correct`` when expand(X - A) == 0;
-   - ``correct`` (with a note of the exact difference) when the question lets answers ignore
+   - CORRECT when expand(X - A) == 0;
+   - CORRECT (with a note of the exact difference) when the question lets answers ignore
      small calculations (`lower_order_ok`, the homework says so for all its questions) and
      every monomial of X - A is *strictly dominated* by a leading monomial of X. A monomial m
      is dominated by m' when every symbol's exponent in m' is >= its exponent in m and m' != m,
      so m/m' -> 0 as all sizes grow; the leading monomials of X are those no other monomial
      of X dominates. Then A keeps exactly X's leading terms with their coefficients and
      A/X -> 1 as all sizes grow (e.g. `12TLD^2` for 12TLD^2 - 2LD^2; not `6L` for 6LT);
-   - ``incorrect`` otherwise, with a counterexample row: the smallest grid point where A != X,
+   - INCORRECT otherwise, with a counterexample row: the smallest grid point where A != X,
      with the answered, derived and measured values.
    The reasoning names the exact difference, whether the answer holds when a size is 1, and
    whether it equals another derived quantity of the same model (e.g. the backward pass
-   instead of forward + backward), all computed, never looked up.
+   instead of forward + backward, or, for a model with attention, the causal lower-triangle
+   count where the question counts the full T x T square), all computed, never looked up.
 
-Rows have the schema ROW_FIELDS: id, question, answer, verdict, derived, counterexample,
-reasoning (plus section, measured_points). Other question families register their own checks:
+Rows have the schema ROW_FIELDS: id, question, answer, verdict (an `analysis.verdicts.Verdict`,
+CORRECT or INCORRECT; the CSV and JSON carry its string), derived, counterexample, reasoning
+(plus section, measured_points).
 
-    register_check(ExtraCheck(prefix="gru.", check=fn, questions=list_fn))
-
-`fn(qid, answer_text) -> dict` returns one row with the ROW_FIELDS keys (verdict
-"correct"/"incorrect"), raising ValueError for an unusable answer; `list_fn() -> list[dict]`
-gives {id, question, symbols} for `charlm check-answers --list`. An answer id is routed to
-the registered check with the longest matching prefix when it is not one of the homework
-questions here.
+Question families checked elsewhere join through EXTRA_CHECKS, a table built here from plain
+imports (the import goes one way: those modules import nothing from this one). An entry's
+`check(qid, answer_text) -> dict` returns one row with the ROW_FIELDS keys, raising ValueError
+for an unusable answer; `questions() -> list[dict]` gives {id, question, assumptions, symbols}
+for `charlm check-answers --list`. An answer id that is not one of the homework questions here
+goes to the entry with the longest matching prefix.
 """
 
 from __future__ import annotations
@@ -49,22 +50,25 @@ import pandas as pd
 import sympy as sp
 import torch
 
+from analysis import gru_exercises
+from analysis.architectures import architecture
 from analysis.expr_parser import SYMBOL_MEANING, parse_answer
-from analysis.formulas import SYMBOLS, cost_model
-from analysis.questions import Question, assumed, load_answers, load_questions
+from analysis.formulas import SYMBOLS
+from analysis.questions import QUESTIONS_FILE, Question, assumed, load_answers, load_questions
+from analysis.verdicts import Verdict
 
 ROW_FIELDS = ("id", "question", "answer", "verdict", "derived", "counterexample", "reasoning")
 GRID = {"T": (2, 5), "D": (4, 8), "L": (1, 2, 3), "H": (1, 2), "V": (5,)}
 QUICK_GRID = {"T": (2, 3), "D": (4,), "L": (1, 2), "H": (1, 2), "V": (5,)}
 DEFAULTS = {"T": 3, "D": 4, "L": 2, "H": 2, "V": 5}  # sizes a question's expression lacks
-ANSWER_SYMBOLS = ("T", "D", "L", "H", "V")
+FULL_SQUARE = "the question counts the full T x T square"
 
 
 class DerivationMismatch(RuntimeError):
     """The derived expression disagrees with the measurement: a bug in the toolkit."""
 
 
-# ------------------------------------------------------------------------------ registry
+# ------------------------------------------------------------------------------ other families
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,12 @@ class ExtraCheck:
     questions: Callable[[], list[dict]]
 
 
-EXTRA_CHECKS: dict[str, ExtraCheck] = {}
-
-
-def register_check(extra: ExtraCheck) -> None:
-    EXTRA_CHECKS[extra.prefix] = extra
+EXTRA_CHECKS: dict[str, ExtraCheck] = {
+    e.prefix: e
+    for e in (
+        ExtraCheck(gru_exercises.PREFIX, gru_exercises.check_answer, gru_exercises.questions),
+    )
+}
 
 
 def _extra_for(qid: str) -> ExtraCheck | None:
@@ -90,25 +95,27 @@ def _extra_for(qid: str) -> ExtraCheck | None:
 
 
 def _derive_flops(q: Question, phase: str | None = None, **kw) -> sp.Expr:
-    terms = cost_model(q.model).quantity(phase or q.phase, head=False, **kw).terms
+    terms = architecture(q.model).cost.quantity(phase or q.phase, head=False, **kw).terms
     names = q.terms or tuple(terms)
     expr = sp.Add(*(terms[n] for n in names))
     return expr / SYMBOLS["H"] if q.per_head else expr
 
 
 def _derive_depth(q: Question, phase: str | None = None, **kw) -> sp.Expr:
-    from analysis.depth_formulas import depth_model
-
-    return depth_model(q.model).quantity(phase or q.phase, head=False, **kw).depth
+    return architecture(q.model).depth.quantity(phase or q.phase, head=False, **kw).depth
 
 
 def _derive_sublayer(q: Question, phase=None, **kw) -> sp.Expr:
-    from analysis.depth_formulas import depth_model
-
-    return sp.Integer(depth_model(q.model).sublayer(q.sublayer))
+    return sp.Integer(architecture(q.model).depth.sublayer(q.sublayer))
 
 
+# The question kinds: one derivation (and one measurement, MEASUREMENTS) each.
 DERIVATIONS = {"flops": _derive_flops, "depth": _derive_depth, "sublayer_depth": _derive_sublayer}
+
+
+def homework_questions(path=QUESTIONS_FILE) -> dict[str, Question]:
+    """The homework's questions (ValueError for a kind with no derivation here)."""
+    return load_questions(path, kinds=DERIVATIONS)
 
 
 def derived_expression(q: Question) -> sp.Expr:
@@ -127,28 +134,20 @@ def _full_sizes(q: Question, point: dict) -> dict:
     sizes = dict(base)
     for name, expr in q.substitute.items():
         sizes[name] = int(expr.xreplace(subs))
-    if q.model == "transformer" and sizes["D"] % sizes["H"]:
+    if architecture(q.model).has_attention and sizes["D"] % sizes["H"]:
         raise ValueError(f"grid point {point}: D must be divisible by H")
     return sizes
-
-
-def _config(q: Question, sizes: dict, attention: str):
-    from charlm.models.registry import ModelConfig
-
-    if q.model == "transformer":
-        block = max(sizes.get("C", 0), sizes["T"], sizes.get("P", 1) + sizes.get("N", 0))
-        return ModelConfig("transformer", sizes["V"], hidden=sizes["D"], layers=sizes["L"],
-                           heads=sizes["H"], block_size=block, attention=attention)
-    return ModelConfig(q.model, sizes["V"], embed=sizes.get("E", sizes["D"]), hidden=sizes["D"],
-                       layers=sizes["L"])
 
 
 @lru_cache(maxsize=512)
 def _flop_counts(cfg, phase: str, sizes: tuple) -> tuple:
     from analysis.counters import measure_flops
+    from charlm.models.registry import build_model
 
-    m = measure_flops(cfg, phase, dict(sizes), fvcore=False)
-    return m["torch"], tuple(sorted(m["torch_by_module"].items()))
+    # The grid's models are tiny: real tensors count them faster than fake ones.
+    torch.manual_seed(0)
+    m = measure_flops(cfg, phase, dict(sizes), fvcore=False, model=build_model(cfg))
+    return m.torch, tuple(sorted(m.by_module.items()))
 
 
 def _measured_flops_phase(q: Question, cfg, phase: str, sizes: dict) -> int:
@@ -163,7 +162,7 @@ def _measured_flops_phase(q: Question, cfg, phase: str, sizes: dict) -> int:
 
 def _measure_flops(q: Question, sizes: dict) -> int:
     # The homework's manual kernel: its backward is the matmul algebra the questions count.
-    cfg = _config(q, sizes, attention="manual")
+    cfg = architecture(q.model).config(sizes, attention="manual")
     if q.phase == "backward":  # backward = (forward + backward + step) - forward
         value = (_measured_flops_phase(q, cfg, "train", sizes)
                  - _measured_flops_phase(q, cfg, "forward", sizes))
@@ -183,7 +182,7 @@ def _depth(cfg, phase: str, sizes: tuple) -> int:
 
 
 def _measure_depth(q: Question, sizes: dict) -> int:
-    cfg = _config(q, sizes, attention="flash")
+    cfg = architecture(q.model).config(sizes, attention="flash")
     keys = ("B", "P", "N") if q.phase == "generate" else ("B", "T")
     return _depth(cfg, q.phase, tuple((k, sizes[k]) for k in keys))
 
@@ -271,25 +270,51 @@ def _number(x) -> int | float:
 
 
 def _alternatives(q: Question, answer: sp.Expr) -> list[str]:
-    """Other derived quantities of the same model the answer matches (computed)."""
+    """Other derived quantities of the same model the answer matches (computed): the other
+    phases, generation with a KV cache, and, for a model with attention, each of these with
+    the causal (lower-triangle) attention count instead of the full square."""
     found = []
     if q.kind not in ("flops", "depth"):
         return found
+    arch = architecture(q.model)
     variants = [(p, {}) for p in ("forward", "backward", "train", "generate")]
-    if q.kind == "flops" and q.model == "transformer":
+    if q.kind == "flops" and arch.kv_cache:
         variants.append(("generate", {"kv_cache": True}))
+    if q.kind == "flops" and arch.has_attention:
+        causal = [(p, {**kw, "attention_count": "causal"}) for p, kw in variants]
+        # the likeliest slip first: the question's own quantity, counted causally
+        causal.sort(key=lambda v: v[0] != q.phase or "kv_cache" in v[1])
+        variants = causal[:1] + variants + causal[1:]
+    def derive(phase, kw):
+        try:
+            return sp.piecewise_fold(assumed(DERIVATIONS[q.kind](q, phase, **kw), q))
+        except (ValueError, TypeError):
+            return None
+
     for phase, kw in variants:
         if phase == q.phase and not kw:
             continue
-        try:
-            other = sp.piecewise_fold(assumed(DERIVATIONS[q.kind](q, phase, **kw), q))
-        except (ValueError, TypeError):
+        other = derive(phase, kw)
+        if other is None:
             continue
+        if kw.get("attention_count") == "causal":  # say so only where the count differs
+            full = derive(phase, {k: v for k, v in kw.items() if k != "attention_count"})
+            if full is not None and sp.expand(other - full) == 0:
+                continue
         how, _ = compare(answer, other, q.lower_order_ok)
-        if how != "different":
-            label = phase + (" with a KV cache" if kw else "")
-            found.append(f"the answer is the derived {label} count "
-                         f"({_show(other)}{'' if how == 'exact' else ', to leading order'})")
+        if how == "different":
+            continue
+        shown = f"{_show(other)}{'' if how == 'exact' else ', to leading order'}"
+        label = phase + (" with a KV cache" if kw.get("kv_cache") else "")
+        if kw.get("attention_count") == "causal":
+            if phase == q.phase and not kw.get("kv_cache"):
+                found.append(f"this is the causal (lower-triangle) count ({shown}); "
+                             f"{FULL_SQUARE}")
+            else:
+                found.append(f"the answer is the derived {label} count with the causal "
+                             f"(lower-triangle) attention count ({shown}); {FULL_SQUARE}")
+        else:
+            found.append(f"the answer is the derived {label} count ({shown})")
     return found
 
 
@@ -301,7 +326,9 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
     free = {s.name for s in (derived.free_symbols | answer.free_symbols)}
     # Vary every size the measurement depends on and the question leaves open, not only the
     # symbols in the expressions: a constant answer (6 per layer) is measured at several T, D.
-    varied = {"T", "D", "L"} | ({"H"} if q.model == "transformer" else set())
+    arch = architecture(q.model)
+    varied = {"T", "D"} | ({"L"} if arch.stacked else set()) | (
+        {"H"} if arch.has_attention else set())
     points = _grid(free | (varied - set(q.substitute)), grid)
     rows = []
     for point in points:
@@ -313,7 +340,7 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
                 f"{q.id}: derived {_show(measured_expr)} = {expected} but measured {measured} "
                 f"at {point}")
         rows.append((point, _value(answer, point), _value(derived, point), measured))
-    verdict = "correct" if how != "different" else "incorrect"
+    verdict = Verdict.CORRECT if how != "different" else Verdict.INCORRECT
     measured_what = ("" if measured_expr == derived
                      else f" (the measurement covers {', '.join(q.measured_terms)} together)")
     reasoning = []
@@ -340,7 +367,7 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
     if q.note:
         reasoning.append(q.note.rstrip("."))
     counterexample = None
-    if verdict == "incorrect":
+    if verdict == Verdict.INCORRECT:
         bad = next((r for r in rows if r[1] != r[2]), None)
         if bad is None:  # the difference vanishes on the grid: search further, symbolically
             names = sorted(free)
@@ -372,11 +399,11 @@ def check_answers(answers: dict[str, str], grid: dict = GRID,
                   questions: dict[str, Question] | None = None) -> pd.DataFrame:
     """One row per answer (ROW_FIELDS first). ValueError for an unknown id or an answer that
     cannot be parsed (naming the id and the position)."""
-    questions = questions if questions is not None else load_questions()
+    known = questions if questions is not None else homework_questions()
     rows = []
     for qid, text in answers.items():
-        if qid in questions:
-            rows.append(check_question(questions[qid], text, grid))
+        if qid in known:
+            rows.append(check_question(known[qid], text, grid))
         elif (extra := _extra_for(qid)) is not None:
             row = extra.check(qid, text)
             missing = set(ROW_FIELDS) - set(row)
@@ -395,18 +422,15 @@ def check_file(path, grid: dict = GRID) -> pd.DataFrame:
 
 
 def list_questions() -> pd.DataFrame:
-    """Every checkable id with its question and the symbols an answer may use."""
+    """Every checkable id with its question, assumptions and the symbols an answer may use."""
     symbols = ", ".join(f"{k} ({v})" for k, v in SYMBOL_MEANING.items())
     rows = [{"id": q.id, "question": q.question, "assumptions": "; ".join(q.assumptions),
-             "symbols": symbols} for q in load_questions().values()]
+             "symbols": symbols} for q in homework_questions().values()]
     for extra in EXTRA_CHECKS.values():
         rows += extra.questions()
     return pd.DataFrame(rows)
 
 
-__all__ = ["ANSWER_SYMBOLS", "DerivationMismatch", "ExtraCheck", "GRID", "QUICK_GRID",
+__all__ = ["DerivationMismatch", "EXTRA_CHECKS", "ExtraCheck", "GRID", "QUICK_GRID",
            "ROW_FIELDS", "check_answers", "check_file", "check_question", "compare",
-           "derived_expression", "leading_part", "list_questions", "register_check"]
-
-# Question families defined in other modules register here (one line each).
-__import__("analysis.gru_exercises", fromlist=["register"]).register()
+           "derived_expression", "homework_questions", "leading_part", "list_questions"]

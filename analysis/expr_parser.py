@@ -5,22 +5,30 @@ Answer files are untrusted input. This module never hands their text to eval, ex
 `sympify` or `parse_expr`: it tokenizes the string itself and builds the sympy expression from
 the tokens (`sp.Integer`, `sp.Rational`, `sp.Add`, `sp.Mul`, `sp.Pow` and the known symbols).
 
-Accepted: non-negative decimal numbers (`12`, `0.5`), the single-letter symbols of
+Accepted: non-negative decimal numbers (`12`, `0.5`, and `1.2e1` = 12 in scientific notation
+with a lowercase `e`; `2E3` stays 2·E·3, an error, since E is a size), the single-letter symbols of
 `KNOWN_SYMBOLS` (T, D, L, H, J = D/H, V, B, E), `+ - * / ^ **` (also `·`, `×`, `⋅` for times and
 `−` for minus), Unicode superscript digits as exponents, parentheses and whitespace. A
 juxtaposition is a product (`2TL`, `LT^2D`, `(T+1)L`); exponents bind tighter than products,
 so `LT^2D` is L·T²·D. Exponents must be integer constants in [-MAX_EXPONENT, MAX_EXPONENT].
 
 Rejected with `AnswerParseError` (a ValueError naming the question id and the 1-based
-column): any other character or name (`x`, `exec`, `os.system`), attribute access, calls,
-strings, a number written right after a symbol (`D2`: D² or 2D?), input longer than
-MAX_LENGTH characters, nesting deeper than MAX_DEPTH, numbers longer than MAX_DIGITS digits,
-constants over MAX_BITS bits, total degree over MAX_DEGREE (so no answer can make the checker
-expand or evaluate something huge).
+column): any other character or name (`x`, `exec`, `os.system`, `n_layer`: the whole word is
+named, with the allowed symbols), attribute access, calls, strings, a number written right
+after a symbol (`D2`: D² or 2D?), input longer than MAX_LENGTH characters, nesting deeper than
+MAX_DEPTH, numbers longer than MAX_DIGITS digits, constants over MAX_BITS bits, degree over
+MAX_DEGREE, and expressions whose expansion could have more than MAX_TERMS monomials (so no
+answer can make the checker expand or evaluate something huge: `(T+D+L+H+V+B+E)^12` has
+degree 12 but expands into 18,564 monomials, a minute of sympy).
+
+Degree: the larger of the total positive and the total negative exponent over the symbols of
+any monomial, bounded from the expression tree. J = D/H is a size and counts as degree 1
+(D^1 H^-1), so `J^12` and `(T + J)^12` have degree 12, `T J^12` has 13.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import sympy as sp
@@ -32,6 +40,7 @@ MAX_DEPTH = 24
 MAX_DIGITS = 24
 MAX_EXPONENT = 12
 MAX_DEGREE = 12  # total polynomial degree, so that expanding an answer stays cheap
+MAX_TERMS = 2000  # monomials the expanded answer may have at most (an upper bound, computed)
 MAX_BITS = 2048  # size of any numeric constant
 
 _J = sp.Symbol("J", positive=True)
@@ -82,16 +91,19 @@ def tokenize(text: str, qid: str | None = None) -> list[Token]:
         c, pos = text[i], i + 1
         if c in " \t":
             i += 1
-        elif c.isascii() and c.isdigit():
-            j = i
-            while j < n and text[j].isascii() and text[j].isdigit():
-                j += 1
-            if j < n and text[j] == "." and j + 1 < n and text[j + 1].isascii() and text[j + 1].isdigit():
-                j += 1
-                while j < n and text[j].isascii() and text[j].isdigit():
-                    j += 1
+        elif _is_digit(c):
+            j = _digits_end(text, i)
+            if text[j : j + 1] == "." and _is_digit(text[j + 1 : j + 2]):
+                j = _digits_end(text, j + 1)
             if j - i > MAX_DIGITS:
                 raise AnswerParseError(qid, pos, f"number longer than {MAX_DIGITS} digits")
+            # scientific notation, lowercase e only (E is the embedding size): 1.2e1, 5e-3
+            sign = 1 if text[j + 1 : j + 2] in ("+", "-") else 0
+            if text[j : j + 1] == "e" and _is_digit(text[j + 1 + sign : j + 2 + sign]):
+                k = _digits_end(text, j + 1 + sign)
+                if k - (j + 1 + sign) > 4:
+                    raise AnswerParseError(qid, j + 1, "exponent of 10 longer than 4 digits")
+                j = k
             tokens.append(Token("num", text[i:j], pos))
             i = j
         elif c in KNOWN_SYMBOLS:
@@ -127,12 +139,47 @@ def tokenize(text: str, qid: str | None = None) -> list[Token]:
             tokens.append(Token("sup", digits, pos))
             i = j
         elif c.isalpha() or c == "_":
-            raise AnswerParseError(
-                qid, pos, f"unknown name {c!r}; allowed symbols are {', '.join(KNOWN_SYMBOLS)}")
+            start = i  # the whole word, also when it starts with known letters ("Tokens")
+            while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_"):
+                start -= 1
+            end = i
+            while end < n and (text[end].isalnum() or text[end] == "_"):
+                end += 1
+            raise AnswerParseError(qid, start + 1, _unknown_name(text[start:end]))
         else:
             raise AnswerParseError(qid, pos, f"unexpected character {c!r}")
     tokens.append(Token("end", "", n + 1))
     return tokens
+
+
+def _is_digit(c: str) -> bool:
+    return len(c) == 1 and c.isascii() and c.isdigit()
+
+
+def _digits_end(text: str, i: int) -> int:
+    while i < len(text) and _is_digit(text[i]):
+        i += 1
+    return i
+
+
+# Names people write for the sizes (nanoGPT's config fields, common prose): only for the hint.
+_NAME_HINTS = {
+    "n_layer": "L", "n_layers": "L", "layers": "L", "num_layers": "L",
+    "n_embd": "D", "d_model": "D", "hidden": "D", "hidden_size": "D", "d": "D",
+    "n_head": "H", "n_heads": "H", "heads": "H", "num_heads": "H",
+    "head_dim": "J", "d_head": "J", "head_size": "J",
+    "block_size": "T", "seq_len": "T", "n_ctx": "T", "t": "T", "n": "T",
+    "vocab_size": "V", "vocab": "V", "batch_size": "B", "batch": "B", "n_embed": "E",
+    "l": "L", "h": "H", "v": "V", "b": "B",
+}
+
+
+def _unknown_name(word: str) -> str:
+    allowed = ", ".join(KNOWN_SYMBOLS)
+    hint = _NAME_HINTS.get(word.lower())
+    hint = f" (for {word} write {hint}: {SYMBOL_MEANING[hint]})" if hint else ""
+    return (f"unknown name {word!r}{hint}; allowed symbols are {allowed}, one letter each "
+            "(2LTD is 2·L·T·D)")
 
 
 class _Parser:
@@ -168,7 +215,26 @@ class _Parser:
         if self.tok.kind != "end":
             self.error(self.tok, f"unexpected {self.tok.text!r}")
         if _degree(value) > MAX_DEGREE:
-            self.error(self.tokens[0], f"degree higher than {MAX_DEGREE}")
+            self.error(self.tokens[0], f"degree {_degree(value)}, higher than {MAX_DEGREE}")
+        self.check_terms(value, self.tokens[0])
+        return value
+
+    def check_terms(self, value: sp.Expr, tok: Token) -> None:
+        if (terms := _terms(value)) > MAX_TERMS:
+            self.error(tok, f"expands into up to {terms} monomials (at most {MAX_TERMS}); "
+                            "write the answer expanded or factored more simply")
+
+    def number(self, tok: Token) -> sp.Rational:
+        mantissa, _, exponent = tok.text.partition("e")
+        whole, _, frac = mantissa.partition(".")
+        value = sp.Rational(int(whole + frac), 10 ** len(frac))
+        if exponent:
+            shift = int(exponent)
+            if abs(shift) > MAX_BITS // 3:  # 10^683 > 2^2048: refuse before computing it
+                self.error(tok, f"constant larger than 2^{MAX_BITS}")
+            value = value * sp.Rational(10) ** shift
+        if max(abs(value.p), value.q).bit_length() > MAX_BITS:
+            self.error(tok, f"constant larger than 2^{MAX_BITS}")
         return value
 
     def expr(self) -> sp.Expr:
@@ -234,16 +300,14 @@ class _Parser:
         if value.is_Rational and max(abs(value.p), value.q).bit_length() > MAX_BITS:
             self.error(tok, f"constant larger than 2^{MAX_BITS}")
         if _degree(value) > MAX_DEGREE:
-            self.error(tok, f"degree higher than {MAX_DEGREE}")
+            self.error(tok, f"degree {_degree(value)}, higher than {MAX_DEGREE}")
+        self.check_terms(value, tok)
         return value
 
     def atom(self) -> sp.Expr:
         tok = self.take()
         if tok.kind == "num":
-            if "." in tok.text:
-                whole, frac = tok.text.split(".")
-                return sp.Rational(int(whole + frac), 10 ** len(frac))
-            return sp.Integer(int(tok.text))
+            return self.number(tok)
         if tok.kind == "sym":
             return KNOWN_SYMBOLS[tok.text]
         if tok.kind == "lpar":
@@ -257,19 +321,40 @@ class _Parser:
         self.error(tok, f"unexpected {tok.text!r}")
 
 
-def _degree(expr: sp.Expr) -> int:
-    """An upper bound on the total degree (in absolute exponents) of an expression tree."""
+def _degrees(expr: sp.Expr) -> tuple[int, int]:
+    """Upper bounds on (total positive, total negative) exponent of any monomial of `expr`."""
     if expr.is_Symbol:
-        return 1
+        return 1, 0
     if expr.is_Number:
-        return 0
+        return 0, 0
     if expr.is_Add:
-        return max(_degree(a) for a in expr.args)
+        parts = [_degrees(a) for a in expr.args]
+        return max(p for p, _ in parts), max(m for _, m in parts)
     if expr.is_Mul:
-        return sum(_degree(a) for a in expr.args)
+        parts = [_degrees(a) for a in expr.args]
+        return sum(p for p, _ in parts), sum(m for _, m in parts)
     if expr.is_Pow:
-        return _degree(expr.base) * abs(int(expr.exp))
+        up, down = _degrees(expr.base)
+        k = int(expr.exp)
+        return (up * k, down * k) if k >= 0 else (down * -k, up * -k)
     raise TypeError(f"unexpected node {type(expr).__name__}")
+
+
+def _degree(expr: sp.Expr) -> int:
+    """The degree MAX_DEGREE bounds: J = D/H counts 1, T^-2 counts 2, T^12 H^-12 counts 12."""
+    return max(_degrees(expr))
+
+
+def _terms(expr: sp.Expr) -> int:
+    """An upper bound on the number of monomials of sp.expand(expr)."""
+    if expr.is_Add:
+        return sum(_terms(a) for a in expr.args)
+    if expr.is_Mul:
+        return math.prod(_terms(a) for a in expr.args)
+    if expr.is_Pow:
+        k = abs(int(expr.exp))
+        return math.comb(_terms(expr.base) + k - 1, k)  # monomials of a k-th power
+    return 1
 
 
 def parse_answer(text: str, qid: str | None = None) -> sp.Expr:

@@ -2,7 +2,7 @@
 
 Each check states the slider settings it uses, sweeps the data sliders over their whole range
 on the slider grid (step 0.1 in [-2, 2]) and measures what the exercise claims. A verdict
-is `correct` when the measurement meets the claim, `incorrect` otherwise; nothing here knows
+is CORRECT when the measurement meets the claim, INCORRECT otherwise; nothing here knows
 the expected verdicts. "Almost" in the exercises is read as within TOL of the claimed value,
 with n and h_new on their natural scale (n lies in [-1, 1], h_new in [-2, 2]).
 
@@ -18,10 +18,11 @@ eval) into slider settings or claims, then checked:
 - gru.control.dependence: a sentence saying whether the output depends "less"/"more" on the
   input and on the hidden state; checked by finite differences in the same configurations.
 
-The homework's own answers are the gru.* entries of analysis/data/homework_answers.toml. Rows have the keys
-of the homework check table (`id`, `question`, `answer`, `verdict`, `derived`,
-`counterexample`, `reasoning`) plus `settings`; `register()` adds the `gru.` ids to
-`analysis.checker` so `charlm check-answers` checks them in the same table.
+The homework's own answers are the gru.* entries of analysis/data/homework_answers.toml.
+Rows have the keys of the homework check table (`id`, `question`, `answer`, `verdict`, `derived`,
+`counterexample`, `reasoning`) plus `settings`, with `verdict` an `analysis.verdicts.Verdict`.
+`analysis.checker` imports `check_answer` and `questions` for the ids starting with PREFIX, so
+`charlm check-answers` checks them in the same table; this module imports nothing from it.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.verdicts import Verdict
 from charlm.gru_explorer import GRUSettings, gru_2d_batch, gru_2d_step
 
+PREFIX = "gru."  # the ids of these questions
 TOL = 0.05  # "almost": within 0.05 of the claimed value (2.5% of a slider's span of 4)
 GRID = np.round(np.linspace(-2.0, 2.0, 41), 10)  # the data sliders' positions (step 0.1)
 HIGH = 2.0  # "both high (e.g., 2.0)"
@@ -245,7 +248,7 @@ def homework_answers() -> dict[str, str]:
     """The homework's answers to the GRU questions (the gru.* ids of the homework file)."""
     from analysis.questions import HOMEWORK_ANSWERS, load_answers
 
-    return {k: v for k, v in load_answers(HOMEWORK_ANSWERS).items() if k.startswith("gru.")}
+    return {k: v for k, v in load_answers(HOMEWORK_ANSWERS).items() if k.startswith(PREFIX)}
 
 
 def configurations() -> dict[str, GRUSettings]:
@@ -378,7 +381,7 @@ def check_answer(qid: str, text: str) -> dict:
         raise ValueError(f"{qid}: {exc}") from None
     return dict(
         id=qid, question=ex.question, answer=text,
-        verdict="correct" if m.holds else "incorrect",
+        verdict=Verdict.CORRECT if m.holds else Verdict.INCORRECT,
         derived=m.derived,
         # the check table's counterexample schema: where, what was answered, what should
         # hold, what was measured there
@@ -403,10 +406,3 @@ def exercise_rows(answers: dict[str, str] | None = None) -> list[dict]:
 
 def exercise_table(answers: dict[str, str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(exercise_rows(answers))
-
-
-def register() -> None:
-    """Add the `gru.` questions to analysis.checker's registry (charlm check-answers)."""
-    from analysis.checker import ExtraCheck, register_check
-
-    register_check(ExtraCheck(prefix="gru.", check=check_answer, questions=questions))

@@ -7,7 +7,10 @@ cost model answers it; `analysis.checker` derives and measures that quantity.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +26,6 @@ else:  # pragma: no cover - Python 3.10
 DATA = Path(__file__).resolve().parent / "data"
 QUESTIONS_FILE = DATA / "homework_questions.toml"
 HOMEWORK_ANSWERS = DATA / "homework_answers.toml"
-KINDS = ("flops", "depth", "sublayer_depth")
 
 
 @dataclass(frozen=True)
@@ -45,23 +47,45 @@ class Question:
     lower_order_ok: bool = True
 
 
-def _read_toml(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        try:
-            return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark is dropped); ValueError naming `path` for a
+    folder, an unreadable or a binary file."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a TOML file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start} is "
+                         f"0x{data[exc.start]:02x}); answers are a TOML text file") from None
 
 
-def load_questions(path: Path = QUESTIONS_FILE) -> dict[str, Question]:
-    raw = _read_toml(Path(path))
+def _read_toml(path: Path) -> tuple[dict, str]:
+    text = _read_text(path)
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_questions(path: Path = QUESTIONS_FILE, kinds: Collection[str] | None = None
+                   ) -> dict[str, Question]:
+    """The questions of `path`. A question's `assumptions` are added to the defaults' (which
+    every question shares); `kinds`: the kinds a caller can answer (ValueError for another;
+    `analysis.checker` passes the kinds it has derivations for)."""
+    raw, _ = _read_toml(Path(path))
     defaults = raw.get("defaults", {})
     out = {}
     for qid, q in raw["questions"].items():
         spec = {**defaults, **q}
         spec["substitute"] = {**defaults.get("substitute", {}), **q.get("substitute", {})}
-        if spec["kind"] not in KINDS:
-            raise ValueError(f"question {qid}: kind must be one of {KINDS}, got {spec['kind']!r}")
+        spec["assumptions"] = [*defaults.get("assumptions", ()), *q.get("assumptions", ())]
+        if kinds is not None and spec["kind"] not in kinds:
+            raise ValueError(f"question {qid}: kind must be one of {', '.join(kinds)}, got "
+                             f"{spec['kind']!r}")
         subs = {name: parse_answer(str(text), f"{qid} substitute {name}")
                 for name, text in spec.get("substitute", {}).items()}
         out[qid] = Question(
@@ -84,33 +108,191 @@ def load_questions(path: Path = QUESTIONS_FILE) -> dict[str, Question]:
     return out
 
 
-def flatten(table: dict, prefix: str = "") -> dict:
-    """Bare dotted keys (`rnn.train.flops = "..."`) arrive as nested tables: join them back."""
-    out = {}
+def flatten(table: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """[(key path, value)] of every leaf. Bare dotted keys (`rnn.train.flops = "..."`) and
+    tables arrive nested; their id is the path joined with dots."""
+    out = []
     for key, value in table.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
+        path = (*prefix, str(key))
         if isinstance(value, dict):
-            out.update(flatten(value, name))
+            out += flatten(value, path)
         else:
-            out[name] = value
+            out.append((path, value))
     return out
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _spelling(path: tuple[str, ...]) -> str:
+    """A key path as TOML writes it: `a.b` or `"a.b"`."""
+    return ".".join(p if _BARE_KEY.fullmatch(p) else json.dumps(p) for p in path)
 
 
 def load_answers(path: str | Path) -> dict[str, str]:
     """{question id: answer string} from an answers TOML file (quoted or bare dotted keys;
-    numbers allowed as values). ValueError for anything else."""
+    numbers allowed as values). ValueError for anything else, including one id written
+    twice in two spellings (`"a.b" = ...` and `a.b = ...`, different TOML keys), naming
+    both lines."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    answers = {}
-    for qid, value in flatten(_read_toml(path)).items():
+    table, text = _read_toml(path)
+    answers, paths = {}, {}
+    for key_path, value in flatten(table):
+        qid = ".".join(key_path)
+        if qid in paths:
+            lines = key_lines(text)
+            where = [f"line {lines.get(p, '?')} ({_spelling(p)})" for p in (paths[qid], key_path)]
+            raise ValueError(f"{path}: answer {qid!r} is given twice, {where[0]} and {where[1]}; "
+                             "keep one")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ValueError(f"{path}: answer {qid!r} must be a string or a number, "
                              f"got {type(value).__name__}")
-        answers[qid] = str(value)
+        answers[qid], paths[qid] = str(value), key_path
     if not answers:
         raise ValueError(f"{path}: no answers in the file")
     return answers
+
+
+# ------------------------------------------------------------------------------ key lines
+# tomllib gives no positions. This scanner reads a file tomllib has accepted and says on
+# which line each key path is defined (table headers, dotted keys, inline tables), reading
+# strings, comments and arrays only to skip them. Nothing is evaluated.
+
+
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)")
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b"}
+
+
+def _unescape(m: re.Match) -> str:
+    """One escape of a TOML basic string (tomllib has already checked it is valid)."""
+    esc = m.group(1)
+    if len(esc) > 1:  # uXXXX or UXXXXXXXX
+        return chr(int(esc[1:], 16))
+    return _ESCAPES.get(esc, esc)  # \" and \\ stand for themselves
+
+
+class _KeyScanner:
+    def __init__(self, text: str):
+        self.s, self.i, self.line = text, 0, 1
+        self.lines: dict[tuple[str, ...], int] = {}
+
+    def peek(self, k: int = 1) -> str:
+        return self.s[self.i : self.i + k]
+
+    def advance(self, k: int = 1) -> None:
+        self.line += self.s.count("\n", self.i, self.i + k)
+        self.i += k
+
+    def skip(self, newlines: bool) -> None:
+        """Whitespace and comments (and newlines when `newlines`)."""
+        while self.i < len(self.s):
+            c = self.s[self.i]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.advance()
+            elif c == "#":
+                end = self.s.find("\n", self.i)
+                self.advance((len(self.s) if end < 0 else end) - self.i)
+            else:
+                return
+
+    def string(self) -> str:
+        quote = self.peek()
+        if self.peek(3) == quote * 3:  # multi-line: up to the closing triple quote
+            self.advance(3)
+            while self.i < len(self.s):
+                if quote == '"' and self.peek() == "\\":
+                    self.advance(2)
+                elif self.peek(3) == quote * 3:
+                    self.advance(3)
+                    while self.peek() == quote:  # up to two quotes may end the content
+                        self.advance()
+                    return ""
+                else:
+                    self.advance()
+            return ""
+        self.advance()
+        start = self.i
+        while self.i < len(self.s) and self.peek() != quote:
+            self.advance(2 if quote == '"' and self.peek() == "\\" else 1)
+        raw = self.s[start : self.i]
+        self.advance()
+        if quote == "'":
+            return raw
+        return _ESCAPE.sub(_unescape, raw)
+
+    def key(self) -> tuple[str, ...]:
+        parts = []
+        while True:
+            self.skip(False)
+            if self.peek() in ('"', "'"):
+                parts.append(self.string())
+            else:
+                m = _BARE_KEY.match(self.s, self.i)
+                parts.append(m.group(0))
+                self.advance(m.end() - self.i)
+            self.skip(False)
+            if self.peek() != ".":
+                return tuple(parts)
+            self.advance()
+
+    def value(self, prefix: tuple[str, ...]) -> None:
+        c = self.peek()
+        if c in ('"', "'"):
+            self.string()
+        elif c == "{":
+            self.advance()
+            self.skip(False)
+            while self.peek() != "}":
+                self.pair(prefix)
+                self.skip(False)
+                if self.peek() == ",":
+                    self.advance()
+                    self.skip(False)
+            self.advance()
+        elif c == "[":
+            self.advance()
+            self.skip(True)
+            while self.peek() != "]":
+                self.value(prefix)
+                self.skip(True)
+                if self.peek() == ",":
+                    self.advance()
+                    self.skip(True)
+            self.advance()
+        else:  # number, boolean, date: up to a delimiter
+            while self.i < len(self.s) and self.peek() not in ",]}#\n":
+                self.advance()
+
+    def pair(self, prefix: tuple[str, ...]) -> None:
+        line = self.line
+        path = (*prefix, *self.key())
+        self.lines.setdefault(path, line)
+        self.skip(False)
+        self.advance()  # "="
+        self.skip(False)
+        self.value(path)
+
+    def scan(self) -> dict[tuple[str, ...], int]:
+        prefix: tuple[str, ...] = ()
+        while True:
+            self.skip(True)
+            if self.i >= len(self.s):
+                return self.lines
+            if self.peek() == "[":
+                double = self.peek(2) == "[["
+                self.advance(2 if double else 1)
+                line, prefix = self.line, self.key()
+                self.lines.setdefault(prefix, line)
+                self.advance(2 if double else 1)
+            else:
+                self.pair(prefix)
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """{key path: 1-based line of its definition} for valid TOML `text`."""
+    return _KeyScanner(text).scan()
 
 
 def assumed(expr: sp.Expr, q: Question) -> sp.Expr:

@@ -17,6 +17,7 @@ from analysis.checker import (
 )
 from analysis.formulas import D, L, T
 from analysis.questions import HOMEWORK_ANSWERS, load_answers, load_questions
+from analysis.verdicts import Verdict
 from charlm.cli import main
 
 TINY = {"T": (2, 3), "D": (4,), "L": (1, 2), "H": (2,), "V": (5,)}
@@ -40,6 +41,10 @@ def _check(questions, qid, text):
     return check_question(questions[qid], text, TINY)
 
 
+def _verdict(questions, qid, text):
+    return _check(questions, qid, text)["verdict"]
+
+
 def test_every_required_question_id_exists_and_the_homework_answers_them(questions):
     assert REQUIRED_IDS <= set(questions)
     assert REQUIRED_IDS <= set(load_answers(HOMEWORK_ANSWERS))
@@ -55,48 +60,50 @@ def test_every_required_question_id_exists_and_the_homework_answers_them(questio
 ])
 def test_equivalent_spellings_of_a_correct_answer_are_correct(questions, text):
     row = _check(questions, "transformer.forward.flops", text)
-    assert row["verdict"] == "correct" and row["counterexample"] is None
+    assert row["verdict"] is Verdict.CORRECT and row["counterexample"] is None
 
 
 def test_incorrect_answer_gets_a_counterexample_that_measurement_confirms(questions):
     row = _check(questions, "rnn.train.flops", "8TLD^2")
-    assert row["verdict"] == "incorrect"
+    assert row["verdict"] is Verdict.INCORRECT
     ce = row["counterexample"]
     s = ce["sizes"]
     assert ce["answered"] == 8 * s["T"] * s["L"] * s["D"] ** 2
-    assert ce["derived"] == ce["measured"] == 12 * s["T"] * s["L"] * s["D"] ** 2 - 2 * s["L"] * s["D"] ** 2
+    # by hand: forward 4TLD^2 + backward 8TLD^2 less W_hh's input gradient at step 0 (2LD^2)
+    by_hand = 12 * s["T"] * s["L"] * s["D"] ** 2 - 2 * s["L"] * s["D"] ** 2
+    assert ce["derived"] == ce["measured"] == by_hand
     assert "backward" in row["reasoning"]  # it is the backward pass alone
 
 
 def test_exact_answer_with_all_terms_is_correct(questions):
-    assert _check(questions, "rnn.train.flops", "12TLD^2 - 2LD^2")["verdict"] == "correct"
+    assert _verdict(questions, "rnn.train.flops", "12TLD^2 - 2LD^2") is Verdict.CORRECT
 
 
 def test_answer_dropping_only_lower_order_terms_is_correct_with_a_note(questions):
     row = _check(questions, "rnn.train.flops", "12TLD^2")
-    assert row["verdict"] == "correct"
+    assert row["verdict"] is Verdict.CORRECT
     assert "lower-order" in row["reasoning"] and "2*D^2*L" in row["reasoning"]
 
 
 def test_dropping_lower_order_terms_is_incorrect_when_the_question_forbids_it(questions):
     strict = replace(questions["rnn.train.flops"], lower_order_ok=False)
-    assert check_question(strict, "12TLD^2", TINY)["verdict"] == "incorrect"
+    assert check_question(strict, "12TLD^2", TINY)["verdict"] is Verdict.INCORRECT
 
 
 def test_depth_answers_follow_the_wavefront(questions):
-    assert _check(questions, "rnn.train.sequential_matmuls", "2(T + L - 1)")["verdict"] == "correct"
+    assert _verdict(questions, "rnn.train.sequential_matmuls", "2(T + L - 1)") is Verdict.CORRECT
     row = _check(questions, "rnn.train.sequential_matmuls", "2TL")
-    assert row["verdict"] == "incorrect" and "L = 1" in row["reasoning"]
+    assert row["verdict"] is Verdict.INCORRECT and "L = 1" in row["reasoning"]
 
 
 def test_generation_depth_counts_one_forward_per_token(questions):
-    assert _check(questions, "transformer.generate.sequential_matmuls", "6LT")["verdict"] == "correct"
-    assert _check(questions, "transformer.generate.sequential_matmuls", "6L")["verdict"] == "incorrect"
+    assert _verdict(questions, "transformer.generate.sequential_matmuls", "6LT") is Verdict.CORRECT
+    assert _verdict(questions, "transformer.generate.sequential_matmuls", "6L") is Verdict.INCORRECT
 
 
 def test_per_head_answers_use_j(questions):
-    assert _check(questions, "transformer.layer.qkv_per_head.flops", "6JTD")["verdict"] == "correct"
-    assert _check(questions, "transformer.layer.qkv_per_head.flops", "6TD^2")["verdict"] == "incorrect"
+    assert _verdict(questions, "transformer.layer.qkv_per_head.flops", "6JTD") is Verdict.CORRECT
+    assert _verdict(questions, "transformer.layer.qkv_per_head.flops", "6TD^2") is Verdict.INCORRECT
 
 
 @pytest.mark.parametrize("answer,derived,expected", [
@@ -124,7 +131,8 @@ def test_a_wrong_derivation_is_caught_by_measurement(questions):
 
 
 def test_unparsable_answer_names_id_and_position(questions):
-    with pytest.raises(ValueError, match=r"'rnn.train.flops'.*position 3"):
+    # the whole unknown word is named, from where it starts (the T belongs to it)
+    with pytest.raises(ValueError, match=r"'rnn.train.flops'.*'T__import__'.*position 2"):
         check_answers({"rnn.train.flops": "8T__import__"}, TINY, questions)
 
 
@@ -133,17 +141,24 @@ def test_unknown_id_is_a_value_error(questions):
         check_answers({"rnn.sideways.flops": "1"}, TINY, questions)
 
 
-def test_registered_extra_checks_join_the_table(questions, monkeypatch):
+def test_other_families_join_the_table_by_prefix(questions, monkeypatch):
     def fake(qid, text):
-        return {"id": qid, "question": "q", "answer": text, "verdict": "correct",
+        return {"id": qid, "question": "q", "answer": text, "verdict": Verdict.CORRECT,
                 "derived": text, "counterexample": None, "reasoning": "r"}
 
-    monkeypatch.setattr(checker, "EXTRA_CHECKS", {})
-    checker.register_check(ExtraCheck("gru.", fake, lambda: [{"id": "gru.x", "question": "q"}]))
-    frame = check_answers({"gru.x": "1", "transformer.layer.sequential_matmuls": "6"}, TINY,
+    monkeypatch.setitem(checker.EXTRA_CHECKS, "toy.",
+                        ExtraCheck("toy.", fake, lambda: [{"id": "toy.x", "question": "q"}]))
+    frame = check_answers({"toy.x": "1", "transformer.layer.sequential_matmuls": "6"}, TINY,
                           questions)
-    assert list(frame["id"]) == ["gru.x", "transformer.layer.sequential_matmuls"]
-    assert "gru.x" in set(checker.list_questions()["id"])
+    assert list(frame["id"]) == ["toy.x", "transformer.layer.sequential_matmuls"]
+    assert "toy.x" in set(checker.list_questions()["id"])
+
+
+def test_a_family_row_without_the_table_fields_is_refused(questions, monkeypatch):
+    monkeypatch.setitem(checker.EXTRA_CHECKS, "toy.",
+                        ExtraCheck("toy.", lambda q, t: {"id": q}, lambda: []))
+    with pytest.raises(TypeError, match="without"):
+        check_answers({"toy.x": "1"}, TINY, questions)
 
 
 def test_bare_dotted_and_quoted_keys_read_the_same(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from analysis import gru_exercises as ex
+from analysis.verdicts import Verdict
 from charlm.gru_explorer import (
     SLIDERS,
     GRUSettings,
@@ -231,9 +232,15 @@ def test_unknown_gru_id_is_a_value_error():
         ex.check_answer("gru.exercise9", "W_hn = 0")
 
 
-def test_registered_checks_join_the_homework_table():
-    checker = pytest.importorskip("analysis.checker")
-    ex.register()
+def test_gru_answers_join_the_homework_table():
+    from analysis import checker
+
     table = checker.check_answers({"gru.exercise3.memory": "W_xz[0,1] = W_hz[0,1] = 3.0"})
-    assert list(table.id) == ["gru.exercise3.memory"] and table.verdict[0] == "correct"
+    assert list(table.id) == ["gru.exercise3.memory"] and table.verdict[0] == Verdict.CORRECT
     assert set(checker.ROW_FIELDS) <= set(table.columns)
+
+
+def test_verdicts_are_the_verdict_enum():
+    correct = ex.check_answer("gru.exercise3.memory", "update_weight = 3")
+    wrong = ex.check_answer("gru.exercise3.memory", "update_weight = -3")
+    assert correct["verdict"] is Verdict.CORRECT and wrong["verdict"] is Verdict.INCORRECT
