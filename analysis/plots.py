@@ -95,6 +95,15 @@ def palette(names, kernels: bool = False) -> dict[str, tuple]:
     return out
 
 
+def in_table_order(names) -> list:
+    """Distinct names, those of the architecture table first in its order (so legends list
+    variants alike in every figure), then the others in order of appearance."""
+    fixed = list(_fixed_colors())
+    names = list(dict.fromkeys(names))
+    known = sorted((n for n in names if str(n) in fixed), key=lambda n: fixed.index(str(n)))
+    return known + [n for n in names if str(n) not in fixed]
+
+
 # ---------------------------------------------------------------------------- axes
 
 
@@ -118,7 +127,8 @@ def _readable_log(ax, values, axis: str = "y", unit: str = "") -> None:
         return
     lo, hi = float(v.min()) / 1.25, float(v.max()) * 1.25
     span = hi / lo
-    subs = (1.0,) if span > 1e4 else (1.0, 2.0, 5.0) if span > 10 else tuple(range(1, 10))
+    subs = ((1.0,) if span > 1e4 else (1.0, 2.0, 5.0) if span > 10
+            else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
     ticks = [t for t in mticker.LogLocator(base=10, subs=subs).tick_values(lo, hi)
              if lo <= t <= hi]
     if len(ticks) < 3:
@@ -153,7 +163,7 @@ def _lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, colors: dict,
     the label names the style only when there is more than one."""
     styles = list(dict.fromkeys(data[style])) if style else [None]
     dashes = ["-", "--", ":", "-."]
-    for name in dict.fromkeys(data[hue]):
+    for name in in_table_order(data[hue]):
         for k, st in enumerate(styles):
             sub = data[data[hue].eq(name) & (data[style].eq(st) if style else True)]
             if sub.empty:

@@ -383,7 +383,7 @@ def test_stages_table_states_shared_settings_once():
                                  "models": ["rnn", "gru"]})]})
     table, common = stages_table(status)
     assert common == "Every stage: grid quick; threads 1.\n"
-    assert list(table["settings"]) == ["bench_json default", "steps 40; models rnn, gru"]
+    assert list(table["settings"]) == ["", "steps 40; models rnn, gru"]
     assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
     assert data_dates(status) == "2026-01-02 to 2026-01-03"
 

@@ -195,6 +195,11 @@ def test_counterexample_is_formatted_without_evaluating_it():
     assert S.format_counterexample(raw) == ("at D=4, L=1, T=2: answered 256, derived 352, "
                                             "measured 352")
     assert S.format_counterexample(float("nan")) == ""
+    words = ("{'sizes': {'sliders': \"x[0]=h[0]=0, control 2 vs 0\"}, 'answered': 'less on the "
+             "input', 'derived': 'the claimed direction', 'measured': 'claim fails'}")
+    assert S.format_counterexample(words) == ("at sliders=x[0]=h[0]=0, control 2 vs 0: answered "
+                                              "less on the input, derived the claimed "
+                                              "direction, measured claim fails")
     assert S.format_counterexample("__import__('os')") == "__import__('os')"
 
 
@@ -231,6 +236,8 @@ def test_training_summary_carries_its_caveat():
         {"model": "gru", "steps": 40, "final val loss": 1.9}]
     text = s.findings[0]
     assert "one seed, 40 steps, corpus builtin (the generated, synthetic" in text
+    unrecorded = S.training_summary(curves.drop(columns=["data"]), data="builtin")
+    assert "corpus builtin (the generated" in unrecorded.findings[0]
     assert "rnn 2.500, gru 1.900 nats/char; lowest gru." in text
 
 

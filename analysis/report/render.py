@@ -90,7 +90,8 @@ def stages_table(status: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
         "finished (UTC)": status["finished"].map(
             lambda v: str(v).replace("T", " ").rstrip("Z") if isinstance(v, str) else "")
         if "finished" in status else "",
-        "settings": [words({k: v for k, v in p.items() if k not in common}) for p in parsed],
+        "settings": [words({k: v for k, v in p.items() if k not in common and v is not None})
+                     for p in parsed],
     })
     return table, (f"Every stage: {words(common)}.\n" if common else "")
 
@@ -216,11 +217,19 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 intro="Each answer is compared with the toolkit's derivation under the "
                       "question's assumptions; an incorrect one comes with a counterexample "
                       "(sizes, the answer's value, the derived value, the measured value)."),
-        section(ctx, "Training curves", S.training_summary(data.training_curves), findings,
+        section(ctx, "Training curves",
+                S.training_summary(data.training_curves, data=_training_corpus()), findings,
                 (("training_curves", "Training (lines) and validation (markers) loss of a "
                   "short default run of each model"),)),
     ]
     return out
+
+
+def _training_corpus() -> str:
+    """The corpus the training stage trains on (TrainConfig's default)."""
+    from charlm.train import TrainConfig
+
+    return TrainConfig().data
 
 
 def _ceiling_line(ceiling: pd.DataFrame | None) -> str:
@@ -266,7 +275,7 @@ def header(ctx: Context, env: dict, status: pd.DataFrame | None, grid: str) -> s
     from analysis.timing import NOISE_THRESHOLD
 
     cfg = ctx.cfg
-    date = data_dates(status) or env.get("date")
+    date = data_dates(status) or str(env.get("date"))[:10]
     return (f"# charlm report\n\nDevice: **{device_label(env, cfg.device)}** ({cfg.device}), "
             f"torch {env.get('torch')}, {env.get('threads')} thread(s), grid `{grid}`, "
             f"git {env.get('git_commit')}, data of {date}.\n\n"

@@ -425,8 +425,14 @@ def depth_summary(depth: pd.DataFrame | None) -> Summary:
 
 # ---------------------------------------------------------------------------- homework check
 
-_SIZES = re.compile(r"['\"]sizes['\"]\s*:\s*\{([^}]*)\}")
-_NUMBER = r"\s*:\s*(-?[0-9.eE+]+)"
+_STRING = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+_VALUE = rf"({_STRING}|-?[0-9][0-9.eE+-]*)"
+_PAIR = re.compile(r"""['"](\w+)['"]\s*:\s*""" + _VALUE)
+_SIZES = re.compile(r"""['"]sizes['"]\s*:\s*\{((?:""" + _STRING + r"""|[^}])*)\}""")
+
+
+def _unquote(v: str) -> str:
+    return v[1:-1] if v[:1] in "'\"" and v[-1:] == v[:1] else v
 
 
 def format_counterexample(text) -> str:
@@ -438,10 +444,12 @@ def format_counterexample(text) -> str:
     sizes = _SIZES.search(text)
     if sizes is None:
         return text
-    pairs = re.findall(r"['\"](\w+)['\"]\s*:\s*(-?\d+)", sizes.group(1))
-    values = [f"{k} {m.group(1)}" for k in ("answered", "derived", "measured")
-              if (m := re.search(rf"['\"]{k}['\"]{_NUMBER}", text))]
-    return f"at {', '.join(f'{k}={v}' for k, v in pairs)}: " + ", ".join(values)
+    pairs = [f"{k}={_unquote(v)}" for k, v in _PAIR.findall(sizes.group(1))]
+    rest = text[:sizes.start()] + text[sizes.end():]
+    values = dict(_PAIR.findall(rest))
+    shown = [f"{k} {_unquote(values[k])}" for k in ("answered", "derived", "measured")
+             if k in values]
+    return f"at {', '.join(pairs)}: " + ", ".join(shown)
 
 
 HEAD_MATMULS = {"forward": 1, "backward": 1, "train": 2}  # the vocabulary head on the chain
@@ -490,7 +498,7 @@ def depth_vs_homework(check: pd.DataFrame | None, depth: pd.DataFrame | None) ->
         if diff.is_Integer and int(diff) == HEAD_MATMULS.get(quantity):
             text += (": the depth table traces the whole model, vocabulary head included "
                      f"({int(diff)} matmul(s) on the chain), while the homework's question "
-                     "counts the recurrence without the classifier.")
+                     "leaves the vocabulary head (the classifier) out.")
         else:
             text += "."
         out.append(text)
@@ -515,9 +523,9 @@ def check_summary(check: pd.DataFrame | None, depth: pd.DataFrame | None = None)
 # ---------------------------------------------------------------------------- training
 
 
-def training_summary(curves: pd.DataFrame | None) -> Summary:
+def training_summary(curves: pd.DataFrame | None, data: str | None = None) -> Summary:
     """Final losses of the short training runs, with the caveat the data carries: seeds,
-    steps and corpus."""
+    steps and corpus (`data`: the corpus of runs that did not record theirs)."""
     ok = _ok(curves)
     if ok.empty or "train_loss" not in ok.columns:
         return Summary()
@@ -531,7 +539,7 @@ def training_summary(curves: pd.DataFrame | None) -> Summary:
                      "tokens/s": sub["tokens_per_s"].median()})
     table = pd.DataFrame(rows)
     seeds = ok["seed"].nunique() if "seed" in ok.columns else 1
-    corpus = (_names(ok["data"]) if "data" in ok.columns else "unrecorded")
+    corpus = _names(ok["data"]) if "data" in ok.columns else (data or "unrecorded")
     steps = _names(table["steps"])
     caveat = (f"{'one seed' if seeds == 1 else f'{seeds} seeds'}, {steps} steps, "
               f"corpus {corpus}")
