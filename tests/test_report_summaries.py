@@ -55,12 +55,18 @@ def test_slope_summary_when_the_recurrent_time_grows_faster():
                             lambda t: t + 1)
                      + _sweep("transformer-manual", "transformer", TS, lambda t: 1e-4 * t**0.5,
                               lambda t: 100 * t, lambda t: 7))
+    timing = pd.concat([timing, _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t**0.1,
+                                               lambda t: 100 * t, lambda t: t + 1))])
     text = S.slope_summary(timing).findings[0]
-    assert "The recurrent time grows faster (by T^1.00 on average)" in text
+    assert "recurrent models (gru, rnn): time ~ T^0.10 to 1.50 (from about flat to between " \
+           "linear and quadratic)" in text
+    assert "The recurrent time grows faster (by T^0.30 on average)" in text
     assert "as their longer chain (depth exponent higher by 0.9" in text
     assert "Time grows slower than the FLOPs for transformer-manual (T^0.50 against FLOPs " \
            "T^1.00)" in text
     assert "Time grows faster than the FLOPs for gru (T^1.50 against FLOPs T^1.00)" in text
+    assert "Time grows slower than the FLOPs for transformer-manual (T^0.50 against FLOPs " \
+           "T^1.00), rnn (T^0.10 against FLOPs T^1.00)" in text
 
 
 def test_slope_summary_when_both_families_grow_alike():

@@ -96,6 +96,11 @@ def growth_words(slope: float) -> str:
     return "faster than quadratic"
 
 
+def _growth_range(lo: float, hi: float) -> str:
+    a, b = growth_words(lo), growth_words(hi)
+    return a if a == b else f"from {a} to {b}"
+
+
 # ---------------------------------------------------------------------------- FLOPs
 
 
@@ -183,7 +188,7 @@ def slope_summary(timing: pd.DataFrame | None) -> Summary:
         t_lo, t_hi = g["time slope"].min(), g["time slope"].max()
         parts.append(
             f"{label} ({_names(g['variant'])}): time ~ T^{_range(t_lo, t_hi, '.2f')} "
-            f"({growth_words((t_lo + t_hi) / 2)}), FLOPs ~ T^"
+            f"({_growth_range(t_lo, t_hi)}), FLOPs ~ T^"
             f"{_range(g['FLOP slope'].min(), g['FLOP slope'].max(), '.2f')}, depth ~ T^"
             f"{_range(g['depth slope'].min(), g['depth slope'].max(), '.2f')}")
     text = (f"Time vs T (forward pass, T {measured['T'].iloc[0]}): " + "; ".join(parts)
