@@ -3,17 +3,15 @@
 import pytest
 import sympy as sp
 
+from analysis.architectures import architecture
 from analysis.depth import measure_depth
-from analysis.depth_formulas import DEPTH_MODELS, depth_model
-from analysis.formulas import COST_MODELS, L, N, P, T
-from charlm.models.registry import ModelConfig
+from analysis.depth_formulas import depth_model
+from analysis.formulas import L, N, P, T
 
 
 def _cfg(model, layers, attention="flash"):
-    if model == "transformer":
-        return ModelConfig(model, 7, hidden=4, layers=layers, heads=2, block_size=5,
-                           attention=attention)
-    return ModelConfig(model, 7, embed=3, hidden=4, layers=layers)
+    sizes = {"V": 7, "E": 3, "D": 4, "L": layers, "H": 2, "C": 5}
+    return architecture(model).config(sizes, attention)
 
 
 GRID = [
@@ -44,10 +42,6 @@ def test_transformer_generation_with_kv_cache_matches_prediction(attention):
     assert (got.matmul_depth, got.matmul_launches) == (want["depth"], want["launches"])
 
 
-def test_every_cost_model_has_a_depth_model():
-    assert set(DEPTH_MODELS) == set(COST_MODELS)
-
-
 def test_recurrent_forward_is_a_wavefront_not_a_product():
     assert depth_model("mlrnn").forward(head=False).depth == T + L - 1
 
@@ -61,13 +55,6 @@ def test_transformer_depth_is_six_per_layer_and_independent_of_t():
     fwd = depth_model("transformer").forward(head=False).depth
     assert fwd == 6 * L and T not in fwd.free_symbols
     assert depth_model("transformer").generate(head=False).depth == 6 * L * N
-
-
-def test_train_is_forward_plus_backward():
-    for name, m in DEPTH_MODELS.items():
-        f, b, t = m.forward(), m.backward(), m.train()
-        assert sp.expand(f.depth + b.depth - t.depth) == 0, name
-        assert sp.expand(f.launches + b.launches - t.launches) == 0, name
 
 
 def test_missing_size_is_a_value_error():

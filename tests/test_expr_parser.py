@@ -119,23 +119,103 @@ _ATOMS = st.sampled_from(["T", "D", "L", "H", "V", "B", "E", "2", "3", "7"])
 
 @st.composite
 def _expressions(draw, depth=0):
-    """(text, expected sympy expression) for random well-formed answers."""
+    """(text, expected sympy expression, degree) for random well-formed answers whose degree
+    (counted on the tree as the parser bounds it: a symbol 1, a sum the larger of its parts,
+    a product the sum, a power k times) stays within the parser's limit of 12."""
     if depth > 2 or draw(st.booleans()):
         atom = draw(_ATOMS)
-        return atom, (sp.Integer(int(atom)) if atom.isdigit() else expr_parser.KNOWN_SYMBOLS[atom])
+        if atom.isdigit():
+            return atom, sp.Integer(int(atom)), 0
+        return atom, expr_parser.KNOWN_SYMBOLS[atom], 1
     op = draw(st.sampled_from(["+", "-", "*", "", "^"]))
-    lt, le = draw(_expressions(depth + 1))
+    lt, le, ld = draw(_expressions(depth + 1))
     if op == "^":
-        k = draw(st.integers(0, 3))
-        return f"({lt})^{k}", le**k
-    rt, re_ = draw(_expressions(depth + 1))
+        k = draw(st.integers(0, min(3, 12 // max(ld, 1))))
+        return f"({lt})^{k}", le**k, ld * k
+    rt, re_, rd = draw(_expressions(depth + 1))
+    if op in ("*", "") and ld + rd > 12:
+        op = "+"  # a product would pass degree 12
     sep = " " if op == "" else op
     value = {"+": le + re_, "-": le - re_, "*": le * re_, "": le * re_}[op]
-    return f"({lt}){sep}({rt})", value
+    degree = max(ld, rd) if op in ("+", "-") else ld + rd
+    return f"({lt}){sep}({rt})", value, degree
 
 
 @settings(max_examples=200, deadline=None)
 @given(_expressions())
-def test_well_formed_answers_round_trip(pair):
-    text, expected = pair
+def test_well_formed_answers_round_trip(triple):
+    text, expected, degree = triple
+    assert degree <= 12
     assert sp.expand(parse_answer(text) - expected) == 0
+
+
+@pytest.mark.parametrize("text", [
+    "T^12", "(T + D)^12", "T^6 D^6", "J^12", "(T + J)^12", "T^-12", "(T D H V B E)^2",
+    "(T+D+L+H+V+B+E+J)^2 (T+D)^10",
+])
+def test_degree_12_is_accepted(text):
+    parse_answer(text, "q")
+
+
+@pytest.mark.parametrize("text", [
+    "T^12 D", "(T + D)^12 L", "T J^12", "T^-12 D^-1", "L (T D H V B E)^2", "L (T + 1)^12",
+])
+def test_degree_13_is_rejected_as_degree_13(text):
+    with pytest.raises(AnswerParseError, match="degree 13, higher than 12"):
+        parse_answer(text, "q")
+
+
+def test_every_size_to_the_12th_has_degree_12_but_too_many_terms():
+    """(T+D+L+H+V+B+E+J)^12 has degree 12 (J = D/H is one size); it is refused because its
+    expansion has C(8 + 12 - 1, 12) = 50,388 monomials, not for its degree."""
+    import math
+
+    with pytest.raises(AnswerParseError) as err:
+        parse_answer("(T+D+L+H+V+B+E+J)^12", "q")
+    assert "degree" not in str(err.value)
+    assert f"{math.comb(19, 12)} monomials" in str(err.value)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("1.2e1", 12),
+    ("1.2e1 T", 12 * T),
+    ("5e-3", sp.Rational(5, 1000)),
+    ("2.5e+2 L", 250 * L),
+    ("1e0", 1),
+    ("3e2TD", 300 * T * D),
+])
+def test_scientific_notation(text, expected):
+    assert sp.expand(parse_answer(text, "q") - expected) == 0
+
+
+def test_capital_e_stays_the_embedding_size():
+    assert sp.expand(parse_answer("2E + 3") - (2 * expr_parser.KNOWN_SYMBOLS["E"] + 3)) == 0
+    with pytest.raises(AnswerParseError, match="ambiguous"):
+        parse_answer("2E3", "q")
+
+
+def test_huge_scientific_constants_are_rejected_before_they_are_computed():
+    with pytest.raises(AnswerParseError, match="constant larger"):
+        parse_answer("1e9999", "q")
+    with pytest.raises(AnswerParseError, match="exponent of 10 longer"):
+        parse_answer("1e99999", "q")
+
+
+@pytest.mark.parametrize("text,word,column", [
+    ("n_layer", "n_layer", 1),
+    ("24 n_layer T D^2", "n_layer", 4),
+    ("2 Tokens", "Tokens", 3),
+    ("d_model^2", "d_model", 1),
+    ("T + seq_len2", "seq_len2", 5),
+])
+def test_an_unknown_name_is_named_whole_with_the_allowed_symbols(text, word, column):
+    with pytest.raises(AnswerParseError) as err:
+        parse_answer(text, "q")
+    message = str(err.value)
+    assert f"unknown name {word!r}" in message and err.value.position == column
+    assert "allowed symbols are T, D, L, H, V, B, E, J" in message
+
+
+def test_a_config_name_gets_its_symbol_as_a_hint():
+    with pytest.raises(AnswerParseError, match="for n_layer write L"):
+        parse_answer("6 n_layer", "q")
