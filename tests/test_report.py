@@ -321,6 +321,8 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0
     text = (tmp_path / "REPORT.md").read_text()
     assert "## Findings" in text and "figures/attention_flash_vs_manual.png" in text
+    layer = attention[["D", "H"]].iloc[0]
+    assert f"layer (width {layer['D']}, {layer['H']} heads)" in text
     assert f"torch {data['charlm']['env']['cpu']['torch']}" in text
     # the sample is a truncated bench (17 of the quick grid's workloads): the report says so
     assert "Truncated bench: " in text and "have no timing" in text

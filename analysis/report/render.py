@@ -205,8 +205,9 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 (("homework_vs_torch", "Homework loop time / torch.nn time"),),
                 intro="Same weights; outputs checked equal.", level=3),
         section(ctx, "Flash (SDPA) vs manual attention", S.attention_summary(data.attention),
-                findings, (("attention_flash_vs_manual", "One causal self-attention layer "
-                            "(width 128, 4 heads): time and measured peak memory against T"),),
+                findings, (("attention_flash_vs_manual", "One causal self-attention layer"
+                            f"{_layer_size(data.attention)}: time and measured peak memory "
+                            "against T"),),
                 empty="no attention rows"),
         section(ctx, "Sequential depth", S.depth_summary(data.depth), findings,
                 intro="Critical-path matmul depth: how many matmuls must run one after "
@@ -223,6 +224,15 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                   "short default run of each model"),)),
     ]
     return out
+
+
+def _layer_size(att: pd.DataFrame | None) -> str:
+    if att is None or att.empty or not {"D", "H"} <= set(att.columns):
+        return ""
+    sizes = att[["D", "H"]].drop_duplicates()
+    if len(sizes) != 1:
+        return ""
+    return f" (width {int(sizes['D'].iloc[0])}, {int(sizes['H'].iloc[0])} heads)"
 
 
 def _training_corpus() -> str:
