@@ -20,16 +20,15 @@ import logging
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
+from analysis.workloads import check_request, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
-
-QUANTITIES = ("params", "forward", "backward", "train", "generate")
 
 # fvcore operators that are matmuls (after `by_operator()` strips the "aten::" prefix).
 FVCORE_MATMUL_OPS = frozenset(
@@ -220,6 +219,29 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
 # ---------------------------------------------------------------------------------------------
 # One measurement of one quantity of one model
 
+# fvcore traces real tensors: above this estimated size (weights + activations of the forward,
+# float32) its column is skipped, with the reason, instead of allocating.
+FVCORE_MAX_BYTES = 2**30
+
+
+@dataclass(frozen=True)
+class FlopMeasurement:
+    """Measured matmul FLOPs of one quantity (2 per multiply-add).
+
+    torch: PyTorch's counter (for "params", the parameter count); by_module: its per-module
+    counts (inclusive of submodules); fvcore: fvcore's forward count doubled, None when not
+    measured (fvcore_note says why); fvcore_elementwise / fvcore_unsupported: fvcore's
+    non-matmul operators; tensors: "fake" (shapes only, nothing allocated) or "real".
+    """
+
+    torch: int
+    by_module: dict = field(default_factory=dict)
+    fvcore: int | None = None
+    fvcore_elementwise: int | None = None
+    fvcore_unsupported: dict | None = None
+    fvcore_note: str | None = None
+    tensors: str = "fake"
+
 
 @contextlib.contextmanager
 def single_thread():
@@ -234,105 +256,74 @@ def single_thread():
         torch.set_num_threads(threads)
 
 
-def _ids(vocab: int, *shape: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    return torch.randint(0, vocab, shape, generator=gen)
+def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
+    """float32 bytes a real forward pass at `sizes` holds at least: the weights and the logits
+    (B x T x V), the largest activations of these models. A lower bound, for deciding to skip
+    a counter that needs real tensors."""
+    from analysis.formulas import cost_model
+
+    params = cost_model(cfg.model).params().evaluate(
+        {k: v for k, v in {"V": cfg.vocab_size, "E": cfg.embed, "D": cfg.hidden,
+                           "L": cfg.layers, "C": cfg.block_size or 1}.items()})["total"]
+    return 4 * (params + sizes.get("B", 1) * sizes.get("T", 1) * cfg.vocab_size)
 
 
-def _loss(model, idx):
-    logits, _ = model.forward_sequence(idx)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))
-
-
-def _run_forward(model, sizes, kv_cache):
-    idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
-
-    @torch.no_grad()
-    def forward():
-        model.forward_sequence(idx)
-
-    return forward
-
-
-def _run_backward(model, sizes, kv_cache):
-    # the forward runs before the counter starts: only loss.backward() is counted (its module
-    # attribution is then absent, which is as well: the tracker's backward attribution is
-    # unreliable for modules reused across time steps)
-    return _loss(model, _ids(model.vocab_size, sizes["B"], sizes["T"])).backward
-
-
-def _run_train(model, sizes, kv_cache):
-    idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        _loss(model, idx).backward()
-        opt.step()
-
-    return step
-
-
-def _run_generate(model, sizes, kv_cache):
-    prompt = _ids(model.vocab_size, sizes["B"], sizes["P"])
-    kw = {"use_cache": True} if kv_cache else {}
-    return lambda: model.generate(prompt, sizes["N"], greedy=True, **kw)
-
-
-RUNNERS = {"forward": _run_forward, "backward": _run_backward, "train": _run_train,
-           "generate": _run_generate}
-REQUIRED_SIZES = {"forward": ("B", "T"), "backward": ("B", "T"), "train": ("B", "T"),
-                  "generate": ("B", "P", "N"), "params": ()}
-
-
-def check_request(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False) -> None:
-    """ValueError for a quantity or sizes the model cannot run."""
-    if quantity not in QUANTITIES:
-        raise ValueError(f"unknown quantity {quantity!r}; choose from {', '.join(QUANTITIES)}")
-    for key in REQUIRED_SIZES[quantity]:
-        value = sizes.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{quantity} needs a positive integer {key}, got {value!r}")
-    if quantity in ("forward", "backward", "train"):
-        cfg.check_seq_len(sizes["T"])
-    if kv_cache and (cfg.recurrent or quantity != "generate"):
-        raise ValueError("a KV cache applies only to the transformer's generate")
+def _count(model, quantity, sizes, kv_cache) -> dict:
+    was_training = model.training
+    try:
+        return count_flops_torch(model, runner(model, quantity, sizes, kv_cache))
+    finally:
+        model.train(was_training)
 
 
 def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
-                  fvcore: bool = True, model: nn.Module | None = None) -> dict:
-    """Measured count of `quantity` for the model `cfg` describes (or `model`, built from it).
+                  fvcore: bool = True, model: nn.Module | None = None) -> FlopMeasurement:
+    """Measured count of `quantity` for the model `cfg` describes.
 
-    sizes: B, T for forward/backward/train; B, P, N for generate. Returns
-    {"torch": int, "torch_by_module": {...}, "fvcore": int | None, "fvcore_elementwise",
-    "fvcore_unsupported"} ("params" returns the parameter count under "torch").
+    Without `model`, PyTorch's counter runs on fake tensors (`workloads.shapes_only`): any
+    size is counted in seconds without allocating. With `model` (a real instance), it runs
+    on that model. fvcore (forward only) traces real tensors and is skipped, with the
+    reason in `fvcore_note`, above FVCORE_MAX_BYTES. sizes: B, T for forward/backward/train;
+    B, P, N for generate.
     """
     check_request(cfg, quantity, sizes, kv_cache)
-    if model is None:
-        model = build_model(cfg)
-    out = {"torch": None, "torch_by_module": {}, "fvcore": None, "fvcore_elementwise": None,
-           "fvcore_unsupported": None}
     if quantity == "params":
-        out["torch"] = count_parameters(model)
-        return out
+        with shapes_only():
+            n = count_parameters(model if model is not None else build_model(cfg))
+        return FlopMeasurement(torch=n, tensors="real" if model is not None else "fake")
+    with single_thread():
+        if model is None:
+            with shapes_only():
+                measured = _count(build_model(cfg), quantity, sizes, kv_cache)
+        else:
+            measured = _count(model, quantity, sizes, kv_cache)
+        fv, note = None, None
+        if fvcore and quantity == "forward":
+            fv, note = _fvcore_forward(cfg, sizes, model)
+    return FlopMeasurement(
+        torch=measured["total"], by_module=measured["by_module"],
+        fvcore=fv["total"] if fv else None,
+        fvcore_elementwise=fv["elementwise"] if fv else None,
+        fvcore_unsupported=fv["unsupported"] if fv else None,
+        fvcore_note=note, tensors="fake" if model is None else "real")
+
+
+def _fvcore_forward(cfg, sizes, model) -> tuple[dict | None, str | None]:
+    if not fvcore_available():
+        return None, "fvcore is not installed"
+    need = forward_bytes_estimate(cfg, sizes)
+    if model is None and need > FVCORE_MAX_BYTES:
+        return None, (f"fvcore skipped: it traces real tensors and this forward needs at least "
+                      f"{need / 2**30:.1f} GiB (limit {FVCORE_MAX_BYTES / 2**30:.0f} GiB)")
+    if model is None:
+        torch.manual_seed(0)
+        model = build_model(cfg)
+    idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"])
     was_training = model.training
-    model.train(quantity in ("backward", "train"))
     try:
-        with single_thread():
-            measured = count_flops_torch(model, RUNNERS[quantity](model, sizes, kv_cache))
-            counted = None
-            if fvcore and quantity == "forward":
-                idx = _ids(model.vocab_size, sizes["B"], sizes["T"])
-                counted = count_flops_fvcore(_LogitsOnly(model).eval(), (idx,))
+        return count_flops_fvcore(_LogitsOnly(model).eval(), (idx,)), None
     finally:
         model.train(was_training)
-    out["torch"] = measured["total"]
-    out["torch_by_module"] = measured["by_module"]
-    if counted is not None:
-        out["fvcore"] = counted["total"]
-        out["fvcore_elementwise"] = counted["elementwise"]
-        out["fvcore_unsupported"] = counted["unsupported"]
-    return out
 
 
 def module_flops(by_module: dict[str, int], pattern: str) -> int:

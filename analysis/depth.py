@@ -284,50 +284,40 @@ def trace(fn: Callable[[], object], zero_weight: Iterable[torch.Tensor] = ()) ->
     return tracer.report()
 
 
-# The module that projects to the vocabulary, per registry model (what `head=False` drops).
-HEAD_MODULE = {"rnn": "fc", "mlrnn": "fc", "gru": "fc", "transformer": "lm_head"}
-QUANTITIES = ("forward", "backward", "train", "generate")
-
-
 def measure_depth(cfg, quantity: str, sizes: dict, kv_cache: bool = False, head: bool = True,
                   model: torch.nn.Module | None = None) -> DepthReport:
-    """Trace `quantity`: forward, train (forward + backward + Adam step) and generate (N greedy
-    tokens after a P-token prompt) are the workloads `analysis.counters.RUNNERS` counts FLOPs
-    on; backward is the backward of the cross-entropy alone, its forward run before the trace
-    (so the forward's tensors are leaves and backward depth = train depth - forward depth).
+    """Trace `quantity` as `analysis.workloads.runner` runs it: forward, train (forward +
+    backward + Adam step), generate (N greedy tokens after a P-token prompt) and backward
+    (the cross-entropy's backward alone, its forward run before the trace, so the forward's
+    tensors are leaves and backward depth = train depth - forward depth).
 
     sizes: B, T for forward/backward/train; B, P, N for generate. `head=False` gives the
-    vocabulary projection's matmuls zero weight (its dependency is kept).
+    vocabulary projection's matmuls zero weight (its dependency is kept). Real tensors: the
+    tracer tells tensors apart by their storage, which fake tensors do not have.
     """
-    from analysis.counters import RUNNERS, check_request
+    from analysis.architectures import architecture
+    from analysis.workloads import check_request, runner
     from charlm.models.registry import build_model
 
-    if quantity not in QUANTITIES:
-        raise ValueError(f"unknown quantity {quantity!r}; choose from {', '.join(QUANTITIES)}")
+    if quantity == "params":
+        raise ValueError("params has no depth; choose from forward, backward, train, generate")
     check_request(cfg, quantity, sizes, kv_cache)
     if model is None:
         torch.manual_seed(0)
         model = build_model(cfg)
-    model.train(quantity in ("backward", "train"))
-    fn = (_backward_only if quantity == "backward" else RUNNERS[quantity])(model, sizes, kv_cache)
-    zero = [] if head else list(model.get_submodule(HEAD_MODULE[cfg.model]).parameters())
+    fn = runner(model, quantity, sizes, kv_cache)
+    zero = [] if head else list(architecture(cfg.model).head(model).parameters())
     return trace(fn, zero)
-
-
-def _backward_only(model, sizes, kv_cache):
-    gen = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, model.vocab_size, (sizes["B"], sizes["T"]), generator=gen)
-    logits, _ = model.forward_sequence(idx)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), idx.reshape(-1))
-    return loss.backward
 
 
 def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
                  prompt_len: int = 1, new_tokens: int = 1, kv_cache: bool = False) -> dict:
     """Predicted (analysis.depth_formulas) beside measured (traced) depth and launches of one
     model and quantity, with the environment the measurement ran in."""
-    from analysis.depth_formulas import CONVENTION, depth_model
+    from analysis.architectures import architecture
+    from analysis.depth_formulas import CONVENTION
     from analysis.env import environment
+    from analysis.verdicts import Verdict
 
     if seq_len is None:
         seq_len = cfg.block_size if cfg.block_size is not None else 20
@@ -337,7 +327,7 @@ def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
     else:
         sizes.pop("P"), sizes.pop("N")
     measured = measure_depth(cfg, quantity, sizes, kv_cache=kv_cache)
-    prediction = depth_model(cfg.model).quantity(quantity, kv_cache=kv_cache)
+    prediction = architecture(cfg.model).depth.quantity(quantity, kv_cache=kv_cache)
     predicted = prediction.evaluate(sizes)
     exact = (predicted["depth"], predicted["launches"]) == (
         measured.matmul_depth, measured.matmul_launches)
@@ -355,7 +345,7 @@ def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
         "ops": measured.ops,
         "formula": str(prediction.depth).replace("**", "^"),
         "launches_formula": str(prediction.launches).replace("**", "^"),
-        "verdict": "exact" if exact else "mismatch",
+        "verdict": str(Verdict.EXACT if exact else Verdict.MISMATCH),
         "critical_path": " ".join(measured.critical_path),
         "convention": CONVENTION,
         "environment": environment("cpu"),

@@ -148,16 +148,8 @@ class TransformerDepth(DepthModel):
             raise ValueError(f"unknown sub-layer {name!r}; choose from {', '.join(self.SUBLAYERS)}") from None
 
 
-DEPTH_MODELS: dict[str, DepthModel] = {
-    "rnn": RecurrentDepth("rnn", 1, 1, sp.Integer(1)),
-    "mlrnn": RecurrentDepth("mlrnn", 1, 1),
-    "gru": RecurrentDepth("gru", 3, 3),
-    "transformer": TransformerDepth(),
-}
-
-
 def depth_model(name: str) -> DepthModel:
-    try:
-        return DEPTH_MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(DEPTH_MODELS)}") from None
+    """The depth model of a registered architecture (`analysis.architectures`)."""
+    from analysis.architectures import architecture
+
+    return architecture(name).depth

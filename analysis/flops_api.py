@@ -19,56 +19,26 @@ import json
 import pandas as pd
 from torch import nn
 
+from analysis.architectures import config_from_model
 from analysis.env import environment
 from analysis.formulas import cost_model
 from analysis.reconcile import GridPoint, formula_for, reconcile_row
-from charlm.models.gru import GRULM
 from charlm.models.registry import ModelConfig
-from charlm.models.rnn import MultiLayerRNN, SimpleRNN
-from charlm.models.transformer import Transformer
 
 DEFAULT_RECURRENT_SEQ_LEN = 20  # the homework's training sequence length
-
-
-def _recurrent_config(name):
-    def make(model) -> ModelConfig:
-        emb = model.embedding
-        return ModelConfig(name, emb.num_embeddings, embed=emb.embedding_dim,
-                           hidden=model.hidden_size, layers=getattr(model, "num_layers", 1))
-    return make
-
-
-def _transformer_config(model) -> ModelConfig:
-    c = model.config
-    return ModelConfig("transformer", c.vocab_size, hidden=c.n_embd, layers=c.n_layer,
-                       heads=c.n_head, block_size=c.block_size,
-                       attention="flash" if c.flash else "manual")
-
-
-# model class -> ModelConfig reader (the registry's inverse)
-CONFIG_READERS = {
-    SimpleRNN: _recurrent_config("rnn"),
-    MultiLayerRNN: _recurrent_config("mlrnn"),
-    GRULM: _recurrent_config("gru"),
-    Transformer: _transformer_config,
-}
-
-
-def config_from_model(model: nn.Module) -> ModelConfig:
-    reader = CONFIG_READERS.get(type(model))
-    if reader is None:
-        raise ValueError(f"no cost model for {type(model).__name__}; "
-                         f"known: {', '.join(c.__name__ for c in CONFIG_READERS)}")
-    return reader(model)
 
 
 def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, batch: int = 1,
                  seq_len: int | None = None, prompt_len: int = 1, new_tokens: int = 1,
                  kv_cache: bool = False, attention_count: str = "full", measure: bool = True,
-                 fvcore: bool = True) -> dict:
+                 fvcore: bool = True, head: bool = True) -> dict:
     """Predicted and (unless measure=False) measured FLOPs of one quantity, as a dict:
     predicted, formula, terms, measured {counter: int|None}, ratio, measured_terms, verdict,
-    elementwise (forward), convention, sizes, config, environment."""
+    elementwise (forward), convention, sizes, config, environment.
+
+    A ModelConfig is counted on fake tensors (any size, no memory); a model instance is
+    counted as it is. head=False leaves out the vocabulary projection (Kaplan's C_forward,
+    the homework's convention); it is measured for forward and generate."""
     if isinstance(target, ModelConfig):
         cfg, model = target, None
     elif isinstance(target, nn.Module):
@@ -81,7 +51,7 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         seq_len = cfg.block_size if not cfg.recurrent else DEFAULT_RECURRENT_SEQ_LEN
     point = GridPoint(cfg, B=batch, T=seq_len, P=prompt_len, N=new_tokens)
     row = reconcile_row(point, quantity, kv_cache, attention_count, fvcore=fvcore, model=model,
-                        measure=measure)
+                        measure=measure, head=head)
     report = {
         "model": cfg.model,
         "quantity": row["quantity"],
@@ -92,11 +62,15 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         "ratio": {"torch": row["ratio_torch"], "fvcore": row["ratio_fvcore"]},
         "measured_terms": json.loads(row["terms_measured"]),
         "verdict": row["verdict"],
+        "verdict_detail": row["verdict_detail"],
+        "head": head,
+        "tensors": row["tensors"],
+        "fvcore_note": row["fvcore_note"],
         "convention": row["convention"],
         "attention_count": attention_count,
         "sizes": {k: v for k, v in point.sizes().items()
                   if k in formula_for(cfg.model, quantity, cfg.attention, kv_cache,
-                                      attention_count)[2]},
+                                      attention_count, head)[2]},
         "config": cfg.to_dict(),
         "environment": environment("cpu"),
     }

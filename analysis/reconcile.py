@@ -3,7 +3,7 @@ model x size x quantity, with a verdict. Matmul FLOPs must agree exactly with Py
 for every quantity and with fvcore for the forward pass; any difference is a bug.
 
 Per-term breakdown: each formula term is set beside the FLOPs of the modules that do it
-(TERM_MODULES). The counter attributes work to modules reliably in forward passes (forward and
+(`Architecture.term_modules`). The counter attributes work to modules reliably in forward passes (forward and
 generate); in backward its module tracker mis-attributes modules reused across time steps, so
 backward and train rows compare totals only.
 """
@@ -13,31 +13,18 @@ from __future__ import annotations
 import functools
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
 from analysis import counters
+from analysis.architectures import ARCHITECTURES, architecture
 from analysis.env import environment
 from analysis.formulas import Terms, convention, cost_model
+from analysis.verdicts import Verdict
+from analysis.workloads import QUANTITIES, check_request
 from charlm.io import atomic_to_csv
-from charlm.models.registry import ModelConfig, build_model
-
-# formula term -> regex on the module path (as in model.named_modules()) whose own FLOPs do it;
-# terms sharing a regex (scores, weighted_values) are compared as their sum.
-TERM_MODULES: dict[str, dict[str, str]] = {
-    "rnn": {"W_ih": r"^W_ih(\.\d+)?$", "W_hh": r"^W_hh(\.\d+)?$", "fc": r"^fc$"},
-    "gru": {"W_x": r"\.W_x[rzn]$", "W_h": r"\.W_h[rzn]$", "fc": r"^fc$"},
-    "transformer": {
-        "qkv": r"\.attn\.c_attn$",
-        "scores": r"\.attn$",
-        "weighted_values": r"\.attn$",
-        "out_proj": r"\.attn\.c_proj$",
-        "mlp": r"\.mlp\.\d+$",
-        "lm_head": r"^lm_head$",
-    },
-}
-TERM_MODULES["mlrnn"] = TERM_MODULES["rnn"]
+from charlm.models.registry import ModelConfig
 
 SIZE_COLUMNS = ["B", "T", "D", "E", "L", "H", "V", "C", "P", "N"]
 
@@ -51,59 +38,61 @@ class GridPoint:
     T: int = 1
     P: int = 1
     N: int = 1
-    quantities: tuple = ("params", "forward", "backward", "train", "generate")
+    quantities: tuple = QUANTITIES
     kv_cache: tuple = field(default=(False,))
+    label: str = ""  # a named realistic size ("GPT-2 small"), empty for a random one
 
     def sizes(self) -> dict[str, int]:
         c = self.cfg
         sizes = {"B": self.B, "T": self.T, "D": c.hidden, "E": c.embed, "L": c.layers,
                  "V": c.vocab_size, "P": self.P, "N": self.N}
-        if not c.recurrent:
-            sizes.update(H=c.heads, C=c.block_size)
+        if c.heads is not None:
+            sizes["H"] = c.heads
+        if c.block_size is not None:
+            sizes["C"] = c.block_size
         return sizes
 
 
-def _recurrent_points(model: str, count: int, rng: random.Random) -> list[GridPoint]:
-    points = []
-    for _ in range(count):
-        layers = 1 if model == "rnn" else rng.choice([1, 2, 3]) if model == "gru" else rng.choice([2, 3])
-        cfg = ModelConfig(model, vocab_size=rng.choice([5, 11, 29]), embed=rng.choice([3, 8, 16]),
-                          hidden=rng.choice([4, 8, 16, 24]), layers=layers)
-        points.append(GridPoint(cfg, B=rng.choice([1, 2, 3]), T=rng.choice([1, 2, 3, 5, 8]),
-                                P=rng.choice([1, 2, 4]), N=rng.choice([1, 2, 3])))
-    return points
-
-
-def _transformer_points(count: int, rng: random.Random) -> list[GridPoint]:
-    points = []
-    for i in range(count):
-        heads = rng.choice([1, 2, 4])
-        block = rng.choice([6, 8, 12])
-        cfg = ModelConfig("transformer", vocab_size=rng.choice([5, 11, 29]),
-                          hidden=heads * rng.choice([2, 4, 6]), layers=rng.choice([1, 2]),
-                          heads=heads, block_size=block,
-                          attention="flash" if i % 2 == 0 else "manual")
-        # prompts and lengths in all three generation regimes: within, crossing, beyond the window
-        prompt = [rng.randint(1, block // 2), rng.randint(1, block - 1), block + rng.randint(0, 2)][i % 3]
-        points.append(GridPoint(cfg, B=rng.choice([1, 2, 3]), T=rng.randint(1, block),
-                                P=prompt, N=rng.randint(1, block), kv_cache=(False, True)))
-    return points
-
-
-def default_grid(per_architecture: int = 40, seed: int = 0) -> list[GridPoint]:
-    """The reconciliation grid: `per_architecture` sizes for the Elman RNN (a quarter of them
-    single-layer `rnn`, the rest `mlrnn`), the GRU and the Transformer (flash and manual
-    alternating), drawn with a fixed seed. Sizes are small: matmul counts depend only on
-    shapes, and the counters' per-op overhead is what costs time."""
+def default_grid(per_architecture: int = 40, seed: int = 0, anchors: bool = True
+                 ) -> list[GridPoint]:
+    """The reconciliation grid: for every registered architecture, `per_architecture` small
+    random sizes drawn by its sampler with a fixed seed (matmul counts depend only on shapes),
+    then, with `anchors`, its named realistic sizes (GPT-2 small and medium, D and T up to
+    2048, the homework's own sizes) under every attention kernel. Counting runs on fake
+    tensors, so the realistic sizes cost seconds and no memory."""
     rng = random.Random(seed)
-    single = per_architecture // 4
-    return (_recurrent_points("rnn", single, rng)
-            + _recurrent_points("mlrnn", per_architecture - single, rng)
-            + _recurrent_points("gru", per_architecture, rng)
-            + _transformer_points(per_architecture, rng))
+    points = []
+    for arch in ARCHITECTURES.values():
+        for i in range(per_architecture):
+            cfg, sizes, kv = arch.sample(rng, i)
+            points.append(GridPoint(cfg, **sizes, kv_cache=kv))
+        if not anchors:
+            continue
+        for label, kw, sizes in arch.anchors:
+            for kernel in arch.attention_kinds or (None,):
+                cfg = ModelConfig(arch.name, attention=kernel, **kw)
+                points.append(GridPoint(cfg, **sizes, label=label,
+                                        kv_cache=(False, True) if arch.kv_cache else (False,)))
+    return points
 
 
-GRIDS = {"default": lambda: default_grid(40), "quick": lambda: default_grid(3)}
+def grid_ranges(points: list[GridPoint]) -> pd.DataFrame:
+    """Per model: how many points and the range of every size, for stating the grid's reach."""
+    rows = [{"model": p.cfg.model, **p.sizes()} for p in points]
+    frame = pd.DataFrame(rows)
+    out = []
+    for model, sub in frame.groupby("model", sort=False):
+        row = {"model": model, "points": len(sub)}
+        for k in SIZE_COLUMNS:
+            if k in sub and sub[k].notna().any():
+                lo, hi = int(sub[k].min()), int(sub[k].max())
+                row[k] = f"{lo}" if lo == hi else f"{lo}..{hi}"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+GRIDS = {"default": lambda: default_grid(40),
+         "quick": lambda: default_grid(3, anchors=False)}
 
 
 @functools.cache
@@ -134,7 +123,7 @@ def measured_terms(cfg: ModelConfig, terms: list[str], by_module: dict[str, int]
     """Measured FLOPs per term group ("scores+weighted_values" where terms share modules)."""
     groups: dict[str, list[str]] = {}
     for term in terms:
-        pattern = TERM_MODULES[cfg.model].get(term)
+        pattern = architecture(cfg.model).term_modules.get(term)
         if pattern is not None:
             groups.setdefault(pattern, []).append(term)
     return {"+".join(names): counters.module_flops(by_module, pattern)
@@ -149,57 +138,81 @@ def _ratio(measured, predicted):
 
 def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
                   attention_count: str = "full", fvcore: bool = True, model=None,
-                  measure: bool = True) -> dict:
+                  measure: bool = True, head: bool = True) -> dict:
     """Predicted and measured counts of one quantity at one grid point, as a flat row
     (measure=False: the prediction alone, measured columns None)."""
-    cfg, sizes = point.cfg, point.sizes()
-    counters.check_request(cfg, quantity, sizes, kv_cache)
-    terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count)
+    cfg, sizes, label = point.cfg, point.sizes(), point.label
+    head = head or quantity == "params"  # a parameter count has no head to leave out
+    check_request(cfg, quantity, sizes, kv_cache)
+    terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count,
+                                             head)
     if measure:
         measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
                                           fvcore=fvcore, model=model)
+        if not head:
+            measured = _without_head(cfg, quantity, measured)
     else:
-        measured = dict.fromkeys(("torch", "fvcore", "fvcore_elementwise", "fvcore_unsupported"))
-        measured["torch_by_module"] = {}
+        measured = None
     predicted = values.pop("total")
     by_term = {}
-    if measure and quantity in ("forward", "generate"):
-        by_term = measured_terms(cfg, list(values), measured["torch_by_module"])
+    if measured is not None and quantity in ("forward", "generate"):
+        by_term = measured_terms(cfg, list(values), measured.by_module)
     predicted_by_group = {g: sum(values[t] for t in g.split("+")) for g in by_term}
     problems = []
-    comparable = attention_count == "full" or cfg.recurrent or quantity == "params"
-    if not measure:
-        verdict = "not measured"
+    comparable = (attention_count == "full" or not architecture(cfg.model).has_attention
+                  or quantity == "params")
+    detail = ""
+    if measured is None:
+        verdict = Verdict.NOT_MEASURED
     elif comparable:
-        if measured["torch"] != predicted:
-            problems.append(f"torch {measured['torch']} != {predicted}")
-        if measured["fvcore"] is not None and measured["fvcore"] != predicted:
-            problems.append(f"fvcore {measured['fvcore']} != {predicted}")
+        if measured.torch != predicted:
+            problems.append(f"torch {measured.torch} != {predicted}")
+        if measured.fvcore is not None and measured.fvcore != predicted:
+            problems.append(f"fvcore {measured.fvcore} != {predicted}")
         problems += [f"{g}: measured {by_term[g]} != {predicted_by_group[g]}"
                      for g in by_term if by_term[g] != predicted_by_group[g]]
-        verdict = "exact" if not problems else "MISMATCH " + "; ".join(problems)
+        verdict = Verdict.MISMATCH if problems else Verdict.EXACT
+        detail = "; ".join(problems)
     else:
-        verdict = "not compared: causal convention, the counters count the full square"
-    row = {
+        verdict = Verdict.NOT_COMPARED
+        detail = "causal convention, the counters count the full square"
+    mt = measured.torch if measured is not None else None
+    mf = measured.fvcore if measured is not None else None
+    unsupported = measured.fvcore_unsupported if measured is not None else None
+    return {
         "model": cfg.model,
         "attention": cfg.attention or "",
+        "label": label,
         **{k: sizes.get(k) for k in SIZE_COLUMNS},
         "quantity": quantity + ("_kv_cache" if kv_cache else ""),
+        "head": head,
         "predicted": predicted,
-        "measured_torch": measured["torch"],
-        "measured_fvcore": measured["fvcore"],
-        "ratio_torch": _ratio(measured["torch"], predicted),
-        "ratio_fvcore": _ratio(measured["fvcore"], predicted),
-        "verdict": verdict,
+        "measured_torch": mt,
+        "measured_fvcore": mf,
+        "ratio_torch": _ratio(mt, predicted),
+        "ratio_fvcore": _ratio(mf, predicted),
+        "verdict": str(verdict),
+        "verdict_detail": detail,
         "terms_predicted": json.dumps(values),
         "terms_measured": json.dumps(by_term),
-        "fvcore_elementwise": measured["fvcore_elementwise"],
-        "fvcore_unsupported": json.dumps(measured["fvcore_unsupported"])
-        if measured["fvcore_unsupported"] is not None else None,
+        "fvcore_elementwise": measured.fvcore_elementwise if measured is not None else None,
+        "fvcore_unsupported": json.dumps(unsupported) if unsupported is not None else None,
+        "fvcore_note": measured.fvcore_note if measured is not None else "not measured",
+        "tensors": measured.tensors if measured is not None else None,
         "formula": formula,
         "convention": terms.convention,
     }
-    return row
+
+
+def _without_head(cfg, quantity, measured):
+    """The measurement less the vocabulary projection's own FLOPs. Only forward passes
+    attribute work to modules reliably (see the module docstring), so only forward and
+    generate can drop the head."""
+    if quantity not in ("forward", "generate"):
+        raise ValueError(f"head=False is measured for forward and generate only, not {quantity}")
+    head = counters.module_flops(measured.by_module, f"^{architecture(cfg.model).head_module}$")
+    return replace(measured, torch=measured.torch - head, fvcore=None,
+                   fvcore_note="fvcore not compared without the head")
 
 
 def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None) -> pd.DataFrame:
@@ -208,10 +221,9 @@ def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None) -> pd
     rows = []
     with counters.single_thread():
         for point in points:
-            model = build_model(point.cfg)  # one model per point, reused by its quantities
             for quantity in point.quantities:
                 for kv in point.kv_cache if quantity == "generate" else (False,):
-                    rows.append(reconcile_row(point, quantity, kv, fvcore=fvcore, model=model))
+                    rows.append(reconcile_row(point, quantity, kv, fvcore=fvcore))
             if progress is not None:
                 progress(point)
         env = environment("cpu")
@@ -240,12 +252,12 @@ def write_reconciliation(frame: pd.DataFrame, path) -> object:
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows, exact rows and ratio range per model and quantity."""
-    return (frame.assign(exact=frame["verdict"].eq("exact"))
+    return (frame.assign(exact=frame["verdict"].eq(Verdict.EXACT.value))
             .groupby(["model", "quantity"], sort=False)
             .agg(rows=("exact", "size"), exact=("exact", "sum"),
                  ratio_min=("ratio_torch", "min"), ratio_max=("ratio_torch", "max"))
             .reset_index())
 
 
-__all__ = ["GRIDS", "GridPoint", "TERM_MODULES", "convention", "default_grid", "reconcile",
+__all__ = ["GRIDS", "GridPoint", "convention", "grid_ranges", "default_grid", "reconcile",
            "reconcile_row", "summary", "write_reconciliation"]

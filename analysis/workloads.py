@@ -1,61 +1,148 @@
-"""What the bench and the report time: a `Workload` names a model variant, a phase and sizes,
-and `prepare` turns it into a model and a zero-argument callable that runs one round.
+"""One home for workloads: what the FLOP counters, the depth tracer and the bench run.
 
-Variants: the homework's models (rnn, mlrnn, gru, transformer-flash, transformer-manual),
-the same recurrent networks run through torch.nn.RNN / torch.nn.GRU with the homework
-model's weights (what a user would reach for instead), and one causal self-attention layer
-with the SDPA or the manual kernel.
-Phases: forward (no grad), train (forward + backward + Adam step on cross-entropy),
-generate (N new tokens after a P-token prompt, greedy; for the Transformer without and with
-the KV cache).
-Grids: named lists of workloads (quick, default, full) sweeping T, D and, for the models
-that stack layers, L.
+Quantities (what a cost model predicts and a counter measures): params, forward (no grad,
+all T positions), backward (of the cross-entropy alone, its forward run beforehand),
+train (one `charlm.steps.TrainStep`: forward, backward and Adam's update) and generate
+(N greedy tokens after a P-token prompt, optionally with the KV cache). `runner` turns a
+model and sizes into the zero-argument callable that runs one of them; every measurement
+of this project runs exactly those callables.
+
+Bench workloads: a `Workload` names a variant (a registered model with its attention
+kernel, the model's fused torch.nn twin, or one attention layer), a phase (forward, train,
+generate, generate_cache) and sizes; `prepare` builds it. Variants and grids come from the
+architecture table (`analysis.architectures`), so a registered architecture is benchmarked
+without edits here.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from analysis.architectures import ARCHITECTURES, Architecture, architecture
 from charlm.models.registry import ModelConfig, build_model
-from charlm.models.transformer import CausalSelfAttention, TransformerConfig
+from charlm.steps import TrainStep, lm_loss
+from charlm.validate import positive_int
 
-PHASES = ("forward", "train", "generate", "generate_cache")
-KINDS = ("model", "reference", "attention")
+QUANTITIES = ("params", "forward", "backward", "train", "generate")
+REQUIRED_SIZES = {"params": (), "forward": ("B", "T"), "backward": ("B", "T"),
+                  "train": ("B", "T"), "generate": ("B", "P", "N")}
+# bench phase -> (quantity, KV cache)
+PHASES = {"forward": ("forward", False), "train": ("train", False),
+          "generate": ("generate", False), "generate_cache": ("generate", True)}
+
+
+def check_request(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False) -> None:
+    """ValueError for a quantity or sizes the model cannot run."""
+    if quantity not in QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose from {', '.join(QUANTITIES)}")
+    for key in REQUIRED_SIZES[quantity]:
+        positive_int(f"{quantity} size {key}", sizes.get(key))
+    if quantity in ("forward", "backward", "train"):
+        cfg.check_seq_len(sizes["T"])
+    if kv_cache and not (architecture(cfg.model).kv_cache and quantity == "generate"):
+        with_cache = [a.name for a in ARCHITECTURES.values() if a.kv_cache]
+        raise ValueError(f"a KV cache applies only to generate, of {', '.join(with_cache)}")
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def token_ids(vocab: int, batch: int, length: int, seed: int = 0,
+              device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded (B, length) input ids and targets, drawn on the CPU and moved to `device`."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, vocab, (batch, length), generator=gen)
+    targets = torch.randint(0, vocab, (batch, length), generator=gen)
+    return idx.to(device), targets.to(device)
+
+
+def runner(model: nn.Module, quantity: str, sizes: dict, kv_cache: bool = False,
+           device: str | torch.device = "cpu", seed: int = 0) -> Callable[[], object]:
+    """The callable that runs `quantity` once on `model` (its train/eval mode set here).
+
+    backward: the forward runs now, so the callable is `loss.backward` of the cross-entropy
+    (only one call possible). train: a `TrainStep` on a fixed batch (callable repeatedly).
+    """
+    vocab = model.vocab_size
+    if quantity == "generate":
+        model.eval()
+        prompt, _ = token_ids(vocab, sizes["B"], sizes["P"], seed, device)
+        kw = {"use_cache": True} if kv_cache else {}
+        return lambda: model.generate(prompt, sizes["N"], greedy=True, **kw)
+    idx, targets = token_ids(vocab, sizes["B"], sizes["T"], seed, device)
+    if quantity == "forward":
+        model.eval()
+
+        def forward():
+            with torch.no_grad():
+                return model.forward_sequence(idx)[0]
+
+        return forward
+    model.train()
+    if quantity == "backward":
+        return lm_loss(model, idx, targets).backward
+    if quantity == "train":
+        return TrainStep(model, idx, targets)
+    raise ValueError(f"quantity {quantity!r} runs no code; choose from "
+                     f"{', '.join(q for q in QUANTITIES if REQUIRED_SIZES[q])}")
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[object]:
+    """Tensors made inside carry shapes, dtypes and devices but no data (PyTorch's fake
+    tensors): models of any size are built and run without allocating, and ops dispatch to
+    the same CPU kernels (SDPA included) as with real tensors, so dispatch-level counters and
+    tracers see the same ops. Values cannot be read inside."""
+    from torch._subclasses.fake_tensor import FakeTensorMode  # private, stable since 2.0
+
+    with FakeTensorMode() as mode:
+        yield mode
+
+
+# ---------------------------------------------------------------------------- variants
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A runnable thing: a registry model (with its attention kernel), the torch.nn fused
-    equivalent of a homework recurrent model, or a single attention layer."""
+    """A runnable thing: a registered model (with its attention kernel), the fused torch.nn
+    twin of a homework model, or a single attention layer."""
 
     name: str
     model: str
     attention: str | None = None
     impl: str = "homework"  # homework | torch
-    kind: str = "model"
+    kind: str = "model"  # model | reference | attention
 
 
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in [
-        Variant("rnn", "rnn"),
-        Variant("mlrnn", "mlrnn"),
-        Variant("gru", "gru"),
-        Variant("transformer-flash", "transformer", "flash"),
-        Variant("transformer-manual", "transformer", "manual"),
-        Variant("rnn-torch", "rnn", impl="torch", kind="reference"),
-        Variant("mlrnn-torch", "mlrnn", impl="torch", kind="reference"),
-        Variant("gru-torch", "gru", impl="torch", kind="reference"),
-        Variant("attention-flash", "transformer", "flash", kind="attention"),
-        Variant("attention-manual", "transformer", "manual", kind="attention"),
-    ]
-}
+def variants() -> dict[str, Variant]:
+    """Every bench variant of the registered architectures, by name."""
+    out: dict[str, Variant] = {}
+
+    def add(v: Variant):
+        if v.name in out:
+            raise ValueError(f"two architectures define the bench variant {v.name!r}")
+        out[v.name] = v
+
+    for arch in ARCHITECTURES.values():
+        for name, kernel in arch.variants:
+            add(Variant(name, arch.name, kernel))
+    for arch in ARCHITECTURES.values():
+        if arch.torch_twin is not None:
+            add(Variant(f"{arch.name}-torch", arch.name, impl="torch", kind="reference"))
+    for arch in ARCHITECTURES.values():
+        if arch.attention_layer is not None:
+            for kernel in arch.attention_kinds:
+                add(Variant(f"attention-{kernel}", arch.name, kernel, kind="attention"))
+    return out
+
+
+def model_variants() -> tuple[str, ...]:
+    return tuple(v.name for v in variants().values() if v.kind == "model")
 
 
 @dataclass(frozen=True)
@@ -73,25 +160,40 @@ class Workload:
     sweep: str = "base"  # which axis this workload varies: base, T, D, L, N
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        known = variants()
+        if self.variant not in known:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {', '.join(known)}")
         if self.phase not in PHASES:
             raise ValueError(f"unknown phase {self.phase!r}; choose from {', '.join(PHASES)}")
-        if self.phase.startswith("generate") and self.new_tokens < 1:
+        if self.generates and self.new_tokens < 1:
             raise ValueError("a generate workload needs new_tokens >= 1")
-        if self.phase == "generate_cache" and self.spec.model != "transformer":
-            raise ValueError("generate_cache (KV cache) applies to the transformer only")
-        if self.spec.kind == "attention" and self.phase != "forward":
+        if self.phase == "generate_cache" and not self.arch.kv_cache:
+            with_cache = [a.name for a in ARCHITECTURES.values() if a.kv_cache]
+            raise ValueError(f"generate_cache (KV cache) applies to {', '.join(with_cache)} only")
+        if self.kind == "attention" and self.phase != "forward":
             raise ValueError("attention workloads time the forward pass only")
         self.model_config()  # validates sizes
 
     @property
     def spec(self) -> Variant:
-        return VARIANTS[self.variant]
+        return variants()[self.variant]
+
+    @property
+    def arch(self) -> Architecture:
+        return architecture(self.spec.model)
 
     @property
     def kind(self) -> str:
         return self.spec.kind
+
+    @property
+    def generates(self) -> bool:
+        return PHASES[self.phase][0] == "generate"
+
+    @property
+    def quantity(self) -> tuple[str, bool]:
+        """(cost-model quantity, KV cache) this phase measures."""
+        return PHASES[self.phase]
 
     @property
     def context(self) -> int:
@@ -107,17 +209,16 @@ class Workload:
             hidden=self.hidden,
             layers=self.layers,
             heads=self.heads,
-            block_size=self.context if spec.model == "transformer" else None,
+            block_size=self.context if self.arch.windowed else None,
             attention=spec.attention,
         )
 
     def sizes(self) -> dict:
         """The cost-model symbols' values (B, T, D, E, L, H, V, C; N and P when generating)."""
         cfg = self.model_config()
-        gen = self.phase.startswith("generate")
         sizes = {
             "B": self.batch,
-            "T": self.seq_len if not gen else self.context,
+            "T": self.context if self.generates else self.seq_len,
             "D": cfg.hidden,
             "E": cfg.embed,
             "L": cfg.layers if self.kind != "attention" else 1,
@@ -125,13 +226,13 @@ class Workload:
             "V": self.vocab,
             "C": cfg.block_size if cfg.block_size is not None else self.context,
         }
-        if gen:
+        if self.generates:
             sizes.update(N=self.new_tokens, P=self.seq_len)
         return sizes
 
     def tokens(self) -> int:
         """Tokens processed per round: B*T for forward/train, B*N generated."""
-        return self.batch * (self.new_tokens if self.phase.startswith("generate") else self.seq_len)
+        return self.batch * (self.new_tokens if self.generates else self.seq_len)
 
     @property
     def id(self) -> str:
@@ -139,13 +240,13 @@ class Workload:
         parts = [self.variant, self.phase, f"B{s['B']}", f"T{self.seq_len}", f"D{s['D']}"]
         if self.kind != "attention":
             parts.append(f"L{s['L']}")
-        if self.phase.startswith("generate"):
+        if self.generates:
             parts.append(f"N{self.new_tokens}")
         return "-".join(parts)
 
     @property
     def group(self) -> str:
-        return f"{self.kind}:{self.variant.split('-')[0]}:{self.phase}"
+        return f"{self.kind}:{self.spec.model}:{self.phase}"
 
     def to_dict(self) -> dict:
         cfg = self.model_config()
@@ -156,69 +257,8 @@ class Workload:
             "model": cfg.model,
             "attention": cfg.attention,
             "impl": self.spec.impl,
-            **{k: v for k, v in self.sizes().items()},
+            **self.sizes(),
         }
-
-
-# ---------------------------------------------------------------------------- torch.nn refs
-
-
-class TorchRecurrentLM(nn.Module):
-    """A homework recurrent LM re-expressed with torch.nn.RNN / torch.nn.GRU (cuDNN on GPU),
-    holding copies of the homework model's weights: same embedding, same recurrence, same
-    head, one fused call over the whole sequence."""
-
-    def __init__(self, embedding: nn.Embedding, rnn: nn.RNNBase, fc: nn.Linear):
-        super().__init__()
-        self.embedding = copy.deepcopy(embedding)
-        self.rnn = rnn
-        self.fc = copy.deepcopy(fc)
-
-    def forward_sequence(self, idx, state=None):
-        out, h = self.rnn(self.embedding(idx), state)  # (B, T, D), (L, B, D)
-        return self.fc(out), h
-
-
-def _as_list(m):
-    return list(m) if isinstance(m, nn.ModuleList) else [m]
-
-
-def _torch_elman(model) -> TorchRecurrentLM:
-    w_ih, w_hh = _as_list(model.W_ih), _as_list(model.W_hh)
-    rnn = nn.RNN(w_ih[0].in_features, model.hidden_size, num_layers=len(w_ih),
-                 nonlinearity="tanh", bias=True, batch_first=True)
-    with torch.no_grad():
-        for k, (ih, hh) in enumerate(zip(w_ih, w_hh)):
-            getattr(rnn, f"weight_ih_l{k}").copy_(ih.weight)
-            getattr(rnn, f"bias_ih_l{k}").copy_(ih.bias)
-            getattr(rnn, f"weight_hh_l{k}").copy_(hh.weight)
-            getattr(rnn, f"bias_hh_l{k}").copy_(hh.bias)
-    return TorchRecurrentLM(model.embedding, rnn, model.fc)
-
-
-def _torch_gru(model) -> TorchRecurrentLM:
-    cells = model.cells()
-    rnn = nn.GRU(cells[0].W_xr.in_features, model.hidden_size, num_layers=len(cells),
-                 bias=False, batch_first=True)
-    with torch.no_grad():
-        for k, c in enumerate(cells):  # torch.nn.GRU stacks gates in the order r, z, n
-            getattr(rnn, f"weight_ih_l{k}").copy_(torch.cat([c.W_xr.weight, c.W_xz.weight, c.W_xn.weight]))
-            getattr(rnn, f"weight_hh_l{k}").copy_(torch.cat([c.W_hr.weight, c.W_hz.weight, c.W_hn.weight]))
-    return TorchRecurrentLM(model.embedding, rnn, model.fc)
-
-
-TORCH_EQUIVALENTS: dict[str, Callable[[nn.Module], TorchRecurrentLM]] = {
-    "rnn": _torch_elman,
-    "mlrnn": _torch_elman,
-    "gru": _torch_gru,
-}
-
-
-def torch_equivalent(model_name: str, model: nn.Module) -> TorchRecurrentLM:
-    try:
-        return TORCH_EQUIVALENTS[model_name](model)
-    except KeyError:
-        raise ValueError(f"no torch.nn equivalent for model {model_name!r}") from None
 
 
 # ---------------------------------------------------------------------------- prepare
@@ -236,81 +276,44 @@ class Prepared:
     outputs: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def _inputs(w: Workload, device, generator) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = torch.randint(0, w.vocab, (w.batch, w.seq_len), generator=generator).to(device)
-    targets = torch.randint(0, w.vocab, (w.batch, w.seq_len), generator=generator).to(device)
-    return idx, targets
-
-
-def _phase_fn(w: Workload, model, idx, targets) -> Callable[[], object]:
-    if w.phase == "forward":
-        model.eval()
-
-        def forward():
-            with torch.no_grad():
-                return model.forward_sequence(idx)[0]
-
-        return forward
-    if w.phase == "train":
-        model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-        def train_step():
-            opt.zero_grad(set_to_none=True)
-            logits, _ = model.forward_sequence(idx)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-            loss.backward()
-            opt.step()
-            return loss
-
-        return train_step
-    kwargs = {"use_cache": True} if w.phase == "generate_cache" else {}
-    if w.spec.model == "transformer" and w.phase == "generate":
-        kwargs = {"use_cache": False}
-    return lambda: model.generate(idx, w.new_tokens, greedy=True, **kwargs)
-
-
 def prepare(w: Workload, device: str | torch.device = "cpu", seed: int = 0) -> Prepared:
     """Build the workload's model with seeded weights on `device` and its round callable.
 
     For a torch.nn reference the homework model is built with the same seed, its weights
-    copied into torch.nn.RNN/GRU, and the logits of both compared (`outputs`); the
-    caller asserts they agree before timing.
+    copied into the fused twin, and the logits of both compared (`outputs`); the caller
+    asserts they agree before timing.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    idx, targets = _inputs(w, device, generator)
-    spec = w.spec
+    spec, arch = w.spec, w.arch
     if spec.kind == "attention":
         cfg = w.model_config()
-        layer = CausalSelfAttention(TransformerConfig(
-            vocab_size=w.vocab, n_embd=cfg.hidden, block_size=w.seq_len, n_layer=1,
-            n_head=cfg.heads, flash=spec.attention == "flash")).to(device).eval()
-        x = torch.randn(w.batch, w.seq_len, cfg.hidden, generator=generator).to(device)
+        layer = arch.attention_layer(cfg.hidden, cfg.heads, w.seq_len, spec.attention)
+        layer = layer.to(device).eval()
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(w.batch, w.seq_len, cfg.hidden, generator=gen).to(device)
 
         def attend():
             with torch.no_grad():
                 return layer(x)[0]
 
         return Prepared(w, layer, attend)
+    quantity, kv_cache = w.quantity
     homework = build_model(w.model_config()).to(device)
     if spec.impl == "homework":
-        return Prepared(w, homework, _phase_fn(w, homework, idx, targets))
-    ref = torch_equivalent(spec.model, homework).to(device)
+        return Prepared(w, homework, runner(homework, quantity, w.sizes(), kv_cache, device, seed))
+    twin = arch.torch_twin(homework).to(device)
+    idx, _ = token_ids(w.vocab, w.batch, w.seq_len, seed, device)
     with torch.no_grad():
-        outputs = (homework.eval().forward_sequence(idx)[0], ref.eval().forward_sequence(idx)[0])
-    return Prepared(w, ref, _phase_fn(w, ref, idx, targets), outputs)
+        outputs = (homework.eval().forward_sequence(idx)[0], twin.eval().forward_sequence(idx)[0])
+    return Prepared(w, twin, runner(twin, quantity, w.sizes(), kv_cache, device, seed), outputs)
 
 
-def attention_pair_outputs(w: Workload, device="cpu", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs of the flash and the manual attention layer with the same seeded weights and
-    input, for checking they agree before timing either."""
-    outs = []
-    for kernel in ("flash", "manual"):
-        p = prepare(replace(w, variant=f"attention-{kernel}"), device, seed)
-        outs.append(p.fn())
-    return outs[0], outs[1]
+def attention_pair_outputs(w: Workload, device="cpu", seed: int = 0) -> list[torch.Tensor]:
+    """Outputs of the attention layer under each kernel, same seeded weights and input, for
+    checking they agree before timing any."""
+    return [prepare(replace(w, variant=f"attention-{kernel}"), device, seed).fn()
+            for kernel in w.arch.attention_kinds]
 
 
 # ---------------------------------------------------------------------------- grids
@@ -342,8 +345,6 @@ GRIDS: dict[str, GridSpec] = {
                      rounds=10, warmup=3),
 }
 GPU_ATTENTION_T = (128, 256, 512, 1024, 2048)  # the SDPA vs manual sweep on CUDA
-MODEL_VARIANTS = ("rnn", "mlrnn", "gru", "transformer-flash", "transformer-manual")
-STACKED = ("mlrnn", "gru", "transformer-flash", "transformer-manual")
 
 
 def get_grid(name: str) -> GridSpec:
@@ -364,40 +365,46 @@ def _unique(ws):
 
 def model_workloads(grid: str) -> list[Workload]:
     """Every model variant x phase: T sweep (forward, train) at default width, D and L sweeps
-    (forward, train) at the middle T, generation at each N."""
+    (forward, train) at the middle T (L only for models that stack layers), generation at
+    each N (with and without the KV cache where there is one)."""
     g = get_grid(grid)
     t_mid = g.T[len(g.T) // 2]
     ws = []
-    for v in MODEL_VARIANTS:
+    for v in variants().values():
+        if v.kind != "model":
+            continue
+        arch = architecture(v.model)
         for phase in ("forward", "train"):
-            ws += [Workload(v, phase, g.batch, t, sweep="T") for t in g.T]
-            ws += [Workload(v, phase, g.batch, t_mid, hidden=d, embed=d if "transformer" in v else None,
-                            heads=None, sweep="D") for d in g.D]
-            if v in STACKED:
-                ws += [Workload(v, phase, g.batch, t_mid, layers=n, sweep="L") for n in g.L]
-        gen_phases = ("generate", "generate_cache") if v.startswith("transformer") else ("generate",)
-        for phase in gen_phases:
-            ws += [Workload(v, phase, g.batch, g.prompt, new_tokens=n, sweep="N") for n in g.N]
+            ws += [Workload(v.name, phase, g.batch, t, sweep="T") for t in g.T]
+            ws += [Workload(v.name, phase, g.batch, t_mid, hidden=d, sweep="D") for d in g.D]
+            if arch.stacked:
+                ws += [Workload(v.name, phase, g.batch, t_mid, layers=n, sweep="L") for n in g.L]
+        for phase in ("generate", "generate_cache") if arch.kv_cache else ("generate",):
+            ws += [Workload(v.name, phase, g.batch, g.prompt, new_tokens=n, sweep="N")
+                   for n in g.N]
     return _unique(ws)
 
 
 def reference_workloads(grid: str) -> list[Workload]:
-    """Homework loop and torch.nn fused twin, same sizes, forward and train."""
+    """Homework loop and its torch.nn fused twin, same sizes, forward and train."""
     g = get_grid(grid)
     ws = []
-    for model in ("rnn", "mlrnn", "gru"):
-        for impl in (model, f"{model}-torch"):
+    for v in variants().values():
+        if v.kind != "reference":
+            continue
+        for name in (v.model, v.name):
             for phase in ("forward", "train"):
-                ws += [Workload(impl, phase, g.batch, t, sweep="T") for t in g.reference_T]
+                ws += [Workload(name, phase, g.batch, t, sweep="T") for t in g.reference_T]
     return _unique(ws)
 
 
 def attention_workloads(grid: str, device: str = "cpu") -> list[Workload]:
-    """One attention layer (width 128, 4 heads) at growing T, both kernels."""
+    """One attention layer (width 128, 4 heads) at growing T, every kernel."""
     g = get_grid(grid)
     ts = g.attention_T if torch.device(device).type == "cpu" else GPU_ATTENTION_T
-    return [Workload(f"attention-{k}", "forward", g.batch, t, hidden=128, heads=4, sweep="T")
-            for t in ts for k in ("flash", "manual")]
+    names = [v.name for v in variants().values() if v.kind == "attention"]
+    return [Workload(name, "forward", g.batch, t, hidden=128, heads=4, sweep="T")
+            for t in ts for name in names]
 
 
 WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
@@ -408,10 +415,6 @@ WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
 
 
 # ---------------------------------------------------------------------------- cost columns
-
-QUANTITY = {"forward": "forward", "train": "train", "generate": "generate",
-            "generate_cache": "generate"}
-ATTENTION_TERMS = ("qkv", "scores", "weighted_values", "out_proj")
 
 
 def measured_flops(p: Prepared) -> dict:
@@ -424,36 +427,25 @@ def measured_flops(p: Prepared) -> dict:
     if w.kind == "model" and w.phase == "forward" and fvcore_available():
         # fvcore traces a CPU copy built from the same config: counts depend on shapes only,
         # and the counters' own inputs live on the CPU
-        out["fvcore"] = measure_flops(w.model_config(), "forward", w.sizes())["fvcore"]
+        out["fvcore"] = measure_flops(w.model_config(), "forward", w.sizes()).fvcore
     return out
 
 
 def predictions(w: Workload) -> dict:
     """Predicted FLOPs (cost models of analysis.formulas) and sequential matmul depth
-    (analysis.depth_formulas) of a workload; None where a model has no prediction."""
+    (analysis.depth_formulas) of a workload; depth None for a lone attention layer."""
     return {"flops": predicted_flops(w), "depth": predicted_depth(w)}
 
 
-def _quantity_kwargs(w: Workload) -> tuple[str, dict]:
-    quantity = QUANTITY[w.phase]
-    if quantity == "generate":
-        return quantity, {"kv_cache": w.phase == "generate_cache"}
-    return quantity, {}
-
-
-def predicted_flops(w: Workload) -> int | None:
+def predicted_flops(w: Workload) -> int:
     """Matmul FLOPs of one round (2 per multiply-add, full attention square). Flash attention's
     backward recomputes the scores (kernel="flash"), as the counter counts it."""
-    try:
-        from analysis.formulas import cost_model
-    except ImportError:
-        return None
-    cm = cost_model(w.spec.model)
-    sizes = w.sizes()
+    cm, sizes = w.arch.cost, w.sizes()
     if w.kind == "attention":
         terms = cm.forward(head=False).evaluate({**sizes, "L": 1})
-        return sum(terms[name] for name in ATTENTION_TERMS)
-    quantity, kw = _quantity_kwargs(w)
+        return sum(terms[name] for name in w.arch.attention_layer_terms)
+    quantity, kv_cache = w.quantity
+    kw: dict = {"kv_cache": kv_cache} if quantity == "generate" else {}
     if quantity == "train" and w.spec.attention is not None:
         kw["kernel"] = w.spec.attention
     return cm.quantity(quantity, **kw).evaluate(sizes)["total"]
@@ -462,11 +454,8 @@ def predicted_flops(w: Workload) -> int | None:
 def predicted_depth(w: Workload) -> int | None:
     """Matmuls on the longest dependency chain of one round (analysis.depth_formulas); None
     for a lone attention layer."""
-    try:
-        from analysis.depth_formulas import depth_model
-    except ImportError:
-        return None
     if w.kind == "attention":
         return None
-    quantity, kw = _quantity_kwargs(w)
-    return depth_model(w.spec.model).quantity(quantity, head=True, **kw).evaluate(w.sizes())["depth"]
+    quantity, kv_cache = w.quantity
+    prediction = w.arch.depth.quantity(quantity, head=True, kv_cache=kv_cache)
+    return prediction.evaluate(w.sizes())["depth"]

@@ -37,6 +37,18 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+def has_values(t: torch.Tensor) -> bool:
+    """False for tensors that carry shapes only (meta, or the fake tensors FLOPs are counted
+    on): their values cannot be read, so value checks are skipped for them."""
+    if t.device.type == "meta":
+        return False
+    try:  # private, present from torch 2.0 on
+        from torch._subclasses.fake_tensor import is_fake
+    except ImportError:  # pragma: no cover
+        return True
+    return not is_fake(t)
+
+
 def start_tokens(
     prompt_ids: torch.Tensor | None,
     vocab_size: int,
@@ -52,6 +64,7 @@ def start_tokens(
         raise ValueError(f"prompt_ids must have shape (B, P) with P >= 1, got {tuple(prompt_ids.shape)}")
     if prompt_ids.dtype != torch.long:
         raise ValueError(f"prompt_ids must be a LongTensor, got {prompt_ids.dtype}")
-    if int(prompt_ids.min()) < 0 or int(prompt_ids.max()) >= vocab_size:
+    if has_values(prompt_ids) and (
+            int(prompt_ids.min()) < 0 or int(prompt_ids.max()) >= vocab_size):
         raise ValueError(f"prompt_ids must lie in [0, {vocab_size}), got values outside")
     return prompt_ids.to(device)

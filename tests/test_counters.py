@@ -51,7 +51,7 @@ def test_flash_and_manual_attention_differ_only_by_backward_recompute(quantity):
     flash = counters.measure_flops(base.with_(attention="flash"), quantity, sizes, fvcore=False)
     manual = counters.measure_flops(base.with_(attention="manual"), quantity, sizes, fvcore=False)
     recompute = 2 * 2 * 2 * 6 * 6 * 8 if quantity == "backward" else 0  # 2 B L T^2 D
-    assert flash["torch"] - manual["torch"] == recompute
+    assert flash.torch - manual.torch == recompute
 
 
 def test_recurrent_backward_misses_input_gradient_through_h0():
@@ -60,14 +60,14 @@ def test_recurrent_backward_misses_input_gradient_through_h0():
     model = build_model(cfg)
     fwd = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=False, model=model)
     bwd = counters.measure_flops(cfg, "backward", {"B": b, "T": t}, model=model)
-    assert bwd["torch"] == 2 * fwd["torch"] - 2 * b * layers * d * d
+    assert bwd.torch == 2 * fwd.torch - 2 * b * layers * d * d
 
 
 def test_train_step_is_forward_plus_backward_adam_adds_no_matmul():
     cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
     sizes = {"B": 2, "T": 4}
     model = build_model(cfg)
-    parts = [counters.measure_flops(cfg, q, sizes, fvcore=False, model=model)["torch"]
+    parts = [counters.measure_flops(cfg, q, sizes, fvcore=False, model=model).torch
              for q in ("forward", "backward", "train")]
     assert parts[2] == parts[0] + parts[1]
 
@@ -75,7 +75,7 @@ def test_train_step_is_forward_plus_backward_adam_adds_no_matmul():
 def test_module_attribution_names_every_block_separately():
     cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8)
     measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 4}, fvcore=False)
-    names = measured["torch_by_module"]
+    names = measured.by_module
     assert {"transformer.blocks.0.attn.c_attn", "transformer.blocks.1.attn.c_attn",
             "lm_head"} <= set(names)
     # the attention kernel itself is the attn module's own work: 4 B T^2 D per layer
@@ -94,8 +94,8 @@ def test_fvcore_forward_matches_torch_counter_after_doubling(attention):
     cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8,
                       attention=attention)
     measured = counters.measure_flops(cfg, "forward", {"B": 3, "T": 5})
-    assert measured["fvcore"] == measured["torch"]
-    assert "aten::scaled_dot_product_attention" not in measured["fvcore_unsupported"]
+    assert measured.fvcore == measured.torch
+    assert "aten::scaled_dot_product_attention" not in measured.fvcore_unsupported
 
 
 @needs_fvcore
@@ -103,16 +103,16 @@ def test_fvcore_lists_unsupported_ops_and_counts_layernorm_as_elementwise():
     b, t, d, layers = 3, 5, 8, 2
     cfg = ModelConfig("transformer", 11, hidden=d, layers=layers, heads=2, block_size=8)
     measured = counters.measure_flops(cfg, "forward", {"B": b, "T": t})
-    assert "aten::gelu" in measured["fvcore_unsupported"]
+    assert "aten::gelu" in measured.fvcore_unsupported
     # fvcore's LayerNorm count is the elementwise tier's: 5 per element, 2L + 1 norms
-    assert measured["fvcore_elementwise"] == ELEMENTWISE_COST["layernorm"] * b * t * d * (2 * layers + 1)
+    assert measured.fvcore_elementwise == ELEMENTWISE_COST["layernorm"] * b * t * d * (2 * layers + 1)
 
 
 @needs_fvcore
 def test_fvcore_unrolls_recurrent_loops_and_matches():
     cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
     measured = counters.measure_flops(cfg, "forward", {"B": 2, "T": 3})
-    assert measured["fvcore"] == measured["torch"] > 0
+    assert measured.fvcore == measured.torch > 0
 
 
 def test_fvcore_import_warning_filter_matches_only_torch_jit_script_message():
@@ -143,7 +143,7 @@ def test_measure_rejects_bad_requests():
     cfg = ModelConfig("transformer", 11, hidden=8, layers=1, heads=2, block_size=8)
     with pytest.raises(ValueError, match="exceeds block_size"):
         counters.measure_flops(cfg, "forward", {"B": 1, "T": 9})
-    with pytest.raises(ValueError, match="positive integer N"):
+    with pytest.raises(ValueError, match="generate size N must be a positive integer"):
         counters.measure_flops(cfg, "generate", {"B": 1, "P": 2, "N": 0})
     with pytest.raises(ValueError, match="KV cache"):
         counters.measure_flops(ModelConfig("gru", 5), "generate", {"B": 1, "P": 1, "N": 1},
@@ -165,5 +165,5 @@ def test_without_fvcore_its_counts_are_none_and_torch_still_counts(monkeypatch):
     assert not counters.fvcore_available()
     cfg = ModelConfig("rnn", 5, embed=3, hidden=4)
     measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 2})
-    assert measured["fvcore"] is None and measured["fvcore_unsupported"] is None
-    assert measured["torch"] == 2 * 1 * 2 * (3 * 4 + 4 * 4 + 4 * 5)
+    assert measured.fvcore is None and measured.fvcore_unsupported is None
+    assert measured.torch == 2 * 1 * 2 * (3 * 4 + 4 * 4 + 4 * 5)

@@ -1,3 +1,4 @@
+import dataclasses
 """The reconciliation table: the grid's coverage, exact agreement on a quick grid, a verdict
 that can fail, and the CSV with its convention and environment columns."""
 
@@ -87,13 +88,13 @@ def test_mismatch_is_reported_not_hidden(monkeypatch):
 
     def off_by_two(*args, **kw):
         out = real(*args, **kw)
-        out["torch"] += 2
-        return out
+        return dataclasses.replace(out, torch=out.torch + 2)
 
     monkeypatch.setattr(counters, "measure_flops", off_by_two)
     point = reconcile.GridPoint(ModelConfig("rnn", 5, embed=3, hidden=4), B=1, T=2)
     row = reconcile.reconcile_row(point, "forward", fvcore=False)
-    assert row["verdict"].startswith("MISMATCH")
+    assert row["verdict"] == "mismatch"
+    assert f"torch {row['predicted'] + 2} != {row['predicted']}" in row["verdict_detail"]
     assert row["ratio_torch"] == pytest.approx((row["predicted"] + 2) / row["predicted"])
 
 
