@@ -1,15 +1,18 @@
-"""The `charlm` command line: a thin layer that parses flags into configs and calls the library.
+"""charlm: train the homework's character-level language models (RNN, multi-layer RNN, GRU,
+Transformer), sample from them, and measure what they cost: FLOPs beside their formulas,
+sequential depth, timings, and verdicts on written cost answers.
 
-Each subcommand lives in its own module under `charlm.commands` and exposes
-`register(subparsers)`; adding a command is adding its module name to COMMANDS.
-Errors the user can fix (ValueError, missing files) print one line and exit 2.
+Run "charlm COMMAND --help" for a command's flags and an example.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+
+from charlm import __version__
 
 COMMANDS = [
     "charlm.commands.train",
@@ -23,33 +26,153 @@ COMMANDS = [
     "charlm.commands.report",
 ]
 
+# An example for the commands whose modules do not give one (their epilog wins).
+EXAMPLES = {
+    "check-answers": "charlm check-answers analysis/data/homework_answers.toml\n"
+                     "  charlm check-answers --list",
+    "report": "charlm report --quick --out /tmp/charlm-report",
+}
+
+# Help for flags a command module left without one, by destination name.
+FLAG_HELP = {
+    "format": "output: an aligned table to read, or csv / json with every detail",
+    "device": "where to run: cpu, cuda, or auto (cuda when available)",
+    "seed": "random seed",
+    "quantity": "what to count",
+    "grid": "which grid of sizes",
+    "list": "list the choices and exit",
+    "out": "where to write the output",
+    "file": "input file",
+}
+
+# Config field names that reach messages under another name than their flag.
+FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars"}
+
+OOM_PATTERN = re.compile(r"out of memory|can't allocate|cannot allocate|could not allocate"
+                         r"|failed to allocate", re.IGNORECASE)
+SIZE_FLAGS = ("--batch-size", "--batch", "--seq-len", "--hidden", "--layers", "--block-size",
+              "--vocab", "--new-tokens")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                    argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each flag's help (unless unset, a switch, or already said), text
+    kept as written (examples stay on their lines), Markdown backticks dropped."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, argparse.SUPPRESS) or "default" in text.lower()
+                or not action.option_strings or isinstance(default, bool)):
+            return text
+        return text + " (default: %(default)s)"
+
+    def _format_text(self, text):
+        return super()._format_text(text.replace("`", "") if text else text)
+
+    def _expand_help(self, action):
+        return super()._expand_help(action).replace("`", "")
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), without the usage block."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="charlm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    """Every subcommand's parser. Imports no torch or pandas: those load in the command run."""
+    parser = Parser(prog="charlm", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"charlm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
+                                metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
+    for name, command in sub.choices.items():
+        if not command.epilog and name in EXAMPLES:
+            command.epilog = "example:\n  " + EXAMPLES[name]
+        for action in command._actions:
+            if action.help is None:
+                action.help = FLAG_HELP.get(action.dest, action.dest.replace("_", " "))
     return parser
 
 
+def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """Config field names in a library message replaced by the command's flags:
+    `batch_size must be ...` -> `--batch-size must be ...`, `hidden: ...` -> `--hidden: ...`,
+    `resume=True` -> `--resume`. Only a name followed by what a message says about a value
+    (must, a number, =, :, a bracket) is replaced, so prose and paths stay as they are."""
+    if parser is None:
+        return message
+    flags = {}
+    for action in parser._actions:
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs:
+            flags[action.dest] = longs[0]
+    for field, dest in FIELD_ALIASES.items():
+        if dest in flags:
+            flags.setdefault(field, flags[dest])
+    if not flags:
+        return message
+    names = "|".join(sorted((re.escape(k) for k in flags), key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w\-/.'\"])({names})(=True\b|(?= must\b| -?\d| ?=| \(|:))")
+
+    def swap(match):
+        flag = flags[match.group(1)]
+        return flag if match.group(2) == "=True" else flag + match.group(2)
+
+    return pattern.sub(swap, message)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and bool(OOM_PATTERN.search(str(exc)))
+
+
+def _oom_line(exc: BaseException, parser) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(first) > 160:
+        first = first[:157] + "..."
+    own = [] if parser is None else [s for a in parser._actions for s in a.option_strings]
+    sizes = [f for f in SIZE_FLAGS if f in own] or ["the sizes"]
+    return (f"out of memory ({first}); try smaller {', '.join(sizes[:4])}"
+            + (" or --device cpu" if "--device" in own else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command, sub = "", None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        sub = parser._subparsers._group_actions[0].choices.get(command)
+        raw = list(sys.argv[1:] if argv is None else argv)
+        args.argv = raw[raw.index(command) + 1:] if command in raw else []
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"charlm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"charlm {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # one line, also during start-up; says where if it can
+        where = f": {exc}" if str(exc) else ""
+        print(f"charlm{' ' + command if command else ''}: interrupted{where}", file=sys.stderr)
         return 130
+    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            FileExistsError, PermissionError) as exc:
+        print(f"charlm {command}: error: {flag_names(_one_line(exc), sub)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        print(f"charlm {command}: error: {_oom_line(exc, sub)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) if str(exc) else type(exc).__name__
+    return text
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 TINYSTORIES = "roneneldan/TinyStories"
 TINYSTORIES_CHARS = 10_000_000  # the homework's dataset_size
 BUILTIN_CHARS = 2_000_000
-ALTERNATIVES = "use --data builtin (the default, offline) or --data PATH (UTF-8 text file or folder)"
+ALTERNATIVES = ("use --data builtin (the default, offline) or --data PATH (UTF-8 text file or "
+                "folder)")
 
 
 class CharLMDataset(Dataset):
@@ -119,14 +120,19 @@ def read_text_path(path: str | Path) -> str:
     return _read_utf8(path)
 
 
+BOM = "\ufeff"  # the UTF-8 byte-order mark some editors put first; not part of the text
+
+
 def _read_utf8(path: Path) -> str:
+    """The file's text; a byte-order mark at its start is dropped, not made a character."""
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{path}: not valid UTF-8 at byte offset {exc.start} (byte 0x{raw[exc.start]:02x})"
         ) from None
+    return text[1:] if text.startswith(BOM) else text
 
 
 # ---------------------------------------------------------------- Hugging Face datasets
@@ -324,7 +330,8 @@ class _Story:
             f"{self.hero} looked under the bed and behind the door.",
             f"Then {self.he} went to {self.place2} and asked {self.friend} for help.",
             self.say(self.friend, f"I will help you find it, {self.hero}."),
-            f"They looked {self.c(['high and low', 'everywhere', 'in the grass', 'by the water'])}.",
+            f"They looked "
+            f"{self.c(['high and low', 'everywhere', 'in the grass', 'by the water'])}.",
             f"At last, {self.pet} the {self.animal} found the {self.thing} "
             f"{self.c(['under a leaf', 'in a hole', 'next to a rock', 'in the mud'])}.",
             self.say(self.hero, f"Thank you, {self.pet}! You are the best {self.animal}!"),
@@ -404,8 +411,9 @@ class _Story:
 
     def ending(self):
         return self.c([
-            f"{self.hero} learned that {self.c(['sharing', 'being kind', 'asking for help', 'being brave', 'saying sorry'])} "
-            f"makes everyone happy.",
+            f"{self.hero} learned that "
+            f"{self.c(['sharing', 'being kind', 'asking for help', 'being brave', 'saying sorry'])}"
+            f" makes everyone happy.",
             f"That night, {self.hero} went to bed with a big smile.",
             "The end.",
             "And they all lived happily ever after.",

@@ -1,8 +1,9 @@
 """Training and checkpoints: the homework's loop (Adam, lr 1e-3, batch 32) made resumable.
 
-The loss is cross-entropy over every position of `model.forward_sequence(x)`. For the recurrent
-models this equals the homework's `sum_t criterion(logits_t, y_t) / T`, because each per-step
-loss is a mean over the same B rows (tests/test_train.py checks it).
+The loss and the update are charlm.steps' `lm_loss` and `TrainStep` (cross-entropy over every
+position of `model.forward_sequence(x)`, one Adam step). For the recurrent models this loss
+equals the homework's `sum_t criterion(logits_t, y_t) / T`, because each per-step loss is a
+mean over the same B rows (tests/test_train.py checks it).
 
 Batches: each epoch is a random permutation of the training chunks drawn from a generator
 seeded with (seed, epoch), cut into batches with the last partial batch dropped (the notebook's
@@ -13,6 +14,11 @@ Files under `out`: `checkpoint.pt` (config, vocab, weights, optimizer, step, RNG
 `log.csv` (step, train_loss, val_loss, elapsed_s, tokens_per_s), both written atomically.
 `elapsed_s` is cumulative training time, validation passes excluded; `tokens_per_s` is
 B*T / (time of that step).
+
+A folder that already holds a run (a checkpoint or a log) is refused unless `resume` (continue
+it) or `force` (replace it). SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop) finish the
+current step, save, and return with `interrupted=True` and `signal` naming the signal; a second
+SIGINT during a step stops at once without saving (raises KeyboardInterrupt).
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from charlm.data import CharLMDataset, encode, load_corpus, split_train_val
 from charlm.io import atomic_to_csv, atomic_torch_save
 from charlm.models.registry import ModelConfig, build_model, count_parameters
+from charlm.progress import Progress
+from charlm.steps import TrainStep, lm_loss
+from charlm.validate import positive_int
 
 __all__ = [
     "Checkpoint", "TrainConfig", "TrainResult", "encode", "generate_text", "load_checkpoint",
@@ -46,8 +53,14 @@ LOG_NAME = "log.csv"
 LOG_COLUMNS = ["step", "train_loss", "val_loss", "elapsed_s", "tokens_per_s"]
 CHECKPOINT_FORMAT = "charlm-checkpoint-v1"
 # fields a resumed run may change; every other field must match the checkpoint's
-RESUMABLE_CHANGES = ("steps", "device", "out", "resume", "checkpoint_every")
+RESUMABLE_CHANGES = ("steps", "device", "out", "resume", "force", "checkpoint_every")
+# fields compared through the model config, where an unset size has its default filled in
+MODEL_FIELDS = ("embed", "hidden", "layers", "heads", "block_size", "attention")
 DEVICES = ("auto", "cpu", "cuda")
+# "default": PyTorch's layer initialisation, as the notebook. "xavier-orthogonal" (recurrent
+# models): input weights Xavier-uniform, hidden-to-hidden weights orthogonal, the default of
+# Keras' GRU and LSTM layers, which keeps a signal's size through a deep stack.
+INITS = ("default", "xavier-orthogonal")
 
 
 @dataclass(frozen=True)
@@ -73,30 +86,31 @@ class TrainConfig:
     checkpoint_every: int = 500
     out: str | None = None
     resume: bool = False
+    force: bool = False  # replace a run already in `out`
+    init: str = "default"  # weight initialisation, see INITS
 
     def __post_init__(self):
         for name in ("steps", "seq_len", "batch_size", "val_every", "val_batches",
                      "checkpoint_every"):
-            _positive_int(name, getattr(self, name))
-        if self.data_chars is not None:
-            _positive_int("data_chars", self.data_chars)
+            positive_int(name, getattr(self, name))
+        positive_int("data_chars", self.data_chars, allow_none=True)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.resume and self.out is None:
             raise ValueError("resume needs an output directory (out) holding a checkpoint")
+        if self.resume and self.force:
+            raise ValueError("resume=True continues the run in out and force=True replaces "
+                             "it: give one of them")
         split_train_val("xx", self.val_fraction)  # validates the fraction
         self.model_config(vocab_size=1).check_seq_len(self.seq_len)
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(self.model, vocab_size, self.embed, self.hidden, self.layers,
                            self.heads, self.block_size, self.attention)
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -111,6 +125,7 @@ class TrainResult:
     config: TrainConfig
     device: torch.device
     interrupted: bool = False
+    signal: str | None = None  # "SIGINT" or "SIGTERM" when interrupted
 
 
 @dataclass
@@ -145,12 +160,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def sequence_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over all B*T positions of forward_sequence(x)."""
-    logits, _ = model.forward_sequence(x)  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-
-
 class _Batches:
     """Batch `step` (0-based) of a seeded, epoch-wise shuffle with drop_last."""
 
@@ -170,7 +179,8 @@ class _Batches:
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset: CharLMDataset, batch_size: int, max_batches: int,
              device: torch.device) -> float:
-    """Mean loss over up to max_batches*batch_size validation chunks spread evenly over the split."""
+    """Mean loss over up to max_batches*batch_size validation chunks spread evenly over the
+    split."""
     was_training = model.training
     model.eval()
     n = min(len(dataset), batch_size * max_batches)
@@ -178,7 +188,7 @@ def evaluate(model: nn.Module, dataset: CharLMDataset, batch_size: int, max_batc
     total = 0.0
     for start in range(0, n, batch_size):
         x, y = dataset.batch(chunks[start : start + batch_size])
-        total += sequence_loss(model, x.to(device), y.to(device)).item() * x.numel()
+        total += lm_loss(model, x.to(device), y.to(device)).item() * x.numel()
     model.train(was_training)
     return total / (n * dataset.seq_length)
 
@@ -202,27 +212,98 @@ def prepare_data(cfg: TrainConfig, text: str | None = None):
     return train_ds, val_ds, vocab
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C stopped training inside a step, so that step was not saved."""
+
+    def __init__(self, step: int, saved_step: int | None, out: Path | None):
+        self.step, self.saved_step, self.out = step, saved_step, out
+        where = ("no checkpoint was written" if out is None or saved_step is None else
+                 f"{out / CHECKPOINT_NAME} holds step {saved_step}")
+        super().__init__(f"interrupted at step {step} (a second Ctrl-C stopped it before the "
+                         f"step finished, so it is not saved); {where}")
+
+
 class _DeferredInterrupt:
-    """Turns the first Ctrl-C into a flag checked between steps (a second one interrupts at
-    once). Only the main thread can own signal handlers; elsewhere this does nothing."""
+    """Turns the first SIGINT (Ctrl-C) or SIGTERM into a flag checked between steps. A second
+    SIGINT during a step interrupts at once (KeyboardInterrupt); while `saving` is set, further
+    signals are only noted, so a checkpoint being written is never cut short. Only the main
+    thread can own signal handlers; elsewhere this does nothing."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested: str | None = None  # the first signal's name
+        self.saving = False
+        self.current = 0  # the step being computed
+        self._previous: dict = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for name in self.SIGNALS:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        name = signal.Signals(signum).name
+        if self.requested is None:
+            self.requested = name
+        elif name == "SIGINT" and not self.saving:
             raise KeyboardInterrupt
-        self.requested = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
+
+
+def initialise(model: nn.Module, init: str) -> None:
+    """Re-initialise `model`'s weights by the scheme `init` (see INITS), in place. Recurrent
+    cells name their input weights W_i*/W_x* and their hidden-to-hidden weights W_h*."""
+    if init == "default":
+        return
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    hidden = [p for n, p in model.named_parameters() if _weight_kind(n) == "hidden"]
+    if not hidden:
+        raise ValueError(f"init {init!r} applies to recurrent models (hidden-to-hidden "
+                         f"weights W_h*), and {type(model).__name__} has none")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            kind = _weight_kind(name)
+            if kind == "hidden":
+                nn.init.orthogonal_(p)
+            elif kind == "input":
+                nn.init.xavier_uniform_(p)
+
+
+def _weight_kind(name: str) -> str | None:
+    parts = name.split(".")
+    if parts[-1] != "weight":
+        return None
+    owner = next((q for q in reversed(parts[:-1]) if not q.isdigit()), "")
+    if owner.startswith("W_h"):
+        return "hidden"
+    if owner.startswith(("W_i", "W_x")):
+        return "input"
+    return None
+
+
+def check_run_folder(cfg: TrainConfig) -> Path | None:
+    """The run folder of cfg, refused (ValueError) when it is a file, or when it already holds
+    a run that cfg neither resumes nor replaces (force)."""
+    if cfg.out is None:
+        return None
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is an existing file, not a run folder")
+    if not cfg.resume and not cfg.force:
+        held = [name for name in (CHECKPOINT_NAME, LOG_NAME) if (out / name).exists()]
+        if held:
+            raise ValueError(f"{out} already holds a run ({', '.join(held)}): continue it with "
+                             f"resume=True or replace it with force=True")
+    return out
 
 
 def train(
@@ -234,18 +315,23 @@ def train(
     """Train cfg.model for cfg.steps steps (in total, counting steps before a resume).
 
     `text` replaces cfg.data's corpus. `on_step(step, loss)` is called after each step.
-    A first Ctrl-C (SIGINT) finishes the current step, saves, and returns with interrupted=True.
+    `progress`: a bar on a terminal, plain lines otherwise (charlm.progress), on stderr.
+    A first SIGINT (Ctrl-C) or SIGTERM finishes the current step, saves, and returns with
+    interrupted=True and signal set to its name.
     """
+    out = check_run_folder(cfg)
     device = resolve_device(cfg.device)
-    out = Path(cfg.out) if cfg.out is not None else None
     train_ds, val_ds, vocab = prepare_data(cfg, text)
     mcfg = cfg.model_config(len(vocab))
     torch.manual_seed(cfg.seed)
-    model = build_model(mcfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model = build_model(mcfg)
+    initialise(model, cfg.init)
+    model.to(device)
+    train_step = TrainStep(model, lr=cfg.lr)
+    optimizer = train_step.optimizer
     rows, step, elapsed = [], 0, 0.0
     if cfg.resume:
-        state = _load_state(out / CHECKPOINT_NAME, cfg, vocab)
+        state = _load_state(out / CHECKPOINT_NAME, cfg, mcfg, vocab)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         rows, step, elapsed = state["history"], state["step"], state["elapsed_s"]
@@ -280,17 +366,17 @@ def train(
         return ckpt, log
 
     model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=cfg.model,
-               unit="step", dynamic_ncols=True)
-    interrupted = False
-    with _DeferredInterrupt() as interrupt, bar:
+    saved_step = step if cfg.resume else None
+
+    def run_steps(interrupt, bar) -> str | None:
+        """Steps until cfg.steps or a signal; returns the signal's name, if any."""
+        nonlocal step, elapsed, saved_step
         while step < cfg.steps:
+            interrupt.current = step + 1
+            interrupt.saving = False
             x, y = batches(step)
             t0 = time.perf_counter()
-            loss = sequence_loss(model, x.to(device), y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(x.to(device), y.to(device))
             loss_value = loss.item()  # synchronizes CUDA, so the step time below is real
             dt = time.perf_counter() - t0
             step += 1
@@ -301,50 +387,86 @@ def train(
                 val = evaluate(model, val_ds, cfg.batch_size, cfg.val_batches, device)
             rows.append(dict(step=step, train_loss=loss_value, val_loss=val,
                              elapsed_s=elapsed, tokens_per_s=tokens / dt))
+            interrupt.saving = True  # from here on a second signal waits for the save
             if validate and out is not None:
                 atomic_to_csv(_history(rows), out / LOG_NAME)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens / dt:,.0f}", refresh=False)
+            bar.update(1, loss=f"{loss_value:.3f}", tok_s=f"{tokens / dt:,.0f}")
             if on_step is not None:
                 on_step(step, loss_value)
             if interrupt.requested:
-                interrupted = True
-                break
+                return interrupt.requested
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save()
-    ckpt, log = save()
+                saved_step = step
+        return None
+
+    with _DeferredInterrupt() as interrupt, \
+            Progress(cfg.steps, desc=cfg.model, initial=step, enabled=progress) as bar:
+        try:
+            interrupted = run_steps(interrupt, bar)
+        except KeyboardInterrupt:  # a second Ctrl-C inside a step: that step is unfinished
+            raise TrainingInterrupted(interrupt.current, saved_step, out) from None
+        interrupt.saving = True
+        ckpt, log = save()
     return TrainResult(model, train_ds, val_ds, _history(rows), count_parameters(model), ckpt,
-                       log, cfg, device, interrupted)
+                       log, cfg, device, interrupted is not None, interrupted)
 
 
 def _history(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LOG_COLUMNS)
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6
+AFTER = "give the checkpoint.pt that charlm train writes (or its run folder)"
+
+
 def _read_checkpoint(path: Path, device="cpu") -> dict:
+    """The checkpoint's dict, or one ValueError saying what the file is not, and what to do."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not a checkpoint (a run killed while "
+                         f"saving?); {AFTER}")
+    if head != ZIP_MAGIC and head[:1] != b"\x80":  # neither a zip nor a legacy pickle
+        raise ValueError(f"{path} is not a PyTorch file ({size:,} bytes that start with "
+                         f"{head!r}), so not a charlm checkpoint; {AFTER}")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        raise ValueError(f"{path} is not a readable checkpoint: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise ValueError(f"{path} is a PyTorch file holding Python objects, not a charlm "
+                             f"checkpoint (charlm loads tensors only, never code); "
+                             f"{AFTER}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:80]
+        raise ValueError(f"{path} is a damaged PyTorch file ({reason}), truncated or "
+                         f"corrupt; retrain, or {AFTER}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a charlm checkpoint (format {CHECKPOINT_FORMAT})")
+        raise ValueError(f"{path} is a PyTorch file but not a charlm checkpoint (no format "
+                         f"{CHECKPOINT_FORMAT!r}); {AFTER}")
     return state
 
 
-def _load_state(path: Path, cfg: TrainConfig, vocab: list[str]) -> dict:
+def _load_state(path: Path, cfg: TrainConfig, mcfg: ModelConfig, vocab: list[str]) -> dict:
     state = _read_checkpoint(path)
-    saved = state["config"]
-    diff = [f"{k}={saved.get(k)!r} (now {v!r})" for k, v in asdict(cfg).items()
-            if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    saved = {**defaults, **state["config"]}  # fields newer than the checkpoint: defaults
+    ours = asdict(cfg)
+    diff = [f"{k}: the checkpoint has {saved.get(k)!r}, now {v!r}" for k, v in ours.items()
+            if k not in RESUMABLE_CHANGES and k not in MODEL_FIELDS and saved.get(k) != v]
+    saved_model = state.get("model_config", {})
+    for k in MODEL_FIELDS:  # compared with defaults filled in: None means the default
+        if saved_model.get(k) != getattr(mcfg, k):
+            diff.append(f"{k}: the checkpoint has {saved_model.get(k)!r}, now "
+                        f"{getattr(mcfg, k)!r}")
     if diff:
-        raise ValueError(f"cannot resume {path}: settings differ from the checkpoint's: "
-                         + ", ".join(diff))
+        raise ValueError(f"cannot resume {path}: settings differ from the checkpoint's; "
+                         + "; ".join(diff))
     if state["vocab"] != vocab:
         raise ValueError(f"cannot resume {path}: the corpus's vocabulary differs")
     if state["step"] > cfg.steps:

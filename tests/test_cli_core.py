@@ -1,7 +1,12 @@
-"""`charlm train` and `charlm generate`: a real round trip, and one-line errors (exit 2)."""
+"""`charlm train` and `charlm generate`: a real round trip, run folders, signals, and
+one-line errors (exit 2) that name the flags."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +37,22 @@ def test_train_writes_checkpoint_and_log(run_dir, capsys):
     assert (run_dir / "checkpoint.pt").is_file()
     log = (run_dir / "log.csv").read_text().splitlines()
     assert log[0] == "step,train_loss,val_loss,elapsed_s,tokens_per_s" and len(log) == 4
+
+
+def test_train_into_an_existing_run_is_refused(run_dir, corpus, capsys):
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    err = one_line_error(capsys, [*TRAIN, "--model", "gru", "--data", str(corpus), "--out",
+                                  str(run_dir)], "already holds a run")
+    assert "--resume" in err and "--force" in err
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
+
+
+def test_force_replaces_an_existing_run(corpus, tmp_path, capsys):
+    argv = [*TRAIN, "--model", "rnn", "--data", str(corpus), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    argv[argv.index("--steps") + 1] = "2"
+    assert main([*argv, "--force"]) == 0
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 2
 
 
 def test_train_resume_extends_the_run(run_dir, corpus, capsys):
@@ -78,17 +99,34 @@ def one_line_error(capsys, argv, needle):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (["--model", "transformer", "--heads", "5"], "divisible by heads 5"),
-    (["--model", "transformer", "--seq-len", "101"], "seq_len 101 exceeds block_size 100"),
-    (["--hidden", "0"], "hidden must be a positive integer"),
-    (["--steps", "-1"], "steps must be a positive integer"),
-    (["--batch-size", "0"], "batch_size must be a positive integer"),
+    (["--model", "transformer", "--heads", "5"], "divisible by --heads 5"),
+    (["--model", "transformer", "--seq-len", "101"], "--seq-len 101 exceeds --block-size 100"),
+    (["--hidden", "0"], "--hidden must be a positive integer"),
+    (["--steps", "-1"], "--steps must be a positive integer"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--val-every", "0"], "--val-every must be a positive integer"),
+    (["--data-chars", "0"], "--data-chars must be a positive integer"),
     (["--model", "lstm"], "invalid choice: 'lstm'"),
     (["--device", "cuda"] if not torch.cuda.is_available() else ["--lr", "0"],
      "cuda" if not torch.cuda.is_available() else "lr must be"),
 ])
 def test_train_bad_input_is_one_line(capsys, tmp_path, extra, needle):
     one_line_error(capsys, ["train", "--out", str(tmp_path), "--no-progress", *extra], needle)
+
+
+def test_resume_with_another_width_names_the_default(corpus, tmp_path, capsys):
+    argv = [*TRAIN, "--model", "gru", "--data", str(corpus), "--out", str(tmp_path)]
+    argv.remove("--hidden"), argv.remove("16")  # the default width: 256
+    assert main(argv) == 0
+    one_line_error(capsys, [*argv, "--hidden", "128", "--resume"],
+                   "--hidden: the checkpoint has 256, now 128")
+
+
+def test_out_that_is_a_file_is_one_line_naming_it(corpus, tmp_path, capsys):
+    path = tmp_path / "short.txt"
+    path.write_text("keep")
+    one_line_error(capsys, [*TRAIN, "--data", str(corpus), "--out", str(path)], str(path))
+    assert path.read_text() == "keep"
 
 
 def test_train_corpus_shorter_than_one_sequence(capsys, tmp_path):
@@ -110,7 +148,10 @@ def test_generate_errors_are_one_line(run_dir, tmp_path, capsys):
     one_line_error(capsys, ["generate", str(tmp_path / "missing.pt")], "no checkpoint at")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00garbage")
-    one_line_error(capsys, ["generate", str(junk)], "not a readable checkpoint")
+    one_line_error(capsys, ["generate", str(junk)], "junk.pt is not a PyTorch file")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    one_line_error(capsys, ["generate", str(empty)], "empty.pt is empty (0 bytes)")
     one_line_error(capsys, ["generate", str(run_dir), "--prompt", "Lily\u00a7~"],
                    "characters not in the vocabulary: '~', '\u00a7'")
     one_line_error(capsys, ["generate", str(run_dir), "--temperature", "0"], "temperature")
@@ -123,3 +164,32 @@ def test_error_from_a_real_process_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("charlm generate: error: no checkpoint at")
     assert proc.stderr.count("\n") == 1
+
+
+def test_sigterm_saves_says_how_to_resume_and_resume_works(corpus, tmp_path):
+    """A real `python -m charlm train` stopped by SIGTERM after its first progress line."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "charlm", "train", "--model", "rnn", "--hidden", "16",
+            "--embed", "8", "--seq-len", "10", "--batch-size", "4", "--steps", "100000",
+            "--val-every", "1000", "--device", "cpu", "--data", str(corpus), "--out", str(out)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        first = proc.stderr.readline()  # not a terminal: a plain progress line, at step 1
+        assert first.startswith("rnn: 1/100000 steps"), first
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if "interrupted" in line]
+    assert len(lines) == 1 and "(SIGTERM)" in lines[0] and "Traceback" not in stderr
+    assert lines[0].rstrip().endswith("--resume")
+    stopped = int(lines[0].split("interrupted at step ")[1].split()[0])
+    assert (out / "checkpoint.pt").is_file() and stopped >= 1
+    resumed = [*argv[3:]]
+    resumed[resumed.index("--steps") + 1] = str(stopped + 2)
+    assert main([*resumed, "--resume", "--no-progress"]) == 0
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[-1].startswith(f"{stopped + 2},") and len(log) == 1 + stopped + 2

@@ -1,25 +1,32 @@
-"""`charlm attention`: heatmaps of the attention weights a trained Transformer computes on a text."""
+"""charlm attention: heatmaps of the attention weights a trained Transformer computes on a
+text, one panel per layer and head (position embeddings included)."""
 
 from __future__ import annotations
 
-from charlm.attention import attention_for_text
-from charlm.train import DEVICES, load_checkpoint
+from charlm.commands.common import DEVICES, check_out_path
+
+EXAMPLE = """example:
+  charlm attention runs/tf --text "Lily said," --out attention.png"""
 
 
 def register(subparsers):
     p = subparsers.add_parser("attention", help="attention heatmaps (layer x head) for a text",
-                              description=__doc__)
+                              description=__doc__, epilog=EXAMPLE)
     p.add_argument("checkpoint", help="a transformer checkpoint.pt (or its run folder)")
-    p.add_argument("--text", default="Lily said,", help='input text (default "Lily said,")')
+    p.add_argument("--text", default="Lily said,", help="input text")
     p.add_argument("--layer", type=int, action="append",
-                   help="layer to show (0-based; repeat for several; default all)")
+                   help="layer to show (0-based; repeat for several; default: all)")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where to run: cpu, cuda, or auto (cuda when available)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    check_out_path(args.out, "file")
     from analysis.plots import plot_attention_grid
+    from charlm.attention import attention_for_text
+    from charlm.train import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint, device=args.device)
     maps = attention_for_text(ckpt.model, args.text, ckpt.stoi)  # (L, H, T, T)

@@ -1,42 +1,67 @@
-"""Flags shared by several subcommands, and their conversion into configs."""
+"""Flags shared by several subcommands, their conversion into configs, and the one table
+formatter every command prints with.
+
+Nothing heavy is imported at module level: `charlm --help` builds every subcommand's parser,
+and must not wait for torch or pandas. The choices below are static lists;
+tests/test_cli_help.py checks them against the registries they mirror.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import textwrap
+from pathlib import Path
 
-import pandas as pd
-
-from charlm.models.registry import ATTENTION_KINDS, MODELS, ModelConfig
+# mirrors charlm.models.registry.MODELS and ATTENTION_KINDS (checked by a test)
+MODEL_NAMES = ("rnn", "mlrnn", "gru", "transformer")
+ATTENTION_KINDS = ("flash", "manual")
+# mirrors charlm.train.DEVICES
+DEVICES = ("auto", "cpu", "cuda")
+FORMATS = ("table", "csv", "json")
+TABLE_WIDTH = 100
 
 
 def add_model_args(parser: argparse.ArgumentParser, vocab: bool = False, model_default=None):
     """--model and the size flags; unset sizes take the model's homework defaults."""
-    parser.add_argument("--model", choices=list(MODELS), default=model_default,
+    parser.add_argument("--model", choices=MODEL_NAMES, default=model_default,
                         required=model_default is None, help="architecture")
-    parser.add_argument("--layers", type=int, help="number of layers (L)")
-    parser.add_argument("--hidden", type=int, help="hidden width / n_embd (D)")
-    parser.add_argument("--embed", type=int, help="embedding width (E); recurrent models")
-    parser.add_argument("--heads", type=int, help="attention heads (H); transformer")
-    parser.add_argument("--block-size", type=int, help="context length; transformer")
-    parser.add_argument("--attention", choices=ATTENTION_KINDS, help="transformer kernel")
+    parser.add_argument("--layers", type=int,
+                        help="number of layers L (default: the model's homework default)")
+    parser.add_argument("--hidden", type=int,
+                        help="hidden width D, n_embd for the transformer (default: 256 for the "
+                             "recurrent models, 128 for the transformer)")
+    parser.add_argument("--embed", type=int,
+                        help="embedding width E of the recurrent models (default 64)")
+    parser.add_argument("--heads", type=int, help="attention heads H of the transformer "
+                                                  "(default 4)")
+    parser.add_argument("--block-size", type=int,
+                        help="context length of the transformer (default 100)")
+    parser.add_argument("--attention", choices=ATTENTION_KINDS,
+                        help="attention kernel of the transformer (default flash)")
     if vocab:
-        parser.add_argument("--vocab", type=int, default=65, help="vocabulary size (V)")
+        parser.add_argument("--vocab", type=int, default=65, help="vocabulary size V")
 
 
 def add_workload_args(parser: argparse.ArgumentParser):
     """The sizes of one measured workload: T, B and, for generation, P, N and the KV cache."""
     parser.add_argument("--seq-len", type=int,
-                        help="T (default: block_size; 20 for recurrent models)")
-    parser.add_argument("--batch", type=int, default=1, help="B")
-    parser.add_argument("--prompt-len", type=int, default=1, help="P, for --quantity generate")
-    parser.add_argument("--new-tokens", type=int, default=1, help="N, for --quantity generate")
+                        help="sequence length T (default: the block size for the transformer, "
+                             "20 for recurrent models)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size B")
+    parser.add_argument("--prompt-len", type=int, default=1,
+                        help="prompt length P, for --quantity generate")
+    parser.add_argument("--new-tokens", type=int, default=1,
+                        help="new tokens N, for --quantity generate")
     parser.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=False,
                         help="transformer generation with a KV cache")
 
 
-def model_config_from_args(args, vocab_size: int | None = None) -> ModelConfig:
+def model_config_from_args(args, vocab_size: int | None = None):
+    from charlm.models.registry import ModelConfig
+
     return ModelConfig(
         model=args.model,
         vocab_size=vocab_size if vocab_size is not None else args.vocab,
@@ -50,21 +75,153 @@ def model_config_from_args(args, vocab_size: int | None = None) -> ModelConfig:
 
 
 def add_format_arg(parser: argparse.ArgumentParser, default: str = "table"):
-    parser.add_argument("--format", choices=["table", "csv", "json"], default=default)
+    parser.add_argument("--format", choices=FORMATS, default=default,
+                        help="output: an aligned table to read, or csv / json with every "
+                             "detail")
 
 
-def emit(frame: pd.DataFrame | list | dict, fmt: str, stream=None) -> None:
-    """Print a result as an aligned table, CSV or JSON."""
+def check_out_path(path, kind: str = "file") -> Path:
+    """Refuse an --out that cannot be what the command writes, before any work is done:
+    a file path that is an existing folder, a folder path that is an existing file, or a
+    path below an existing file. ValueError names the user's path."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file path for --out")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is an existing file; give a folder for --out")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _is_empty(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:  # pandas' NA and NaT, without importing pandas
+        return type(value).__name__ in ("NAType", "NaTType")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_SI = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"))
+
+
+def format_number(value) -> str:
+    """A number as a person reads it in a table: blank when empty; integers below a million in
+    full with thousands separators, larger ones with an SI suffix to 3 significant digits
+    (1.23M, 4.56G); floats to 4 significant digits, never in e-notation between 1e-3 and
+    1e6, and in engineering form (12.3e-6) below. Booleans and text pass through."""
+    if _is_empty(value):
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+            try:
+                return format_number(value.item())
+            except (TypeError, ValueError):
+                pass
+        return str(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    size = abs(value)
+    for scale, suffix in _SI:
+        if size >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if size == 0:
+        return "0"
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 1e-3:
+        return f"{value:.4g}"
+    exponent = 3 * math.floor(math.log10(size) / 3)
+    return f"{value / 10 ** exponent:.3g}e{exponent}"
+
+
+def _cell(value) -> str:
+    return format_number(value).replace("\n", " ")
+
+
+def _numeric(values) -> bool:
+    seen = [v for v in values if not _is_empty(v)]
+    return bool(seen) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") in "iuf") for v in seen)
+
+
+def format_table(frame, width: int = TABLE_WIDTH) -> str:
+    """Rows (a DataFrame, a list of dicts, or one dict) as aligned text no wider than `width`:
+    numbers through `format_number` and right-aligned, empty cells blank, and text columns
+    narrowed, their cells wrapped onto extra lines, until the table fits."""
+    if isinstance(frame, dict):
+        frame = [frame]
+    if isinstance(frame, list):
+        columns = list(dict.fromkeys(k for row in frame for k in row))
+        rows = [[row.get(c) for c in columns] for row in frame]
+    else:  # a DataFrame
+        columns = [str(c) for c in frame.columns]
+        rows = [list(r) for r in frame.itertuples(index=False, name=None)]
+    if not columns:
+        return ""
+    numeric = [_numeric([r[i] for r in rows]) for i in range(len(columns))]
+    cells = [[_cell(v) for v in r] for r in rows]
+    natural = [max([len(columns[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
+    widths = list(natural)
+    gap = 2
+    # narrow the widest text column (or header) step by step until the table fits
+    floor = [natural[i] if numeric[i] else min(natural[i], 6) for i in range(len(columns))]
+    while sum(widths) + gap * (len(widths) - 1) > width:
+        candidates = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not candidates:
+            break
+        i = max(candidates, key=lambda j: widths[j])
+        widths[i] -= 1
+
+    def wrap(text, w):
+        if len(text) <= w:
+            return [text]
+        return textwrap.wrap(text, w, break_long_words=True, break_on_hyphens=False) or [""]
+
+    def render(values, is_header=False):
+        parts = [wrap(v, widths[i]) for i, v in enumerate(values)]
+        height = max(len(p) for p in parts)
+        lines = []
+        for k in range(height):
+            out = []
+            for i, p in enumerate(parts):
+                text = p[k] if k < len(p) else ""
+                out.append(text.rjust(widths[i]) if numeric[i] else text.ljust(widths[i]))
+            lines.append((" " * gap).join(out).rstrip())
+        return lines
+
+    lines = render(columns, True)
+    for r in cells:
+        lines += render(r)
+    return "\n".join(lines)
+
+
+def emit(frame, fmt: str, stream=None) -> None:
+    """Print a result (DataFrame, list of dicts or dict) as a table (`format_table`), CSV or
+    JSON. CSV and JSON keep every value as it is."""
     stream = stream or sys.stdout
     if fmt == "json":
-        data = frame.to_dict(orient="records") if isinstance(frame, pd.DataFrame) else frame
+        data = frame.to_dict(orient="records") if hasattr(frame, "to_dict") and \
+            not isinstance(frame, dict) else frame
         stream.write(json.dumps(data, indent=2, default=str) + "\n")
         return
-    if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame(frame if isinstance(frame, list) else [frame])
     if fmt == "csv":
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame if isinstance(frame, list) else [frame])
         frame.to_csv(stream, index=False)
-    else:
-        with pd.option_context("display.width", 200, "display.max_columns", None,
-                               "display.max_colwidth", 60):
-            stream.write(frame.to_string(index=False) + "\n")
+        return
+    stream.write(format_table(frame) + "\n")

@@ -1,81 +1,114 @@
-"""`charlm compare`: rerun the homework's training comparisons and write curves, tables, samples."""
+"""charlm compare: rerun the homework's training comparisons (RNN vs GRU, RNN depth, GRU vs an
+8-layer Transformer) on one corpus, and write loss curves, parameter counts, time per step,
+tokens/s, final losses and samples under OUT/EXPERIMENT/."""
 
 from __future__ import annotations
 
 import sys
 
-import pandas as pd
-import torch
+from charlm.commands.common import DEVICES, FORMATS, check_out_path, emit
 
-from charlm.commands.common import emit
-from charlm.data import load_corpus
-from charlm.experiments import ALL, EXPERIMENTS, experiment_names, run_experiment, write_experiment
-from charlm.train import DEVICES, resolve_device
+# charlm.experiments.EXPERIMENTS' names, here so that building the parser imports no torch
+# (a test checks they agree)
+EXPERIMENT_NAMES = ("rnn-vs-gru", "rnn-vs-gru-long", "rnn-layers", "gru-vs-transformer-8l")
+ALL = "all"
+TABLE_COLUMNS = ["model", "params", "steps", "seq_len", "time_per_step_ms", "tokens_per_s",
+                 "final_train_loss", "final_val_loss", "homework_loss", "homework_steps"]
+# csv and json add whether each run learned (see charlm.experiments.LEARN_MARGIN)
+COLUMNS = [*TABLE_COLUMNS, "unigram_entropy", "learned", "init"]
+# the table's headings (csv and json keep the column names above)
+HEADINGS = {"seq_len": "T", "time_per_step_ms": "ms/step", "tokens_per_s": "tokens/s",
+            "final_train_loss": "train loss", "final_val_loss": "val loss",
+            "homework_loss": "homework loss", "homework_steps": "at step"}
 
-COLUMNS = ["model", "params", "steps", "seq_len", "time_per_step_ms", "tokens_per_s",
-           "final_train_loss", "final_val_loss", "homework_loss", "homework_steps"]
+EXAMPLE = """examples:
+  charlm compare --experiment rnn-vs-gru --steps 200 --out results/experiments
+  charlm compare --experiment all --format json"""
 
 
 def register(subparsers):
     p = subparsers.add_parser("compare", help="the homework's model comparisons (loss curves)",
-                              description=__doc__)
-    p.add_argument("--experiment", choices=[*EXPERIMENTS, ALL], required=True)
+                              description=__doc__, epilog=EXAMPLE)
+    p.add_argument("--experiment", choices=[*EXPERIMENT_NAMES, ALL], required=True,
+                   help="which comparison (all: every one)")
     p.add_argument("--steps", type=int,
                    help="cap every run at this many steps (default: the homework's 2000/3000)")
     p.add_argument("--data", default="builtin",
-                   help="builtin (default), tinystories, hf:NAME_OR_PATH, or a UTF-8 file/folder")
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--seed", type=int, default=2025)
+                   help="builtin, tinystories, hf:NAME_OR_PATH, or a UTF-8 file/folder")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to train: cpu, cuda, or auto (cuda when available)")
+    p.add_argument("--seed", type=int, default=2025, help="seed of every run")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--val-batches", type=int, default=20,
-                   help="validation batches per evaluation (default 20)")
-    p.add_argument("--out", default="results/experiments",
-                   help="output folder (default results/experiments)")
+                   help="validation batches per evaluation")
+    p.add_argument("--out", default="results/experiments", help="output folder")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="also keep each run's checkpoint.pt under OUT/EXPERIMENT/RUN/")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="output: an aligned table to read, or csv / json with every detail")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress output (a bar on a terminal, else a line every few "
+                        "seconds)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    names = experiment_names(args.experiment)
+    check_out_path(args.out, "folder")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    import pandas as pd
+    import torch
+
+    from analysis.env import environment
+    from charlm.data import load_corpus
+    from charlm.experiments import experiment_names, run_experiment, write_experiment
+    from charlm.train import resolve_device
+
+    names = experiment_names(args.experiment)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    from analysis.env import environment
-
     env = environment(device)
     text = load_corpus(args.data)
     tables = []
     for name in names:
         def announce(spec, i, n, name=name):
             if not args.no_progress:
-                print(f"[{name}] {i + 1}/{n}: {spec.label}", file=sys.stderr)
+                print(f"[{name}] {i + 1}/{n}: {spec.label}", file=sys.stderr, flush=True)
 
         result = run_experiment(name, text, steps=args.steps, device=args.device,
                                 seed=args.seed, val_batches=args.val_batches, out=args.out,
                                 keep_checkpoints=args.keep_checkpoints,
                                 progress=not args.no_progress, on_run=announce)
         files = write_experiment(result, args.out, env=_env_line(env))
+        table = result.summary()[COLUMNS].assign(experiment=name)
         if args.format == "table":
             print(f"== {name}: {result.experiment.description}")
             if result.matching:
                 for label, count in result.matching["params"].items():
                     print(f"parameters: {label}: {count:,}")
                 print(f"matched hidden width: {result.matching['matched_hidden']}")
-        table = result.summary()[COLUMNS].assign(experiment=name)
-        if args.format == "table":
-            emit(table, "table")
+            emit(table_rows(table), "table")
+            for line in result.notes():
+                print(line)
             print(f"wrote {files['summary_md']} and {files['figure']}")
         tables.append(table)
     if args.format != "table":  # one CSV / JSON document for all experiments
         emit(pd.concat(tables, ignore_index=True), args.format)
     return 0
+
+
+def table_rows(table) -> list[dict]:
+    """The summary's rows under the table's short headings; the homework's step count only
+    where it has a loss."""
+    rows = []
+    for row in table[TABLE_COLUMNS].to_dict(orient="records"):
+        if row.get("homework_loss") is None or row["homework_loss"] != row["homework_loss"]:
+            row["homework_steps"] = None
+        rows.append({HEADINGS.get(k, k): v for k, v in row.items()})
+    return rows
 
 
 def _env_line(env: dict) -> dict:

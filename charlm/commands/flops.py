@@ -1,32 +1,53 @@
-"""`charlm flops`: predicted and measured FLOPs of one model and quantity, or the reconciliation
-grid written as CSV (`--grid default --out results/flops_reconciliation.csv`)."""
+"""charlm flops: the FLOPs of one model and quantity, predicted by the cost formulas term by
+term beside what PyTorch's counter and fvcore measure, with a verdict; or, with --grid, the
+reconciliation of a whole grid of sizes written as CSV.
+
+FLOPs are 2 per multiply-add and count matmuls (model FLOPs); elementwise work is a separate
+tier, predicted only. The attention square is the full T x T unless --attention-count causal.
+"""
 
 from __future__ import annotations
 
+import inspect
+
 from charlm.commands.common import (
+    TABLE_WIDTH,
     add_format_arg,
     add_model_args,
     add_workload_args,
+    check_out_path,
     emit,
+    format_table,
     model_config_from_args,
 )
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
+EXAMPLE = """examples:
+  charlm flops --model transformer --quantity train --seq-len 64
+  charlm flops --model transformer --no-head --seq-len 64     (Kaplan's C_forward)
+  charlm flops --model gru --quantity generate --prompt-len 5 --new-tokens 20 --format json
+  charlm flops --grid default --out flops_reconciliation.csv"""
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "flops", help="predicted vs measured FLOPs (formulas, PyTorch's counter, fvcore)",
-        description=__doc__)
+        description=__doc__, epilog=EXAMPLE)
     add_model_args(p, vocab=True, model_default="transformer")
-    p.add_argument("--quantity", choices=QUANTITIES, default="forward")
+    p.add_argument("--quantity", choices=QUANTITIES, default="forward",
+                   help="params (the parameter count), forward, backward, train (forward + "
+                        "backward), or generate (--new-tokens after --prompt-len)")
     add_workload_args(p)
     p.add_argument("--attention-count", choices=("full", "causal"), default="full",
-                   help="attention square convention (counters count the full square)")
+                   help="attention square convention: full T x T (what the counters measure) "
+                        "or causal (the lower triangle)")
+    p.add_argument("--no-head", action="store_true",
+                   help="leave out the LM head (the vocabulary projection), as Kaplan et al.'s "
+                        "C_forward and the homework's questions do")
     p.add_argument("--no-measure", action="store_true", help="formulas only, no counters")
     p.add_argument("--grid", choices=("default", "quick"),
-                   help="reconcile a whole grid instead of one model; needs --out")
-    p.add_argument("--out", help="CSV path for --grid, e.g. results/flops_reconciliation.csv")
+                   help="reconcile a whole grid of sizes instead of one model; needs --out")
+    p.add_argument("--out", help="CSV file for --grid, e.g. flops_reconciliation.csv")
     add_format_arg(p)
     p.set_defaults(func=run)
 
@@ -34,37 +55,111 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.grid:
         return _run_grid(args)
-    from analysis.flops_api import flops_report, report_frame
+    from analysis.flops_api import flops_report
 
+    kw = {}
+    if args.no_head:
+        if "head" not in inspect.signature(flops_report).parameters:
+            raise ValueError("--no-head needs analysis.flops_api.flops_report(head=...), "
+                             "which this version lacks")
+        kw["head"] = False
     report = flops_report(
         model_config_from_args(args), args.quantity, batch=args.batch, seq_len=args.seq_len,
         prompt_len=args.prompt_len, new_tokens=args.new_tokens, kv_cache=args.kv_cache,
-        attention_count=args.attention_count, measure=not args.no_measure)
+        attention_count=args.attention_count, measure=not args.no_measure, **kw)
     if args.format == "json":
         emit(report, "json")
     elif args.format == "csv":
+        from analysis.flops_api import report_frame
+
         emit(report_frame(report), "csv")
-    else:  # table: the shared columns once, above the terms
-        frame = report_frame(report)
-        sizes = " ".join(f"{k}={v}" for k, v in report["sizes"].items())
-        print(f"{report['model']} {report['quantity']}  {sizes}")
-        for tier, conv in frame.groupby("tier", sort=False)["convention"].first().items():
-            print(f"{tier}: {conv}")
-        print(f"formula: {report['formula']}")
-        emit(frame.drop(columns=["model", "quantity", "convention"]).dropna(axis=1, how="all"),
-             "table")
-    return 0 if report["verdict"] in ("exact", "not measured") or \
-        report["verdict"].startswith("not compared") else 1
+    else:
+        print(flops_table(report))
+    verdict = str(report["verdict"])
+    return 0 if verdict in ("exact", "not measured") or verdict.startswith("not compared") \
+        else 1
+
+
+def heading(report: dict) -> str:
+    """'transformer forward  B=1 T=64 D=128 L=1 V=65 H=4 attention=flash': the sizes, and
+    the heads and attention kernel wherever the model has them, so that tables of two
+    kernels never look alike."""
+    cfg = report.get("config") or {}
+    sizes = dict(report.get("sizes") or {})
+    if cfg.get("heads") is not None:
+        sizes.setdefault("H", cfg["heads"])
+    words = [f"{k}={v}" for k, v in sizes.items()]
+    if cfg.get("attention"):
+        words.append(f"attention={cfg['attention']}")
+    if report.get("attention_count", "full") != "full":
+        words.append(f"{report['attention_count']} attention count")
+    if report.get("head") is False:
+        words.append("LM head left out")
+    if report.get("kv_cache"):
+        words.append("KV cache")
+    return f"{report['model']} {report['quantity']}  " + " ".join(words)
+
+
+def elementwise_convention(text: str) -> str:
+    """The elementwise tier's convention in words: the per-element costs themselves, not the
+    name of the constant that holds them."""
+    if "ELEMENTWISE_COST" not in text:
+        return text
+    from analysis.formulas import ELEMENTWISE_COST
+
+    costs = ", ".join(f"{k} {v}" for k, v in ELEMENTWISE_COST.items())
+    return f"elementwise FLOPs, predicted only; FLOPs per output element: {costs}"
+
+
+def flops_table(report: dict, width: int = TABLE_WIDTH) -> str:
+    """The report as text at most `width` wide: heading, conventions, formula, the matmul
+    terms with both counters and the verdict, then the elementwise tier."""
+    measured_terms = report.get("measured_terms") or {}
+    group_of = {t: g for g in measured_terms for t in g.split("+")}
+    rows = []
+    for term, value in report["terms"].items():
+        group = group_of.get(term)
+        rows.append({"term": term, "predicted": value,
+                     "torch": measured_terms.get(group) if group == term else None,
+                     "fvcore": None, "ratio": None, "verdict": None,
+                     "measured together": None if group in (None, term) else
+                     f"{group}: {measured_terms[group]:,}"})
+    measured = report.get("measured") or {}
+    ratio = (report.get("ratio") or {}).get("torch")
+    rows.append({"term": "total", "predicted": report["predicted"],
+                 "torch": measured.get("torch"), "fvcore": measured.get("fvcore"),
+                 "ratio": ratio, "verdict": str(report["verdict"]), "measured together": None})
+    if not any(r["measured together"] for r in rows):
+        for r in rows:
+            r.pop("measured together")
+    lines = [heading(report), str(report.get("convention", "")),
+             f"formula: {report.get('formula', '')}", format_table(rows, width)]
+    if report.get("elementwise"):
+        lines += ["", elementwise_convention(report.get("elementwise_convention", "")),
+                  format_table([{"term": k, "predicted": v}
+                                for k, v in report["elementwise"].items()], width)]
+    import textwrap
+
+    out = []
+    for line in lines:
+        for part in line.splitlines() or [""]:
+            out += [part] if len(part) <= width else \
+                textwrap.wrap(part, width, subsequent_indent="  ")
+    return "\n".join(out)
 
 
 def _run_grid(args) -> int:
-    from analysis.reconcile import GRIDS, reconcile, summary, write_reconciliation
-
     if not args.out:
         raise ValueError("--grid needs --out PATH for the CSV")
     if args.no_measure:
         raise ValueError("--grid measures every size; drop --no-measure")
-    frame = reconcile(GRIDS[args.grid]())
+    check_out_path(args.out, "file")
+    from analysis.reconcile import GRIDS, reconcile, summary, write_reconciliation
+    from charlm.progress import Progress
+
+    points = GRIDS[args.grid]()
+    with Progress(len(points), desc=f"flops grid {args.grid}", unit="size") as bar:
+        frame = reconcile(points, progress=lambda point: bar.update(1))
     write_reconciliation(frame, args.out)
     emit(summary(frame), args.format)
     return 0 if frame["verdict"].eq("exact").all() else 1
