@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: venv test report bench lint clean
+.PHONY: venv test report bench bench-compare reference lint clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,19 @@ test: venv
 report: venv
 	$(BIN)/charlm report $(REPORT_ARGS)
 
+BENCH_STORAGE := runs/bench/storage
+
 bench: venv
-	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick
+	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick \
+		--benchmark-autosave --benchmark-storage=$(BENCH_STORAGE)
+
+bench-compare: venv
+	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick \
+		--benchmark-storage=$(BENCH_STORAGE) --benchmark-compare \
+		--benchmark-compare-fail=median:25%
+
+reference: venv
+	$(BIN)/charlm report --reference $(REPORT_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

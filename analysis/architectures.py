@@ -50,7 +50,9 @@ class Architecture:
     read_config: model instance -> ModelConfig (the registry's inverse).
     sample: (rng, i) -> Sample, one random reconciliation grid point.
     anchors: named realistic sizes for the reconciliation grid, as (label, config kwargs,
-        sizes) (counted on fake tensors: no memory is allocated).
+        sizes) (counted on fake tensors: no memory is allocated; a fake op costs about as
+        much Python time as a real small one, so recurrent anchors keep T moderate: their
+        counts are linear in T, and the wide matrices are what the anchors add).
     torch_twin: homework model -> the same network through a fused torch.nn module with
         copied weights, exposing `forward_sequence` (None: no twin).
     attention_layer: (n_embd, n_head, T, kernel) -> one attention layer, for the
@@ -307,8 +309,8 @@ for _arch in (
         head_module="fc", term_modules=ELMAN_TERMS, read_config=_recurrent_config("rnn"),
         sample=recurrent_sampler("rnn", (1,)),
         anchors=(("homework", HOMEWORK_RECURRENT, HOMEWORK_SIZES),
-                 ("wide D=2048, T=2048", dict(vocab_size=65, embed=64, hidden=2048),
-                  dict(B=1, T=2048, P=1, N=2))),
+                 ("D=2048", dict(vocab_size=65, embed=64, hidden=2048),
+                  dict(B=8, T=64, P=1, N=2))),
         torch_twin=_torch_elman,
     ),
     Architecture(
@@ -317,8 +319,8 @@ for _arch in (
         head_module="fc", term_modules=ELMAN_TERMS, read_config=_recurrent_config("mlrnn"),
         sample=recurrent_sampler("mlrnn", (2, 3)),
         anchors=(("homework, 2 layers", {**HOMEWORK_RECURRENT, "layers": 2}, HOMEWORK_SIZES),
-                 ("4 layers, D=1024, T=512", dict(vocab_size=65, embed=64, hidden=1024,
-                                                  layers=4), dict(B=2, T=512, P=4, N=4))),
+                 ("4 layers, D=1024", dict(vocab_size=65, embed=64, hidden=1024, layers=4),
+                  dict(B=8, T=64, P=4, N=4))),
         torch_twin=_torch_elman,
     ),
     Architecture(
@@ -328,8 +330,8 @@ for _arch in (
         term_modules={"W_x": r"\.W_x[rzn]$", "W_h": r"\.W_h[rzn]$", "fc": r"^fc$"},
         read_config=_recurrent_config("gru"), sample=recurrent_sampler("gru", (1, 2, 3)),
         anchors=(("homework", HOMEWORK_RECURRENT, HOMEWORK_SIZES),
-                 ("8 layers, D=2048, T=1024", dict(vocab_size=65, embed=2048, hidden=2048,
-                                                   layers=8), dict(B=1, T=1024, P=1, N=2))),
+                 ("8 layers, D=2048", dict(vocab_size=65, embed=2048, hidden=2048, layers=8),
+                  dict(B=8, T=32, P=1, N=2))),
         torch_twin=_torch_gru,
     ),
     Architecture(

@@ -208,7 +208,8 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
     finally:
         fvcore_log.setLevel(level)
     return {
-        "total": FLOPS_PER_MULTIPLY_ADD * sum(n for op, n in by_op.items() if op in FVCORE_MATMUL_OPS),
+        "total": FLOPS_PER_MULTIPLY_ADD * sum(n for op, n in by_op.items()
+                                              if op in FVCORE_MATMUL_OPS),
         "elementwise": sum(n for op, n in by_op.items() if op not in FVCORE_MATMUL_OPS),
         "by_operator_fvcore_units": by_op,
         "by_module_fvcore_units": by_module,

@@ -71,7 +71,8 @@ class DepthPrediction:
         for label, expr in (("depth", self.depth), ("launches", self.launches)):
             missing = {s.name for s in expr.free_symbols} - {s.name for s in subs}
             if missing:
-                raise ValueError(f"{self.quantity} {label} needs sizes {', '.join(sorted(missing))}")
+                raise ValueError(f"{self.quantity} {label} needs sizes "
+                                 f"{', '.join(sorted(missing))}")
             out[label] = int(expr.xreplace(subs))
         return out
 
@@ -145,7 +146,8 @@ class TransformerDepth(DepthModel):
         try:
             return self.SUBLAYERS[name]
         except KeyError:
-            raise ValueError(f"unknown sub-layer {name!r}; choose from {', '.join(self.SUBLAYERS)}") from None
+            raise ValueError(f"unknown sub-layer {name!r}; choose from "
+                             f"{', '.join(self.SUBLAYERS)}") from None
 
 
 def depth_model(name: str) -> DepthModel:

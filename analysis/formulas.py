@@ -146,7 +146,8 @@ def _as_int(expr: sp.Expr, name: str) -> int:
 
 def _check(attention_count: str, kernel: str = "manual") -> None:
     if attention_count not in ATTENTION_COUNTS:
-        raise ValueError(f"attention_count must be one of {ATTENTION_COUNTS}, got {attention_count!r}")
+        raise ValueError(f"attention_count must be one of {ATTENTION_COUNTS}, "
+                         f"got {attention_count!r}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 

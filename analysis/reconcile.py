@@ -3,9 +3,9 @@ model x size x quantity, with a verdict. Matmul FLOPs must agree exactly with Py
 for every quantity and with fvcore for the forward pass; any difference is a bug.
 
 Per-term breakdown: each formula term is set beside the FLOPs of the modules that do it
-(`Architecture.term_modules`). The counter attributes work to modules reliably in forward passes (forward and
-generate); in backward its module tracker mis-attributes modules reused across time steps, so
-backward and train rows compare totals only.
+(`Architecture.term_modules`). The counter attributes work to modules reliably in forward
+passes (forward and generate); in backward its module tracker mis-attributes modules reused
+across time steps, so backward and train rows compare totals only.
 """
 
 from __future__ import annotations

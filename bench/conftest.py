@@ -6,9 +6,12 @@
 Every test is parametrized by `workload` (from analysis.workloads, chosen by the grid and
 the module's WORKLOAD_SET) and `device` (cpu, and cuda when present). Each round is timed
 in pedantic mode: perf_counter on CPU, a CUDA-event clock on GPU (so the saved JSON and
---benchmark-compare hold GPU time). Results go to results/bench/<grid>-<device>.json unless
---benchmark-json names another file; failures are recorded in that JSON under
-"charlm_failures".
+--benchmark-compare hold GPU time). Results go to runs/bench/<grid>-<device>.json (ignored by
+git; committed references live under results/reference/ and are written only when asked)
+unless --benchmark-json names another file; failures are recorded in that JSON under
+"charlm_failures". To compare runs, save them with --benchmark-autosave and compare with
+--benchmark-compare, both with --benchmark-storage=runs/bench/storage (`make bench` and
+`make bench-compare` do this).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from analysis.timing import (
 )
 from analysis.workloads import GRIDS, WORKLOAD_SETS, Prepared, measured_flops, predictions
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "bench"
+RESULTS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 FAILURES = pytest.StashKey[list]()
 BACKENDS = pytest.StashKey[dict]()
 

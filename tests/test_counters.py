@@ -105,7 +105,8 @@ def test_fvcore_lists_unsupported_ops_and_counts_layernorm_as_elementwise():
     measured = counters.measure_flops(cfg, "forward", {"B": b, "T": t})
     assert "aten::gelu" in measured.fvcore_unsupported
     # fvcore's LayerNorm count is the elementwise tier's: 5 per element, 2L + 1 norms
-    assert measured.fvcore_elementwise == ELEMENTWISE_COST["layernorm"] * b * t * d * (2 * layers + 1)
+    layernorms = 2 * layers + 1
+    assert measured.fvcore_elementwise == ELEMENTWISE_COST["layernorm"] * b * t * d * layernorms
 
 
 @needs_fvcore
@@ -167,3 +168,48 @@ def test_without_fvcore_its_counts_are_none_and_torch_still_counts(monkeypatch):
     measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 2})
     assert measured.fvcore is None and measured.fvcore_unsupported is None
     assert measured.torch == 2 * 1 * 2 * (3 * 4 + 4 * 4 + 4 * 5)
+
+
+# ------------------------------------------------------------------ counting on fake tensors
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig("rnn", 7, embed=3, hidden=4),
+    ModelConfig("mlrnn", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("gru", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="flash"),
+    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="manual"),
+], ids=lambda c: f"{c.model}-{c.attention}")
+def test_fake_tensor_counts_equal_real_tensor_counts(cfg):
+    # the default path counts on fake tensors; a real model must give the same numbers,
+    # module attribution included (the reconciliation compares terms per module)
+    sizes = {"B": 2, "T": 5, "P": 2, "N": 3}
+    for quantity in ("params", "forward", "backward", "train", "generate"):
+        for kv in (False, True) if quantity == "generate" and cfg.model == "transformer" else (
+                False,):
+            fake = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False)
+            real = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False,
+                                          model=build_model(cfg))
+            assert (fake.tensors, real.tensors) == ("fake", "real")
+            assert fake.torch == real.torch > 0, (quantity, kv)
+            assert fake.by_module == real.by_module, (quantity, kv)
+
+
+def test_a_model_too_large_for_memory_is_counted_without_allocating():
+    # D=8192, L=4, T=4096, B=8 would need ~3.2 GB of weights and tens of GB of activations;
+    # on fake tensors the count takes seconds and leaves the process's peak memory alone
+    import resource
+
+    b, t, d, n_layer, v = 8, 4096, 8192, 4, 65
+    cfg = ModelConfig("transformer", v, hidden=d, layers=n_layer, heads=64, block_size=t)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    measured = counters.measure_flops(cfg, "train", {"B": b, "T": t})
+    # hand derivation: forward B(24 L T D^2 + 4 L T^2 D + 2 T D V); backward twice that, plus
+    # the flash kernel's recomputed scores 2 B L T^2 D
+    forward = b * (24 * n_layer * t * d * d + 4 * n_layer * t * t * d + 2 * t * d * v)
+    assert measured.torch == 3 * forward + 2 * b * n_layer * t * t * d
+    skipped = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=True)
+    assert skipped.torch == forward
+    assert skipped.fvcore is None and "real tensors" in skipped.fvcore_note
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 300

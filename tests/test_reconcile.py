@@ -1,7 +1,7 @@
-import dataclasses
 """The reconciliation table: the grid's coverage, exact agreement on a quick grid, a verdict
 that can fail, and the CSV with its convention and environment columns."""
 
+import dataclasses
 import json
 
 import pandas as pd

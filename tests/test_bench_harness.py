@@ -1,0 +1,90 @@
+"""The bench harness (bench/conftest.py) run for real through pytest-benchmark: one workload
+timed with a fake clock, so every number it records has a known value; the documented
+save-and-compare workflow; the declared pytest-benchmark floor."""
+
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+TICK = 1e-3  # the fake clock advances this much per reading: every round lasts one tick
+
+FAKE_CLOCK_TEST = f'''
+import itertools
+import pytest
+from analysis.workloads import prepare
+
+WORKLOAD_SET = "attention"
+_ticks = itertools.count()
+
+
+def fake_clock():
+    return next(_ticks) * {TICK!r}
+
+
+@pytest.mark.benchmark(timer=fake_clock)
+def test_one(measure, workload, device):
+    measure(prepare(workload, device), device)
+'''
+
+
+def test_measure_fixture_records_what_a_fake_clock_dictates(pytester):
+    pytester.makeconftest((REPO / "bench" / "conftest.py").read_text())
+    pytester.makepyfile(test_fake=FAKE_CLOCK_TEST)
+    out = pytester.path / "bench.json"
+    result = pytester.runpytest_subprocess(
+        "--benchmark-only", "--charlm-grid=quick", "--charlm-device=cpu", "-p",
+        "no:cacheprovider", "-k", "attention-flash-forward-B4-T64", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=1)
+    data = json.loads(out.read_text())
+    (bench,) = data["benchmarks"]
+    info = bench["extra_info"]
+    rounds = 3  # the quick grid's rounds (analysis.workloads.GRIDS["quick"].rounds)
+    assert info["timing"]["rounds"] == rounds == len(bench["stats"]["data"])
+    assert info["timing"]["median"] == pytest.approx(TICK)
+    # one layer, B=4, T=64, width 128: qkv 6BTD^2 + scores and values 2 * 2BT^2D + out 2BTD^2
+    b, t, d = 4, 64, 128
+    flops = 6 * b * t * d * d + 4 * b * t * t * d + 2 * b * t * d * d
+    assert info["measured_flops"] == info["predicted_flops"] == flops
+    assert info["flops_per_second"] == pytest.approx(flops / TICK)
+    assert info["tokens_per_second"] == pytest.approx(b * t / TICK)
+    assert info["config"]["id"] == "attention-flash-forward-B4-T64-D128"
+    assert info["env"]["threads"] == 1
+    assert data["charlm"]["grid"] == "quick" and data["charlm_failures"] == []
+
+
+def test_documented_save_and_compare_workflow_runs(tmp_path):
+    # `make bench` saves with --benchmark-autosave, `make bench-compare` compares: the second
+    # run must compare against the first instead of crashing (an INTERNALERROR before)
+    storage = tmp_path / "storage"
+    common = [sys.executable, "-m", "pytest", "bench/test_attention.py", "--benchmark-only",
+              "--charlm-grid=quick", "--charlm-device=cpu", "-k", "attention-flash-forward-B4-T64",
+              "-p", "no:cacheprovider", "-q", f"--benchmark-storage={storage}",
+              f"--benchmark-json={tmp_path / 'b.json'}"]
+    # first: nothing saved yet to compare with (pytest-benchmark warns), then saves
+    first = subprocess.run(common + ["--benchmark-compare", "--benchmark-autosave"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert len(list(storage.rglob("*.json"))) == 1
+    second = subprocess.run(common + ["--benchmark-compare"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:]
+    assert "0001_" in second.stdout  # the saved run's name appears in the comparison table
+
+
+def test_installed_pytest_benchmark_meets_the_declared_floor():
+    text = (REPO / "pyproject.toml").read_text()
+    floor = re.search(r'"pytest-benchmark>=([\d.]+)"', text).group(1)
+    installed = version("pytest-benchmark")
+
+    def key(v):
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+    assert key(installed) >= key(floor)
