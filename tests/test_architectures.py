@@ -13,10 +13,9 @@ from analysis import architectures as A
 from analysis.depth import depth_report
 from analysis.depth_formulas import DepthModel
 from analysis.flops_api import flops_report
-from analysis.formulas import B, D, E, N, P, T, V, CostModel
+from analysis.formulas import B, CostModel, D, E, N, P, T, V
 from analysis.reconcile import GridPoint, reconcile
 from analysis.workloads import (
-    Workload,
     measured_flops,
     model_workloads,
     predictions,
