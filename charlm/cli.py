@@ -47,9 +47,13 @@ FLAG_HELP = {
 
 # Config field names that reach messages under another name than their flag.
 FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars"}
+# Cost-model symbols that reach messages ("size B must be ..."), and their flags.
+SYMBOL_FLAGS = {"B": "batch", "T": "seq_len", "P": "prompt_len", "N": "new_tokens",
+                "V": "vocab", "L": "layers", "D": "hidden", "E": "embed", "H": "heads"}
 
-OOM_PATTERN = re.compile(r"out of memory|can't allocate|cannot allocate|could not allocate"
-                         r"|failed to allocate", re.IGNORECASE)
+OOM_PATTERN = re.compile(r"out of memory|not enough memory|can't allocate|cannot allocate"
+                         r"|could not allocate|failed to allocate|tried to allocate",
+                         re.IGNORECASE)
 SIZE_FLAGS = ("--batch-size", "--batch", "--seq-len", "--hidden", "--layers", "--block-size",
               "--vocab", "--new-tokens")
 
@@ -126,7 +130,12 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
         flag = flags[match.group(1)]
         return flag if match.group(2) == "=True" else flag + match.group(2)
 
-    return pattern.sub(swap, message)
+    message = pattern.sub(swap, message)
+    symbols = {k: flags[v] for k, v in SYMBOL_FLAGS.items() if v in flags}
+    if symbols:
+        message = re.sub(rf"\b({'|'.join(symbols)})(?= must\b)",
+                         lambda m: f"{symbols[m.group(1)]} ({m.group(1)})", message)
+    return message
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -254,10 +254,10 @@ class ExperimentResult:
 
     def notes(self) -> list[str]:
         """One line per run that did not learn (see LEARN_MARGIN)."""
-        return [f"{r.spec.label} did not learn: validation loss {r.final_val_loss:.3f} is "
-                f"within {LEARN_MARGIN} of the unigram entropy {r.unigram_entropy:.3f} "
-                f"nats/char (predicting character frequencies alone) after "
-                f"{len(r.history)} steps" for r in self.runs if not r.learned]
+        return [f"{r.spec.label} did not learn in {len(r.history)} steps: validation loss "
+                f"{r.final_val_loss:.3f}, not {LEARN_MARGIN} below the unigram entropy "
+                f"{r.unigram_entropy:.3f} nats/char (the loss of predicting characters by "
+                f"their frequencies alone)" for r in self.runs if not r.learned]
 
     def curves(self) -> pd.DataFrame:
         """Long-form loss curves of every run: run, step, train_loss, val_loss, ..."""

@@ -49,7 +49,7 @@ def test_gru_step_table_and_figure(capsys, tmp_path):
 
 
 def test_gru_step_rejects_a_non_finite_weight(capsys):
-    one_line_error(capsys, ["gru-step", "--update-weight", "inf"], "update_weight must be finite")
+    one_line_error(capsys, ["gru-step", "--update-weight", "inf"], "--update-weight must be finite")
 
 
 # --- compare ---

@@ -65,10 +65,11 @@ def test_params_quantity(capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--seq-len", "101"], "exceeds block_size 100"),
-        (["--heads", "3"], "divisible by heads 3"),
-        (["--batch", "0"], "positive integer B"),
-        (["--model", "gru", "--hidden", "-4"], "hidden must be a positive integer"),
+        (["--seq-len", "101"], "--seq-len 101 exceeds --block-size 100"),
+        (["--heads", "3"], "divisible by --heads 3"),
+        (["--batch", "0"], "--batch (B) must be a positive integer"),
+        (["--model", "gru", "--hidden", "-4"], "--hidden must be a positive integer"),
+        (["--vocab", "0"], "--vocab must be a positive integer"),
         (["--model", "gru", "--quantity", "generate", "--kv-cache"], "KV cache"),
         (["--grid", "quick"], "--grid needs --out"),
     ],

@@ -117,7 +117,7 @@ _SI = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"))
 def format_number(value) -> str:
     """A number as a person reads it in a table: blank when empty; integers below a million in
     full with thousands separators, larger ones with an SI suffix to 3 significant digits
-    (1.23M, 4.56G); floats to 4 significant digits, never in e-notation between 1e-3 and
+    (1.23M, 85.0M, 4.56G); floats to 4 significant digits, never in e-notation between 1e-3 and
     1e6, and in engineering form (12.3e-6) below. Booleans and text pass through."""
     if _is_empty(value):
         return ""
@@ -131,9 +131,13 @@ def format_number(value) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     size = abs(value)
-    for scale, suffix in _SI:
+    for k, (scale, suffix) in enumerate(_SI):
         if size >= scale:
-            return f"{value / scale:.3g}{suffix}"
+            text = f"{value / scale:#.3g}"  # 3 digits: 85.0M, 1.06G
+            if "e" in text and k > 0:  # 999.9995M rounds to 1000M: one unit up
+                scale, suffix = _SI[k - 1]
+                text = f"{value / scale:#.3g}"
+            return text.rstrip(".") + suffix
     if isinstance(value, int):
         return f"{value:,}"
     if size == 0:
@@ -177,12 +181,15 @@ def format_table(frame, width: int = TABLE_WIDTH) -> str:
     widths = list(natural)
     gap = 2
     # narrow the widest text column (or header) step by step until the table fits
-    floor = [natural[i] if numeric[i] else min(natural[i], 6) for i in range(len(columns))]
+    # numbers never wrap (a header may, at its spaces); text columns go down to 6 characters
+    floor = [max([len(r[i]) for r in cells] + [len(w) for w in columns[i].split()])
+             if numeric[i] else min(natural[i], 6) for i in range(len(columns))]
     while sum(widths) + gap * (len(widths) - 1) > width:
         candidates = [i for i in range(len(widths)) if widths[i] > floor[i]]
         if not candidates:
             break
-        i = max(candidates, key=lambda j: widths[j])
+        # first wrap the headers of number columns, then narrow the widest text column
+        i = max(candidates, key=lambda j: (numeric[j], widths[j]))
         widths[i] -= 1
 
     def wrap(text, w):

@@ -5,8 +5,16 @@ tokens/s, final losses and samples under OUT/EXPERIMENT/."""
 from __future__ import annotations
 
 import sys
+import textwrap
 
-from charlm.commands.common import DEVICES, FORMATS, check_out_path, emit
+from charlm.commands.common import (
+    DEVICES,
+    FORMATS,
+    TABLE_WIDTH,
+    check_out_path,
+    emit,
+    format_table,
+)
 
 # charlm.experiments.EXPERIMENTS' names, here so that building the parser imports no torch
 # (a test checks they agree)
@@ -85,15 +93,15 @@ def run(args) -> int:
         files = write_experiment(result, args.out, env=_env_line(env))
         table = result.summary()[COLUMNS].assign(experiment=name)
         if args.format == "table":
-            print(f"== {name}: {result.experiment.description}")
+            lines = [f"== {name}: {result.experiment.description}"]
             if result.matching:
-                for label, count in result.matching["params"].items():
-                    print(f"parameters: {label}: {count:,}")
-                print(f"matched hidden width: {result.matching['matched_hidden']}")
-            emit(table_rows(table), "table")
-            for line in result.notes():
-                print(line)
-            print(f"wrote {files['summary_md']} and {files['figure']}")
+                lines += [f"parameters: {label}: {count:,}"
+                          for label, count in result.matching["params"].items()]
+                lines.append(f"matched hidden width: {result.matching['matched_hidden']}")
+            lines.append(format_table(table_rows(table)))
+            lines += result.notes()
+            lines.append(f"wrote {files['summary_md']} and {files['figure']}")
+            print(fit(lines))
         tables.append(table)
     if args.format != "table":  # one CSV / JSON document for all experiments
         emit(pd.concat(tables, ignore_index=True), args.format)
@@ -109,6 +117,16 @@ def table_rows(table) -> list[dict]:
             row["homework_steps"] = None
         rows.append({HEADINGS.get(k, k): v for k, v in row.items()})
     return rows
+
+
+def fit(lines: list[str], width: int = TABLE_WIDTH) -> str:
+    """Lines joined, each longer than `width` wrapped (later lines indented)."""
+    out = []
+    for line in lines:
+        for part in line.splitlines():
+            out += [part] if len(part) <= width else \
+                textwrap.wrap(part, width, subsequent_indent="  ")
+    return "\n".join(out)
 
 
 def _env_line(env: dict) -> dict:

@@ -17,6 +17,7 @@ from charlm.commands.common import (
     add_workload_args,
     check_out_path,
     emit,
+    format_number,
     format_table,
     model_config_from_args,
 )
@@ -123,7 +124,7 @@ def flops_table(report: dict, width: int = TABLE_WIDTH) -> str:
                      "torch": measured_terms.get(group) if group == term else None,
                      "fvcore": None, "ratio": None, "verdict": None,
                      "measured together": None if group in (None, term) else
-                     f"{group}: {measured_terms[group]:,}"})
+                     f"{group}: {format_number(measured_terms[group])}"})
     measured = report.get("measured") or {}
     ratio = (report.get("ratio") or {}).get("torch")
     rows.append({"term": "total", "predicted": report["predicted"],
