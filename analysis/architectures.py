@@ -31,6 +31,7 @@ from charlm.models.gru import GRULM
 from charlm.models.registry import ModelConfig, ModelSpec
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
 from charlm.models.transformer import CausalSelfAttention, Transformer, TransformerConfig
+from charlm.validate import lookup
 
 # A reconciliation grid point as a sampler draws it: the config, the sizes B, T, P, N
 # it is measured at, and which KV-cache settings its generation is measured with.
@@ -160,11 +161,7 @@ def unregister(name: str) -> None:
 
 
 def architecture(name: str) -> Architecture:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from "
-                         f"{', '.join(ARCHITECTURES)}") from None
+    return lookup(ARCHITECTURES, name, "model")
 
 
 def architecture_of(model: nn.Module) -> Architecture:

@@ -26,7 +26,7 @@ from torch import nn
 from analysis.architectures import ARCHITECTURES, Architecture, architecture
 from charlm.models.registry import ModelConfig, build_model
 from charlm.steps import TrainStep, lm_loss
-from charlm.validate import positive_int
+from charlm.validate import lookup, positive_int
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
 REQUIRED_SIZES = {"params": (), "forward": ("B", "T"), "backward": ("B", "T"),
@@ -348,10 +348,7 @@ GPU_ATTENTION_T = (128, 256, 512, 1024, 2048)  # the SDPA vs manual sweep on CUD
 
 
 def get_grid(name: str) -> GridSpec:
-    try:
-        return GRIDS[name]
-    except KeyError:
-        raise ValueError(f"unknown grid {name!r}; choose from {', '.join(GRIDS)}") from None
+    return lookup(GRIDS, name, "grid")
 
 
 def _unique(ws):

@@ -13,8 +13,11 @@
 # 3. Build `charlm report --device cuda` from that JSON (plus the matmul ceiling and short
 #    training runs; the FLOP reconciliation, depth and homework check are device-independent
 #    and live in the CPU report).
+# 4. With TESTS=1 (default), run the test suite there too (CUDA tests included); its log
+#    comes back as tests.log.
 # Output: $OUT when set (the device tool brings back at most 8 files, so the report folder
-# travels as one tar.gz beside REPORT.md and the logs), else results/gpu/.
+# travels as one tar.gz beside REPORT.md and the logs), else runs/gpu/ (git-ignored). Commit
+# a run as the GPU reference by unpacking it under results/reference/<device>/.
 # Budget: about 8 minutes on an H100; the bench is stopped with SIGINT at BENCH_LIMIT seconds,
 # which still writes the JSON of every benchmark finished so far.
 set -uo pipefail
@@ -24,7 +27,8 @@ PY=${PYTHON:-python3}
 BENCH_LIMIT=${BENCH_LIMIT:-330}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu GRID=quick: a smoke test of this script without a GPU
 GRID=${GRID:-default}
-if [ -n "${OUT:-}" ]; then DEST=$(mktemp -d /tmp/charlm_gpu.XXXX); else DEST=results/gpu; fi
+TESTS=${TESTS:-1}
+if [ -n "${OUT:-}" ]; then DEST=$(mktemp -d /tmp/charlm_gpu.XXXX); else DEST=runs/gpu; fi
 mkdir -p "$DEST"
 LOG="$DEST/gpu_run.log"
 : >"$LOG"
@@ -66,7 +70,8 @@ say "bench exit $? ($(tail -n 1 "$DEST/bench.log"))"
 
 if [ -f "$JSON" ]; then
     say "report from $JSON"
-    "$PY" -m charlm report --device "$DEVICE" --out "$DEST/report" --bench-json "$JSON" \
+    QUICK=$([ "$GRID" = quick ] && echo --quick)
+    "$PY" -m charlm report --device "$DEVICE" --out "$DEST/report" --bench-json "$JSON" $QUICK \
         --stages environment ceiling bench training figures markdown >>"$LOG" 2>&1
     say "report exit $?"
     cp "$DEST/report/REPORT.md" "$DEST/REPORT.md" 2>/dev/null
@@ -74,7 +79,13 @@ if [ -f "$JSON" ]; then
 else
     say "no bench JSON was written"
 fi
+if [ "$TESTS" = 1 ]; then
+    say "test suite"
+    "$PY" -m pytest -q -p no:cacheprovider tests >"$DEST/tests.log" 2>&1
+    say "tests exit $? ($(tail -n 1 "$DEST/tests.log"))"
+fi
 if [ -n "${OUT:-}" ]; then
+    [ -f "$DEST/tests.log" ] && cp "$DEST/tests.log" "$OUT/"
     say "packing results under \$OUT (unpack gpu_results.tar.gz into results/gpu/)"
     tar -czf "$OUT/gpu_results.tar.gz" -C "$DEST" . 2>>"$LOG"
     cp "$LOG" "$DEST/bench.log" "$OUT/" 2>/dev/null

@@ -15,3 +15,13 @@ def positive_int(name: str, value, *, allow_none: bool = False):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def lookup(table, name, what: str = "name", choices=None):
+    """table[name], or ValueError "unknown <what> 'x'; choose from a, b" (choices: the names
+    to list, default the table's keys)."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        listed = ", ".join(choices if choices is not None else table)
+        raise ValueError(f"unknown {what} {name!r}; choose from {listed}") from None

@@ -17,7 +17,7 @@ from torch import nn
 from charlm.models.gru import GRULM
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
 from charlm.models.transformer import Transformer, TransformerConfig
-from charlm.validate import positive_int
+from charlm.validate import lookup, positive_int
 
 ATTENTION_KINDS = ("flash", "manual")
 SIZE_FIELDS = ("vocab_size", "embed", "hidden", "layers", "heads", "block_size")
@@ -147,10 +147,7 @@ for _spec in (
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+    return lookup(MODELS, name, "model")
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
