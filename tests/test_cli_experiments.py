@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -20,13 +21,24 @@ def one_line_error(capsys, argv, match):
 
 # --- gru-step ---
 
-def test_gru_step_json_has_the_six_two_vectors(capsys):
+def sigmoid(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def test_gru_step_json_is_the_hand_computed_cell(capsys):
     assert main(["gru-step", "--format", "json", "--data-input", "1.5", "--data-hidden",
                  "-0.5", "--new-hidden-weight", "-3"]) == 0
     data = json.loads(capsys.readouterr().out)
-    expected = gru_2d_step(data_input=1.5, data_hidden=-0.5, new_hidden_weight=-3.0)
-    assert data == expected.to_dict()
-    assert all(len(v) == 2 for v in data.values())
+    # the other sliders at their defaults: control input 2, control hidden 0, reset 3,
+    # update -3, new-input 3. The data unit's gates see only the control channel x1 + h1 = 2;
+    # the control unit's rows are zero, so r1 = z1 = 1/2, n1 = 0, h_new1 = h1 / 2 = 0.
+    r0, z0 = sigmoid(3 * 2), sigmoid(-3 * 2)
+    n0 = math.tanh(3 * 1.5 + r0 * (-3 * -0.5))
+    expected = {"x": [1.5, 2.0], "h": [-0.5, 0.0], "r": [r0, 0.5], "z": [z0, 0.5],
+                "n": [n0, 0.0], "h_new": [(1 - z0) * n0 + z0 * -0.5, 0.0]}
+    assert data.keys() == expected.keys()
+    for key, pair in expected.items():
+        assert data[key] == pytest.approx(pair, abs=1e-12), key
 
 
 def test_gru_step_flags_reach_every_slider(capsys):
@@ -63,8 +75,8 @@ def corpus(tmp_path_factory):
 
 def test_compare_writes_the_experiment(capsys, tmp_path, corpus):
     argv = ["compare", "--experiment", "rnn-vs-gru", "--steps", "2", "--data", str(corpus),
-            "--device", "cpu", "--val-batches", "1", "--threads", "1", "--out", str(tmp_path), "--no-progress",
-            "--format", "csv"]
+            "--device", "cpu", "--val-batches", "1", "--threads", "1", "--out", str(tmp_path),
+            "--no-progress", "--format", "csv"]
     assert main(argv) == 0
     table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
     assert list(table.model) == ["RNN", "GRU"] and list(table.steps) == [2, 2]

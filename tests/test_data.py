@@ -119,8 +119,20 @@ def test_text_file_and_folder(tmp_path):
 def test_bad_utf8_byte_names_file_and_offset(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes("héllo".encode() + b"\xff rest")
-    with pytest.raises(ValueError, match=r"bad\.txt: not valid UTF-8 at byte offset 6 \(byte 0xff\)"):
+    with pytest.raises(ValueError,
+                       match=r"bad\.txt: not valid UTF-8 at byte offset 6 \(byte 0xff\)"):
         load_corpus(str(path))
+
+
+def test_a_byte_order_mark_is_not_a_character(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfab")  # UTF-8 BOM, as Notepad writes it
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfcd")
+    assert load_corpus(str(tmp_path / "a.txt")) == "ab"
+    assert load_corpus(str(tmp_path)) == "ab\ncd"
+    assert CharLMDataset(load_corpus(str(tmp_path)), 2).vocab == ["\n", "a", "b", "c", "d"]
+    # a BOM inside the text is a character like any other (U+FEFF, zero-width no-break space)
+    (tmp_path / "c.txt").write_bytes(b"x\xef\xbb\xbfy")
+    assert load_corpus(str(tmp_path / "c.txt")) == "x\ufeffy"
 
 
 def test_missing_path_and_empty_folder(tmp_path):
@@ -153,6 +165,7 @@ def jsonl(tmp_path):
 
 
 def test_hf_json_file_gives_first_n_characters_of_joined_rows(jsonl, tmp_path):
+    pytest.importorskip("datasets", reason="hf: sources need the optional datasets package")
     joined = "\n".join(r["text"] for r in ROWS)
     cache = str(tmp_path / "cache")
     assert load_hf_text(str(jsonl), n_chars=10_000, cache_dir=cache) == joined
@@ -161,14 +174,14 @@ def test_hf_json_file_gives_first_n_characters_of_joined_rows(jsonl, tmp_path):
 
 
 def test_hf_save_to_disk_folder(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    datasets = pytest.importorskip("datasets", reason="needs the optional datasets package")
     path = tmp_path / "saved"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS)}).save_to_disk(str(path))
     assert load_corpus(f"hf:{path}", n_chars=12) == ROWS[0]["text"][:12]
 
 
 def test_hub_dataset_not_cached_and_unreachable_fails_fast(tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets")
+    datasets = pytest.importorskip("datasets", reason="needs the optional datasets package")
     # a closed local port stands in for the Hub: no network is used
     monkeypatch.setattr(datasets.config, "HF_ENDPOINT", "http://127.0.0.1:9")
     start = time.perf_counter()
@@ -177,3 +190,12 @@ def test_hub_dataset_not_cached_and_unreachable_fails_fast(tmp_path, monkeypatch
     assert time.perf_counter() - start < 10
     message = str(err.value)
     assert "not in the local Hugging Face cache" in message and ALTERNATIVES in message
+
+
+def test_hf_source_without_the_datasets_package_says_what_to_do(jsonl, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if it were not installed
+    with pytest.raises(ValueError) as err:
+        load_corpus(f"hf:{jsonl}")
+    assert "needs the `datasets` package" in str(err.value) and ALTERNATIVES in str(err.value)

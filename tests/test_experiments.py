@@ -1,4 +1,4 @@
-from dataclasses import replace
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +14,7 @@ from charlm.experiments import (
     match_hidden,
     params_of,
     run_experiment,
+    unigram_entropy,
     write_experiment,
 )
 from charlm.train import TrainConfig
@@ -161,8 +162,27 @@ def test_unknown_experiment_is_a_value_error():
         run_experiment("nope", "abc")
 
 
-def test_specs_are_frozen_configs():
-    spec = runs("rnn-vs-gru")["RNN"]
-    with pytest.raises(AttributeError):
-        spec.config.steps = 5
-    assert replace(spec.config, steps=5).steps == 5
+def test_unigram_entropy_by_hand():
+    # "aab": p(a) = 2/3, p(b) = 1/3
+    assert unigram_entropy("aab") == pytest.approx(-(2 / 3 * math.log(2 / 3)
+                                                     + 1 / 3 * math.log(1 / 3)))
+    assert unigram_entropy("abcd" * 5) == pytest.approx(math.log(4))
+    assert unigram_entropy("zzzz") == 0
+
+
+def test_runs_that_stay_at_the_unigram_entropy_are_named(quick):
+    text, result, files, _ = quick
+    # 3 steps from a random init: the validation loss is still above the unigram entropy
+    assert [r.learned for r in result.runs] == [False, False]
+    notes = result.notes()
+    assert len(notes) == 2 and notes[0].startswith("RNN did not learn in 3 steps")
+    md = Path(files["summary_md"]).read_text()
+    assert "GRU did not learn in 3 steps" in md and "unigram entropy" in md
+    assert list(result.summary()["learned"]) == [False, False]
+
+
+def test_the_deep_gru_is_initialised_for_depth_and_says_so():
+    deep = runs("gru-vs-transformer-8l")["GRU 8 layers (matched)"]
+    assert deep.config.init == "xavier-orthogonal" and "orthogonal" in deep.note
+    assert runs("gru-vs-transformer-8l")["GRU as the notebook ran it (1 layer)"].config.init \
+        == "default"  # the notebook's own run keeps PyTorch's initialisation

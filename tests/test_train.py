@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+import charlm.steps
 from charlm.data import builtin_corpus
 from charlm.models import GRULM, MultiLayerRNN, SimpleRNN
-import charlm.steps
 from charlm.steps import lm_loss
 from charlm.train import (
     LOG_COLUMNS,
