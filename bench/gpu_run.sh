@@ -86,7 +86,7 @@ if [ "$TESTS" = 1 ]; then
 fi
 if [ -n "${OUT:-}" ]; then
     [ -f "$DEST/tests.log" ] && cp "$DEST/tests.log" "$OUT/"
-    say "packing results under \$OUT (unpack gpu_results.tar.gz into results/gpu/)"
+    say "packing results under \$OUT (unpack gpu_results.tar.gz into results/reference/<device>/)"
     tar -czf "$OUT/gpu_results.tar.gz" -C "$DEST" . 2>>"$LOG"
     cp "$LOG" "$DEST/bench.log" "$OUT/" 2>/dev/null
     [ -f "$DEST/REPORT.md" ] && cp "$DEST/REPORT.md" "$OUT/"
