@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:  # one line, also during start-up; says where if it can
         where = f": {exc}" if str(exc) else ""
         print(f"charlm{' ' + command if command else ''}: interrupted{where}", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_status", 130)
     except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
             FileExistsError, PermissionError) as exc:
         print(f"charlm {command}: error: {flag_names(_one_line(exc), sub)}", file=sys.stderr)

@@ -86,6 +86,16 @@ def _cfg(model: str, seq_len: int, steps: int, **sizes) -> TrainConfig:
                        **sizes)
 
 
+class ExperimentInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped one of an experiment's runs: the experiment stops there
+    (it has no resume; its runs are short). `exit_status` is 130 or 143 (128 + signal)."""
+
+    def __init__(self, label: str, step: int, signal: str | None):
+        self.exit_status = 143 if signal == "SIGTERM" else 130
+        super().__init__(f"{signal or 'a signal'} stopped run {label!r} at step {step}; the "
+                         f"experiment was not written; run it again to redo it")
+
+
 def unigram_entropy(text: str) -> float:
     """Cross-entropy (nats/char) of predicting each character by its frequency in `text`:
     the loss a model reaches by learning the frequencies alone."""
@@ -323,6 +333,8 @@ def run_experiment(
         if on_run is not None:
             on_run(spec, i, len(runs))
         result = train(cfg, progress=progress, text=text)
+        if result.interrupted:
+            raise ExperimentInterrupted(spec.label, len(result.history), result.signal)
         results.append(summarize_run(spec, result, seed, entropy))
     return ExperimentResult(experiment, results, matching)
 

@@ -186,3 +186,26 @@ def test_the_deep_gru_is_initialised_for_depth_and_says_so():
     assert deep.config.init == "xavier-orthogonal" and "orthogonal" in deep.note
     assert runs("gru-vs-transformer-8l")["GRU as the notebook ran it (1 layer)"].config.init \
         == "default"  # the notebook's own run keeps PyTorch's initialisation
+
+
+def test_a_signal_stops_the_whole_experiment(monkeypatch, capsys, tmp_path):
+    import charlm.experiments
+    from charlm.cli import main
+
+    trained = []
+
+    def stopped_by_sigterm(cfg, progress, text):
+        trained.append(cfg.model)
+        return type("Result", (), dict(interrupted=True, signal="SIGTERM",
+                                       history=pd.DataFrame({"step": [1, 2]})))()
+
+    monkeypatch.setattr(charlm.experiments, "train", stopped_by_sigterm)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(builtin_corpus(seed=1, n_chars=5000), encoding="utf-8")
+    assert main(["compare", "--experiment", "rnn-vs-gru", "--steps", "5", "--data",
+                 str(corpus), "--device", "cpu", "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 143
+    assert trained == ["rnn"]  # the GRU run never started
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SIGTERM stopped run 'RNN' at step 2" in err
+    assert not (tmp_path / "out" / "rnn-vs-gru").exists()
