@@ -20,6 +20,9 @@ def test_json_holds_predicted_formula_terms_measured_convention(capsys):
                          "--vocab", "7", "--seq-len", "3", "--batch", "2"])
     expected = cost_model("gru").forward().evaluate(
         {"B": 2, "T": 3, "D": 8, "E": 4, "L": 1, "V": 7})
+    # by hand: 2 B T (3 E D + 3 D^2 + D V), the three gates' input and hidden matmuls and the
+    # head, 2 FLOPs per multiply-add
+    assert out["predicted"] == 2 * 2 * 3 * (3 * 4 * 8 + 3 * 8 * 8 + 8 * 7) == 4128
     assert out["predicted"] == expected["total"]
     assert out["terms"] == {k: v for k, v in expected.items() if k != "total"}
     assert out["measured"]["torch"] == expected["total"]
@@ -80,9 +83,20 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     assert message in err and err.count("\n") == 1
 
 
-def test_grid_writes_reconciliation_csv(capsys, tmp_path):
+def test_grid_writes_reconciliation_csv_and_shows_progress(capsys, tmp_path, monkeypatch):
+    import analysis.reconcile
+
+    # the command's wiring on the quick grid's first three sizes (tests/test_reconcile.py
+    # checks whole grids)
+    quick = analysis.reconcile.GRIDS["quick"]
+    monkeypatch.setitem(analysis.reconcile.GRIDS, "quick", lambda: quick()[:3])
     out = tmp_path / "flops.csv"
     assert main(["flops", "--grid", "quick", "--out", str(out), "--format", "csv"]) == 0
     table = pd.read_csv(out)
-    assert (table["verdict"] == "exact").all()
-    assert "rows" in capsys.readouterr().out
+    assert (table["verdict"] == "exact").all() and len(table) >= 3
+    captured = capsys.readouterr()
+    assert "rows" in captured.out
+    # not a terminal: plain progress lines on stderr, the first and the last size
+    lines = captured.err.splitlines()
+    assert lines[0].startswith("flops grid quick: 1/3 sizes")
+    assert lines[-1].startswith("flops grid quick: 3/3 sizes (100%)")
