@@ -43,6 +43,7 @@ from charlm.data import split_train_val
 from charlm.io import atomic_to_csv, atomic_write_text
 from charlm.models.registry import build_model, count_parameters
 from charlm.train import TrainConfig, TrainResult, generate_text, train
+from charlm.validate import positive_int
 
 SAMPLE_LENGTH = 100  # the homework's generate_text(dataset) default
 FINAL_WINDOW = 0.1  # final train loss = mean over the last 10% of steps (at least 1)
@@ -314,9 +315,7 @@ def run_experiment(
     is kept in out/<experiment>/<run>/. `on_run(spec, i, n)` is called before each run.
     """
     experiment = get_experiment(name)
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
-                              or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int("steps", steps, allow_none=True)
     vocab_size = len(set(text))
     entropy = unigram_entropy(split_train_val(text, TrainConfig().val_fraction)[0])
     runs, matching = experiment.resolved(vocab_size)

@@ -62,10 +62,10 @@ def register(subparsers):
 
 def run(args) -> int:
     check_out_path(args.out, "folder")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    from charlm.validate import positive_int
+
+    for flag in ("steps", "threads", "val_batches"):  # before any corpus or model is made
+        positive_int("--" + flag.replace("_", "-"), getattr(args, flag), allow_none=True)
     import pandas as pd
     import torch
 
