@@ -13,8 +13,8 @@ Experiments:
   (GRULM(num_layers=8), embed 32) whose hidden width is solved for so its parameter count is
   the closest to the Transformer's. That 8-layer stack does not learn with PyTorch's default
   initialisation (it stays at the corpus's unigram entropy, 3.12 nats/char on the built-in
-  corpus, through 400 steps: lr 1e-3 with two seeds, lr 3e-3 with one), so it is
-  initialised as Keras' GRU is: input weights Xavier-uniform, hidden-to-hidden weights orthogonal (TrainConfig
+  corpus, through 400 steps: lr 1e-3 with two seeds, lr 3e-3 with one), so it is initialised as
+  Keras' GRU is: input weights Xavier-uniform, hidden-to-hidden weights orthogonal (TrainConfig
   init="xavier-orthogonal"). It then leaves the plateau after 150-250 steps (validation loss
   1.81 and 1.29 at step 400 for seeds 2025 and 1). Every summary says which runs did not learn
   (validation loss within LEARN_MARGIN of the unigram entropy).
