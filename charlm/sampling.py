@@ -55,13 +55,15 @@ def start_tokens(
     device: torch.device,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The (B, P) ids a generation starts from: the prompt, or one random token as the homework does."""
+    """The (B, P) ids a generation starts from: the prompt, or one random token as the homework
+    does."""
     if prompt_ids is None:
         # draw on the generator's device: randint refuses a CUDA generator for a CPU tensor
         where = generator.device if generator is not None else "cpu"
         return torch.randint(0, vocab_size, (1, 1), generator=generator, device=where).to(device)
     if prompt_ids.dim() != 2 or prompt_ids.size(1) == 0:
-        raise ValueError(f"prompt_ids must have shape (B, P) with P >= 1, got {tuple(prompt_ids.shape)}")
+        raise ValueError(f"prompt_ids must have shape (B, P) with P >= 1, got "
+                         f"{tuple(prompt_ids.shape)}")
     if prompt_ids.dtype != torch.long:
         raise ValueError(f"prompt_ids must be a LongTensor, got {prompt_ids.dtype}")
     if has_values(prompt_ids) and (
