@@ -125,7 +125,8 @@ def gru_2d_batch(settings: GRUSettings, data_inputs, data_hiddens) -> dict[str, 
     x0 = torch.as_tensor(data_inputs, dtype=torch.float64).reshape(-1)
     h0 = torch.as_tensor(data_hiddens, dtype=torch.float64).reshape(-1)
     if x0.shape != h0.shape:
-        raise ValueError(f"data_inputs and data_hiddens differ in size: {x0.numel()} != {h0.numel()}")
+        raise ValueError(f"data_inputs and data_hiddens differ in size: "
+                         f"{x0.numel()} != {h0.numel()}")
     x = torch.stack([x0, torch.full_like(x0, settings.control_input)], dim=1)  # (N, 2)
     h = torch.stack([h0, torch.full_like(h0, settings.control_hidden)], dim=1)
     with torch.no_grad():

@@ -205,7 +205,8 @@ def test_matmul_ceiling_reports_two_n_cubed_flops_over_the_fastest_round():
 @cuda
 def test_cuda_peak_memory_is_the_allocation_size():
     nbytes = 1 << 20  # a whole number of the caching allocator's 512-byte blocks
-    assert peak_memory(lambda: torch.empty(nbytes, dtype=torch.uint8, device="cuda"), "cuda") == nbytes
+    peak = peak_memory(lambda: torch.empty(nbytes, dtype=torch.uint8, device="cuda"), "cuda")
+    assert peak == nbytes
 
 
 @cuda

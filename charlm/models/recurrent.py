@@ -1,4 +1,5 @@
-"""What every recurrent language model here shares: the per-step loop over a sequence and generation.
+"""What every recurrent language model here shares: the per-step loop over a sequence and
+generation.
 
 A subclass provides `embedding`, `forward(x_token, hidden) -> (logits, hidden)` and
 `init_hidden(batch_size)`. `forward_sequence` is the homework's training loop body
