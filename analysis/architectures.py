@@ -24,10 +24,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from analysis.depth_formulas import DepthModel, RecurrentDepth, TransformerDepth
-from analysis.formulas import CostModel, ElmanCost, GRUCost, TransformerCost
+from analysis.depth_formulas import DepthModel, MinGRUDepth, RecurrentDepth, TransformerDepth
+from analysis.formulas import (
+    CostModel,
+    ElmanCost,
+    GRUCost,
+    LSTMCost,
+    MinGRUCost,
+    TransformerCost,
+)
 from charlm.models import registry
 from charlm.models.gru import GRULM
+from charlm.models.lstm import GATES, LSTMLM
+from charlm.models.mingru import MinGRULM, MinGRULoop
 from charlm.models.registry import ModelConfig, ModelSpec
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
 from charlm.models.transformer import CausalSelfAttention, Transformer, TransformerConfig
@@ -56,6 +65,9 @@ class Architecture:
         counts are linear in T, and the wide matrices are what the anchors add).
     torch_twin: homework model -> the same network through a fused torch.nn module with
         copied weights, exposing `forward_sequence` (None: no twin).
+    twin_label: what the twin is, for naming its bench variant `<name>-<twin_label>`:
+        "torch" for a fused torch.nn module; "loop" where the twin is the model's own
+        sequential loop (minGRU, whose homework variant runs the parallel scan).
     attention_layer: (n_embd, n_head, T, kernel) -> one attention layer, for the
         flash-vs-manual bench (None: no attention); attention_layer_terms: the forward
         terms (at L = 1, no head) that layer does.
@@ -71,6 +83,7 @@ class Architecture:
     sample: Callable[[random.Random, int], Sample]
     anchors: tuple[tuple[str, dict, dict], ...] = ()
     torch_twin: Callable[[nn.Module], nn.Module] | None = None
+    twin_label: str = "torch"
     attention_layer: Callable[[int, int, int, str], nn.Module] | None = None
     attention_layer_terms: tuple[str, ...] = ()
 
@@ -184,8 +197,11 @@ def recurrent_sampler(name: str, layers: tuple[int, ...]) -> Callable[[random.Ra
     """Small random sizes for a recurrent model: counts depend only on shapes."""
 
     def sample(rng: random.Random, i: int) -> Sample:
-        cfg = ModelConfig(name, vocab_size=rng.choice([5, 11, 29]), embed=rng.choice([3, 8, 16]),
-                          hidden=rng.choice([4, 8, 16, 24]), layers=rng.choice(layers))
+        embed, hidden = rng.choice([3, 8, 16]), rng.choice([4, 8, 16, 24])
+        if registry.get_spec(name).embed_is_hidden:
+            embed = hidden
+        cfg = ModelConfig(name, vocab_size=rng.choice([5, 11, 29]), embed=embed,
+                          hidden=hidden, layers=rng.choice(layers))
         sizes = dict(B=rng.choice([1, 2, 3]), T=rng.choice([1, 2, 3, 5, 8]),
                      P=rng.choice([1, 2, 4]), N=rng.choice([1, 2, 3]))
         return cfg, sizes, (False,)
@@ -267,6 +283,19 @@ def _torch_gru(model) -> TorchRecurrentLM:
     return TorchRecurrentLM(model.embedding, rnn, model.fc)
 
 
+def _torch_lstm(model) -> TorchRecurrentLM:
+    cells = list(model.cells)
+    rnn = nn.LSTM(cells[0].W_xi.in_features, model.hidden_size, num_layers=len(cells),
+                  bias=False, batch_first=True)
+    with torch.no_grad():
+        for k, c in enumerate(cells):  # torch.nn.LSTM stacks gates in the order i, f, g, o
+            getattr(rnn, f"weight_ih_l{k}").copy_(
+                torch.cat([getattr(c, f"W_x{g}").weight for g in GATES]))
+            getattr(rnn, f"weight_hh_l{k}").copy_(
+                torch.cat([getattr(c, f"W_h{g}").weight for g in GATES]))
+    return TorchRecurrentLM(model.embedding, rnn, model.fc)
+
+
 def _attention_layer(n_embd: int, n_head: int, seq_len: int, kernel: str) -> nn.Module:
     return CausalSelfAttention(TransformerConfig(
         vocab_size=1, n_embd=n_embd, block_size=seq_len, n_layer=1, n_head=n_head,
@@ -330,6 +359,29 @@ for _arch in (
                  ("8 layers, D=2048", dict(vocab_size=65, embed=2048, hidden=2048, layers=8),
                   dict(B=8, T=32, P=1, N=2))),
         torch_twin=_torch_gru,
+    ),
+    Architecture(
+        spec=registry.get_spec("lstm"), model_class=LSTMLM,
+        cost=LSTMCost(), depth=RecurrentDepth("lstm", 4, 4),
+        head_module="fc",
+        term_modules={"W_x": r"\.W_x[ifgo]$", "W_h": r"\.W_h[ifgo]$", "fc": r"^fc$"},
+        read_config=_recurrent_config("lstm"), sample=recurrent_sampler("lstm", (1, 2, 3)),
+        anchors=(("homework", HOMEWORK_RECURRENT, HOMEWORK_SIZES),
+                 ("8 layers, D=2048", dict(vocab_size=65, embed=2048, hidden=2048, layers=8),
+                  dict(B=8, T=32, P=1, N=2))),
+        torch_twin=_torch_lstm,
+    ),
+    Architecture(
+        spec=registry.get_spec("mingru"), model_class=MinGRULM,
+        cost=MinGRUCost(), depth=MinGRUDepth(),
+        head_module="fc",
+        term_modules={"W_z": r"\.W_z$", "W_h": r"\.W_h$", "fc": r"^fc$"},
+        read_config=_recurrent_config("mingru"), sample=recurrent_sampler("mingru", (1, 2, 3)),
+        # the scan runs a sequence in one op per layer, so long T costs little to count
+        anchors=(("homework", dict(vocab_size=65, hidden=256), HOMEWORK_SIZES),
+                 ("8 layers, D=2048, T=1024", dict(vocab_size=65, hidden=2048, layers=8),
+                  dict(B=8, T=1024, P=64, N=2))),
+        torch_twin=MinGRULoop, twin_label="loop",
     ),
     Architecture(
         spec=registry.get_spec("transformer"), model_class=Transformer,

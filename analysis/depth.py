@@ -19,6 +19,14 @@ produced each input tensor. From that graph, `DepthTracer.report()` gives:
 - ``matmul_launches``: matmul launches a serial executor issues; a fused attention kernel
   counts as the matmuls of the manual path it replaces (forward 2, backward 4), so flash
   and manual agree here too.
+- ``scan_depth``: the critical-path depth in parallel-scan combining steps. A scan op
+  (cumsum, cumprod, logcumsumexp, cummax, cummin: prefix operations PyTorch parallelises
+  over the scanned dimension) over n positions weighs ceil(log2 n) combining steps on every
+  edge, as a work-efficient parallel scan has (Blelloch's up-sweep, or Hillis-Steele),
+  the way a fused attention kernel weighs the matmuls it replaces; every other op weighs 0.
+  Scans are reported apart from matmuls: a combining step is an elementwise op, not a
+  matmul. ``depth`` is the critical path with both weights (a matmul 1, a scan ceil(log2 n)),
+  which is matmul_depth + scan_depth when one chain carries both maxima (as in minGRU).
 - ``op_depth``: the critical path counting every dispatched op as 1 (views and sampling
   included). This one does depend on the kernel and on how PyTorch decomposes ops.
 
@@ -68,6 +76,25 @@ _ATTN_BACKWARD = {
     "dbias": {"dO": 1, "q": 1, "k": 1, "v": 1},
 }
 ATTENTION_LAUNCHES = {"forward": 2, "backward": 4}
+SCAN_OPS = frozenset({"cumsum", "cumsum_", "cumprod", "cumprod_", "logcumsumexp",
+                      "_logcumsumexp", "cummax", "cummin", "_cummax_helper", "_cummin_helper"})
+
+
+def scan_steps(n: int) -> int:
+    """ceil(log2 n): combining steps on the critical path of a parallel scan over n positions
+    (0 for n = 1)."""
+    return max(int(n) - 1, 0).bit_length()
+
+
+def _scan_weight(name: str, args, kwargs) -> int:
+    """Combining steps of a scan op over its scanned dimension (0 for any other op)."""
+    if name not in SCAN_OPS:
+        return 0
+    x = args[0]
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return 0
+    return scan_steps(x.shape[dim])
 
 
 def _attention_kind(name: str) -> str | None:
@@ -126,6 +153,12 @@ class DepthReport:
     op_depth: int
     ops: int
     critical_path: list = field(default_factory=list)  # matmul op names on one longest chain
+    scan_depth: int = 0  # parallel-scan combining steps on the longest scan-weighted chain
+    depth: int | None = None  # matmuls + scan steps on the longest chain (None: matmul_depth)
+
+    def __post_init__(self):
+        if self.depth is None:
+            self.depth = self.matmul_depth
 
     def to_dict(self) -> dict:
         return {
@@ -133,6 +166,8 @@ class DepthReport:
             "matmul_launches": self.matmul_launches,
             "op_depth": self.op_depth,
             "ops": self.ops,
+            "scan_depth": self.scan_depth,
+            "depth": self.depth,
         }
 
 
@@ -150,6 +185,8 @@ class DepthTracer(TorchDispatchMode):
         self._mm: dict[tuple[int, int], int] = {}
         self._op: dict[tuple[int, int], int] = {}
         self._pred: dict[tuple[int, int], tuple[int, int] | None] = {}
+        self._scan: dict[tuple[int, int], int] = {}  # scan-step depth
+        self._both: dict[tuple[int, int], int] = {}  # matmul + scan-step depth
         self.launches = 0
 
     # -- dispatch --------------------------------------------------------------------------
@@ -181,6 +218,7 @@ class DepthTracer(TorchDispatchMode):
             w = 1 if name in MATMUL_OPS and not zero else 0
             weights = [[w] * len(inputs) for _ in range(results)]
             launches = w
+        scan = _scan_weight(name, args, kwargs)
         self.launches += launches
         self.nodes.append(Node(index, name, inputs, weights, launches, results))
         op_in = max((self._op[s] for s in inputs if s is not None), default=0)
@@ -191,6 +229,10 @@ class DepthTracer(TorchDispatchMode):
             best = max((d for d, _ in candidates), default=0)
             pred = next((src for d, src in candidates if d == best and src is not None), None)
             self._mm[key], self._op[key], self._pred[key] = best, op_in + 1, pred
+            self._scan[key] = scan + max((self._scan[s] for s in inputs if s is not None),
+                                         default=0)
+            self._both[key] = max(((self._both[src] if src is not None else 0) + w + scan
+                                   for src, w in zip(inputs, weights[i])), default=scan)
             if i < len(outs):
                 self._bind(outs[i], key, write_storage=False)
         # In-place / out=: each written tensor (and its storage) now holds this op's result; a
@@ -235,6 +277,8 @@ class DepthTracer(TorchDispatchMode):
             op_depth=max(self._op.values()),
             ops=len(self.nodes),
             critical_path=self._path(end),
+            scan_depth=max(self._scan.values(), default=0),
+            depth=max(self._both.values(), default=0),
         )
 
     def _path(self, key) -> list[str]:

@@ -31,6 +31,27 @@ k_h per layer and h for the head. Backward: each matmul once for its weight grad
 for its input gradient, except the hidden matmuls at step 0 (h0 is a constant); the head 2
 per step.
 
+Scans (minGRU): a parallel scan over n positions weighs s(n) = ceil(log2 n) combining steps
+on the critical path (a work-efficient parallel scan, Blelloch's or Hillis-Steele's, needs
+that many dependent combining rounds; stated once, as fused attention weighs the matmuls it
+replaces). Scan steps are not matmuls: ``scan`` is their depth, reported apart from the
+matmul ``depth``, and ``total`` = depth + scan (the chain that carries the most matmuls
+carries the most scan steps here). Models without a scan have scan = 0.
+minGRU layer l: W_z and W_h read LayerNorm(x_l) side by side (1 level), then the log-space
+scan runs two scans in sequence (A = cumsum(log a), then logcumsumexp(log b - A)): 2 s(T)
+steps; the state has no matmul. Forward over T: L + h matmuls, 2 L s(T) scan steps.
+Backward: the loss gradient enters the head's input-gradient matmul (h), then per layer,
+top down, the logcumsumexp's backward (itself a reversed logcumsumexp, 1 scan), the cumsum's
+(a reversed cumsum, 1 scan) and W_z's input-gradient matmul; the last layer's weight-gradient
+matmul ends the chain: L + h matmuls, 2 L s(T) scan steps. Generation scans the P-token
+prompt (L + h, 2 L s(P)), then each of the N - 1 fed-back samples runs L layers and the head
+one position at a time (L + h each, no scan): N (L + h) and 2 L s(P). Launches: one matmul
+per Linear per pass (the scan runs all positions in one call): forward 2L + h, backward
+2 (2L + h), generation N (2L + h).
+
+LSTM: as the GRU with four input and four hidden matmuls per cell; the cell state c passes
+from step to step through elementwise ops only, so it adds no matmul level.
+
 Transformer: per layer c_attn, attention (2), c_proj, MLP up and down: 6 dependent matmuls,
 whatever T is; forward 6L + h. Backward walks the same chain in reverse (MLP down, up, c_proj,
 attention dO -> dQ (2), c_attn): 6L + h, and every Linear issues 2 matmuls, attention 4.
@@ -48,6 +69,8 @@ import sympy as sp
 from analysis.formulas import SYMBOLS, L, N, P, T
 
 QUANTITIES = ("forward", "backward", "train", "generate")
+SCAN_CONVENTION = ("scan depth = parallel-scan combining steps on the critical path, "
+                   "ceil(log2 n) per scan over n positions")
 CONVENTION = ("depth = matmuls on the longest dependency chain (fused attention = 2 forward); "
               "launches = matmuls issued (fused attention = 2 forward, 4 backward)")
 
@@ -59,16 +82,26 @@ class DepthPrediction:
     launches: sp.Expr
     assumptions: dict = field(default_factory=dict)
     convention: str = CONVENTION
+    scan: sp.Expr = sp.Integer(0)  # parallel-scan combining steps (SCAN_CONVENTION)
+
+    @property
+    def total(self) -> sp.Expr:
+        """Matmuls and scan steps on the critical path."""
+        return self.depth + self.scan
 
     def evaluate(self, sizes: Mapping) -> dict[str, int]:
-        """{"depth": int, "launches": int} for concrete sizes ({"T": 8, ...})."""
+        """{"depth": int, "launches": int} for concrete sizes ({"T": 8, ...}), with
+        "scan_depth" and "total_depth" for a model with a scan."""
         subs = {}
         for key, value in sizes.items():
             name = key.name if isinstance(key, sp.Symbol) else str(key)
             if name in SYMBOLS and value is not None:
                 subs[SYMBOLS[name]] = sp.Integer(value)
         out = {}
-        for label, expr in (("depth", self.depth), ("launches", self.launches)):
+        exprs = [("depth", self.depth), ("launches", self.launches)]
+        if self.scan != 0:
+            exprs += [("scan_depth", self.scan), ("total_depth", self.total)]
+        for label, expr in exprs:
             missing = {s.name for s in expr.free_symbols} - {s.name for s in subs}
             if missing:
                 raise ValueError(f"{self.quantity} {label} needs sizes "
@@ -83,9 +116,10 @@ class DepthModel:
     def quantity(self, name: str, head: bool = True, kv_cache: bool = False) -> DepthPrediction:
         if name not in QUANTITIES:
             raise ValueError(f"unknown quantity {name!r}; choose from {', '.join(QUANTITIES)}")
-        depth, launches = getattr(self, f"_{name}")(sp.Integer(1 if head else 0))
+        depth, launches, *scan = getattr(self, f"_{name}")(sp.Integer(1 if head else 0))
         return DepthPrediction(name, sp.expand(depth), sp.expand(launches),
-                               {"head": head, "kv_cache": kv_cache, "model": self.name})
+                               {"head": head, "kv_cache": kv_cache, "model": self.name},
+                               scan=sp.expand(scan[0]) if scan else sp.Integer(0))
 
     def forward(self, head: bool = True) -> DepthPrediction:
         return self.quantity("forward", head)
@@ -100,9 +134,39 @@ class DepthModel:
         return self.quantity("generate", head, kv_cache)
 
     def _train(self, h):
-        fd, fl = self._forward(h)
-        bd, bl = self._backward(h)
+        fd, fl, *fs = self._forward(h)
+        bd, bl, *bs = self._backward(h)
+        if fs or bs:
+            return fd + bd, fl + bl, (fs or [0])[0] + (bs or [0])[0]
         return fd + bd, fl + bl
+
+
+def scan_steps(n: sp.Expr) -> sp.Expr:
+    """ceil(log2 n): combining steps of a parallel scan over n positions."""
+    return sp.ceiling(sp.log(n, 2))
+
+
+class MinGRUDepth(DepthModel):
+    """minGRU through its log-space scan (see the module docstring)."""
+
+    name = "mingru"
+    SCANS_PER_LAYER = 2  # cumsum, then logcumsumexp of a tensor that reads it
+    MATMULS_PER_LAYER = 2  # W_z, W_h (side by side)
+
+    def _pass(self, h):
+        return L + h, self.MATMULS_PER_LAYER * L + h
+
+    def _forward(self, h):
+        depth, launches = self._pass(h)
+        return depth, launches, self.SCANS_PER_LAYER * L * scan_steps(T)
+
+    def _backward(self, h):
+        depth, launches = self._pass(h)
+        return depth, 2 * launches, self.SCANS_PER_LAYER * L * scan_steps(T)
+
+    def _generate(self, h):
+        depth, launches = self._pass(h)
+        return N * depth, N * launches, self.SCANS_PER_LAYER * L * scan_steps(P)
 
 
 class RecurrentDepth(DepthModel):

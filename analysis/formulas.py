@@ -171,6 +171,8 @@ ELEMENTWISE_COST = {
     "activation": 1,  # tanh, sigmoid, GELU: one evaluation per element
     "layernorm": 5,  # mean, subtract, variance, normalise, affine (fvcore's count per element)
     "softmax": 3,  # exp, sum, divide per element (masking not counted)
+    "scan_add": 1,  # a prefix sum (cumsum): one add per element, whatever the scan's depth
+    "logaddexp": 3,  # a prefix log-sum-exp step: max-shifted exp, add, log per element
 }
 
 
@@ -321,6 +323,82 @@ class GRUCost(RecurrentCost):
             "sigmoid_tanh": 3 * c["activation"] * per_state,
             "reset_product": c["mul"] * per_state,
             "update_mix": 4 * per_state,  # (1 - z) * n + z * h: sub, mul, mul, add
+            "fc_bias": c["add"] * B * T * V,
+        }
+
+
+class LSTMCost(RecurrentCost):
+    """LSTM without biases: per layer four input matmuls (W_xi, W_xf, W_xg, W_xo: term W_x) and
+    four hidden matmuls (W_hi, W_hf, W_hg, W_ho: term W_h); fc projects to V. h0 = c0 = 0, so
+    the hidden matmuls at step 0 get no input gradient (c carries no matmul)."""
+
+    name = "lstm"
+    description = "LSTM, L layers"
+
+    def _step(self, head):
+        terms = {"W_x": 2 * B * 4 * (E * D + (L - 1) * D**2), "W_h": 2 * B * 4 * L * D**2}
+        if head:
+            terms["fc"] = 2 * B * D * V
+        return terms
+
+    def _hidden_terms(self):
+        return ("W_h",)
+
+    def _params(self):
+        return {"embedding": V * E, "W_x": 4 * E * D + 4 * (L - 1) * D**2, "W_h": 4 * L * D**2,
+                "fc": D * V + V}
+
+    def _elementwise(self):
+        c = ELEMENTWISE_COST
+        per_state = B * T * L * D
+        return {
+            "gate_sums": 4 * c["add"] * per_state,  # W_x* x + W_h* h for i, f, g, o
+            "gates": 4 * c["activation"] * per_state,  # sigmoid x3, tanh
+            "cell_update": 3 * per_state,  # f * c + i * g: mul, mul, add
+            "output": (c["activation"] + c["mul"]) * per_state,  # o * tanh(c)
+            "fc_bias": c["add"] * B * T * V,
+        }
+
+
+class MinGRUCost(RecurrentCost):
+    """minGRU (charlm.models.mingru), embedding width D (E = D): per layer two matmuls on the
+    layer's input, W_z and W_h, and none on the state (the recurrence is elementwise), so
+    every matmul's input gets a gradient at every position (backward = 2 x forward). The
+    parallel scan over a sequence does the same matmuls as T sequential steps: forward = T
+    steps, generation = P + N - 1 positions (the prompt scanned, N - 1 steps). The scan's
+    prefix sums are elementwise work (`elementwise`)."""
+
+    name = "mingru"
+    description = "minGRU (parallel scan), L residual layers"
+
+    def _step(self, head):
+        terms = {"W_z": 2 * B * L * D**2, "W_h": 2 * B * L * D**2}
+        if head:
+            terms["fc"] = 2 * B * D * V
+        return terms
+
+    def _hidden_terms(self):
+        return ()
+
+    def _params(self):
+        return {"embedding": V * D, "W_z": L * D**2, "W_h": L * D**2,
+                "layernorm": (L + 1) * 2 * D, "fc": D * V + V}
+
+    def _elementwise(self):
+        """Forward over (B, T) through the scan path, per element of each (B, T, D) state:
+        layer norm; log(1 - z) = -softplus(k) and log z = -softplus(-k) (neg, activation,
+        neg each); log g(v) (activation); log b = log z + log g (add); A = cumsum (one add per
+        element, `scan_add`); log b - A (add); logcumsumexp (one log-add-exp per element,
+        `logaddexp`); A + it (add); exp (activation); residual (add)."""
+        c = ELEMENTWISE_COST
+        per_state = B * T * L * D
+        return {
+            "layernorm": c["layernorm"] * B * T * D * (L + 1),
+            "gates_log_space": (2 * (2 * c["mul"] + c["activation"]) + c["activation"]
+                                + c["add"]) * per_state,
+            "scan": (c["scan_add"] + c["logaddexp"] + 2 * c["add"]) * per_state,
+            "exp": c["activation"] * per_state,
+            "residual": c["add"] * per_state,
             "fc_bias": c["add"] * B * T * V,
         }
 

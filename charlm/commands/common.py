@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 # mirrors charlm.models.registry.MODELS and ATTENTION_KINDS (checked by a test)
-MODEL_NAMES = ("rnn", "mlrnn", "gru", "transformer")
+MODEL_NAMES = ("rnn", "mlrnn", "gru", "lstm", "mingru", "transformer")
 ATTENTION_KINDS = ("flash", "manual")
 # mirrors charlm.train.DEVICES
 DEVICES = ("auto", "cpu", "cuda")

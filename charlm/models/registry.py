@@ -1,6 +1,7 @@
 """Model registry: one `ModelConfig` describes any model; `build_model` makes it.
 
-Names: rnn (SimpleRNN), mlrnn (MultiLayerRNN), gru (GRULM), transformer (Transformer).
+Names: rnn (SimpleRNN), mlrnn (MultiLayerRNN), gru (GRULM), lstm (LSTMLM), mingru (MinGRULM),
+transformer (Transformer).
 Sizes left as None take the homework's defaults for that model. A model is one `ModelSpec`
 (`register_model` adds one): how to build it, its defaults, and what it accepts. The
 analysis side (cost and depth models, counters' module patterns) lives in
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from torch import nn
 
 from charlm.models.gru import GRULM
+from charlm.models.lstm import LSTMLM
+from charlm.models.mingru import MinGRULM
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
 from charlm.models.transformer import Transformer, TransformerConfig
 from charlm.validate import lookup, positive_int
@@ -138,6 +141,12 @@ for _spec in (
     ModelSpec("gru", "GRU language model, reset-after form, L layers (GRULM)",
               lambda c: GRULM(c.vocab_size, c.embed, c.hidden, c.layers),
               dict(embed=64, hidden=256, layers=1)),
+    ModelSpec("lstm", "LSTM language model, four gates, L layers (LSTMLM)",
+              lambda c: LSTMLM(c.vocab_size, c.embed, c.hidden, c.layers),
+              dict(embed=64, hidden=256, layers=1)),
+    ModelSpec("mingru", "minGRU (Feng et al. 2024), parallel scan, L residual layers "
+              "(MinGRULM)", lambda c: MinGRULM(c.vocab_size, c.hidden, c.layers),
+              dict(hidden=256, layers=1), embed_is_hidden=True),
     ModelSpec("transformer", "nanoGPT-style causal Transformer (Transformer)", _transformer,
               dict(hidden=128, layers=1, heads=4, block_size=100, attention="flash"),
               recurrent=False, embed_is_hidden=True, attention_kinds=ATTENTION_KINDS,
