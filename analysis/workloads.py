@@ -19,11 +19,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from analysis.architectures import ARCHITECTURES, Architecture, architecture
+from analysis.grids import (
+    GPU_ATTENTION_T,  # noqa: F401  (re-exported)
+    GridSpec,
+    builtin_grids,
+    is_grid_path,
+    load_grid,
+)
 from charlm.models.registry import ModelConfig, build_model
 from charlm.steps import TrainStep, lm_loss
 from charlm.validate import lookup, positive_int
@@ -319,36 +327,56 @@ def attention_pair_outputs(w: Workload, device="cpu", seed: int = 0) -> list[tor
 # ---------------------------------------------------------------------------- grids
 
 
-@dataclass(frozen=True)
-class GridSpec:
-    batch: int
-    T: tuple[int, ...]
-    D: tuple[int, ...]
-    L: tuple[int, ...]
-    N: tuple[int, ...]
-    prompt: int
-    attention_T: tuple[int, ...]
-    reference_T: tuple[int, ...]
-    rounds: int
-    warmup: int
+# Grids are files (analysis/data/grids/*.toml, schema in analysis.grids); a grid argument
+# below is a built-in name (quick, default, full), a path to a grid file, or a GridSpec.
+class _Grids(dict):
+    """The built-in grids by name; GRIDS["path/to/grid.toml"] reads (and checks) that file."""
+
+    def __missing__(self, key):
+        if isinstance(key, (str, Path)) and is_grid_path(key):
+            return load_grid(key)
+        raise KeyError(key)
 
 
-GRIDS: dict[str, GridSpec] = {
-    "quick": GridSpec(batch=4, T=(16, 64), D=(64,), L=(2,), N=(16,), prompt=4,
-                      attention_T=(64, 256, 512), reference_T=(64,), rounds=3, warmup=1),
-    "default": GridSpec(batch=8, T=(16, 32, 64, 128, 256), D=(64, 128, 512), L=(2, 4),
-                        N=(16, 64), prompt=8, attention_T=(64, 128, 256, 512),
-                        reference_T=(32, 128), rounds=9, warmup=2),
-    "full": GridSpec(batch=16, T=(16, 32, 64, 128, 256, 512), D=(64, 128, 256, 512, 1024),
-                     L=(2, 4, 8), N=(16, 64, 256), prompt=16,
-                     attention_T=(64, 128, 256, 512, 1024, 2048), reference_T=(32, 128, 512),
-                     rounds=10, warmup=3),
-}
-GPU_ATTENTION_T = (128, 256, 512, 1024, 2048)  # the SDPA vs manual sweep on CUDA
+GRIDS: dict[str, GridSpec] = _Grids(builtin_grids())
 
 
-def get_grid(name: str) -> GridSpec:
-    return lookup(GRIDS, name, "grid")
+def get_grid(grid: str | Path | GridSpec) -> GridSpec:
+    """A built-in grid by name, a grid file (read and checked), or a GridSpec as it is."""
+    if isinstance(grid, GridSpec):
+        return grid
+    if isinstance(grid, str) and grid in GRIDS:
+        return GRIDS[grid]
+    if is_grid_path(grid):
+        return load_grid(grid)
+    return lookup(GRIDS, grid, "grid", choices=[*GRIDS, "FILE.toml"])
+
+
+def _grid_workload(g: GridSpec, key: str, value, **kw) -> Workload:
+    """Workload(**kw), or ValueError naming the grid key whose size the model cannot take."""
+    try:
+        return Workload(**kw)
+    except ValueError as exc:
+        where = Path(g.source).name if g.source else g.name
+        raise ValueError(f"grid {where}: {key} = {value}: {kw['variant']} cannot take it: "
+                         f"{exc}") from None
+
+
+def _chosen(g: GridSpec, key: str, asked, kind: str) -> list[Variant]:
+    """The variants of `kind` a grid asks for (names of variants or architectures)."""
+    pool = [v for v in variants().values() if v.kind == kind]
+    if asked is None:
+        return pool
+    out = []
+    for name in asked:
+        hit = [v for v in pool if name in (v.name, v.model)]
+        if not hit:
+            where = Path(g.source).name if g.source else g.name
+            choices = sorted({v.name for v in pool} | {v.model for v in pool})
+            raise ValueError(f"grid {where}: {key}: unknown model {name!r}; "
+                             f"choose from {', '.join(choices)}")
+        out += [v for v in hit if v not in out]
+    return out
 
 
 def _unique(ws):
@@ -360,47 +388,69 @@ def _unique(ws):
     return out
 
 
-def model_workloads(grid: str) -> list[Workload]:
+def model_workloads(grid) -> list[Workload]:
     """Every model variant x phase: T sweep (forward, train) at default width, D and L sweeps
     (forward, train) at the middle T (L only for models that stack layers), generation at
-    each N (with and without the KV cache where there is one)."""
+    each N (with and without the KV cache where there is one); restricted to the grid's
+    variants and phases when it names them."""
     g = get_grid(grid)
+    if not g.T:
+        return []
+    if g.phases is not None:
+        for phase in g.phases:
+            if phase not in PHASES:
+                where = Path(g.source).name if g.source else g.name
+                raise ValueError(f"grid {where}: models.phases: unknown phase {phase!r}; "
+                                 f"choose from {', '.join(PHASES)}")
+    wanted = set(g.phases if g.phases is not None else PHASES)
     t_mid = g.T[len(g.T) // 2]
     ws = []
-    for v in variants().values():
-        if v.kind != "model":
-            continue
+    for v in _chosen(g, "models.variants", g.variants, "model"):
         arch = architecture(v.model)
+        common = {"variant": v.name, "batch": g.batch}
         for phase in ("forward", "train"):
-            ws += [Workload(v.name, phase, g.batch, t, sweep="T") for t in g.T]
-            ws += [Workload(v.name, phase, g.batch, t_mid, hidden=d, sweep="D") for d in g.D]
+            if phase not in wanted:
+                continue
+            ws += [_grid_workload(g, "models.T", t, **common, phase=phase, seq_len=t,
+                                  sweep="T") for t in g.T]
+            ws += [_grid_workload(g, "models.D", d, **common, phase=phase, seq_len=t_mid,
+                                  hidden=d, sweep="D") for d in g.D]
             if arch.stacked:
-                ws += [Workload(v.name, phase, g.batch, t_mid, layers=n, sweep="L") for n in g.L]
+                ws += [_grid_workload(g, "models.L", n, **common, phase=phase,
+                                      seq_len=t_mid, layers=n, sweep="L") for n in g.L]
         for phase in ("generate", "generate_cache") if arch.kv_cache else ("generate",):
-            ws += [Workload(v.name, phase, g.batch, g.prompt, new_tokens=n, sweep="N")
-                   for n in g.N]
+            if phase in wanted:
+                ws += [_grid_workload(g, "models.N", n, **common, phase=phase,
+                                      seq_len=g.prompt, new_tokens=n, sweep="N")
+                       for n in g.N]
     return _unique(ws)
 
 
-def reference_workloads(grid: str) -> list[Workload]:
+def reference_workloads(grid) -> list[Workload]:
     """Homework loop and its torch.nn fused twin, same sizes, forward and train."""
     g = get_grid(grid)
     ws = []
-    for v in variants().values():
-        if v.kind != "reference":
-            continue
+    if not g.reference_T:
+        return ws
+    for v in _chosen(g, "reference.variants", g.reference_variants, "reference"):
         for name in (v.model, v.name):
             for phase in ("forward", "train"):
-                ws += [Workload(name, phase, g.batch, t, sweep="T") for t in g.reference_T]
+                ws += [_grid_workload(g, "reference.T", t, variant=name, phase=phase,
+                                      batch=g.batch, seq_len=t, sweep="T")
+                       for t in g.reference_T]
     return _unique(ws)
 
 
-def attention_workloads(grid: str, device: str = "cpu") -> list[Workload]:
+def attention_workloads(grid, device: str = "cpu") -> list[Workload]:
     """One attention layer (width 128, 4 heads) at growing T, every kernel."""
     g = get_grid(grid)
-    ts = g.attention_T if torch.device(device).type == "cpu" else GPU_ATTENTION_T
+    key = "attention.T" if torch.device(device).type == "cpu" else "attention.cuda_T"
+    ts = g.attention_T if key == "attention.T" else g.attention_cuda_T
+    if not g.attention_T:  # no [attention] table: no attention workloads on any device
+        return []
     names = [v.name for v in variants().values() if v.kind == "attention"]
-    return [Workload(name, "forward", g.batch, t, hidden=128, heads=4, sweep="T")
+    return [_grid_workload(g, key, t, variant=name, phase="forward", batch=g.batch,
+                           seq_len=t, hidden=128, heads=4, sweep="T")
             for t in ts for name in names]
 
 

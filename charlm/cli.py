@@ -24,6 +24,8 @@ COMMANDS = [
     "charlm.commands.attention",
     "charlm.commands.gru_step",
     "charlm.commands.report",
+    "charlm.commands.sweep",
+    "charlm.commands.merge",
 ]
 
 # An example for the commands whose modules do not give one (their epilog wins).
