@@ -55,8 +55,8 @@ def test_flags_describe_the_homework_models():
 
 
 def test_unknown_model_and_instance_are_value_errors():
-    with pytest.raises(ValueError, match="unknown model 'lstm'"):
-        A.architecture("lstm")
+    with pytest.raises(ValueError, match="unknown model 'mamba'"):
+        A.architecture("mamba")
     with pytest.raises(ValueError, match="no cost model for Linear"):
         A.config_from_model(nn.Linear(2, 2))
 

@@ -105,7 +105,7 @@ def one_line_error(capsys, argv, needle):
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--val-every", "0"], "--val-every must be a positive integer"),
     (["--data-chars", "0"], "--data-chars must be a positive integer"),
-    (["--model", "lstm"], "invalid choice: 'lstm'"),
+    (["--model", "mamba"], "invalid choice: 'mamba'"),
     (["--device", "cuda"] if not torch.cuda.is_available() else ["--lr", "0"],
      "cuda" if not torch.cuda.is_available() else "lr must be"),
 ])

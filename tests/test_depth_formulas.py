@@ -61,4 +61,4 @@ def test_missing_size_is_a_value_error():
     with pytest.raises(ValueError, match="needs sizes"):
         depth_model("mlrnn").forward().evaluate({"T": 3})
     with pytest.raises(ValueError, match="unknown"):
-        depth_model("lstm")
+        depth_model("mamba")

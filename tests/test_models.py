@@ -313,7 +313,7 @@ def test_generate_rejects_out_of_vocabulary_prompt_ids():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(model="lstm"), "unknown model 'lstm'"),
+    (dict(model="mamba"), "unknown model 'mamba'"),
     (dict(model="transformer", hidden=30, heads=4), "divisible by heads"),
     (dict(model="rnn", hidden=0), "hidden must be a positive integer"),
     (dict(model="gru", embed=-3), "embed must be a positive integer"),

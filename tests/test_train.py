@@ -215,7 +215,7 @@ def test_xavier_orthogonal_init(model):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(model="lstm"), "unknown model"),
+    (dict(model="mamba"), "unknown model"),
     (dict(model="transformer", hidden=30, heads=4), "divisible by heads"),
     (dict(model="transformer", seq_len=101), "seq_len 101 exceeds block_size 100"),
     (dict(steps=0), "steps must be a positive integer"),
