@@ -332,24 +332,44 @@ def achieved_flops(frame: pd.DataFrame, ceiling: float, path) -> Path:
     return _save(draw_achieved_flops(frame, ceiling), path)
 
 
-def draw_homework_vs_torch(frame: pd.DataFrame):
-    """Speed-up of torch.nn.RNN/GRU over the homework's per-step loop, same weights: one
-    bar colour per model. Columns: model, phase, T, speedup."""
-    _require(frame, ["model", "phase", "T", "speedup"], "homework_vs_torch")
+def draw_ratios(frame: pd.DataFrame):
+    """Paired ratios A/B with their 95% intervals: one panel per comparison, one row per
+    configuration (and device), the ratio as a point and its interval as a bar; the line at 1
+    is parity. Columns: comparison, configuration, device, measure, ratio, ci_low, ci_high."""
+    _require(frame, ["comparison", "configuration", "device", "measure", "ratio", "ci_low",
+                     "ci_high"], "ratios")
     _sns_theme()
-    data = frame.assign(size=frame["phase"] + " T=" + frame["T"].astype(str))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.barplot(data=data, x="size", y="speedup", hue="model", palette=palette(data["model"]),
-                saturation=1.0, ax=ax)
-    ax.axhline(1.0, color="black", lw=1)
-    ax.set(ylabel="homework loop time / torch.nn time", xlabel="",
-           title="torch.nn fused recurrence vs the homework loop")
-    ax.legend(fontsize=8)
+    data = frame.assign(label=frame["comparison"] + " (" + frame["measure"] + ")")
+    labels = list(dict.fromkeys(data["label"]))
+    heights = [max(1.2, 0.32 * (data["label"] == lab).sum() + 0.8) for lab in labels]
+    fig, axes = plt.subplots(len(labels), 1, figsize=(8, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    devices = list(dict.fromkeys(data["device"]))
+    colors = dict(zip(devices, sns.color_palette("colorblind", len(devices))))
+    for ax, label in zip(axes[:, 0], labels):
+        sub = data[data["label"] == label].reset_index(drop=True)
+        y = list(range(len(sub)))[::-1]
+        for (_, row), yy in zip(sub.iterrows(), y):
+            ax.errorbar(row["ratio"], yy, xerr=[[row["ratio"] - row["ci_low"]],
+                                                [row["ci_high"] - row["ratio"]]],
+                        fmt="o", color=colors[row["device"]], capsize=3,
+                        label=row["device"])
+        ax.axvline(1.0, color="black", lw=1)
+        ax.set_yticks(y, [f"{c} ({d})" if len(devices) > 1 else c
+                          for c, d in zip(sub["configuration"], sub["device"])], fontsize=7)
+        ax.set_title(f"{label}: A/B, 95% interval", fontsize=9)
+        ax.set_xscale("log")
+        _readable_log(ax, pd.concat([sub["ci_low"], sub["ci_high"], pd.Series([1.0])]), "x")
+        if len(devices) > 1:
+            handles, names = ax.get_legend_handles_labels()
+            unique = dict(zip(names, handles))
+            ax.legend(unique.values(), unique.keys(), fontsize=7)
+    fig.tight_layout()
     return fig
 
 
-def homework_vs_torch(frame: pd.DataFrame, path) -> Path:
-    return _save(draw_homework_vs_torch(frame), path)
+def ratios(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_ratios(frame), path)
 
 
 # ---------------------------------------------------------------------------- attention

@@ -154,10 +154,12 @@ def time_call(
     warmup: int = 2,
     setup: Callable[[], object] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    record: list | None = None,
 ) -> TimingStats:
     """Time `fn()` for `rounds` rounds after `warmup` untimed ones; `setup()` runs before
     each round, outside the timing. On CUDA each round is bracketed by CUDA events (and
-    `clock` is unused); on CPU by `clock`, which a test may replace with a fake."""
+    `clock` is unused); on CPU by `clock`, which a test may replace with a fake. `record`:
+    a list the per-round seconds are appended to."""
     if rounds < 1 or warmup < 0:
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
     device = torch.device(device)
@@ -183,6 +185,8 @@ def time_call(
             t0 = clock()
             fn()
             samples.append(clock() - t0)
+    if record is not None:
+        record.extend(samples)
     return summarize(samples)
 
 
@@ -295,13 +299,17 @@ def matmul_ceiling(
 ) -> dict:
     """Achieved FLOP/s of an n x n x n matmul (2 n^3 FLOPs), the device's practical ceiling
     for the dtype the models run in. n defaults to 2048 on CPU and 8192 on CUDA.
-    `flops_per_second` uses the fastest round (a ceiling is the best the device did; on a
-    shared machine the median is pulled down by other load); the median rate is kept too."""
+    `flops_per_second` uses the median round, the same statistic as every workload's time
+    (so a fraction of the ceiling compares like with like), with the median's 95% interval;
+    the fastest round's rate is kept beside it as `peak_flops_per_second`."""
     device = torch.device(device)
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    stats = time_call(lambda: a @ b, device, rounds=rounds, warmup=warmup)
+    samples = []
+    stats = time_call(lambda: a @ b, device, rounds=rounds, warmup=warmup,
+                      record=samples)
+    lo, hi = median_ci(samples)
     flops = 2 * n**3
     return {
         "n": n,
@@ -311,6 +319,219 @@ def matmul_ceiling(
         "min_s": stats.min,
         "iqr_s": stats.iqr,
         "noisy": stats.noisy,
-        "flops_per_second": flops / stats.min,
-        "median_flops_per_second": flops / stats.median,
+        "rounds": stats.rounds,
+        "flops_per_second": flops / stats.median,
+        "flops_per_second_ci_low": flops / hi,
+        "flops_per_second_ci_high": flops / lo,
+        "peak_flops_per_second": flops / stats.min,
+        "estimator": "median (fastest round beside it)",
     }
+
+
+# ---------------------------------------------------------------------------- intervals
+
+CI_LEVEL = 0.95
+CI_TARGET = 0.02  # adaptive rounds stop once the median's 95% CI is within +-2% of it
+# The median's asymptotic standard error is sqrt(pi/2) sigma / sqrt(n) for normal data; times
+# 1.96 for a 95% interval: the rounds needed for a relative half-width h at relative spread c
+# are (MEDIAN_CI_FACTOR * c / h)^2.
+MEDIAN_CI_FACTOR = 1.959964 * 1.2533141
+Z95 = 1.959964
+
+
+def _binomial_cdf(k: int, n: int) -> float:
+    """P(Binomial(n, 1/2) <= k)."""
+    import math
+
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+
+
+def median_ci(samples, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Distribution-free confidence interval of the median from order statistics: the
+    interval [x_(j), x_(n+1-j)] (1-based, sorted) covers the population median with
+    probability 1 - 2 P(Bin(n, 1/2) <= j - 1) >= level, j the largest such rank. Exact
+    binomial for n <= 200, its normal approximation above. Fewer than 6 samples cannot
+    reach 95%: the interval is then [min, max]."""
+    xs = sorted(float(s) for s in samples)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("median_ci needs at least one sample")
+    alpha = (1 - level) / 2
+    if n <= 200:
+        j = 0
+        while j + 1 <= n // 2 and _binomial_cdf(j, n) <= alpha:
+            j += 1
+        # j is now the largest rank with P(Bin <= j - 1) <= alpha (j = 0: none)
+    else:
+        j = int((n - Z95 * n**0.5) / 2)
+    if j < 1:
+        return xs[0], xs[-1]
+    return xs[j - 1], xs[n - j]
+
+
+def bootstrap_ci(samples, statistic=None, level: float = CI_LEVEL, n_boot: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic` (default: the median), resampling with
+    replacement `n_boot` times from a seeded generator (deterministic)."""
+    import numpy as np
+
+    xs = np.asarray([float(s) for s in samples])
+    if xs.size == 0:
+        raise ValueError("bootstrap_ci needs at least one sample")
+    stat = statistic or (lambda a, axis: np.median(a, axis=axis))
+    rng = np.random.default_rng(seed)
+    draws = xs[rng.integers(0, xs.size, size=(n_boot, xs.size))]
+    values = stat(draws, axis=1)
+    lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio A/B from interleaved pairs: the median of per-pair ratios and its bootstrap
+    95% interval."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    pairs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_ratio(a_samples, b_samples, seed: int = 0) -> RatioEstimate:
+    """A/B from pairs measured together (a_samples[i] beside b_samples[i])."""
+    a, b = list(a_samples), list(b_samples)
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_ratio needs equal, non-empty samples; got {len(a)} and {len(b)}")
+    if any(x <= 0 for x in b):
+        raise ValueError("paired_ratio needs positive B samples")
+    ratios = [x / y for x, y in zip(a, b)]
+    lo, hi = bootstrap_ci(ratios, seed=seed)
+    return RatioEstimate(statistics.median(ratios), lo, hi, len(ratios))
+
+
+def drift(samples) -> dict:
+    """Drift over a run, told apart from spread: the first and the last quarter of the rounds
+    (at least 6 each, so each has a 95% CI of its median) are `drifted` when those two
+    intervals do not overlap: the level moved during the run by more than either quarter's
+    uncertainty. drift_rel = (last - first) / overall median; None when too few rounds."""
+    xs = [float(s) for s in samples]
+    k = max(6, len(xs) // 4)
+    if len(xs) < 2 * k:
+        return {"drift_rel": None, "drifted": False}
+    (f_lo, f_hi), (l_lo, l_hi) = median_ci(xs[:k]), median_ci(xs[-k:])
+    first, last = statistics.median(xs[:k]), statistics.median(xs[-k:])
+    median = statistics.median(xs)
+    return {"drift_rel": (last - first) / median if median > 0 else 0.0,
+            "drifted": l_lo > f_hi or f_lo > l_hi}
+
+
+# ---------------------------------------------------------------------------- adaptive rounds
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """How many rounds of how many calls a benchmark runs, decided from a pilot.
+
+    The loop structure follows torch.utils.benchmark.Timer.adaptive_autorange: blocks
+    ("rounds") of `iterations` calls, long enough for the clock; at least `min_rounds`;
+    stop when the precision rule holds or the time budget is spent. Its rule (IQR/median
+    below 10%) is replaced by this project's target, the median's 95% CI within +-target,
+    and, since pytest-benchmark's pedantic mode takes its round count up front, the count
+    is decided from the pilot's spread: rounds = (MEDIAN_CI_FACTOR * spread / target)^2,
+    clipped to [min_rounds, budget / round time]."""
+
+    rounds: int
+    iterations: int
+    pilot_round_s: float
+    pilot_spread: float
+    needed_rounds: int
+    budget_limited: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def robust_spread(samples) -> float:
+    """IQR / 1.349 / median: the relative standard deviation of normal data, robust to the
+    odd slow round."""
+    s = summarize(samples)
+    return (s.iqr / 1.349) / s.median if s.median > 0 else 0.0
+
+
+def iterations_for(call_s: float, min_round_s: float) -> int:
+    """Calls per round so that one round lasts at least `min_round_s` (1 for slow calls)."""
+    import math
+
+    if call_s <= 0:
+        return 1000
+    return max(1, math.ceil(min_round_s / call_s))
+
+
+def plan_rounds(pilot_round_s, iterations: int, min_rounds: int, budget_s: float,
+                target: float = CI_TARGET, spread: float | None = None) -> RoundPlan:
+    """The RoundPlan for rounds like the pilot's (`pilot_round_s`: per-round seconds).
+    `spread`: the relative spread of the estimated quantity when it is not the round time
+    itself (a ratio of paired rounds); default robust_spread(pilot_round_s)."""
+    if min_rounds < 1 or budget_s <= 0 or target <= 0:
+        raise ValueError("min_rounds, budget_s and target must be positive")
+    stats = summarize(pilot_round_s)
+    if spread is None:
+        spread = robust_spread(pilot_round_s)
+    needed = max(1, int((MEDIAN_CI_FACTOR * spread / target) ** 2) + 1)
+    affordable = int(budget_s / stats.median) if stats.median > 0 else needed
+    rounds = max(min_rounds, min(needed, affordable))
+    return RoundPlan(rounds, iterations, stats.median, spread, needed,
+                     budget_limited=needed > max(affordable, min_rounds))
+
+
+def time_once(fn: Callable[[], object], device: str | torch.device = "cpu",
+              calls: int = 1, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds for `calls` calls of fn (CUDA events on a GPU, `clock` on CPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        synchronize(device)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = clock()
+    for _ in range(calls):
+        fn()
+    return clock() - t0
+
+
+# ---------------------------------------------------------------------------- machine load
+
+
+def machine_load() -> dict:
+    """1-minute load average and the cumulative CPU jiffies (total and steal) from /proc,
+    or empty values where /proc is absent."""
+    out = {"loadavg_1m": None, "jiffies_total": None, "jiffies_steal": None}
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            out["loadavg_1m"] = float(f.read().split()[0])
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        out["jiffies_total"] = sum(fields[:8])
+        out["jiffies_steal"] = fields[7] if len(fields) > 7 else 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def load_between(before: dict, after: dict) -> dict:
+    """Load average before and after, and the share of CPU time stolen by the hypervisor
+    in between (None where /proc gave nothing)."""
+    steal = None
+    if before.get("jiffies_total") is not None and after.get("jiffies_total") is not None:
+        total = after["jiffies_total"] - before["jiffies_total"]
+        steal = (after["jiffies_steal"] - before["jiffies_steal"]) / total if total > 0 else 0.0
+    return {"load_before": before.get("loadavg_1m"), "load_after": after.get("loadavg_1m"),
+            "steal_fraction": steal}

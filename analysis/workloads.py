@@ -454,6 +454,58 @@ def attention_workloads(grid, device: str = "cpu") -> list[Workload]:
             for t in ts for name in names]
 
 
+@dataclass(frozen=True)
+class Pair:
+    """Two workloads whose time ratio A/B the report states, measured as interleaved pairs
+    (same seed, so the same weights and inputs). `memory`: the peak-memory ratio too."""
+
+    comparison: str
+    configuration: str  # what the two share, e.g. "rnn forward B8-T64-D256-L1"
+    a: Workload
+    b: Workload
+    memory: bool = False
+
+    @property
+    def id(self) -> str:
+        name = f"{self.comparison} {self.configuration}"
+        return name.replace("/", "_vs_").replace(" ", "-")
+
+    @property
+    def group(self) -> str:
+        return f"pair:{self.comparison}"
+
+    def to_dict(self) -> dict:
+        return {"comparison": self.comparison, "configuration": self.configuration,
+                "a": self.a.id, "b": self.b.id, "id": self.id, "phase": self.a.phase,
+                "model": self.a.spec.model, **{k: v for k, v in self.a.sizes().items()}}
+
+
+def pair_workloads(grid: str, device: str = "cpu") -> list[Pair]:
+    """Every ratio the report states: manual/flash attention (time and memory) at each T,
+    each homework loop against its torch.nn twin (forward and train), and generation
+    without against with the KV cache at each N."""
+    def sizes_of(w: Workload) -> str:
+        return w.id.split(f"-{w.phase}-", 1)[1]
+
+    pairs = []
+    by_t: dict[int, dict[str, Workload]] = {}
+    for w in attention_workloads(grid, device):
+        by_t.setdefault(w.seq_len, {})[w.spec.attention] = w
+    for kernels in by_t.values():
+        if {"manual", "flash"} <= set(kernels):
+            pairs.append(Pair("attention manual/flash", sizes_of(kernels["manual"]),
+                              kernels["manual"], kernels["flash"], memory=True))
+    for w in reference_workloads(grid):
+        if w.spec.impl == "torch":
+            pairs.append(Pair("homework loop/torch.nn", f"{w.spec.model} {w.phase} {sizes_of(w)}",
+                              replace(w, variant=w.spec.model), w))
+    for w in model_workloads(grid):
+        if w.phase == "generate_cache":
+            pairs.append(Pair("generate no-cache/cache", f"{w.variant} {sizes_of(w)}",
+                              replace(w, phase="generate"), w))
+    return pairs
+
+
 WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
     "model": lambda grid, device: model_workloads(grid),
     "reference": lambda grid, device: reference_workloads(grid),
@@ -484,17 +536,22 @@ def predictions(w: Workload) -> dict:
     return {"flops": predicted_flops(w), "depth": predicted_depth(w)}
 
 
-def predicted_flops(w: Workload) -> int:
-    """Matmul FLOPs of one round (2 per multiply-add, full attention square). Flash attention's
-    backward recomputes the scores (kernel="flash"), as the counter counts it."""
+def predicted_flops(w: Workload, attention_count: str = "full",
+                    kernel: str | None = None) -> int:
+    """Matmul FLOPs of one round (2 per multiply-add). Defaults: what the hardware runs and
+    PyTorch's counter counts, the full attention square and, for training, the variant's
+    kernel (flash recomputes the scores in its backward). attention_count="causal" with
+    kernel="manual" gives model FLOPs: the causal work only, no recompute."""
     cm, sizes = w.arch.cost, w.sizes()
     if w.kind == "attention":
-        terms = cm.forward(head=False).evaluate({**sizes, "L": 1})
+        terms = cm.forward(attention_count, head=False).evaluate({**sizes, "L": 1})
         return sum(terms[name] for name in w.arch.attention_layer_terms)
     quantity, kv_cache = w.quantity
-    kw: dict = {"kv_cache": kv_cache} if quantity == "generate" else {}
+    kw: dict = {"attention_count": attention_count} if quantity != "params" else {}
+    if quantity == "generate":
+        kw["kv_cache"] = kv_cache
     if quantity == "train" and w.spec.attention is not None:
-        kw["kernel"] = w.spec.attention
+        kw["kernel"] = kernel or w.spec.attention
     return cm.quantity(quantity, **kw).evaluate(sizes)["total"]
 
 

@@ -22,15 +22,34 @@ import pytest
 import torch
 
 from analysis.timing import (
+    CI_TARGET,
     CudaEventClock,
     configure_backends,
+    drift,
+    iterations_for,
+    load_between,
+    machine_load,
+    median_ci,
+    paired_ratio,
     peak_memory,
+    plan_rounds,
     recorded_environment,
+    robust_spread,
     summarize,
     synchronize,
+    time_once,
 )
-from analysis.workloads import GRIDS, WORKLOAD_SETS, Prepared, measured_flops, predictions
+from analysis.workloads import (
+    GRIDS,
+    WORKLOAD_SETS,
+    Prepared,
+    measured_flops,
+    pair_workloads,
+    predicted_flops,
+    predictions,
+)
 
+pytest_plugins = ["analysis.bench_sharding"]  # grid files, shards, SIGTERM
 RESULTS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 FAILURES = pytest.StashKey[list]()
 BACKENDS = pytest.StashKey[dict]()
@@ -38,10 +57,17 @@ BACKENDS = pytest.StashKey[dict]()
 
 def pytest_addoption(parser):
     group = parser.getgroup("charlm")
-    group.addoption("--charlm-grid", choices=list(GRIDS), default="quick",
-                    help="size grid: quick (< 3 min on 2 CPU cores), default (< 15), full")
+    group.addoption("--charlm-grid", default="quick",  # checked by analysis.bench_sharding
+                    help="size grid: quick (< 3 min on 2 CPU cores), default (< 15), full, "
+                         "or a grid file FILE.toml (schema: analysis/grids.py)")
     group.addoption("--charlm-device", choices=["all", "cpu", "cuda"], default="all",
                     help="devices to run on (all: cpu, and cuda when present)")
+    group.addoption("--charlm-ci-target", type=float, default=CI_TARGET,
+                    help="adaptive rounds: run until the median's 95%% CI is within +-this "
+                         "fraction of it (or the budget is spent)")
+    group.addoption("--charlm-budget", type=float, default=1.0,
+                    help="adaptive rounds: seconds of timed rounds per benchmark at most "
+                         "(the grid's minimum rounds always run)")
     group.addoption("--charlm-threads", type=int, default=1,
                     help="CPU threads (torch.set_num_threads), recorded with every result; "
                          "default 1: these models' ops are too small to gain from more, and "
@@ -75,11 +101,16 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
+    config = metafunc.config
+    grid = config.getoption("charlm_grid")
+    if "pair" in metafunc.fixturenames:
+        params = [pytest.param(pr, device, id=f"{pr.id}-{device}")
+                  for device in devices(config) for pr in pair_workloads(grid, device)]
+        metafunc.parametrize(("pair", "device"), params)
+        return
     if "workload" not in metafunc.fixturenames:
         return
-    config = metafunc.config
     which = metafunc.module.WORKLOAD_SET
-    grid = config.getoption("charlm_grid")
     params = []
     for device in devices(config):
         for w in WORKLOAD_SETS[which](grid, device):
@@ -91,9 +122,10 @@ def pytest_collection_modifyitems(config, items):
     """Group each benchmark by workload family; on CUDA time with the CUDA-event clock."""
     for item in items:
         spec = getattr(item, "callspec", None)
-        if spec is None or "workload" not in spec.params:
+        if spec is None or not ({"workload", "pair"} & set(spec.params)):
             continue
-        kwargs = {"group": f"{spec.params['workload'].group}:{spec.params['device']}"}
+        what = spec.params.get("workload") or spec.params.get("pair")
+        kwargs = {"group": f"{what.group}:{spec.params['device']}"}
         if spec.params["device"] == "cuda":
             kwargs["timer"] = CudaEventClock()
         item.add_marker(pytest.mark.benchmark(**kwargs))
@@ -104,11 +136,12 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     spec = getattr(item, "callspec", None)
-    if report.failed and spec is not None and "workload" in spec.params:
+    if report.failed and spec is not None and ({"workload", "pair"} & set(spec.params)):
         message = str(call.excinfo.value).strip().splitlines() if call.excinfo else []
+        what = spec.params.get("workload") or spec.params.get("pair")
         item.config.stash[FAILURES].append({
             "test": item.nodeid,
-            "config": spec.params["workload"].to_dict(),
+            "config": what.to_dict(),
             "device": spec.params["device"],
             "phase": report.when,
             "error": call.excinfo.typename if call.excinfo else "failed",
@@ -138,32 +171,139 @@ def env_by_device(request):
             for d in devices(request.config)}
 
 
+MIN_ROUND_S = {"cpu": 1e-3, "cuda": 1e-4}  # a round at least this long: the clock's noise
+PILOT_ROUNDS = 8
+WARMUP_S = 0.05  # warm-up calls continue until this much time has passed (caches, clocks)
+MIN_CI_ROUNDS = 6  # the fewest rounds whose order statistics give a 95% CI of the median
+
+
+def _pilot(fn, device) -> tuple[int, list[float]]:
+    """Warm up (at least two calls and WARMUP_S), choose calls per round, and time
+    PILOT_ROUNDS rounds of them."""
+    import time
+
+    start, calls = time.perf_counter(), 0
+    while calls < 2 or time.perf_counter() - start < WARMUP_S:
+        fn()
+        calls += 1
+    synchronize(device)
+    one = time_once(fn, device)
+    iterations = iterations_for(one, MIN_ROUND_S[torch.device(device).type])
+    return iterations, [time_once(fn, device, iterations) for _ in range(PILOT_ROUNDS)]
+
+
 @pytest.fixture
-def measure(benchmark, grid, env_by_device):
-    """Time a prepared workload and fill benchmark.extra_info with its cost columns."""
+def timing_options(request):
+    c = request.config
+    return {"target": c.getoption("charlm_ci_target"), "budget": c.getoption("charlm_budget")}
+
+
+def timing_info(samples, plan, load: dict, target: float) -> dict:
+    """Median, minimum, the median's 95% CI, whether it met the target, drift, load."""
+    stats = summarize(samples)
+    lo, hi = median_ci(samples)
+    return {**stats.to_dict(), "ci_low": lo, "ci_high": hi,
+            "converged": (hi - lo) / 2 <= target * stats.median,
+            "calls_per_round": plan.iterations, "plan": plan.to_dict(),
+            "rounds_rule": "pilot-decided (analysis.timing.RoundPlan)",
+            **drift(samples), **load}
+
+
+@pytest.fixture
+def measure(benchmark, grid, env_by_device, timing_options):
+    """Time a prepared workload with adaptive rounds and fill benchmark.extra_info with its
+    statistics and cost columns."""
 
     def run(p: Prepared, device: str) -> dict:
         w = p.workload
-        benchmark.pedantic(p.fn, setup=lambda: synchronize(device), rounds=grid.rounds,
-                           warmup_rounds=grid.warmup, iterations=1)
+        before = machine_load()
+        synchronize(device)
+        iterations, pilot = _pilot(p.fn, device)
+        plan = plan_rounds(pilot, iterations, max(grid.rounds, MIN_CI_ROUNDS),
+                           timing_options["budget"], timing_options["target"])
+        # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
+        # times each round in stream order, so queued work before it is not counted
+        benchmark.pedantic(p.fn, rounds=plan.rounds, warmup_rounds=0, iterations=iterations)
+        load = load_between(before, machine_load())
         peak = peak_memory(p.fn, device)
         measured = measured_flops(p)
         predicted = predictions(w)
-        stats = summarize(benchmark.stats.stats.data) if benchmark.stats else None
-        median = stats.median if stats else None
-        flops = measured["torch"] if measured["torch"] else predicted["flops"]
+        samples = benchmark.stats.stats.data if benchmark.stats else []
+        info = timing_info(samples, plan, load, timing_options["target"]) if samples else None
+        median = info["median"] if info else None
+        hardware = measured["torch"] if measured["torch"] else predicted["flops"]
+        model = predicted_flops(w, attention_count="causal", kernel="manual")
         benchmark.extra_info.update({
             "config": w.to_dict(),
             "predicted_flops": predicted["flops"],
             "measured_flops": measured["torch"],
             "measured_flops_fvcore": measured["fvcore"],
-            "flops_per_second": flops / median if flops and median else None,
+            "model_flops": model,
+            "flops_per_second": model / median if model and median else None,
+            "hardware_flops_per_second": hardware / median if hardware and median else None,
             "predicted_depth": predicted["depth"],
             "tokens_per_second": w.tokens() / median if median else None,
             "peak_memory_bytes": peak,
-            "timing": stats.to_dict() if stats else None,
+            "timing": info,
             "env": env_by_device[device],
         })
         return benchmark.extra_info
+
+    return run
+
+
+@pytest.fixture
+def measure_pair(benchmark, grid, env_by_device, timing_options):
+    """Time two prepared workloads as interleaved pairs: each round runs A and B once each
+    (the same number of calls), in an order drawn per round from a seeded generator, on the
+    same device clock. The ratio A/B is the median of per-round ratios with its bootstrap 95%
+    interval. pytest-benchmark records the pair rounds (A + B) as the benchmark's own time."""
+
+    def run(pair, a: Prepared, b: Prepared, device: str) -> dict:
+        import random
+
+        before = machine_load()
+        synchronize(device)
+        ia, pa = _pilot(a.fn, device)
+        ib, pb = _pilot(b.fn, device)
+        iterations = max(ia, ib)  # both sides' rounds long enough for the clock
+        # the pilots ran with their own calls per round: per call, then as planned
+        pa, pb = [x / ia * iterations for x in pa], [x / ib * iterations for x in pb]
+        plan = plan_rounds([x + y for x, y in zip(pa, pb)], iterations,
+                           max(grid.rounds, MIN_CI_ROUNDS),
+                           timing_options["budget"], timing_options["target"],
+                           spread=robust_spread([x / y for x, y in zip(pa, pb)]))
+        order = random.Random(0)
+        a_s, b_s, first = [], [], []
+
+        def pair_round():
+            a_first = order.random() < 0.5
+            first.append("a" if a_first else "b")
+            for side in ("a", "b") if a_first else ("b", "a"):
+                fn = a.fn if side == "a" else b.fn
+                (a_s if side == "a" else b_s).append(time_once(fn, device, iterations))
+
+        benchmark.pedantic(pair_round, rounds=plan.rounds, warmup_rounds=0, iterations=1)
+        load = load_between(before, machine_load())
+        estimate = paired_ratio(a_s, b_s)
+        info = {
+            **pair.to_dict(),
+            "device": device,
+            **estimate.to_dict(),
+            "a_median_s": summarize(a_s).median / iterations,
+            "b_median_s": summarize(b_s).median / iterations,
+            "calls_per_round": iterations,
+            "a_first_rounds": first.count("a"),
+            "converged": (estimate.ci_high - estimate.ci_low) / 2
+            <= timing_options["target"] * estimate.ratio,
+            "plan": plan.to_dict(),
+            **load,
+        }
+        if pair.memory:
+            ma, mb = peak_memory(a.fn, device), peak_memory(b.fn, device)
+            info.update(a_peak_memory_bytes=ma, b_peak_memory_bytes=mb,
+                        memory_ratio=ma / mb if mb else None)
+        benchmark.extra_info.update({"pair": info, "env": env_by_device[device]})
+        return info
 
     return run

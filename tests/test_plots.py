@@ -157,13 +157,22 @@ def test_time_vs_depth_plots_seconds_per_flop_with_its_fit():
     assert "fit: s/FLOP ~ depth^0.50" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_homework_vs_torch_colours_bars_by_model():
-    ref = pd.DataFrame([{"model": m, "phase": "forward", "T": t, "speedup": s}
-                        for m, s in (("rnn", 2.0), ("gru", 3.0)) for t in (32, 128)])
-    ax = plots.draw_homework_vs_torch(ref).axes[0]
-    colors = {to_rgb(p.get_facecolor()) for p in ax.patches if p.get_height() > 0}
-    fixed = plots.palette(["rnn", "gru"])
-    assert colors == {fixed["rnn"], fixed["gru"]}
+def test_ratios_figure_draws_each_ratio_with_its_interval():
+    frame = pd.DataFrame([
+        {"comparison": "homework loop/torch.nn", "measure": "time", "configuration": c,
+         "device": "cpu", "ratio": r, "ci_low": lo, "ci_high": hi}
+        for c, r, lo, hi in (("rnn forward", 3.5, 3.4, 3.6), ("gru train", 1.9, 1.8, 2.1))])
+    fig = plots.draw_ratios(frame)
+    (ax,) = fig.axes
+    # one errorbar per configuration: the point at the ratio, the bar from ci_low to ci_high
+    points = sorted(tuple(line.get_xdata()) for line in ax.lines if line.get_marker() == "o")
+    assert points == [(1.9,), (3.5,)]
+    bars = sorted(tuple(sorted(seg[:, 0])) for coll in ax.collections
+                  for seg in coll.get_segments())
+    assert bars == [(1.8, 2.1), (3.4, 3.6)]
+    at = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+    assert at == {"rnn forward": 1, "gru train": 0}  # the table's first row on top
+    assert ax.get_xscale() == "log" and "A/B, 95% interval" in ax.get_title()
 
 
 def test_figures_are_saved_atomically(tmp_path):

@@ -303,7 +303,8 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
                                        stages=("environment", "bench", "figures", "markdown")))
     assert set(status["status"]) == {"done"}
     timing = pd.read_csv(tmp_path / "timing.csv")
-    assert len(timing) == len(data["benchmarks"])
+    # one timing row per workload benchmark (the pair benchmarks go to ratios.csv)
+    assert len(timing) == sum("config" in b["extra_info"] for b in data["benchmarks"])
     ok = timing[timing["status"].eq("ok")]
     by_test = {b["name"]: b for b in data["benchmarks"]}
     for _, row in ok.iterrows():  # seconds per token = the JSON's median / (B x T)
@@ -315,8 +316,20 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
     attention = pd.read_csv(tmp_path / "attention.csv")
     assert set(attention["kernel"]) == {"flash", "manual"}
     ref = pd.read_csv(tmp_path / "torch_reference.csv")
-    assert np.allclose(ref["speedup"], ref["homework_s"] / ref["torch_s"], rtol=1e-12)
-    for fig in ("time_per_token_vs_T", "attention_flash_vs_manual", "homework_vs_torch",
+    assert {"homework_s", "torch_s"} <= set(ref.columns) and "speedup" not in ref.columns
+    # ratios.csv: the pair benchmarks' ratios, read as recorded (median of per-pair ratios)
+    ratios = pd.read_csv(tmp_path / "ratios.csv")
+    pairs = [b["extra_info"]["pair"] for b in data["benchmarks"] if "pair" in b["extra_info"]]
+    time_rows = ratios[ratios["measure"].eq("time")].set_index("configuration")
+    assert len(time_rows) == len(pairs)
+    for p in pairs:
+        row = time_rows.loc[p["configuration"]]
+        assert (row["ratio"], row["ci_low"], row["ci_high"], row["pairs"]) == pytest.approx(
+            (p["ratio"], p["ci_low"], p["ci_high"], p["pairs"]))
+    memory = ratios[ratios["measure"].eq("memory")]
+    assert set(memory["comparison"]) == {"attention manual/flash"}
+    assert "Paired ratios" in (tmp_path / "REPORT.md").read_text()
+    for fig in ("time_per_token_vs_T", "attention_flash_vs_manual", "ratios",
                 "time_vs_depth"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 0
     text = (tmp_path / "REPORT.md").read_text()
@@ -324,7 +337,7 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
     layer = attention[["D", "H"]].iloc[0]
     assert f"layer (width {layer['D']}, {layer['H']} heads)" in text
     assert f"torch {data['charlm']['env']['cpu']['torch']}" in text
-    # the sample is a truncated bench (17 of the quick grid's workloads): the report says so
+    # the sample is a truncated bench (a selection of the quick grid): the report says so
     assert "Truncated bench: " in text and "have no timing" in text
     stages = text.split("## Stages")[1]
     assert "Every stage:" in stages and '{"' not in stages  # settings in words, not JSON
@@ -353,7 +366,7 @@ def test_bench_tables_list_failed_configurations_with_their_error():
     failed = timing[timing["status"].str.startswith("failed")]
     assert len(failed) == 1
     assert failed["status"].iloc[0] == "failed: OutOfMemoryError: CUDA out of memory"
-    assert len(timing) == len(data["benchmarks"]) + 1
+    assert len(timing) == sum("config" in b["extra_info"] for b in data["benchmarks"]) + 1
     assert set(timing["grid"]) == {"quick"}
 
 

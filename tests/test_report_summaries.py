@@ -126,10 +126,8 @@ def test_attention_summary_gives_memory_in_mib_and_growth():
     s = S.attention_summary(pd.DataFrame(rows))
     last = s.table.iloc[-1]
     assert last["flash MiB"] == pytest.approx(4.0) and last["manual MiB"] == pytest.approx(16.0)
-    assert last["time manual/flash"] == pytest.approx(12.0)
-    assert "Attention at T=256: the manual kernel takes 12.00x the time and 4.00x the peak " \
-           "memory of SDPA" in s.findings[0]
-    assert "Peak memory grows as T^2.00 with the manual kernel and T^1.00 with SDPA" \
+    assert "time manual/flash" not in s.table  # ratios come from pairs only
+    assert "peak memory grows as T^2.00 with the manual kernel and T^1.00 with SDPA" \
         in s.findings[0]
 
 
@@ -247,11 +245,61 @@ def test_training_summary_carries_its_caveat():
     assert "rnn 2.500, gru 1.900 nats/char; lowest gru." in text
 
 
-def test_reference_summary_range_and_slower_cases():
-    ref = pd.DataFrame({"speedup": [1.5, 3.0, 0.8]})
-    text = S.reference_summary(ref).findings[0]
-    assert "run 0.80 to 3.00 times the speed" in text
-    assert "1 of 3 configurations are slower with torch.nn" in text
+def test_reference_summary_keeps_medians_and_states_no_unpaired_ratio():
+    ref = pd.DataFrame({"model": ["rnn"], "homework_s": [3.0], "torch_s": [1.0],
+                        "speedup": [3.0]})
+    s = S.reference_summary(ref)
+    assert list(s.table.columns) == ["model", "homework_s", "torch_s"] and not s.findings
+
+
+def _ratios():
+    return pd.DataFrame([
+        {"comparison": "attention manual/flash", "measure": "time", "configuration": "B4-T64",
+         "device": "cpu", "ratio": 1.4049, "ci_low": 1.3812, "ci_high": 1.4231, "pairs": 300,
+         "converged": True},
+        {"comparison": "attention manual/flash", "measure": "time", "configuration": "B4-T512",
+         "device": "cpu", "ratio": 2.6412, "ci_low": 2.381, "ci_high": 3.139, "pairs": 22,
+         "converged": False},
+        {"comparison": "attention manual/flash", "measure": "memory", "configuration": "B4-T64",
+         "device": "cpu", "ratio": 1.40625, "ci_low": 1.40625, "ci_high": 1.40625, "pairs": 1,
+         "converged": True},
+    ])
+
+
+def test_ratio_summary_prints_two_significant_figures_with_the_interval():
+    s = S.ratio_summary(_ratios())
+    assert list(s.table["A/B [95% CI]"]) == ["1.4 [1.4, 1.4]", "2.6 [2.4, 3.1]",
+                                             "1.4 [1.4, 1.4]"]
+    assert s.findings[0] == ("attention manual/flash, time: A/B from 1.4 [1.4, 1.4] (B4-T64) "
+                             "to 2.6 [2.4, 3.1] (B4-T512); 1 of 2 intervals wider than the "
+                             "precision target.")
+    assert s.findings[1] == "attention manual/flash, memory: A/B 1.4 [1.4, 1.4]."
+
+
+def test_ratio_summary_would_catch_an_inverted_or_scaled_ratio():
+    r = _ratios()
+    ratio, lo, hi = r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"]
+    r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"] = 1 / ratio, 1 / hi, 1 / lo
+    assert "0.71 [0.7, 0.72] (B4-T64)" in S.ratio_summary(r).findings[0]
+    r.loc[1, "ratio"] *= 10
+    assert "26 [2.4, 3.1]" in S.ratio_summary(r).findings[0]
+
+
+def test_timing_quality_counts_converged_and_drifted_and_states_load():
+    timing = pd.DataFrame({
+        "status": ["ok"] * 4, "median_s": [1.0, 2.0, 4.0, 1.0],
+        "ci_low_s": [0.99, 1.9, 3.0, 0.98], "ci_high_s": [1.01, 2.1, 5.0, 1.02],
+        "converged": [True, False, False, True], "drifted": [False, True, False, False],
+        "rounds": [6, 50, 9, 12], "load_before": [0.5, 0.7, 1.0, 0.6],
+        "load_after": [0.6, 1.9, 1.1, 0.6], "steal_fraction": [0.0, 0.01, 0.0, 0.0]})
+    s = S.timing_quality_summary(timing)
+    # half-widths 1%, 5%, 25%, 2%: median 3.5%
+    assert s.findings[0] == ("Timing quality: 2 of 4 medians have a 95% interval within the "
+                             "precision target (median half-width 3.5%); 1 of 4 drifted during "
+                             "their run (first and last quarter of rounds with disjoint "
+                             "intervals); the 1-minute load average was 0.50 to 1.90, CPU steal "
+                             "at most 1.0%.")
+    assert s.table.iloc[0]["rounds"] == "6..50"
 
 
 @pytest.mark.parametrize("slope,words", [(0.05, "about flat"), (0.75, "sublinear"),

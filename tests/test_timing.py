@@ -214,3 +214,99 @@ def test_cuda_time_call_uses_events():
     a = torch.randn(512, 512, device="cuda")
     s = time_call(lambda: a @ a, "cuda", rounds=3, warmup=1)
     assert s.median > 0
+
+
+# ------------------------------------------------------------ intervals, pairs, drift, plans
+
+from analysis.timing import (  # noqa: E402
+    MEDIAN_CI_FACTOR,
+    bootstrap_ci,
+    drift,
+    iterations_for,
+    load_between,
+    median_ci,
+    paired_ratio,
+    plan_rounds,
+    robust_spread,
+)
+
+
+@pytest.mark.parametrize("n, ranks", [
+    (6, (1, 6)),    # P(Bin(6,1/2) <= 0) = 1/64 <= 0.025 < P(<= 1) = 7/64
+    (9, (2, 8)),    # P(<= 1) = 10/512 = 0.0195; P(<= 2) = 46/512 = 0.0898
+    (20, (6, 15)),  # P(<= 5) = 0.0207; P(<= 6) = 0.0577 (binomial tables)
+])
+def test_median_ci_uses_the_binomial_order_statistics(n, ranks):
+    samples = [10.0 * k for k in range(n, 0, -1)]  # unsorted on purpose
+    assert median_ci(samples) == (10.0 * ranks[0], 10.0 * ranks[1])
+
+
+def test_median_ci_of_too_few_samples_is_the_range():
+    assert median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)  # n=5 cannot reach 95%
+
+
+def test_bootstrap_ci_is_deterministic_and_brackets_the_median():
+    xs = [1.0, 2.0, 2.5, 3.0, 10.0, 2.2, 2.8, 1.9, 2.4, 2.6]
+    lo, hi = bootstrap_ci(xs)
+    assert (lo, hi) == bootstrap_ci(xs)
+    assert lo <= 2.45 <= hi and hi < 10.0
+    assert bootstrap_ci([4.0] * 7) == (4.0, 4.0)
+
+
+def test_paired_ratio_cancels_drift_common_to_both_sides():
+    # the machine slows down 3x over the run; A is always exactly twice B within a pair
+    b = [1e-3 * (1 + 2 * i / 29) for i in range(30)]
+    a = [2 * x for x in b]
+    est = paired_ratio(a, b)
+    assert (est.ratio, est.ci_low, est.ci_high, est.pairs) == (2.0, 2.0, 2.0, 30)
+    # unpaired, the same drift makes the ratio of two halves' medians wrong by ~1.6x
+    assert statistics.median(a[15:]) / statistics.median(b[:15]) > 3
+
+
+def test_paired_ratio_rejects_unequal_or_empty_samples():
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        paired_ratio([1.0, 2.0], [1.0])
+
+
+def test_drift_flags_quarters_whose_median_intervals_do_not_overlap():
+    steady = [1.0, 1.1, 0.9, 1.0] * 6
+    assert drift(steady) == {"drift_rel": 0.0, "drifted": False}
+    slowing = [1.0, 1.02, 0.98] * 4 + [1.5, 1.52, 1.48] * 4
+    out = drift(slowing)
+    assert out["drifted"] is True
+    assert out["drift_rel"] == pytest.approx((1.5 - 1.0) / 1.25)
+    noisy_but_level = [1.0, 2.0] * 12  # wide spread, no trend: spread is not drift
+    assert drift(noisy_but_level)["drifted"] is False
+    assert drift([1.0] * 11) == {"drift_rel": None, "drifted": False}  # too few rounds
+
+
+def test_robust_spread_is_iqr_over_1349_of_the_median():
+    xs = [8.0, 9.0, 10.0, 11.0, 12.0]  # inclusive quartiles 9 and 11: IQR 2, median 10
+    assert robust_spread(xs) == pytest.approx(2 / 1.349 / 10)
+
+
+def test_plan_rounds_from_the_pilot_spread_and_budget():
+    pilot = [8.0e-3, 9.0e-3, 10.0e-3, 11.0e-3, 12.0e-3]  # spread 0.1483, 10 ms per round
+    c = 2 / 1.349 / 10
+    needed = int((MEDIAN_CI_FACTOR * c / 0.02) ** 2) + 1  # about 332 rounds for +-2%
+    plan = plan_rounds(pilot, 1, min_rounds=6, budget_s=100.0)
+    assert (plan.rounds, plan.needed_rounds, plan.budget_limited) == (needed, needed, False)
+    short = plan_rounds(pilot, 1, min_rounds=6, budget_s=1.0)  # 1 s affords 100 rounds
+    assert (short.rounds, short.budget_limited) == (100, True)
+    tiny = plan_rounds(pilot, 1, min_rounds=6, budget_s=0.01)  # the minimum always runs
+    assert tiny.rounds == 6
+    calm = plan_rounds([1e-3] * 8, 1, min_rounds=6, budget_s=1.0)  # no spread: the minimum
+    assert calm.rounds == 6 and not calm.budget_limited
+
+
+def test_iterations_make_a_round_long_enough_for_the_clock():
+    assert iterations_for(1e-4, 1e-3) == 10
+    assert iterations_for(3e-4, 1e-3) == 4
+    assert iterations_for(5e-3, 1e-3) == 1
+
+
+def test_load_between_gives_the_stolen_share_of_cpu_time():
+    before = {"loadavg_1m": 0.5, "jiffies_total": 1000, "jiffies_steal": 10}
+    after = {"loadavg_1m": 1.5, "jiffies_total": 1400, "jiffies_steal": 30}
+    assert load_between(before, after) == {"load_before": 0.5, "load_after": 1.5,
+                                           "steal_fraction": 20 / 400}

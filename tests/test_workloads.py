@@ -47,7 +47,7 @@ def test_reference_workloads_pair_each_homework_loop_with_its_torch_twin():
     ws = reference_workloads("quick")
     homework = {(w.spec.model, w.phase, w.seq_len) for w in ws if w.spec.impl == "homework"}
     torch_nn = {(w.spec.model, w.phase, w.seq_len) for w in ws if w.spec.impl == "torch"}
-    assert homework == torch_nn and {m for m, _, _ in homework} == {"rnn", "mlrnn", "gru"}
+    assert homework == torch_nn and {m for m, _, _ in homework} >= {"rnn", "mlrnn", "gru"}
 
 
 @pytest.mark.parametrize("variant", MODEL_VARIANTS)
@@ -74,7 +74,7 @@ def test_flash_and_manual_attention_layers_agree():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(variant="lstm", phase="forward"), "unknown variant"),
+    (dict(variant="elman", phase="forward"), "unknown variant"),
     (dict(variant="rnn", phase="backprop"), "unknown phase"),
     (dict(variant="rnn", phase="generate"), "new_tokens"),
     (dict(variant="gru", phase="generate_cache", new_tokens=2), "applies to transformer only"),

@@ -16,9 +16,11 @@ def _tokens(cfg: dict) -> int:
 
 def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
     """timing (every benchmark and every failed configuration), attention (flash vs manual),
-    torch_reference (homework loop vs torch.nn) from a bench JSON."""
+    torch_reference (homework loop and torch.nn medians), ratios (the paired comparisons)
+    from a bench JSON."""
     grid = (data.get("charlm") or {}).get("grid")
     rows = []
+    ratios = ratio_rows(data)
     for b in data.get("benchmarks", []):
         info = b.get("extra_info", {})
         cfg = info.get("config") or {}
@@ -38,13 +40,25 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
             "cv": timing.get("cv"),
             "noisy": timing.get("noisy"),
             "rounds": timing.get("rounds", stats.get("rounds")),
+            "calls_per_round": timing.get("calls_per_round", 1),
+            "min_s": timing.get("min", stats.get("min")),
+            "ci_low_s": timing.get("ci_low"),
+            "ci_high_s": timing.get("ci_high"),
+            "converged": timing.get("converged"),
+            "drifted": timing.get("drifted"),
+            "drift_rel": timing.get("drift_rel"),
+            "load_before": timing.get("load_before"),
+            "load_after": timing.get("load_after"),
+            "steal_fraction": timing.get("steal_fraction"),
             "tokens": _tokens(cfg),
             "seconds_per_token": None,
             "tokens_per_second": info.get("tokens_per_second"),
             "predicted_flops": info.get("predicted_flops"),
             "measured_flops": info.get("measured_flops"),
             "measured_flops_fvcore": info.get("measured_flops_fvcore"),
+            "model_flops": info.get("model_flops"),
             "flops_per_second": info.get("flops_per_second"),
+            "hardware_flops_per_second": info.get("hardware_flops_per_second"),
             "predicted_depth": info.get("predicted_depth"),
             "peak_memory_bytes": info.get("peak_memory_bytes"),
             "threads": env.get("threads"),
@@ -71,10 +85,36 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
     ref = timing[timing["suite"].eq("test_homework_loop_and_torch_nn") & ok]
     pairs = ref.pivot_table(index=["device", "model", "phase", "B", "T", "D", "L"],
                             columns="impl", values="median_s").reset_index()
-    if {"homework", "torch"} <= set(pairs.columns):
-        pairs = pairs.rename(columns={"homework": "homework_s", "torch": "torch_s"})
-        pairs["speedup"] = pairs["homework_s"] / pairs["torch_s"]
-    return {"timing.csv": timing, "attention.csv": attention, "torch_reference.csv": pairs}
+    # the two sides' medians only: their ratio is measured in pairs (ratios.csv)
+    pairs = pairs.rename(columns={"homework": "homework_s", "torch": "torch_s"})
+    return {"timing.csv": timing, "attention.csv": attention, "torch_reference.csv": pairs,
+            "ratios.csv": ratios}
+
+
+RATIO_COLUMNS = ["comparison", "configuration", "device", "ratio", "ci_low", "ci_high",
+                 "pairs", "converged", "a", "b", "a_median_s", "b_median_s", "calls_per_round",
+                 "measure"]
+
+
+def ratio_rows(data: dict) -> pd.DataFrame:
+    """ratios.csv: one row per paired comparison (bench/test_pairs.py): the median of
+    per-pair time ratios A/B with its bootstrap 95% interval; for a comparison that measured
+    peak memory too, one more row (measure "memory") whose interval is the single value the
+    (deterministic) allocator gave."""
+    rows = []
+    for b in data.get("benchmarks", []):
+        pair = (b.get("extra_info") or {}).get("pair")
+        if not pair:
+            continue
+        base = {k: pair.get(k) for k in RATIO_COLUMNS if k in pair}
+        rows.append({**base, "measure": "time"})
+        if pair.get("memory_ratio") is not None:
+            r = pair["memory_ratio"]
+            rows.append({**base, "measure": "memory", "ratio": r, "ci_low": r, "ci_high": r,
+                         "pairs": 1, "converged": True,
+                         "a_median_s": None, "b_median_s": None})
+    frame = pd.DataFrame(rows, columns=RATIO_COLUMNS)
+    return frame.drop_duplicates(subset=["comparison", "configuration", "device", "measure"])
 
 
 def expected_workload_ids(grid: str, device: str) -> list[str]:

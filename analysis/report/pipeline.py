@@ -41,7 +41,7 @@ from charlm.io import atomic_to_csv, atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / "bench"
-BENCH_FILES = ("test_models.py", "test_reference.py", "test_attention.py")
+BENCH_FILES = ("test_models.py", "test_reference.py", "test_attention.py", "test_pairs.py")
 STAGES_FILE = "stages.csv"
 PARTIAL_DIR = ".partial"
 RUNS_DIR = Path("runs") / "report"

@@ -164,6 +164,14 @@ def _ceiling(data: Data) -> float:
     return float(c["flops_per_second"].iloc[0]) if c is not None and not c.empty else float("nan")
 
 
+def _ceiling_ci(data: Data) -> tuple[float, float] | None:
+    c = data.ceiling
+    if c is None or c.empty or "flops_per_second_ci_low" not in c.columns:
+        return None
+    return (float(c["flops_per_second_ci_low"].iloc[0]),
+            float(c["flops_per_second_ci_high"].iloc[0]))
+
+
 def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
     """Every section of REPORT.md, in order; each is one summary and one section call."""
     from analysis.report.ingest import expected_workload_ids
@@ -196,14 +204,26 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 findings, (("time_vs_depth", "Seconds per FLOP against the predicted "
                             "sequential matmul depth of every timed model workload, with the "
                             "least-squares line (log-log)"),), level=3),
-        section(ctx, "Achieved FLOP/s", S.ceiling_summary(data.timing, _ceiling(data)),
+        section(ctx, "Achieved FLOP/s", S.ceiling_summary(data.timing, _ceiling(data),
+                                                          _ceiling_ci(data)),
                 findings, (("achieved_flops", "Achieved FLOP/s against the matmul ceiling "
                             "measured in the same run"),),
                 intro=_ceiling_line(data.ceiling), level=3, floatfmt=".3g"),
-        section(ctx, "The homework's loops vs torch.nn.RNN / torch.nn.GRU",
-                S.reference_summary(data.torch_reference), findings,
-                (("homework_vs_torch", "Homework loop time / torch.nn time"),),
-                intro="Same weights; outputs checked equal.", level=3),
+        section(ctx, "Timing quality", S.timing_quality_summary(data.timing), findings,
+                level=3, intro="How far each timing's median is pinned down (its 95% "
+                "interval), whether the level moved during the run (drift: the first and "
+                "last quarter of rounds have disjoint intervals), and the machine's load."),
+        section(ctx, "Paired ratios", S.ratio_summary(data.ratios), findings,
+                (("ratios", "Every ratio as interleaved pairs: the median of per-pair ratios "
+                  "A/B with its bootstrap 95% interval (log scale; 1 is parity)"),),
+                level=3, empty="no paired comparisons",
+                intro="Each ratio is measured as interleaved pairs in one process: A and B "
+                      "alternate round by round in a seeded random order, with the same "
+                      "weights and inputs. Ratios have two significant figures."),
+        section(ctx, "The homework's loops vs torch.nn (medians)",
+                S.reference_summary(data.torch_reference), findings, level=3,
+                intro="Same weights; outputs checked equal. The ratio of the two is under "
+                      "Paired ratios."),
         section(ctx, "Flash (SDPA) vs manual attention", S.attention_summary(data.attention),
                 findings, (("attention_flash_vs_manual", "One causal self-attention layer"
                             f"{_layer_size(data.attention)}: time and measured peak memory "
@@ -246,10 +266,15 @@ def _ceiling_line(ceiling: pd.DataFrame | None) -> str:
     if ceiling is None or ceiling.empty:
         return ""
     c = ceiling.iloc[0]
-    median = (f" ({float(c['median_flops_per_second']):.3g} median)"
-              if "median_flops_per_second" in ceiling.columns else "")
-    return (f"Ceiling: a {int(c['n'])}^3 {c['dtype']} matmul ran at "
-            f"{float(c['flops_per_second']):.3g} FLOP/s in its fastest round{median}.")
+    if "flops_per_second_ci_low" not in ceiling.columns:  # a run made before the median rule
+        return (f"Ceiling: a {int(c['n'])}^3 {c['dtype']} matmul ran at "
+                f"{float(c['flops_per_second']):.3g} FLOP/s in its fastest round.")
+    rate = S.with_interval(c["flops_per_second"], c["flops_per_second_ci_low"],
+                           c["flops_per_second_ci_high"])
+    return (f"Ceiling: a {int(c['n'])}^3 {c['dtype']} matmul ran at {rate} FLOP/s (median "
+            f"of {int(c['rounds'])} rounds, 95% interval; the fastest round "
+            f"{float(c['peak_flops_per_second']):.2g}). Fractions below use the median: the "
+            "same statistic as each workload's time.")
 
 
 # ---------------------------------------------------------------------------- header
@@ -359,9 +384,9 @@ def draw_figures(ctx: Context) -> list:
     if attention is not None and not attention.empty:
         attempt("attention_flash_vs_manual",
                 lambda p: plots.attention_time_memory(attention[attention["status"].eq("ok")], p))
-    ref = data.torch_reference
-    if ref is not None and "speedup" in ref.columns:
-        attempt("homework_vs_torch", lambda p: plots.homework_vs_torch(ref, p))
+    ratio_rows = data.ratios
+    if ratio_rows is not None and not ratio_rows.empty:
+        attempt("ratios", lambda p: plots.ratios(ratio_rows, p))
     curves = data.training_curves
     if curves is not None and "train_loss" in curves.columns:
         attempt("training_curves",

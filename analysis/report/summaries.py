@@ -275,17 +275,26 @@ def missing_summary(timing: pd.DataFrame | None, expected_ids: Sequence[str],
                            "figures and slopes use only the rest."])
 
 
-def ceiling_summary(timing: pd.DataFrame | None, ceiling: float) -> Summary:
-    """Best achieved FLOP/s per variant as a fraction of the measured matmul ceiling."""
+def ceiling_summary(timing: pd.DataFrame | None, ceiling: float,
+                    ceiling_ci: tuple[float, float] | None = None) -> Summary:
+    """Best achieved FLOP/s (model FLOPs) per variant as a fraction of the measured matmul
+    ceiling, both medians; with the intervals of both, the fraction's interval."""
     ok = _ok(timing)
     if ok.empty or not (ceiling > 0):
         return Summary()
     models = ok[ok["suite"].eq("test_model_phase")].dropna(subset=["flops_per_second"])
     if models.empty:
         return Summary()
-    best = (models.groupby(["variant", "model"], sort=False)["flops_per_second"].max()
-            .reset_index())
+    best = models.loc[models.groupby(["variant", "model"], sort=False)["flops_per_second"]
+                      .idxmax()].reset_index(drop=True)
     best["fraction of ceiling"] = best["flops_per_second"] / ceiling
+    if ceiling_ci is not None and "ci_low_s" in best.columns:
+        rate_lo = best["flops_per_second"] * best["median_s"] / best["ci_high_s"]
+        rate_hi = best["flops_per_second"] * best["median_s"] / best["ci_low_s"]
+        best["95% interval"] = [f"[{lo / ceiling_ci[1]:.2g}, {hi / ceiling_ci[0]:.2g}]"
+                                for lo, hi in zip(rate_lo, rate_hi)]
+    best = best[[c for c in ("variant", "model", "flops_per_second", "fraction of ceiling",
+                             "95% interval") if c in best.columns]]
     parts = []
     for label, pick in (("recurrent", is_recurrent), ("attention", has_attention)):
         g = best[best["model"].map(pick)]
@@ -347,15 +356,84 @@ def depth_time_summary(timing: pd.DataFrame | None) -> Summary:
 
 
 def reference_summary(ref: pd.DataFrame | None) -> Summary:
-    if ref is None or ref.empty or "speedup" not in ref.columns:
+    """The two sides' medians (the ratio itself is measured in pairs: ratio_summary)."""
+    if ref is None or ref.empty:
         return Summary()
-    s = ref["speedup"]
-    slower = ref[s < 1]
-    text = (f"torch.nn's fused recurrences run {_range(s.min(), s.max(), '.2f')} times the "
-            "speed of the homework's per-step loops with identical weights and outputs")
-    text += ("." if slower.empty else
-             f"; {len(slower)} of {len(ref)} configurations are slower with torch.nn.")
-    return Summary(ref, [text])
+    return Summary(ref.drop(columns=[c for c in ("speedup",) if c in ref.columns]))
+
+
+# ---------------------------------------------------------------------------- ratios
+
+
+def sig2(x: float) -> str:
+    """Two significant figures, the precision a ratio measured to a few percent carries."""
+    return f"{float(x):.2g}"
+
+
+def with_interval(x, lo, hi, fmt: str = ".2g") -> str:
+    """'1.9 [1.8, 2.0]': a value with its 95% interval, both to the same precision."""
+    return f"{float(x):{fmt}} [{float(lo):{fmt}}, {float(hi):{fmt}}]"
+
+
+def ratio_summary(ratios: pd.DataFrame | None) -> Summary:
+    """Every paired ratio with its 95% interval (two significant figures), and per comparison
+    the range over its configurations and how many intervals met the precision target."""
+    if ratios is None or ratios.empty:
+        return Summary()
+    table = pd.DataFrame({
+        "comparison": ratios["comparison"], "measure": ratios["measure"],
+        "configuration": ratios["configuration"], "device": ratios["device"],
+        "A/B [95% CI]": [with_interval(r, lo, hi) for r, lo, hi in
+                         zip(ratios["ratio"], ratios["ci_low"], ratios["ci_high"])],
+        "pairs": ratios["pairs"].astype(int),
+        "CI within target": ratios["converged"],
+    })
+    findings = []
+    for (comparison, measure), g in ratios.groupby(["comparison", "measure"], sort=False):
+        lo_row, hi_row = g.loc[g["ratio"].idxmin()], g.loc[g["ratio"].idxmax()]
+        span = (with_interval(lo_row["ratio"], lo_row["ci_low"], lo_row["ci_high"])
+                if len(g) == 1 else
+                f"from {with_interval(lo_row['ratio'], lo_row['ci_low'], lo_row['ci_high'])} "
+                f"({lo_row['configuration']}) to "
+                f"{with_interval(hi_row['ratio'], hi_row['ci_low'], hi_row['ci_high'])} "
+                f"({hi_row['configuration']})")
+        text = f"{comparison}, {measure}: A/B {span}"
+        if measure == "time":
+            wide = int((~g["converged"].astype(bool)).sum())
+            text += (f"; {wide} of {len(g)} intervals wider than the precision target"
+                     if wide else "")
+        findings.append(text + ".")
+    return Summary(table, findings)
+
+
+def timing_quality_summary(timing: pd.DataFrame | None) -> Summary:
+    """How many medians met the precision target, how many drifted, and the machine's load
+    (load average and CPU time stolen by the hypervisor) while the bench ran."""
+    ok = _ok(timing)
+    if ok.empty or "ci_low_s" not in ok.columns or ok["ci_low_s"].isna().all():
+        return Summary()
+    n = len(ok)
+    converged = int(_flag(ok["converged"]).sum())
+    drifted = int(_flag(ok["drifted"]).sum())
+    width = ((ok["ci_high_s"] - ok["ci_low_s"]) / 2 / ok["median_s"]).dropna()
+    load = pd.concat([ok["load_before"], ok["load_after"]]).dropna()
+    steal = ok["steal_fraction"].dropna()
+    table = pd.DataFrame([{
+        "timings": n, "CI within target": converged, "drifted": drifted,
+        "median CI half-width": f"{width.median():.1%}" if not width.empty else "",
+        "rounds": f"{int(ok['rounds'].min())}..{int(ok['rounds'].max())}",
+        "load average": (f"{load.min():.2f}..{load.max():.2f}" if not load.empty else ""),
+        "max CPU steal": f"{steal.max():.1%}" if not steal.empty else "",
+    }])
+    text = (f"Timing quality: {converged} of {n} medians have a 95% interval within the "
+            f"precision target (median half-width {width.median():.1%}); {drifted} of {n} "
+            "drifted during their run (first and last quarter of rounds with disjoint "
+            "intervals)")
+    if not load.empty:
+        text += f"; the 1-minute load average was {load.min():.2f} to {load.max():.2f}"
+    if not steal.empty:
+        text += f", CPU steal at most {steal.max():.1%}"
+    return Summary(table, [text + "."])
 
 
 # ---------------------------------------------------------------------------- attention
@@ -379,20 +457,16 @@ def attention_summary(att: pd.DataFrame | None) -> Summary:
         "flash s": wide["median_s_flash"], "manual s": wide["median_s_manual"],
         "flash MiB": wide["peak_memory_bytes_flash"] / MIB,
         "manual MiB": wide["peak_memory_bytes_manual"] / MIB,
-        "time manual/flash": wide["median_s_manual"] / wide["median_s_flash"],
-        "memory manual/flash": wide["peak_memory_bytes_manual"] / wide["peak_memory_bytes_flash"],
     })
-    last = table.iloc[-1]
-    text = (f"Attention at T={int(last['T'])}: the manual kernel takes "
-            f"{last['time manual/flash']:.2f}x the time and {last['memory manual/flash']:.2f}x "
-            "the peak memory of SDPA.")
-    if len(table) >= 2:
-        mf = loglog_slope(table["T"], table["flash MiB"])
-        mm = loglog_slope(table["T"], table["manual MiB"])
-        text += (f" Peak memory grows as T^{mm:.2f} with the manual kernel and T^{mf:.2f} with "
-                 "SDPA")
-        text += (": the manual path materializes the (B, H, T, T) scores, SDPA does not."
-                 if mm > mf + 0.3 else ".")
+    if len(table) < 2:
+        return Summary(table)
+    mf = loglog_slope(table["T"], table["flash MiB"])
+    mm = loglog_slope(table["T"], table["manual MiB"])
+    text = (f"Attention's peak memory grows as T^{mm:.2f} with the manual kernel and "
+            f"T^{mf:.2f} with SDPA")
+    text += (": the manual path materializes the (B, H, T, T) scores, SDPA does not "
+             "(the time and memory ratios are under Paired ratios)."
+             if mm > mf + 0.3 else " (the ratios are under Paired ratios).")
     return Summary(table, [text])
 
 
