@@ -375,7 +375,7 @@ for _arch in (
         spec=registry.get_spec("mingru"), model_class=MinGRULM,
         cost=MinGRUCost(), depth=MinGRUDepth(),
         head_module="fc",
-        term_modules={"W_z": r"\.W_z$", "W_h": r"\.W_h$", "fc": r"^fc$"},
+        term_modules={"W_x": r"\.W_x[zh]$", "fc": r"^fc$"},
         read_config=_recurrent_config("mingru"), sample=recurrent_sampler("mingru", (1, 2, 3)),
         # the scan runs a sequence in one op per layer, so long T costs little to count
         anchors=(("homework", dict(vocab_size=65, hidden=256), HOMEWORK_SIZES),

@@ -37,12 +37,12 @@ that many dependent combining rounds; stated once, as fused attention weighs the
 replaces). Scan steps are not matmuls: ``scan`` is their depth, reported apart from the
 matmul ``depth``, and ``total`` = depth + scan (the chain that carries the most matmuls
 carries the most scan steps here). Models without a scan have scan = 0.
-minGRU layer l: W_z and W_h read LayerNorm(x_l) side by side (1 level), then the log-space
+minGRU layer l: W_xz and W_xh read LayerNorm(x_l) side by side (1 level), then the log-space
 scan runs two scans in sequence (A = cumsum(log a), then logcumsumexp(log b - A)): 2 s(T)
 steps; the state has no matmul. Forward over T: L + h matmuls, 2 L s(T) scan steps.
 Backward: the loss gradient enters the head's input-gradient matmul (h), then per layer,
 top down, the logcumsumexp's backward (itself a reversed logcumsumexp, 1 scan), the cumsum's
-(a reversed cumsum, 1 scan) and W_z's input-gradient matmul; the last layer's weight-gradient
+(a reversed cumsum, 1 scan) and W_xz's input-gradient matmul; the last layer's weight-gradient
 matmul ends the chain: L + h matmuls, 2 L s(T) scan steps. Generation scans the P-token
 prompt (L + h, 2 L s(P)), then each of the N - 1 fed-back samples runs L layers and the head
 one position at a time (L + h each, no scan): N (L + h) and 2 L s(P). Launches: one matmul
@@ -151,7 +151,7 @@ class MinGRUDepth(DepthModel):
 
     name = "mingru"
     SCANS_PER_LAYER = 2  # cumsum, then logcumsumexp of a tensor that reads it
-    MATMULS_PER_LAYER = 2  # W_z, W_h (side by side)
+    MATMULS_PER_LAYER = 2  # W_xz, W_xh (side by side)
 
     def _pass(self, h):
         return L + h, self.MATMULS_PER_LAYER * L + h

@@ -362,8 +362,9 @@ class LSTMCost(RecurrentCost):
 
 class MinGRUCost(RecurrentCost):
     """minGRU (charlm.models.mingru), embedding width D (E = D): per layer two matmuls on the
-    layer's input, W_z and W_h, and none on the state (the recurrence is elementwise), so
-    every matmul's input gets a gradient at every position (backward = 2 x forward). The
+    layer's input, W_xz and W_xh (term W_x), and none on the state (the recurrence is
+    elementwise), so every matmul's input gets a gradient at every position (backward = 2 x
+    forward). The
     parallel scan over a sequence does the same matmuls as T sequential steps: forward = T
     steps, generation = P + N - 1 positions (the prompt scanned, N - 1 steps). The scan's
     prefix sums are elementwise work (`elementwise`)."""
@@ -372,7 +373,7 @@ class MinGRUCost(RecurrentCost):
     description = "minGRU (parallel scan), L residual layers"
 
     def _step(self, head):
-        terms = {"W_z": 2 * B * L * D**2, "W_h": 2 * B * L * D**2}
+        terms = {"W_x": 2 * B * 2 * L * D**2}
         if head:
             terms["fc"] = 2 * B * D * V
         return terms
@@ -381,7 +382,7 @@ class MinGRUCost(RecurrentCost):
         return ()
 
     def _params(self):
-        return {"embedding": V * D, "W_z": L * D**2, "W_h": L * D**2,
+        return {"embedding": V * D, "W_x": 2 * L * D**2,
                 "layernorm": (L + 1) * 2 * D, "fc": D * V + V}
 
     def _elementwise(self):

@@ -3,7 +3,7 @@ read only the input, so the recurrence is linear in h and runs as a parallel sca
 
 One minGRU layer, for inputs u_t (D wide):
 
-    z_t = sigmoid(W_z u_t)          h~_t = g(W_h u_t)          (no biases, as the homework's GRU)
+    z_t = sigmoid(W_xz u_t)         h~_t = g(W_xh u_t)        (no biases, as the homework's GRU)
     h_t = (1 - z_t) * h_{t-1} + z_t * h~_t,        h_0 = 0
 
 with the paper's g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise (its appendix B.3), which keeps
@@ -62,17 +62,17 @@ class MinGRUCell(nn.Module):
     def __init__(self, hidden_size):
         super().__init__()
         self.hidden_size = hidden_size
-        self.W_z = nn.Linear(hidden_size, hidden_size, bias=False)
-        self.W_h = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.W_xz = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.W_xh = nn.Linear(hidden_size, hidden_size, bias=False)
 
     def step(self, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One position: (B, D) input and state -> new state."""
-        z = torch.sigmoid(self.W_z(u))
-        return (1 - z) * h + z * g(self.W_h(u))
+        z = torch.sigmoid(self.W_xz(u))
+        return (1 - z) * h + z * g(self.W_xh(u))
 
     def scan(self, u: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """All positions: (B, T, D) inputs -> (B, T, D) states, from h0 (None: zeros)."""
-        k, v = self.W_z(u), self.W_h(u)
+        k, v = self.W_xz(u), self.W_xh(u)
         log_a = -F.softplus(k)  # log(1 - z)
         log_b = -F.softplus(-k) + log_g(v)  # log z + log h~
         if h0 is None:
