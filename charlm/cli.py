@@ -26,6 +26,8 @@ COMMANDS = [
     "charlm.commands.report",
     "charlm.commands.sweep",
     "charlm.commands.merge",
+    "charlm.commands.calibrate",
+    "charlm.commands.predict_time",
 ]
 
 # An example for the commands whose modules do not give one (their epilog wins).

@@ -1,0 +1,264 @@
+"""A dispatch-mode op trace: every aten op a workload runs, with its FLOPs, bytes and shapes.
+
+`OpTracer` (a `TorchDispatchMode`) records, for each dispatched op:
+
+- ``flops``: PyTorch's own formulas (`torch.utils.flop_counter`'s registry, 2 per
+  multiply-add), with the project's CPU SDPA mapping (`analysis.counters.cpu_sdpa_mapping`),
+  so the trace's total equals what `FlopCounterMode` counts;
+- ``bytes``: inputs read plus outputs written, unfused: the storage bytes (numel x item size)
+  of every distinct tensor argument and every distinct returned tensor. A view (no data
+  moved), an `empty` (nothing written) and size queries move 0 bytes;
+- ``kind``: "matmul" (an op with a FLOP formula), "view" (metadata only: no kernel on a
+  GPU) or "elementwise" (everything else that moves data: pointwise, reductions, copies,
+  indexing, optimizer updates); "alloc" for `empty`-like ops;
+- the input shapes of tensor arguments (for the matmul throughput by shape),
+- ``depth``: the op's place on the longest chain of data-moving ops (views weigh 0): the
+  critical-path depth in kernels that a GPU could not shorten.
+
+Run a workload on fake tensors (`analysis.workloads.shapes_only`) to trace any size without
+allocating: the tracer is entered inside the fake mode, as `analysis.counters` does with
+`FlopCounterMode`, and sees the same aten ops as with real tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry, shape_wrapper
+
+# metadata-only ops the schema does not always mark as views
+VIEW_NAMES = frozenset({
+    "_unsafe_view", "_reshape_alias", "detach", "alias", "lift_fresh", "view", "t",
+    "transpose", "permute", "expand", "unsqueeze", "squeeze", "select", "slice", "as_strided",
+    "unfold", "split", "split_with_sizes", "chunk", "unbind", "_unsafe_view_copy",
+    "set_", "resize_", "_has_compatible_shallow_copy_type", "sym_size", "sym_stride",
+    "sym_numel", "sym_storage_offset", "size", "stride", "dim", "is_same_size",
+})
+ALLOC_NAMES = frozenset({"empty", "empty_like", "empty_strided", "new_empty",
+                         "new_empty_strided"})
+KINDS = ("matmul", "elementwise", "view", "alloc")
+
+
+def op_name(func) -> str:
+    """'aten.addmm.default' -> 'addmm'."""
+    return func._schema.name.split("::")[-1]
+
+
+def _flop_formulas() -> dict:
+    from analysis.counters import cpu_sdpa_mapping
+
+    formulas = dict(flop_registry)
+    for op, fn in cpu_sdpa_mapping().items():
+        formulas[op] = shape_wrapper(fn)
+    return formulas
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One dispatched op (see the module docstring)."""
+
+    index: int
+    name: str
+    kind: str
+    flops: int
+    bytes: int
+    shapes: tuple  # input tensor shapes, in argument order
+    out_shapes: tuple
+    depth: int
+    module: str = ""  # innermost module running the op (path in the traced model), "" if none
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shapes"] = [list(s) for s in self.shapes]
+        d["out_shapes"] = [list(s) for s in self.out_shapes]
+        return d
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    return int(t.numel()) * int(t.element_size())
+
+
+class OpTracer(TorchDispatchMode):
+    """Records an `OpRecord` per dispatched aten op (see the module docstring)."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[OpRecord] = []
+        self._formulas = _flop_formulas()
+        self._depth: dict[int, int] = {}  # id(tensor) -> depth of its producer
+        self._alive: list[torch.Tensor] = []  # keeps ids unique for the trace's lifetime
+        self.modules: list[str] = []  # stack of module paths (set by trace_ops' hooks)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.namespace == "prim":  # device/layout queries fake tensors dispatch; real don't
+            return out
+        name = op_name(func)
+        packet = func.overloadpacket
+        inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        flops = 0
+        formula = self._formulas.get(packet)
+        if formula is not None:
+            flops = int(formula(*args, **kwargs, out_val=out))
+        is_view = bool(getattr(func, "is_view", False)) or name in VIEW_NAMES
+        if formula is not None:
+            kind = "matmul"
+        elif name in ALLOC_NAMES:
+            kind = "alloc"
+        elif is_view or not outputs and not inputs:
+            kind = "view"
+        else:
+            kind = "elementwise"
+        nbytes = 0
+        if kind in ("matmul", "elementwise"):
+            seen = set()
+            for t in inputs + outputs:
+                key = id(t)
+                if key not in seen:
+                    seen.add(key)
+                    nbytes += tensor_bytes(t)
+        before = max((self._depth.get(id(t), 0) for t in inputs), default=0)
+        depth = before + (1 if kind in ("matmul", "elementwise") else 0)
+        for t in outputs:
+            self._depth[id(t)] = depth
+            self._alive.append(t)
+        self.records.append(OpRecord(
+            index=len(self.records), name=name, kind=kind, flops=flops, bytes=nbytes,
+            shapes=tuple(tuple(t.shape) for t in inputs),
+            out_shapes=tuple(tuple(t.shape) for t in outputs), depth=depth,
+            module=self.modules[-1] if self.modules else ""))
+        return out
+
+
+@dataclass(frozen=True)
+class OpTrace:
+    """The ops of one run, in dispatch order, with totals."""
+
+    ops: tuple[OpRecord, ...]
+
+    @property
+    def flops(self) -> int:
+        return sum(op.flops for op in self.ops)
+
+    @property
+    def bytes(self) -> int:
+        return sum(op.bytes for op in self.ops)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for op in self.ops if op.kind == kind)
+
+    @property
+    def kernels(self) -> int:
+        """Data-moving ops (matmul + elementwise): at least one GPU kernel each."""
+        return self.count("matmul") + self.count("elementwise")
+
+    @property
+    def depth(self) -> int:
+        """Longest chain of data-moving ops (views weigh 0)."""
+        return max((op.depth for op in self.ops), default=0)
+
+    def bytes_of(self, kind: str) -> int:
+        return sum(op.bytes for op in self.ops if op.kind == kind)
+
+    def summary(self) -> dict:
+        return {"ops": len(self.ops), "kernels": self.kernels, "depth": self.depth,
+                "flops": self.flops, "bytes": self.bytes,
+                **{f"{k}_ops": self.count(k) for k in KINDS},
+                **{f"{k}_bytes": self.bytes_of(k) for k in ("matmul", "elementwise")}}
+
+
+def trace_ops(fn: Callable[[], object], model: torch.nn.Module | None = None) -> OpTrace:
+    """Run `fn()` under an `OpTracer` and return its trace; with `model`, each op also
+    records the path of the innermost submodule of `model` running it."""
+    from torch.nn.modules.module import (
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
+    )
+
+    tracer = OpTracer()
+    handles = []
+    if model is not None:
+        names = {id(m): name for name, m in model.named_modules()}
+
+        def enter(module, args):
+            if id(module) in names:
+                tracer.modules.append(names[id(module)])
+
+        def leave(module, args, out):
+            if id(module) in names and tracer.modules:
+                tracer.modules.pop()
+
+        handles = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave)]
+    try:
+        with tracer:
+            fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return OpTrace(tuple(tracer.records))
+
+
+def workload_callable(workload) -> Callable[[], object]:
+    """One round of a bench workload, built as `analysis.workloads.prepare` builds it but
+    without moving to a device (so it also works inside `shapes_only`)."""
+    from analysis.workloads import runner
+    from charlm.models.registry import build_model
+
+    w = workload
+    torch.manual_seed(0)
+    spec, arch = w.spec, w.arch
+    if spec.kind == "attention":
+        cfg = w.model_config()
+        layer = arch.attention_layer(cfg.hidden, cfg.heads, w.seq_len, spec.attention).eval()
+        x = torch.randn(w.batch, w.seq_len, cfg.hidden)
+
+        def attend():
+            with torch.no_grad():
+                return layer(x)[0]
+
+        return attend
+    quantity, kv_cache = w.quantity
+    model = build_model(w.model_config())
+    if spec.impl != "homework":
+        model = arch.torch_twin(model)
+    return runner(model, quantity, w.sizes(), kv_cache)
+
+
+def trace_workload(workload, fake: bool = True) -> OpTrace:
+    """The ops of ONE round of a bench workload, on fake tensors by default (any size,
+    nothing allocated; the same aten ops as real tensors). A torch.nn twin (kind
+    "reference") deep-copies weights, which fake tensors do not support: it runs real."""
+    from analysis.counters import single_thread
+    from analysis.workloads import shapes_only
+
+    with single_thread():
+        if not fake or workload.kind == "reference":
+            return trace_ops(workload_callable(workload))
+        with shapes_only():
+            return trace_ops(workload_callable(workload))
+
+
+def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> OpTrace:
+    """The ops of `quantity` (forward, backward, train, generate) of the model `cfg`
+    describes, on fake tensors (see `analysis.workloads.runner`)."""
+    from analysis.counters import single_thread
+    from analysis.workloads import check_request, runner, shapes_only
+    from charlm.models.registry import build_model
+
+    check_request(cfg, quantity, sizes, kv_cache)
+    if quantity == "params":
+        raise ValueError("params runs no ops; choose forward, backward, train or generate")
+    with single_thread(), shapes_only():
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        return trace_ops(runner(model, quantity, sizes, kv_cache), model)
+
+
+__all__ = ["KINDS", "OpRecord", "OpTrace", "OpTracer", "op_name", "tensor_bytes",
+           "trace_ops", "trace_quantity", "trace_workload", "workload_callable"]

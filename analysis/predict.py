@@ -1,0 +1,203 @@
+"""Time predicted from the counts: an op trace (`analysis.optrace`) and a calibrated machine
+(`analysis.calibrate.Machine`).
+
+Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes / bandwidth,
+fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul: `matmul_fixed_s`; a
+view: `view_fixed_s`; an `empty`: the view cost).
+
+- CPU (one eager thread runs the ops one after another): time = sum over ops of
+  max(compute, memory) + fixed.
+- CUDA: each kernel's GPU time is max(compute, memory, min_kernel_s); the host issues the
+  kernels one by one, so the total is the largest of the summed GPU time, the host time
+  (launch cost x kernels + view cost x views) and the critical-path depth x min_kernel_s.
+
+Regime: ``launch/overhead`` when the fixed costs (CPU) or the host bound (CUDA) dominate,
+else ``compute`` or ``memory`` by which of the summed per-op terms is larger. ``terms`` gives
+each term's seconds and share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis.calibrate import Machine
+from analysis.optrace import OpRecord, OpTrace
+
+REGIMES = ("launch/overhead", "memory", "compute")
+
+
+def matmul_shape(op: OpRecord) -> tuple[int, int, int]:
+    """(m, k, n) an op's FLOPs are spread over: m x k @ k x n with 2mkn = FLOPs; the batch of
+    a bmm folds into m; attention kernels read as (B H T, head dim, S)."""
+    shapes = [s for s in op.shapes if len(s) >= 1]
+    name = op.name
+    try:
+        if name in ("mm", "matmul") and len(shapes) >= 2:
+            (m, k), n = shapes[0][-2:], shapes[1][-1]
+        elif name in ("addmm", "_addmm_activation") and len(shapes) >= 3:
+            (m, k), n = shapes[1][-2:], shapes[2][-1]
+        elif name == "bmm" and len(shapes) >= 2:
+            b, m, k = shapes[0][-3:]
+            m, n = b * m, shapes[1][-1]
+        elif name == "baddbmm" and len(shapes) >= 3:
+            b, m, k = shapes[1][-3:]
+            m, n = b * m, shapes[2][-1]
+        elif "attention" in name and len(shapes) >= 3:
+            q, key = shapes[0], shapes[1]
+            rows = 1
+            for d in q[:-1]:
+                rows *= d
+            m, k, n = rows, q[-1], key[-2]
+        else:
+            raise ValueError
+    except (ValueError, IndexError):
+        m = k = n = max(1, round((op.flops / 2) ** (1 / 3))) if op.flops else 1
+    return max(1, int(m)), max(1, int(k)), max(1, int(n))
+
+
+@dataclass(frozen=True)
+class OpTime:
+    compute_s: float
+    memory_s: float
+    fixed_s: float
+    kernel: bool
+
+
+def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime:
+    """The op's compute, memory and fixed seconds on `machine` (`cache`: shape -> FLOP/s)."""
+    compute = 0.0
+    if op.flops:
+        shape = matmul_shape(op)
+        rate = None if cache is None else cache.get(shape)
+        if rate is None:
+            rate = min(machine.throughput(*shape), machine.ceiling_flops_per_s)
+            if cache is not None:
+                cache[shape] = rate
+        compute = op.flops / rate
+    memory = op.bytes / machine.bandwidth(op.bytes) if op.bytes else 0.0
+    kernel = op.kind in ("matmul", "elementwise")
+    fixed = {"matmul": machine.matmul_fixed_s, "elementwise": machine.op_fixed_s}.get(
+        op.kind, machine.view_fixed_s)
+    return OpTime(compute, memory, fixed, kernel)
+
+
+def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
+    """predicted_s, regime and terms of a trace on a machine (see the module docstring);
+    `fixed=False` sets every fixed cost (and the host bound) to zero: the bound that CUDA
+    graphs or compilation could reach."""
+    cache: dict = {}
+    times = [op_time(op, machine, cache) for op in trace.ops]
+    compute = sum(t.compute_s for t in times if t.compute_s >= t.memory_s)
+    memory = sum(t.memory_s for t in times if t.compute_s < t.memory_s)
+    kernels = sum(1 for t in times if t.kernel)
+    if machine.device == "cpu":
+        overhead = sum(t.fixed_s for t in times) if fixed else 0.0
+        total = compute + memory + overhead
+        terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
+        bound = "sum"
+    else:
+        gpu, floor = 0.0, 0.0
+        for t in times:
+            if t.kernel:
+                busy = max(t.compute_s, t.memory_s)
+                gpu += max(busy, machine.min_kernel_s)
+                floor += max(0.0, machine.min_kernel_s - busy)
+        host = (sum(t.fixed_s for t in times) if fixed else 0.0)
+        depth = trace.depth * machine.min_kernel_s
+        total = max(gpu, host, depth)
+        bound = {gpu: "gpu", host: "host", depth: "depth"}[total]
+        # shares: the host (launch) term is what exceeds the GPU's own time
+        overhead = max(0.0, total - gpu) + floor
+        terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
+    denom = sum(terms.values()) or 1.0
+    regime = max(REGIMES, key=lambda r: terms[r])
+    return {
+        "predicted_s": total, "regime": regime, "bound": bound,
+        "terms": {k: {"seconds": v, "share": v / denom} for k, v in terms.items()},
+        "ops": len(trace.ops), "kernels": kernels, "depth": trace.depth,
+        "flops": trace.flops, "bytes": trace.bytes,
+    }
+
+
+def predict_workload(workload, machine: Machine, fixed: bool = True) -> dict:
+    """Prediction for one bench workload (one round, traced on fake tensors): a dict with
+    predicted_s, regime, terms (seconds and share of compute, memory, launch/overhead),
+    ops, kernels, depth, flops, bytes."""
+    from analysis.optrace import trace_workload
+
+    return predict_trace(trace_workload(workload), machine, fixed=fixed)
+
+
+def workload_from_row(row) -> object:
+    """The bench Workload a timing.csv row describes (its config columns)."""
+    from analysis.workloads import Workload
+
+    def num(key):
+        v = row.get(key)
+        try:
+            return None if v is None or v != v else int(v)
+        except (TypeError, ValueError):
+            return None
+
+    kind = row.get("kind")
+    kw = dict(variant=row["variant"], phase=row["phase"], batch=num("B"),
+              seq_len=num("seq_len") or num("T"), hidden=num("D"), vocab=num("V") or 65,
+              new_tokens=num("N") or 0, sweep=row.get("sweep") or "base")
+    if kind == "attention":
+        kw["heads"] = num("H")
+    else:
+        kw.update(layers=num("L"), heads=num("H") if row.get("model") == "transformer"
+                  or row.get("attention") in ("flash", "manual") else None)
+        if row.get("E") is not None and num("E") != num("D"):
+            kw["embed"] = num("E")
+    return Workload(**kw)
+
+
+def predict_rows(timing, machine: Machine, fixed: bool = True):
+    """timing.csv rows with the prediction beside each: predicted_s, regime, bound,
+    share_compute, share_memory, share_overhead, ratio (predicted / measured median_s),
+    trace_ops, trace_kernels, trace_bytes. A row whose workload cannot be rebuilt gets its
+    error in predict_error."""
+    import pandas as pd
+
+    out = []
+    for _, row in timing.iterrows():
+        rec = {}
+        try:
+            p = predict_workload(workload_from_row(row), machine, fixed=fixed)
+            rec = {"predicted_s": p["predicted_s"], "regime": p["regime"], "bound": p["bound"],
+                   "share_compute": p["terms"]["compute"]["share"],
+                   "share_memory": p["terms"]["memory"]["share"],
+                   "share_overhead": p["terms"]["launch/overhead"]["share"],
+                   "trace_ops": p["ops"], "trace_kernels": p["kernels"],
+                   "trace_bytes": p["bytes"], "trace_flops": p["flops"], "predict_error": None}
+        except (ValueError, RuntimeError, KeyError, AssertionError) as exc:
+            rec = {"predicted_s": float("nan"), "predict_error": f"{type(exc).__name__}: {exc}"}
+        out.append(rec)
+    frame = timing.reset_index(drop=True).copy()
+    extra = pd.DataFrame(out)
+    for col in extra.columns:
+        frame[col] = extra[col]
+    if "median_s" in frame:
+        frame["ratio"] = frame["predicted_s"] / frame["median_s"]
+    return frame
+
+
+def accuracy(frame) -> dict:
+    """Share of rows within 1.5x and 2x of the measured time and the median factor
+    exp(median |log(predicted / measured)|), over rows with both."""
+    import numpy as np
+
+    r = frame["predicted_s"] / frame["median_s"]
+    r = r[np.isfinite(r) & (r > 0)]
+    if r.empty:
+        return {"rows": 0, "within_1_5x": float("nan"), "within_2x": float("nan"),
+                "median_factor": float("nan")}
+    err = np.abs(np.log(r))
+    return {"rows": int(len(r)), "within_1_5x": float((err <= np.log(1.5)).mean()),
+            "within_2x": float((err <= np.log(2)).mean()),
+            "median_factor": float(np.exp(np.median(err)))}
+
+
+__all__ = ["REGIMES", "accuracy", "matmul_shape", "op_time", "predict_rows", "predict_trace",
+           "predict_workload", "workload_from_row"]

@@ -1,0 +1,55 @@
+"""charlm calibrate: measure this machine's constants for the time prediction (matmul
+throughput by shape, streaming bandwidth, per-op fixed cost) from microbenchmarks only, and
+write them as a machine file (JSON). Under 60 s on one CPU thread."""
+
+from __future__ import annotations
+
+from charlm.commands.common import add_format_arg, check_out_path, emit
+
+EXAMPLE = """examples:
+  charlm calibrate --device cpu
+  charlm calibrate --device cuda --out machine-cuda.json"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate", help="measure matmul throughput, bandwidth and per-op cost (machine file)",
+        description=__doc__, epilog=EXAMPLE)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="device to calibrate")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--out", help="machine file to write (default: runs/machine/<device>-<name>-"
+                                 "torch<version>-t<threads>.json, reused unless --force)")
+    p.add_argument("--force", action="store_true", help="calibrate again even if cached")
+    add_format_arg(p)
+    p.set_defaults(func=run)
+
+
+def summary(machine) -> list[dict]:
+    """The constants as rows: name, value, unit, source."""
+    rows = []
+    units = {"op_fixed_s": "s", "view_fixed_s": "s", "matmul_fixed_s": "s",
+             "min_kernel_s": "s", "bandwidth_bytes_per_s": "B/s",
+             "ceiling_flops_per_s": "FLOP/s"}
+    for key, unit in units.items():
+        rows.append({"constant": key, "value": getattr(machine, key), "unit": unit,
+                     "source": machine.sources.get(key, "")})
+    return rows
+
+
+def run(args) -> int:
+    from charlm.validate import positive_int
+
+    positive_int("threads", args.threads)
+    if args.out:
+        check_out_path(args.out, "file")
+    from analysis.calibrate import cached_machine, default_cache_path
+
+    path = args.out or default_cache_path(args.device, args.threads)
+    machine = cached_machine(args.device, args.threads, path=path, force=args.force or
+                             bool(args.out))
+    if args.format == "table":
+        print(f"machine {machine.device} {machine.name}, torch {machine.torch}, "
+              f"threads {machine.threads}, float32, {machine.date}: {path}")
+    emit(summary(machine), args.format)
+    return 0

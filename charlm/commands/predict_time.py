@@ -1,0 +1,88 @@
+"""charlm predict-time: the time of one model and quantity predicted from its op trace (FLOPs,
+bytes moved, ops) and a calibrated machine file: per op max(compute, memory) plus a fixed
+cost; summed on CPU; on CUDA bounded below by the launches the host issues one by one. Says
+the regime (launch/overhead, memory, compute) and each term's share."""
+
+from __future__ import annotations
+
+from charlm.commands.common import (
+    add_format_arg,
+    add_model_args,
+    add_workload_args,
+    emit,
+    format_number,
+    format_table,
+    model_config_from_args,
+)
+
+QUANTITIES = ("forward", "backward", "train", "generate")
+EXAMPLE = """examples:
+  charlm predict-time --model gru --seq-len 64 --batch 8
+  charlm predict-time --model transformer --quantity train --seq-len 64 --format json
+  charlm predict-time --model rnn --device cuda --machine results/reference/gpu-h200/machine.json"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict-time", help="time predicted from FLOPs, bytes and ops on a calibrated machine",
+        description=__doc__, epilog=EXAMPLE)
+    add_model_args(p, vocab=True, model_default="transformer")
+    p.add_argument("--quantity", choices=QUANTITIES, default="forward",
+                   help="forward, backward, train (one Adam step), or generate "
+                        "(--new-tokens after --prompt-len)")
+    add_workload_args(p)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="machine model to predict for")
+    p.add_argument("--machine", help="machine file (charlm calibrate --out); default: the "
+                                     "cached calibration of this device, made if missing")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the calibration")
+    p.add_argument("--no-fixed-cost", action="store_true",
+                   help="set every fixed cost to zero (the bound for CUDA graphs/compiling)")
+    add_format_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from analysis.calibrate import cached_machine, load_machine
+    from analysis.optrace import trace_quantity
+    from analysis.predict import predict_trace
+
+    cfg = model_config_from_args(args)
+    if args.seq_len is None:
+        args.seq_len = cfg.block_size if cfg.block_size else 20
+    sizes = {"B": args.batch, "T": args.seq_len, "P": args.prompt_len, "N": args.new_tokens}
+    if args.machine:
+        machine = load_machine(args.machine)
+        if machine.device != args.device:
+            raise ValueError(f"--machine {args.machine} is a {machine.device} machine file; "
+                             f"pass --device {machine.device}")
+    else:
+        machine = cached_machine(args.device, args.threads)
+    trace = trace_quantity(cfg, args.quantity, sizes, args.kv_cache)
+    result = predict_trace(trace, machine, fixed=not args.no_fixed_cost)
+    result["machine"] = {k: v for k, v in machine.to_dict().items()
+                         if k not in ("matmul_axes", "matmul_flops_per_s")}
+    result["model"], result["quantity"] = cfg.model, args.quantity
+    result["sizes"] = {k: v for k, v in sizes.items()
+                       if k in (("B", "P", "N") if args.quantity == "generate" else ("B", "T"))}
+    result["convention"] = ("float32; FLOPs 2 per multiply-add (PyTorch's counter); bytes = "
+                            "inputs read + outputs written per op, unfused")
+    if args.format == "json":
+        emit(result, "json")
+        return 0
+    if args.format == "csv":
+        row = {k: v for k, v in result.items() if not isinstance(v, dict)}
+        row.update({f"{k}_s": v["seconds"] for k, v in result["terms"].items()})
+        emit([row], "csv")
+        return 0
+    sizes_text = " ".join(f"{k}={v}" for k, v in result["sizes"].items())
+    print(f"{cfg.model} {args.quantity}  {sizes_text}  on {machine.device} {machine.name} "
+          f"(torch {machine.torch}, {machine.threads} thread(s))")
+    print(f"predicted {format_number(result['predicted_s'])} s, regime {result['regime']} "
+          f"(bound: {result['bound']}); {result['ops']} ops, {result['kernels']} kernels, "
+          f"depth {result['depth']}, {format_number(result['flops'])} FLOPs, "
+          f"{format_number(result['bytes'])} bytes")
+    print(format_table([{"term": k, "seconds": v["seconds"], "share": round(v["share"], 2)}
+                        for k, v in result["terms"].items()]))
+    print(result["convention"])
+    return 0

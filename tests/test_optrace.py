@@ -1,0 +1,56 @@
+"""The op trace: FLOPs, bytes, kinds and depth of hand-made programs; totals equal PyTorch's
+counter on a model."""
+
+import torch
+
+from analysis.counters import count_flops_torch
+from analysis.optrace import trace_ops, trace_quantity
+from analysis.workloads import shapes_only
+from charlm.models.registry import ModelConfig, build_model
+
+
+def test_mm_add_view_by_hand():
+    a, b = torch.ones(3, 4), torch.ones(4, 5)
+
+    def program():
+        c = torch.mm(a, b)  # 2*3*4*5 FLOPs; reads 12 + 20, writes 15 floats
+        d = c + 1.0  # reads 15, writes 15
+        return d.view(15)  # no data
+
+    tr = trace_ops(program)
+    assert [op.name for op in tr.ops] == ["mm", "add", "view"]
+    mm, add, view = tr.ops
+    assert (mm.kind, mm.flops, mm.bytes) == ("matmul", 2 * 3 * 4 * 5, 4 * (12 + 20 + 15))
+    assert (add.kind, add.flops, add.bytes) == ("elementwise", 0, 4 * (15 + 15))
+    assert (view.kind, view.bytes) == ("view", 0)
+    assert (mm.depth, add.depth, view.depth) == (1, 2, 2)
+    assert tr.kernels == 2 and tr.depth == 2
+
+
+def test_independent_ops_do_not_deepen():
+    x = torch.ones(8)
+    tr = trace_ops(lambda: [x + 1.0 for _ in range(5)])
+    assert tr.depth == 1 and tr.kernels == 5
+
+
+def test_fake_tensors_same_ops_as_real():
+    a = trace_ops(lambda: torch.ones(4, 4) @ torch.ones(4, 4))
+    with shapes_only():
+        b = trace_ops(lambda: torch.ones(4, 4) @ torch.ones(4, 4))
+    assert [(o.name, o.flops, o.bytes) for o in a.ops] == \
+        [(o.name, o.flops, o.bytes) for o in b.ops]
+
+
+def test_train_step_total_equals_pytorchs_counter_flash_included():
+    cfg = ModelConfig("transformer", 11, hidden=8, layers=1, heads=2, block_size=6,
+                      attention="flash")
+    tr = trace_quantity(cfg, "train", {"B": 2, "T": 6})
+    from analysis.workloads import runner
+
+    with shapes_only():
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        counted = count_flops_torch(model, runner(model, "train", {"B": 2, "T": 6}))["total"]
+    assert tr.flops == counted > 0
+    assert any("flash" in op.name for op in tr.ops)
+    assert tr.count("elementwise") > tr.count("matmul")  # Adam, softmax, layer norms...
