@@ -254,6 +254,34 @@ def sequence_time_vs_T(frame: pd.DataFrame, path) -> Path:
     return _save(draw_sequence_time_vs_T(frame), path)
 
 
+def draw_devices_time_vs_T(frame: pd.DataFrame):
+    """Forward time against T on each device, one panel per device (log-log), one line per
+    variant in its fixed colour: the homework's depth argument made visible where the
+    loops grow with T and the Transformer stays flat. Columns: device_label, T, median_s,
+    variant."""
+    _require(frame, ["device_label", "T", "median_s", "variant"], "devices_time_vs_T")
+    _sns_theme()
+    devices = list(dict.fromkeys(frame["device_label"]))
+    fig, axes = plt.subplots(1, len(devices), figsize=(5.5 * len(devices), 4.6),
+                             squeeze=False)
+    colors = palette(frame["variant"])
+    for ax, device in zip(axes[0], devices):
+        sub = frame[frame["device_label"] == device].sort_values("T")
+        _lines(ax, sub, "T", "median_s", "variant", colors)
+        _mark_noisy(ax, sub, "T", "median_s")
+        ax.set(xlabel="sequence length T", ylabel="seconds per forward pass", title=device)
+        _readable_log(ax, sub["median_s"], "y", "s")
+        _log_T_axis(ax, sub["T"])
+        ax.legend(fontsize=7)
+    fig.suptitle("Forward time vs T on each device")
+    fig.tight_layout()
+    return fig
+
+
+def devices_time_vs_T(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_devices_time_vs_T(frame), path)
+
+
 def draw_time_vs_depth(frame: pd.DataFrame, fit: tuple[float, float] | None = None):
     """Seconds per FLOP (median time / predicted FLOPs, the inverse of achieved FLOP/s)
     against the predicted sequential matmul depth, log-log: one colour per variant, one

@@ -438,3 +438,29 @@ def test_cli_out_that_is_a_file_is_one_line(tmp_path, capsys):
     assert main(["report", "--out", str(f), "--stages", "environment"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0]
+
+
+def test_devices_stage_sets_other_devices_beside_this_run(tmp_path):
+    from analysis.report.pipeline import Context, other_devices, stage_devices
+
+    def folder(name, device, label, median):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "environment.json").write_text(json.dumps({"device": device,
+                                                        "device_name": label}))
+        pd.DataFrame([{"status": "ok", "variant": "rnn", "median_s": median}]).to_csv(
+            d / "timing.csv", index=False)
+        return d
+
+    gpu = folder("gpu", "cuda", "GPU Y", 2.0)
+    other_cpu = folder("cpu2", "cpu", "CPU X", 3.0)
+    mine = folder("mine", "cpu", "CPU X", 1.0)
+    cfg = ReportConfig(out=mine, compare_with=(gpu, other_cpu))
+    assert other_devices(cfg) == [gpu, other_cpu]
+    stage_devices(Context(cfg))
+    out = pd.read_csv(mine / "devices_timing.csv")
+    # the second CPU X run is told apart by its folder's name
+    assert dict(zip(out["device_label"], out["median_s"])) == {
+        "CPU X": 1.0, "GPU Y": 2.0, "CPU X (cpu2)": 3.0}
+    with pytest.raises(FileNotFoundError, match="no timing.csv"):
+        ReportConfig(out=mine, compare_with=(tmp_path / "nowhere",))

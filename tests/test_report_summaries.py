@@ -309,3 +309,37 @@ def test_timing_quality_counts_converged_and_drifted_and_states_load():
                                                                         "quadratic")])
 def test_growth_words(slope, words):
     assert S.growth_words(slope) == words
+
+
+def _device_rows(device, model, variant, k, base=1e-3):
+    return [{"device_label": device, "model": model, "variant": variant, "status": "ok",
+             "suite": "test_model_phase", "sweep": "T", "phase": "forward", "T": t,
+             "median_s": base * (t / 16) ** k} for t in (16, 64, 256)]
+
+
+def test_devices_summary_gives_each_devices_exponents():
+    frame = pd.DataFrame(_device_rows("CPU X", "rnn", "rnn", 1.0)
+                         + _device_rows("CPU X", "transformer", "transformer-flash", 1.0)
+                         + _device_rows("GPU Y", "rnn", "rnn", 1.0)
+                         + _device_rows("GPU Y", "transformer", "transformer-flash", 0.0))
+    s = S.devices_summary(frame)
+    slopes = s.table.set_index(["device", "variant"])["time slope"]
+    assert slopes[("GPU Y", "transformer-flash")] == 0.0 and slopes[("GPU Y", "rnn")] == 1.0
+    assert ("on CPU X the recurrent loops' forward time grows as T^1.00 and the attention "
+            "models' as T^1.00; on GPU Y the recurrent loops' forward time grows as T^1.00 and "
+            "the attention models' as T^0.00") in s.findings[0]
+
+
+def test_devices_summary_needs_two_devices():
+    frame = pd.DataFrame(_device_rows("CPU X", "rnn", "rnn", 1.0))
+    assert S.devices_summary(frame).findings == []
+
+
+def test_device_ratios_summary_puts_each_device_in_a_column():
+    rows = [{"comparison": "c", "measure": "time", "configuration": "x", "device_label": d,
+             "ratio": r, "ci_low": r * 0.9, "ci_high": r * 1.1} for d, r in (("A", 2.0),
+                                                                            ("B", 1.2))]
+    s = S.device_ratios_summary(pd.DataFrame(rows))
+    assert s.table.iloc[0]["A"] == "2 [1.8, 2.2]" and s.table.iloc[0]["B"] == "1.2 [1.1, 1.3]"
+    assert s.findings == ["1 paired ratios were measured on all of A, B (table under Devices "
+                          "side by side)."]

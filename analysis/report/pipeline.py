@@ -65,12 +65,17 @@ class ReportConfig:
     quick: bool = False
     force: bool = False
     threads: int = 1
-    bench_json: Path | None = None  # build from this saved bench JSON instead of running it
+    bench_json: Path | tuple[Path, ...] | None = None  # saved bench JSON(s) instead of a run
     train_steps: int | None = None  # default: 300, quick: 40
     train_models: tuple[str, ...] | None = None  # None: every model of the architecture table
     ceiling_n: int | None = None  # matmul size; default per device
     stages: tuple[str, ...] | None = None  # a subset of STAGES (None: all)
     reference: bool = False  # refresh the committed reference results/reference/<device>/
+    compare_with: tuple[Path, ...] | None = None  # other report folders (None: every other
+    # committed reference under results/reference/ holding a timing.csv)
+    repeat: int = 1  # >= 2: run the paired comparisons that many times, in separate processes
+    only: str | None = None  # a pytest -k expression: bench only the matching benchmarks
+    budget: float | None = None  # seconds of timed rounds per benchmark (bench default: 1)
 
     def __post_init__(self):
         from charlm.validate import positive_int
@@ -90,12 +95,24 @@ class ReportConfig:
         object.__setattr__(self, "out", Path(out))
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"--out {self.out} is a file, not a folder")
-        if self.bench_json is not None:
-            object.__setattr__(self, "bench_json", Path(self.bench_json))
-            if not self.bench_json.is_file():
-                raise FileNotFoundError(f"bench JSON not found: {self.bench_json}")
+        if self.bench_json is not None:  # one file, or several to merge (analysis.sweep)
+            many = [self.bench_json] if isinstance(self.bench_json, (str, Path)) \
+                else list(self.bench_json)
+            paths = tuple(Path(p) for p in many)
+            for p in paths:
+                if not p.is_file():
+                    raise FileNotFoundError(f"bench JSON not found: {p}")
+            object.__setattr__(self, "bench_json", paths[0] if len(paths) == 1 else paths)
         if self.train_models is not None:
             object.__setattr__(self, "train_models", tuple(self.train_models))
+        positive_int("repeat", self.repeat)
+        if self.budget is not None and not self.budget > 0:
+            raise ValueError(f"budget must be a positive number of seconds, got {self.budget}")
+        if self.compare_with is not None:
+            object.__setattr__(self, "compare_with", tuple(Path(p) for p in self.compare_with))
+            for folder in self.compare_with:
+                if not (folder / "timing.csv").is_file():
+                    raise FileNotFoundError(f"--compare-with {folder}: no timing.csv there")
         if self.stages is not None:
             unknown = set(self.stages) - set(STAGES)
             if unknown:
@@ -128,8 +145,10 @@ class ReportConfig:
                   "threads": self.threads, "grid": self.grid, "commit": git_commit()}
         extra = {"training": lambda: {"steps": self.steps, "models": list(self.models)},
                  "bench": lambda: {"bench_json": str(self.bench_json) if self.bench_json
-                                   else None},
-                 "ceiling": lambda: {"n": self.ceiling_n}}.get(stage, dict)()
+                                   else None, "only": self.only, "budget": self.budget},
+                 "ceiling": lambda: {"n": self.ceiling_n},
+                 "repeat": lambda: {"repeat": self.repeat, "only": self.only,
+                                    "budget": self.budget}}.get(stage, dict)()
         return json.dumps({**common, **extra}, sort_keys=True)
 
 
@@ -259,11 +278,14 @@ def bench_json_path(cfg: ReportConfig) -> Path:
     return cfg.out / "bench" / f"{cfg.grid}-{cfg.device}.json"
 
 
-def bench_command(cfg: ReportConfig, json_path: Path) -> list[str]:
-    return [sys.executable, "-m", "pytest", *(str(BENCH_DIR / f) for f in BENCH_FILES),
+def bench_command(cfg: ReportConfig, json_path: Path,
+                  files: tuple[str, ...] = BENCH_FILES) -> list[str]:
+    extra = (["-k", cfg.only] if cfg.only else []) + (
+        [f"--charlm-budget={cfg.budget}"] if cfg.budget is not None else [])
+    return [sys.executable, "-m", "pytest", *(str(BENCH_DIR / f) for f in files),
             "--benchmark-only", f"--charlm-grid={cfg.grid}", f"--charlm-device={cfg.device}",
             f"--charlm-threads={cfg.threads}", f"--benchmark-json={json_path}",
-            "-v", "-p", "no:cacheprovider", "--benchmark-disable-gc"]
+            "-v", "-p", "no:cacheprovider", "--benchmark-disable-gc", *extra]
 
 
 def watch(cmd: list[str], log: Path, progress: Progress, poll: float = 0.5) -> int:
@@ -330,12 +352,20 @@ def stage_bench(ctx: Context) -> None:
     from analysis.report.ingest import bench_tables
 
     cfg = ctx.cfg
-    path = cfg.bench_json or bench_json_path(cfg)
-    if cfg.bench_json is None and (cfg.force or not _fresh_bench_json(path)):
-        run_bench(cfg, path, ctx.progress)
+    if isinstance(cfg.bench_json, tuple):  # several: merged (refused if mixed)
+        from analysis.sweep import merge_files
+
+        merged = merge_files(cfg.bench_json)
+        path, data = Path(" + ".join(map(str, cfg.bench_json))), merged.data
+        ctx.note("bench", f"bench results merged from {path} ({merged.duplicates} duplicates "
+                          f"dropped, {len(merged.missing)} workloads missing)")
     else:
-        ctx.note("bench", f"bench results read from {path}")
-    data = json.loads(path.read_text())
+        path = cfg.bench_json or bench_json_path(cfg)
+        if cfg.bench_json is None and (cfg.force or not _fresh_bench_json(path)):
+            run_bench(cfg, path, ctx.progress)
+        else:
+            ctx.note("bench", f"bench results read from {path}")
+        data = json.loads(path.read_text())
     grid = (data.get("charlm") or {}).get("grid")
     if grid not in (None, cfg.grid):
         if cfg.bench_json is None:
@@ -416,6 +446,73 @@ def stage_training(ctx: Context) -> None:
     run_cells(ctx, "training_curves.csv", [(m, lambda m=m: cell(m)) for m in ctx.cfg.models])
 
 
+def _environment(folder: Path) -> dict:
+    path = folder / "environment.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def other_devices(cfg: ReportConfig) -> list[Path]:
+    """The report folders set beside this run: cfg.compare_with, or every committed
+    reference (results/reference/*/) of another device type holding a timing.csv."""
+    if cfg.compare_with is not None:
+        return list(cfg.compare_with)
+    if not REFERENCE_DIR.is_dir():
+        return []
+    return [d for d in sorted(REFERENCE_DIR.iterdir())
+            if (d / "timing.csv").is_file() and _environment(d).get("device") != cfg.device]
+
+
+def _device_label(folder: Path, fallback: str) -> str:
+    env = _environment(folder)
+    return str(env.get("cpu_model") if env.get("device") == "cpu" and env.get("cpu_model")
+               else env.get("device_name") or env.get("device") or fallback)
+
+
+def stage_devices(ctx: Context) -> None:
+    """devices_timing.csv and devices_ratios.csv: this run's timings and paired ratios beside
+    those of the other devices' report folders, each row labelled with its device."""
+    frames, ratio_frames = [], []
+    folders = [(ctx.cfg.out, "this run")] + [(d, d.name) for d in other_devices(ctx.cfg)]
+    labels: set[str] = set()
+    for folder, name in folders:
+        label = _device_label(folder, name)
+        if label in labels:  # two runs on one kind of device: tell them apart
+            label = f"{label} ({name})"
+        labels.add(label)
+        timing = read_csv(folder / "timing.csv")
+        if timing is not None:
+            frames.append(timing.assign(device_label=label, source=name))
+        ratios = read_csv(folder / "ratios.csv")
+        if ratios is not None and not ratios.empty:
+            ratio_frames.append(ratios.assign(device_label=label, source=name))
+    if len(frames) < 2:
+        ctx.note("devices", "no other device's report to set beside this run")
+    atomic_to_csv(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+                  ctx.path("devices_timing.csv"))
+    atomic_to_csv(pd.concat(ratio_frames, ignore_index=True) if ratio_frames
+                  else pd.DataFrame(), ctx.path("devices_ratios.csv"))
+
+
+def stage_repeat(ctx: Context) -> None:
+    """The reproducibility check: the paired comparisons run `repeat` times, each in its own
+    pytest process; repeat.csv sets every ratio's runs side by side (analysis.repro)."""
+    from analysis.report.ingest import ratio_rows
+    from analysis.repro import compare_runs
+
+    cfg = ctx.cfg
+    if cfg.repeat < 2:
+        ctx.note("repeat", "not asked for (--repeat N with N >= 2)")
+        atomic_to_csv(pd.DataFrame(), ctx.path("repeat.csv"))
+        return
+    runs = []
+    for k in range(cfg.repeat):
+        path = cfg.out / "bench" / f"pairs-{cfg.grid}-{cfg.device}-run{k + 1}.json"
+        run_bench(cfg, path, ctx.progress,
+                  command=lambda tmp: bench_command(cfg, tmp, ("test_pairs.py",)))
+        runs.append(ratio_rows(json.loads(path.read_text())))
+    atomic_to_csv(compare_runs(runs), ctx.path("repeat.csv"))
+
+
 def stage_figures(ctx: Context) -> None:
     from analysis.report.render import draw_figures
 
@@ -441,11 +538,15 @@ STAGES: dict[str, Stage] = {
     for s in [
         Stage("environment", stage_environment, ("environment.json",), always=True),
         Stage("ceiling", stage_ceiling, ("ceiling.csv",)),
-        Stage("bench", stage_bench, ("timing.csv", "attention.csv", "torch_reference.csv")),
+        Stage("bench", stage_bench, ("timing.csv", "attention.csv", "torch_reference.csv",
+                                     "ratios.csv")),
+        Stage("repeat", stage_repeat, ("repeat.csv",)),
         Stage("flops", stage_flops, ("flops_reconciliation.csv",)),
         Stage("depth", stage_depth, ("depth.csv",)),
         Stage("check", stage_check, ("homework_check.csv",)),
         Stage("training", stage_training, ("training_curves.csv",)),
+        Stage("devices", stage_devices, ("devices_timing.csv", "devices_ratios.csv"),
+              always=True),
         Stage("figures", stage_figures, (), always=True),
         Stage("markdown", stage_markdown, ("REPORT.md",), always=True),
     ]

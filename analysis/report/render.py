@@ -229,6 +229,15 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                             f"{_layer_size(data.attention)}: time and measured peak memory "
                             "against T"),),
                 empty="no attention rows"),
+        section(ctx, "Devices side by side", S.devices_summary(data.devices_timing), findings,
+                (("devices_time_vs_T", "Forward time against T on each device (log-log): "
+                  "this run beside the committed references of other devices"),),
+                empty="no other device's report", floatfmt=".3g"),
+        section(ctx, "Paired ratios on each device", S.device_ratios_summary(
+            data.devices_ratios), findings, level=3, empty="no paired ratios"),
+        section(ctx, "Reproducibility", S.repeat_summary(data.repeat), findings, level=3,
+                empty="not run (charlm report --repeat 2)", floatfmt=".3f",
+                intro="The paired comparisons measured again in separate processes."),
         section(ctx, "Sequential depth", S.depth_summary(data.depth), findings,
                 intro="Critical-path matmul depth: how many matmuls must run one after "
                       "another, predicted by formula and traced from the dependency graph."),
@@ -387,6 +396,9 @@ def draw_figures(ctx: Context) -> list:
     ratio_rows = data.ratios
     if ratio_rows is not None and not ratio_rows.empty:
         attempt("ratios", lambda p: plots.ratios(ratio_rows, p))
+    fwd = S.t_sweep_forward(data.devices_timing)
+    if not fwd.empty and fwd["device_label"].nunique() >= 2:
+        attempt("devices_time_vs_T", lambda p: plots.devices_time_vs_T(fwd, p))
     curves = data.training_curves
     if curves is not None and "train_loss" in curves.columns:
         attempt("training_curves",

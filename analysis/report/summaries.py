@@ -631,3 +631,89 @@ def training_summary(curves: pd.DataFrame | None, data: str | None = None) -> Su
             + " nats/char")
     text += (f"; lowest {ranked['model'].iloc[0]}." if not ranked.empty else ".")
     return Summary(table, [text])
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+def device_slopes(devices_timing: pd.DataFrame | None) -> pd.DataFrame:
+    """Forward time against T per variant on each device: the log-log exponent and the time
+    at the smallest and largest T."""
+    fwd = t_sweep_forward(devices_timing)
+    if fwd.empty or "device_label" not in fwd.columns:
+        return pd.DataFrame()
+    rows = []
+    for (device, variant), sub in fwd.groupby(["device_label", "variant"], sort=False):
+        sub = sub.sort_values("T")
+        rows.append({"device": device, "variant": variant, "model": sub["model"].iloc[0],
+                     "T": f"{int(sub['T'].iloc[0])}..{int(sub['T'].iloc[-1])}",
+                     "time slope": round(loglog_slope(sub["T"], sub["median_s"]), 2) + 0.0,
+                     "s at min T": sub["median_s"].iloc[0],
+                     "s at max T": sub["median_s"].iloc[-1]})
+    return pd.DataFrame(rows)
+
+
+def devices_summary(devices_timing: pd.DataFrame | None) -> Summary:
+    """The homework's depth argument on every device: per device, how the recurrent loops'
+    forward time grows with T against the attention models'."""
+    table = device_slopes(devices_timing)
+    if table.empty or table["device"].nunique() < 2:
+        return Summary(table.drop(columns="model") if not table.empty else table)
+    parts = []
+    for device, g in table.dropna(subset=["time slope"]).groupby("device", sort=False):
+        rec = g[g["model"].map(lambda m: _known(m) and is_recurrent(m))]
+        att = g[g["model"].map(lambda m: _known(m) and has_attention(m))]
+        if rec.empty or att.empty:
+            continue
+        parts.append(f"on {device} the recurrent loops' forward time grows as T^"
+                     f"{_range(rec['time slope'].min(), rec['time slope'].max(), '.2f')} and "
+                     f"the attention models' as T^"
+                     f"{_range(att['time slope'].min(), att['time slope'].max(), '.2f')}")
+    if not parts:
+        return Summary(table.drop(columns="model"))
+    text = ("Devices side by side (forward pass over T known tokens): " + "; ".join(parts)
+            + ". Where the Transformer's exponent is near 0 while the loops' is near 1, time "
+              "follows the sequential depth (T for a loop, constant for the Transformer), as "
+              "the homework argues; where both are near 1, it follows the FLOPs.")
+    return Summary(table.drop(columns="model"), [text])
+
+
+def device_ratios_summary(devices_ratios: pd.DataFrame | None) -> Summary:
+    """The same paired ratios on every device that measured them, side by side."""
+    if devices_ratios is None or devices_ratios.empty:
+        return Summary()
+    d = devices_ratios.assign(cell=[with_interval(r, lo, hi) for r, lo, hi in zip(
+        devices_ratios["ratio"], devices_ratios["ci_low"], devices_ratios["ci_high"])])
+    wide = d.pivot_table(index=["comparison", "measure", "configuration"],
+                         columns="device_label", values="cell", aggfunc="first").reset_index()
+    wide.columns.name = None
+    devices = [c for c in wide.columns if c not in ("comparison", "measure", "configuration")]
+    if len(devices) < 2:
+        return Summary(wide)
+    both = wide.dropna(subset=devices)
+    return Summary(wide, [f"{len(both)} paired ratios were measured on all of "
+                          f"{', '.join(devices)} (table under Devices side by side)."])
+
+
+def _known(model) -> bool:
+    from analysis.architectures import ARCHITECTURES
+
+    return model in ARCHITECTURES
+
+
+def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summary:
+    """The reproducibility check: how many ratios agree between runs within `tolerance`,
+    how many runs' intervals overlap, and the intervals' median half-width."""
+    from analysis.repro import agreement
+
+    if repeat is None or repeat.empty:
+        return Summary()
+    a = agreement(repeat, tolerance)
+    runs = len([c for c in repeat.columns if c.startswith("ratio_")])
+    table = repeat[["comparison", "measure", "configuration", "relative_difference",
+                    "intervals_overlap"]]
+    text = (f"Reproducibility ({runs} runs in separate processes): {a['within']:.0%} of "
+            f"{a['ratios']} ratios agree within {tolerance:.0%} between runs, the intervals "
+            f"of {a['overlap']:.0%} overlap, and the median interval half-width is "
+            f"{a['median_ci_half_width']:.1%}.")
+    return Summary(table, [text])

@@ -23,12 +23,24 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="redo finished stages and cells")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for timing (default 1)")
-    p.add_argument("--bench-json", type=Path,
-                   help="build the report from this saved bench JSON instead of running the bench")
+    p.add_argument("--bench-json", type=Path, nargs="+", metavar="JSON",
+                   help="build the report from saved bench JSON(s) instead of running the "
+                        "bench; several are merged as charlm merge does (not mixed)")
     p.add_argument("--train-steps", type=int, help="steps of each training run (300; quick 40)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="reproducibility check: run the paired comparisons N >= 2 times, "
+                        "each in its own process, and compare the ratios (repeat.csv)")
+    p.add_argument("--only", metavar="EXPR",
+                   help="bench only the benchmarks matching this pytest -k expression")
+    p.add_argument("--budget", type=float, metavar="SECONDS",
+                   help="seconds of timed rounds per benchmark at most (default 1; the "
+                        "minimum rounds always run)")
+    p.add_argument("--compare-with", type=Path, nargs="+", metavar="DIR",
+                   help="other devices' report folders to set beside this run (default: "
+                        "every committed reference under results/reference/)")
     p.add_argument("--stages", nargs="+", metavar="STAGE",
-                   help="run only these stages (environment ceiling bench flops depth check "
-                        "training figures markdown)")
+                   help="run only these stages (environment ceiling bench repeat flops depth "
+                        "check training devices figures markdown)")
     p.set_defaults(func=run)
 
 
@@ -42,6 +54,8 @@ def run(args) -> int:
     cfg = ReportConfig(out=args.out, device=args.device, quick=args.quick, force=args.force,
                        threads=args.threads, bench_json=args.bench_json,
                        train_steps=args.train_steps, reference=args.reference,
+                       repeat=args.repeat, only=args.only, budget=args.budget,
+                       compare_with=tuple(args.compare_with) if args.compare_with else None,
                        stages=tuple(args.stages) if args.stages else None)
     status = build_report(cfg, progress=Progress(sys.stdout))
     for row in status.itertuples(index=False):
