@@ -19,6 +19,12 @@ Experiments:
   1.81 and 1.29 at step 400 for seeds 2025 and 1). Every summary says which runs did not learn
   (validation loss within LEARN_MARGIN of the unigram entropy).
 
+- architectures (beyond the homework): Elman RNN, GRU, LSTM, minGRU (parallel scan) and
+  Transformer, one layer each (the homework's default depth), seq 20, batch 32, Adam 1e-3,
+  2000 steps, every hidden width solved for the parameter count closest to the homework's
+  GRU (embed 64, hidden 256) on the corpus's vocabulary (the Transformer's in multiples of
+  its 4 heads), so that loss, time per step and tokens/s compare architectures at one size.
+
 `run_experiment` trains every model of an experiment on one corpus and returns per model
 the loss curve, parameter count, time per step, tokens/s, final train and validation loss
 and a sample; `write_experiment` writes them (CSV, PNG, Markdown). `steps` caps every run's
@@ -110,16 +116,19 @@ def params_of(cfg: TrainConfig, vocab_size: int) -> int:
     return count_parameters(build_model(cfg.model_config(vocab_size)))
 
 
-def match_hidden(cfg: TrainConfig, target: int, vocab_size: int, limit: int = 8192) -> int:
-    """The hidden width whose model has the parameter count closest to `target` (ties: the
-    smaller). Parameters grow with hidden: double until the count reaches the target, then
-    bisect the crossing."""
-    def count(h):
-        return params_of(replace(cfg, hidden=h), vocab_size)
+def match_hidden(cfg: TrainConfig, target: int, vocab_size: int, limit: int = 8192,
+                 multiple: int = 1) -> int:
+    """The hidden width (a multiple of `multiple`, e.g. the attention heads) whose model has
+    the parameter count closest to `target` (ties: the smaller). Parameters grow with hidden:
+    double until the count reaches the target, then bisect the crossing."""
+    positive_int("multiple", multiple)
+
+    def count(k):  # k widths of `multiple`
+        return params_of(replace(cfg, hidden=k * multiple), vocab_size)
 
     hi = 1
     while count(hi) < target:
-        if hi >= limit:
+        if hi * multiple >= limit:
             raise ValueError(f"no hidden width up to {limit} reaches {target} parameters")
         hi *= 2
     lo = hi // 2  # count(lo) < target <= count(hi), unless hi == 1
@@ -129,7 +138,7 @@ def match_hidden(cfg: TrainConfig, target: int, vocab_size: int, limit: int = 81
             lo = mid
         else:
             hi = mid
-    return min({max(lo, 1), hi}, key=lambda h: (abs(count(h) - target), h))
+    return multiple * min({max(lo, 1), hi}, key=lambda k: (abs(count(k) - target), k))
 
 
 def _match_gru_to_transformer(runs, vocab_size):
@@ -144,6 +153,28 @@ def _match_gru_to_transformer(runs, vocab_size):
     info = dict(target_label=tf.label, target_params=target, matched_label=gru8.label,
                 matched_hidden=hidden, params=counts, vocab_size=vocab_size)
     return tuple(matched if r is gru8 else r for r in runs), info
+
+
+ARCHITECTURES_TARGET = "GRU"  # the run whose parameter count the others are matched to
+
+
+def _match_architectures(runs, vocab_size):
+    """Every run but the target gets the hidden width closest to the target's parameter
+    count (the Transformer's a multiple of its heads)."""
+    target_run = next(r for r in runs if r.label == ARCHITECTURES_TARGET)
+    target = params_of(target_run.config, vocab_size)
+    resolved, hidden = [], {}
+    for r in runs:
+        if r is not target_run:
+            heads = r.config.model_config(vocab_size).heads or 1
+            h = match_hidden(r.config, target, vocab_size, multiple=heads)
+            r = replace(r, config=replace(r.config, hidden=h))
+            hidden[r.label] = h
+        resolved.append(r)
+    counts = {r.label: params_of(r.config, vocab_size) for r in resolved}
+    info = dict(target_label=target_run.label, target_params=target, matched_hidden=hidden,
+                params=counts, vocab_size=vocab_size)
+    return tuple(resolved), info
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -193,6 +224,24 @@ EXPERIMENTS: dict[str, Experiment] = {
                              block_size=100, attention="flash"), 1.0518, 22.5),
             ),
             resolve=_match_gru_to_transformer,
+        ),
+        Experiment(
+            "architectures",
+            "Elman RNN, GRU, LSTM, minGRU (parallel scan) and Transformer, one layer each, "
+            "parameter counts matched to the homework's GRU, seq 20 (beyond the homework)",
+            (
+                RunSpec("RNN", _cfg("rnn", 20, 2000, embed=64), 1.4121, 4.4,
+                        "the homework's RNN ran hidden 256; here hidden is matched"),
+                RunSpec("GRU", _cfg("gru", 20, 2000, embed=64, hidden=256, layers=1), 1.2135,
+                        8.4, "the homework's GRU: the parameter count the others match"),
+                RunSpec("LSTM", _cfg("lstm", 20, 2000, embed=64, layers=1)),
+                RunSpec("minGRU", _cfg("mingru", 20, 2000, layers=1),
+                        note="trained and evaluated through its parallel scan; samples are "
+                             "generated by its sequential step"),
+                RunSpec("Transformer", _cfg("transformer", 20, 2000, layers=1, heads=4,
+                                            block_size=100, attention="flash")),
+            ),
+            resolve=_match_architectures,
         ),
     ]
 }
@@ -369,10 +418,14 @@ def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
         )
     if result.matching:
         m = result.matching
+        widths = m["matched_hidden"]
+        if isinstance(widths, dict):
+            matched = "; ".join(f"{label} gets hidden {h}" for label, h in widths.items())
+        else:
+            matched = f"{m['matched_label']} gets hidden {widths}"
         lines += ["", "Parameter matching (computed on this corpus's vocabulary of "
-                  f"{m['vocab_size']} characters): {m['matched_label']} gets hidden "
-                  f"{m['matched_hidden']}, the closest count to {m['target_label']}'s "
-                  f"{m['target_params']:,}.", ""]
+                  f"{m['vocab_size']} characters): {matched}, the closest count to "
+                  f"{m['target_label']}'s {m['target_params']:,}.", ""]
         lines += [f"- {label}: {count:,} parameters" for label, count in m["params"].items()]
     notes = [f"- {r.spec.label}: {r.spec.note}" for r in result.runs if r.spec.note]
     notes += [f"- {line}" for line in result.notes()]

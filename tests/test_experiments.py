@@ -37,7 +37,7 @@ def runs(name):
 
 def test_registry_names_and_all():
     assert list(EXPERIMENTS) == ["rnn-vs-gru", "rnn-vs-gru-long", "rnn-layers",
-                                 "gru-vs-transformer-8l"]
+                                 "gru-vs-transformer-8l", "architectures"]
     assert experiment_names(ALL) == list(EXPERIMENTS)
     assert experiment_names("rnn-layers") == ["rnn-layers"]
     with pytest.raises(ValueError, match="unknown experiment 'lstm'"):

@@ -1,6 +1,7 @@
 """charlm compare: rerun the homework's training comparisons (RNN vs GRU, RNN depth, GRU vs an
-8-layer Transformer) on one corpus, and write loss curves, parameter counts, time per step,
-tokens/s, final losses and samples under OUT/EXPERIMENT/."""
+8-layer Transformer), and compare five architectures (RNN, GRU, LSTM, minGRU, Transformer) at
+matched parameter counts, on one corpus, and write loss curves, parameter counts, time per
+step, tokens/s, final losses and samples under OUT/EXPERIMENT/."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from charlm.commands.common import (
 
 # charlm.experiments.EXPERIMENTS' names, here so that building the parser imports no torch
 # (a test checks they agree)
-EXPERIMENT_NAMES = ("rnn-vs-gru", "rnn-vs-gru-long", "rnn-layers", "gru-vs-transformer-8l")
+EXPERIMENT_NAMES = ("rnn-vs-gru", "rnn-vs-gru-long", "rnn-layers", "gru-vs-transformer-8l",
+                    "architectures")
 ALL = "all"
 TABLE_COLUMNS = ["model", "params", "steps", "seq_len", "time_per_step_ms", "tokens_per_s",
                  "final_train_loss", "final_val_loss", "homework_loss", "homework_steps"]
