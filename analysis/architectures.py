@@ -12,6 +12,14 @@ Adding an architecture: its model file (a class with `forward_sequence` and `gen
 its cost and depth formulas, and one `register(Architecture(...))` (here for the built-in
 ones; a test or a plug-in may register its own). `register` also registers the model spec
 with `charlm.models.registry`, so `ModelConfig(name, ...)` and `build_model` know it.
+What else a new built-in name touches (learned adding lstm and mingru): the CLI's static
+`charlm.commands.common.MODEL_NAMES` (kept static so `--help` imports no torch; a test
+checks it against the registry); weight names, since `charlm.train.initialise` reads
+`W_x*`/`W_i*` as input and `W_h*` as hidden-to-hidden weights; a model whose embedding is
+its hidden width sets `embed_is_hidden` (the samplers here honour it); a scan written with
+torch's prefix ops (cumsum, logcumsumexp, ...) is weighed by `analysis.depth` without edits,
+its depth model returns the scan steps as a third value; a twin that is not a torch.nn
+module says what it is in `twin_label`.
 """
 
 from __future__ import annotations
