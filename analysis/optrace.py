@@ -230,13 +230,33 @@ def workload_callable(workload) -> Callable[[], object]:
     return runner(model, quantity, w.sizes(), kv_cache)
 
 
-def trace_workload(workload, fake: bool = True) -> OpTrace:
-    """The ops of ONE round of a bench workload, on fake tensors by default (any size,
-    nothing allocated; the same aten ops as real tensors). A torch.nn twin (kind
-    "reference") deep-copies weights, which fake tensors do not support: it runs real."""
+REAL_TRACE_BYTES = 2**28  # below this estimated footprint a trace runs on real tensors
+
+
+def footprint_estimate(workload) -> int:
+    """Rough float32 bytes a round holds: 16 x the forward's weights + logits (weights,
+    gradients, two Adam moments; activations), plus the attention squares."""
+    from analysis.counters import forward_bytes_estimate
+
+    w = workload
+    cfg = w.model_config()
+    sizes = w.sizes()
+    base = 16 * forward_bytes_estimate(cfg, {"B": w.batch, "T": w.context})
+    square = 4 * 8 * w.batch * (cfg.heads or 1) * w.context ** 2 if cfg.heads else 0
+    return base + (cfg.layers or 1) * square + 4 * 64 * w.batch * w.context * sizes["D"]
+
+
+def trace_workload(workload, fake: bool | None = None) -> OpTrace:
+    """The ops of ONE round of a bench workload. fake None: real tensors when the round is
+    small (`footprint_estimate` below REAL_TRACE_BYTES: a real small op runs faster than a
+    fake one), else fake tensors (any size, nothing allocated; the same aten ops). A
+    torch.nn twin (kind "reference") deep-copies weights, which fake tensors do not
+    support: it always runs real."""
     from analysis.counters import single_thread
     from analysis.workloads import shapes_only
 
+    if fake is None:
+        fake = footprint_estimate(workload) >= REAL_TRACE_BYTES
     with single_thread():
         if not fake or workload.kind == "reference":
             return trace_ops(workload_callable(workload))

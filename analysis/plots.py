@@ -516,3 +516,75 @@ def plot_attention_grid(maps, chars: str, path, title: str = "Attention weights"
     fig.colorbar(im, ax=axes, shrink=0.6, label="weight")
     fig.suptitle(title)
     return _save_as_laid_out(fig, path)
+
+
+# ---------------------------------------------------------------------------- time prediction
+
+
+def draw_time_predicted_vs_measured(frame: pd.DataFrame):
+    """Predicted (analysis.predict) against measured median time, log-log, one colour per
+    variant: the identity line and the band within 2x. Columns: variant, median_s,
+    predicted_s."""
+    _require(frame, ["variant", "median_s", "predicted_s"], "time_predicted_vs_measured")
+    data = frame[(frame["median_s"] > 0) & (frame["predicted_s"] > 0)]
+    if data.empty:
+        raise ValueError("time_predicted_vs_measured: no rows with both times")
+    _sns_theme()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    colors = palette(data["variant"])
+    for name in in_table_order(data["variant"]):
+        sub = data[data["variant"].eq(name)]
+        ax.scatter(sub["median_s"], sub["predicted_s"], s=24, color=colors[str(name)],
+                   label=str(name), alpha=0.85, gid=str(name))
+    values = pd.concat([data["median_s"], data["predicted_s"]])
+    lo, hi = float(values.min()) / 1.5, float(values.max()) * 1.5
+    line = np.geomspace(lo, hi, 2)
+    ax.plot(line, line, color="black", ls="--", lw=1, label="predicted = measured",
+            gid="identity")
+    ax.fill_between(line, line / 2, line * 2, color="grey", alpha=0.15, label="within 2x",
+                    gid="band2x")
+    _readable_log(ax, values, "x", "s")
+    _readable_log(ax, values, "y", "s")
+    ax.set(xlabel="measured median time per round", ylabel="predicted time",
+           title="Time predicted from FLOPs, bytes and ops vs measured")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def time_predicted_vs_measured(frame: pd.DataFrame, path) -> Path:
+    return _save(draw_time_predicted_vs_measured(frame), path)
+
+
+def draw_roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float):
+    """Achieved FLOP/s (FLOPs / measured time) against arithmetic intensity (FLOPs / bytes
+    moved, unfused), one point per workload coloured by model, under the calibrated roofs
+    min(compute_roof, intensity x bandwidth). Columns: model, trace_flops, trace_bytes,
+    median_s."""
+    _require(frame, ["model", "trace_flops", "trace_bytes", "median_s"], "roofline")
+    data = frame[(frame["trace_flops"] > 0) & (frame["trace_bytes"] > 0)
+                 & (frame["median_s"] > 0)].copy()
+    if data.empty:
+        raise ValueError("roofline: no rows with FLOPs, bytes and a time")
+    data["intensity"] = data["trace_flops"] / data["trace_bytes"]
+    data["achieved"] = data["trace_flops"] / data["median_s"]
+    _sns_theme()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colors = palette(data["model"])
+    for name in in_table_order(data["model"]):
+        sub = data[data["model"].eq(name)]
+        ax.scatter(sub["intensity"], sub["achieved"], s=24, color=colors[str(name)],
+                   label=str(name), alpha=0.85, gid=str(name))
+    x = np.geomspace(float(data["intensity"].min()) / 2, float(data["intensity"].max()) * 2, 50)
+    ax.plot(x, np.minimum(compute_roof, x * bandwidth), color="black", lw=1.2,
+            label=f"roofs: {compute_roof:.3g} FLOP/s, {bandwidth:.3g} B/s", gid="roof")
+    _readable_log(ax, x, "x", "FLOP/B")
+    _readable_log(ax, pd.concat([data["achieved"], pd.Series([compute_roof])]), "y", "FLOP/s")
+    ax.set(xlabel="arithmetic intensity (FLOPs / bytes read + written, unfused)",
+           ylabel="achieved FLOP/s (FLOPs / median time)",
+           title="Roofline: every timed workload under the calibrated roofs")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float, path) -> Path:
+    return _save(draw_roofline(frame, compute_roof, bandwidth), path)

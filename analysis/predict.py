@@ -153,29 +153,38 @@ def workload_from_row(row) -> object:
     return Workload(**kw)
 
 
-def predict_rows(timing, machine: Machine, fixed: bool = True):
-    """timing.csv rows with the prediction beside each: predicted_s, regime, bound,
+def predict_rows(timing, machine: Machine, progress=None):
+    """timing.csv rows with the prediction beside each (one trace per row, on its config
+    columns): predicted_s, predicted_nofixed_s (every fixed cost zero), regime, bound,
     share_compute, share_memory, share_overhead, ratio (predicted / measured median_s),
-    trace_ops, trace_kernels, trace_bytes. A row whose workload cannot be rebuilt gets its
-    error in predict_error."""
+    trace_ops, trace_kernels, trace_flops, trace_bytes, trace_depth. A row whose workload
+    cannot be rebuilt gets its error in predict_error. `progress(i)` after each row."""
     import pandas as pd
 
+    from analysis.optrace import trace_workload
+
     out = []
-    for _, row in timing.iterrows():
-        rec = {}
+    for i, (_, row) in enumerate(timing.iterrows()):
         try:
-            p = predict_workload(workload_from_row(row), machine, fixed=fixed)
-            rec = {"predicted_s": p["predicted_s"], "regime": p["regime"], "bound": p["bound"],
+            trace = trace_workload(workload_from_row(row))
+            p = predict_trace(trace, machine)
+            rec = {"predicted_s": p["predicted_s"],
+                   "predicted_nofixed_s": predict_trace(trace, machine, fixed=False)[
+                       "predicted_s"],
+                   "regime": p["regime"], "bound": p["bound"],
                    "share_compute": p["terms"]["compute"]["share"],
                    "share_memory": p["terms"]["memory"]["share"],
                    "share_overhead": p["terms"]["launch/overhead"]["share"],
                    "trace_ops": p["ops"], "trace_kernels": p["kernels"],
-                   "trace_bytes": p["bytes"], "trace_flops": p["flops"], "predict_error": None}
+                   "trace_flops": p["flops"], "trace_bytes": p["bytes"],
+                   "trace_depth": p["depth"], "predict_error": None}
         except (ValueError, RuntimeError, KeyError, AssertionError) as exc:
             rec = {"predicted_s": float("nan"), "predict_error": f"{type(exc).__name__}: {exc}"}
         out.append(rec)
+        if progress is not None:
+            progress(i)
     frame = timing.reset_index(drop=True).copy()
-    extra = pd.DataFrame(out)
+    extra = pd.DataFrame(out, index=frame.index)
     for col in extra.columns:
         frame[col] = extra[col]
     if "median_s" in frame:

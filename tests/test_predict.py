@@ -98,3 +98,114 @@ def test_workload_from_a_timing_row():
                              "forward", "B": 8, "T": 16, "D": 256, "E": 64, "L": 1, "H": 1,
                              "V": 65, "N": float("nan"), "seq_len": 16, "attention": None})
     assert (rnn.embed, rnn.heads, rnn.new_tokens) == (64, None, 0)
+
+
+# ---------------------------------------------------------------------------- report pieces
+
+
+def pred_frame():
+    return pd.DataFrame({
+        "id": ["a", "b", "c", "d"], "variant": ["rnn", "rnn", "gru", "gru"],
+        "model": ["rnn", "rnn", "gru", "gru"], "kind": "model",
+        "phase": ["forward", "forward", "train", "train"], "T": [16, 32, 16, 32],
+        "median_s": [1.0, 2.0, 1.0, 1.0], "predicted_s": [1.2, 1.0, 3.0, 1.0],
+        "predicted_nofixed_s": [0.3, 0.5, 1.0, 0.5], "regime": "launch/overhead",
+        "share_overhead": [0.75, 0.5, 0.6, 0.5], "trace_ops": [100, 200, 300, 300],
+        "trace_flops": [1e6, 2e6, 3e6, 3e6], "trace_bytes": [1e5, 1e5, 1e6, 1e6]})
+
+
+def test_prediction_summary_counts_by_hand():
+    from analysis.report.summaries import prediction_summary
+
+    s = prediction_summary(pred_frame())
+    rows = s.table.set_index(["variant", "phase"])
+    # rnn: ratios 1.2 and 0.5 -> one within 1.5x, one within 2x
+    assert rows.loc[("rnn", "forward"), "within 1.5x"] == 0.5
+    assert rows.loc[("rnn", "forward"), "within 2x"] == 1.0
+    # gru: ratios 3 and 1
+    assert rows.loc[("gru", "train"), "within 2x"] == 0.5
+    assert "50% of 4 rows within 1.5x" in s.findings[0]  # 1.2 and 1.0
+    assert "75%" in s.findings[0]  # within 2x: all but 3.0
+    assert s.findings[1].startswith("Worst rows: c predicted 3x")
+
+
+def test_homework_time_summary_no_fixed_speedup():
+    from analysis.report.summaries import homework_time_summary
+
+    s = homework_time_summary(pred_frame())
+    rows = s.table.set_index(["variant", "phase"])
+    assert rows.loc[("rnn", "forward"), "no-fixed-cost speed-up"] == pytest.approx(
+        (1.2 / 0.3 + 1.0 / 0.5) / 2)
+    assert any("fixed per-op cost" in f for f in s.findings)
+
+
+def test_figures_draw_identity_band_and_roof():
+    from analysis import plots
+
+    f = pred_frame()
+    fig = plots.draw_time_predicted_vs_measured(f)
+    gids = {a.get_gid() for a in fig.axes[0].get_children()}
+    assert {"identity", "band2x", "rnn", "gru"} <= gids
+    fig = plots.draw_roofline(f, compute_roof=1e9, bandwidth=1e8)
+    roof = [a for a in fig.axes[0].lines if a.get_gid() == "roof"][0]
+    x, y = roof.get_data()
+    # below the ridge (intensity < 10 FLOP/B) the roof is intensity x bandwidth
+    assert y[0] == pytest.approx(min(1e9, x[0] * 1e8))
+    assert y[-1] == pytest.approx(min(1e9, x[-1] * 1e8))
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _machine_file(tmp_path, device):
+    from analysis.calibrate import save_machine
+
+    m = uniform(device, op_fixed_s=1e-5, min_kernel_s=1e-6 if device == "cuda" else 0.0)
+    return str(save_machine(m, tmp_path / f"{device}.json"))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_predict_time_json_equals_the_library(tmp_path, capsys, device):
+    import json
+
+    from analysis.optrace import trace_quantity
+    from charlm.cli import main
+    from charlm.models.registry import ModelConfig
+
+    path = _machine_file(tmp_path, device)
+    argv = ["predict-time", "--model", "rnn", "--hidden", "8", "--embed", "4", "--seq-len",
+            "3", "--batch", "2", "--device", device, "--machine", path, "--format", "json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"predicted_s", "regime", "terms", "ops", "flops", "bytes", "machine"} <= set(out)
+    trace = trace_quantity(ModelConfig("rnn", 65, embed=4, hidden=8), "forward",
+                           {"B": 2, "T": 3})
+    assert out["predicted_s"] == pytest.approx(
+        predict_trace(trace, uniform(device, op_fixed_s=1e-5,
+                                     min_kernel_s=1e-6 if device == "cuda" else 0.0))[
+            "predicted_s"])
+    assert out["regime"] == "launch/overhead"  # tiny sizes: fixed costs dominate
+
+
+def test_cli_bad_inputs_exit_2(tmp_path, capsys):
+    from charlm.cli import main
+
+    path = _machine_file(tmp_path, "cpu")
+    assert main(["predict-time", "--model", "rnn", "--device", "cuda", "--machine", path]) == 2
+    assert "cpu machine file" in capsys.readouterr().err
+    assert main(["calibrate", "--threads", "0"]) == 2
+    assert main(["predict-time", "--model", "rnn", "--machine", str(tmp_path / "no.json")]) \
+        == 2
+    if not __import__("torch").cuda.is_available():
+        assert main(["calibrate", "--device", "cuda", "--out", str(tmp_path / "c.json")]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_a_tiny_calibration_measures_every_constant():
+    from analysis.calibrate import calibrate
+
+    m = calibrate("cpu", threads=1, axis=(1, 4))
+    assert m.device == "cpu" and m.threads == 1
+    assert len(m.matmul_flops_per_s) == 2 and m.ceiling_flops_per_s > 0
+    assert m.op_fixed_s > 0 and m.view_fixed_s > 0 and m.bandwidth_bytes_per_s > 0
+    assert set(m.sources) >= {"op_fixed_s", "bandwidth_bytes_per_s", "matmul_flops_per_s"}

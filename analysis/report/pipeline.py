@@ -4,7 +4,7 @@ Stages (in order): environment, ceiling (a large matmul: the device's FLOP/s cei
 bench (pytest-benchmark suite, or a saved JSON of it) -> timing/attention/torch-reference
 tables, flops (reconciliation of predicted and measured FLOPs), depth (predicted and traced
 sequential depth), check (the homework's answers), training (a short run of each model),
-figures, markdown.
+calibrate (machine constants; every timing row's predicted time), figures, markdown.
 
 Outputs: a run writes under `ReportConfig.out`, by default `runs/report/<device>` (git
 ignores runs/). The committed references under `results/reference/<device>/` are written
@@ -513,6 +513,36 @@ def stage_repeat(ctx: Context) -> None:
     atomic_to_csv(compare_runs(runs), ctx.path("repeat.csv"))
 
 
+def stage_calibrate(ctx: Context) -> None:
+    """machine.json (this device calibrated by microbenchmarks: analysis.calibrate, cached
+    under runs/machine/ per device name, torch and threads) and prediction.csv (every
+    timing.csv row with its predicted time, regime and term shares: analysis.predict);
+    prediction_other.csv: the same for each other device's report folder that holds a
+    machine.json beside its timing.csv (e.g. results/reference/gpu-h200/)."""
+    from analysis.calibrate import cached_machine, load_machine, save_machine
+    from analysis.predict import predict_rows
+
+    machine = cached_machine(ctx.cfg.device, ctx.cfg.threads, force=ctx.cfg.force)
+    save_machine(machine, ctx.path("machine.json"))
+    timing = ctx.read("timing.csv")
+    ok = timing[timing["status"].eq("ok")] if timing is not None and "status" in timing \
+        else timing
+    frame = predict_rows(ok, machine) if ok is not None and not ok.empty else pd.DataFrame()
+    if frame.empty:
+        ctx.note("calibrate", "no timing.csv rows to predict")
+    atomic_to_csv(frame, ctx.path("prediction.csv"))
+    others = []
+    for folder in other_devices(ctx.cfg):
+        other_timing = read_csv(folder / "timing.csv")
+        if other_timing is None or not (folder / "machine.json").is_file():
+            continue
+        other_ok = other_timing[other_timing["status"].eq("ok")]
+        others.append(predict_rows(other_ok, load_machine(folder / "machine.json")).assign(
+            source=folder.name, device_label=_device_label(folder, folder.name)))
+    atomic_to_csv(pd.concat(others, ignore_index=True) if others else pd.DataFrame(),
+                  ctx.path("prediction_other.csv"))
+
+
 def stage_figures(ctx: Context) -> None:
     from analysis.report.render import draw_figures
 
@@ -547,6 +577,8 @@ STAGES: dict[str, Stage] = {
         Stage("training", stage_training, ("training_curves.csv",)),
         Stage("devices", stage_devices, ("devices_timing.csv", "devices_ratios.csv"),
               always=True),
+        Stage("calibrate", stage_calibrate, ("machine.json", "prediction.csv",
+                                             "prediction_other.csv")),
         Stage("figures", stage_figures, (), always=True),
         Stage("markdown", stage_markdown, ("REPORT.md",), always=True),
     ]

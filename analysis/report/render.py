@@ -247,12 +247,50 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 intro="Each answer is compared with the toolkit's derivation under the "
                       "question's assumptions; an incorrect one comes with a counterexample "
                       "(sizes, the answer's value, the derived value, the measured value)."),
+        section(ctx, "Time predicted from the counts", S.prediction_summary(
+            data.prediction, "this run"), findings,
+                (("time_predicted_vs_measured", "Predicted against measured time per round "
+                  "(log-log): the dashed line is equality, the band within 2x"),
+                 ("roofline", "Achieved FLOP/s against arithmetic intensity (FLOPs per byte "
+                  "read + written, unfused), one point per workload, under the calibrated "
+                  "compute and bandwidth roofs")),
+                intro=_prediction_intro(ctx), empty="not predicted (stage calibrate)",
+                floatfmt=".3g"),
+        section(ctx, "The prediction on the other devices' results", S.prediction_summary(
+            data.prediction_other, _other_label(data.prediction_other)), findings, level=3,
+                empty="no other device's results with a machine file", floatfmt=".3g"),
+        section(ctx, "What the time model says about the homework",
+                S.homework_time_summary(data.prediction), findings, level=3,
+                empty="not predicted", floatfmt=".3g",
+                intro="Per variant and phase: the share of the fixed per-op cost, the ops "
+                      "one round dispatches, and the predicted speed-up with every fixed "
+                      "cost set to zero (the upper bound for CUDA graphs or compilation)."),
         section(ctx, "Training curves",
                 S.training_summary(data.training_curves, data=_training_corpus()), findings,
                 (("training_curves", "Training (lines) and validation (markers) loss of a "
                   "short default run of each model"),)),
     ]
     return out
+
+
+def _prediction_intro(ctx: Context) -> str:
+    path = ctx.path("machine.json")
+    if not path.is_file():
+        return ""
+    m = json.loads(path.read_text())
+    return (f"Per op: max(FLOPs / matmul throughput at its shape, bytes / bandwidth) plus a "
+            f"fixed cost, from an op trace of one round and the machine file `machine.json` "
+            f"(microbenchmarks only, never the grid's timings): fixed cost "
+            f"{m['op_fixed_s'] * 1e6:.2g} us per op, {m['view_fixed_s'] * 1e6:.2g} us per "
+            f"view, bandwidth {m['bandwidth_bytes_per_s']:.3g} B/s (streaming), matmul "
+            f"ceiling {m['ceiling_flops_per_s']:.3g} FLOP/s; summed on CPU, on CUDA bounded "
+            f"below by the launches the host issues one by one. float32.")
+
+
+def _other_label(frame: pd.DataFrame | None) -> str:
+    if frame is None or frame.empty or "device_label" not in frame.columns:
+        return "other devices"
+    return ", ".join(str(v) for v in frame["device_label"].dropna().unique())
 
 
 def _layer_size(att: pd.DataFrame | None) -> str:
@@ -399,6 +437,15 @@ def draw_figures(ctx: Context) -> list:
     fwd = S.t_sweep_forward(data.devices_timing)
     if not fwd.empty and fwd["device_label"].nunique() >= 2:
         attempt("devices_time_vs_T", lambda p: plots.devices_time_vs_T(fwd, p))
+    pred = data.prediction
+    if pred is not None and "predicted_s" in pred.columns:
+        attempt("time_predicted_vs_measured",
+                lambda p: plots.time_predicted_vs_measured(pred, p))
+        machine_path = ctx.path("machine.json")
+        if machine_path.is_file():
+            m = json.loads(machine_path.read_text())
+            attempt("roofline", lambda p: plots.roofline(
+                pred, m["ceiling_flops_per_s"], m["bandwidth_bytes_per_s"], p))
     curves = data.training_curves
     if curves is not None and "train_loss" in curves.columns:
         attempt("training_curves",

@@ -717,3 +717,102 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
             f"of {a['overlap']:.0%} overlap, and the median interval half-width is "
             f"{a['median_ci_half_width']:.1%}.")
     return Summary(table, [text])
+
+
+# ---------------------------------------------------------------------------- time prediction
+
+
+def _ratio_stats(ratio: pd.Series) -> dict:
+    r = ratio[np.isfinite(ratio) & (ratio > 0)]
+    err = np.abs(np.log(r))
+    return {"rows": int(len(r)),
+            "within 1.5x": float((err <= np.log(1.5)).mean()) if len(r) else float("nan"),
+            "within 2x": float((err <= np.log(2)).mean()) if len(r) else float("nan"),
+            "median predicted/measured": float(np.exp(np.median(np.log(r))))
+            if len(r) else float("nan"),
+            "median factor": float(np.exp(np.median(err))) if len(r) else float("nan")}
+
+
+def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Summary:
+    """Predicted (analysis.predict) vs measured time per variant and phase: rows, share within
+    1.5x and 2x, the median ratio predicted/measured, the median factor
+    exp(median |log(predicted/measured)|) and the most common regime; findings: the totals
+    and the five worst rows with their regime."""
+    if pred is None or pred.empty or "predicted_s" not in pred.columns:
+        return Summary()
+    data = pred[pred["predicted_s"].notna() & (pred["median_s"] > 0)].copy()
+    if data.empty:
+        return Summary()
+    data["ratio"] = data["predicted_s"] / data["median_s"]
+    rows = []
+    for (variant, phase), g in data.groupby(["variant", "phase"], sort=False):
+        rows.append({"variant": variant, "phase": phase, **_ratio_stats(g["ratio"]),
+                     "regime": g["regime"].mode().iloc[0] if "regime" in g else ""})
+    table = pd.DataFrame(rows)
+    total = _ratio_stats(data["ratio"])
+    findings = [
+        f"Time predicted from the counts ({label}): {total['within 1.5x']:.0%} of "
+        f"{total['rows']} rows within 1.5x of the measured median, {total['within 2x']:.0%} "
+        f"within 2x; median factor {total['median factor']:.2f}, median predicted/measured "
+        f"{total['median predicted/measured']:.2f} (machine constants from calibration "
+        f"microbenchmarks only)."]
+    worst = data.assign(err=np.abs(np.log(data["ratio"]))).nlargest(5, "err")
+    findings.append("Worst rows: " + "; ".join(
+        f"{r['id']} predicted {r['ratio']:.2g}x the measured ({r.get('regime', '')})"
+        for _, r in worst.iterrows()) + ".")
+    return Summary(table, findings)
+
+
+def homework_time_summary(pred: pd.DataFrame | None) -> Summary:
+    """What the time model says about the homework's workloads: per variant and phase the
+    median share of fixed costs, ops per round, the predicted time without fixed costs
+    (the bound for CUDA graphs or compilation) as a speed-up, and the KV cache's predicted
+    and measured speed-up."""
+    if pred is None or pred.empty or "predicted_nofixed_s" not in pred.columns:
+        return Summary()
+    data = pred[pred["predicted_s"].notna()].copy()
+    data = data[data["kind"].eq("model")] if "kind" in data.columns else data
+    if data.empty:
+        return Summary()
+    rows = []
+    for (variant, phase), g in data.groupby(["variant", "phase"], sort=False):
+        rows.append({"variant": variant, "phase": phase,
+                     "overhead share": float(g["share_overhead"].median()),
+                     "ops per round": float(g["trace_ops"].median()),
+                     "no-fixed-cost speed-up": float((g["predicted_s"]
+                                                      / g["predicted_nofixed_s"]).median()),
+                     "regime": g["regime"].mode().iloc[0]})
+    table = pd.DataFrame(rows)
+    findings = []
+    rec = data[data["model"].map(lambda m: _known(m) and is_recurrent(m))]
+    if not rec.empty:
+        share = rec["share_overhead"].median()
+        findings.append(
+            f"The recurrent models' rounds are {share:.0%} fixed per-op cost (median): time "
+            f"is steps x ops per step x the fixed cost, so it follows depth times ops, not "
+            f"FLOPs.")
+    att = data[data["model"].map(lambda m: _known(m) and has_attention(m))
+               & data["phase"].eq("forward")]
+    if not att.empty and "T" in att.columns:
+        comp = att[att["regime"].eq("compute")]
+        if not comp.empty:
+            findings.append(f"The Transformer's forward turns compute-bound from T = "
+                            f"{int(comp['T'].min())} in this grid.")
+        else:
+            findings.append("The Transformer's forward is not compute-bound anywhere in "
+                            "this grid.")
+    gen = data[data["phase"].isin(["generate", "generate_cache"])]
+    if not gen.empty and gen["phase"].eq("generate_cache").any():
+        key = [c for c in ("variant", "N") if c in gen.columns]
+        wide = gen.pivot_table(index=key, columns="phase",
+                               values=["median_s", "predicted_s"], aggfunc="median")
+        if ("median_s", "generate_cache") in wide.columns:
+            meas = (wide[("median_s", "generate")] / wide[("median_s", "generate_cache")])
+            pred_ = (wide[("predicted_s", "generate")]
+                     / wide[("predicted_s", "generate_cache")])
+            findings.append(f"The KV cache: measured {meas.min():.2g}-{meas.max():.2g}x "
+                            f"faster, predicted {pred_.min():.2g}-{pred_.max():.2g}x.")
+    sp = (data["predicted_s"] / data["predicted_nofixed_s"])
+    findings.append(f"Without fixed costs (CUDA graphs or compilation at best) the model "
+                    f"predicts {sp.min():.2g}-{sp.max():.2g}x faster rounds.")
+    return Summary(table, findings)
