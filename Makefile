@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: venv test report bench bench-compare reference lint clean
+.PHONY: venv test report bench bench-compare reference lint clean slurm-start slurm-stop
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ bench-compare: venv
 
 reference: venv
 	$(BIN)/charlm report --reference $(REPORT_ARGS)
+
+# A one-node SLURM cluster on this host (root; installs slurm-wlm and munge with apt-get)
+# for the sweep tests and for trying `charlm sweep --executor slurm`.
+slurm-start:
+	bash scripts/local_slurm.sh start
+
+slurm-stop:
+	bash scripts/local_slurm.sh stop
 
 lint: venv
 	$(BIN)/ruff check .

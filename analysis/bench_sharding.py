@@ -78,7 +78,10 @@ def pytest_configure(config):
         results = Path(__file__).resolve().parent.parent / "runs" / "bench"
         results.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = results / f"{spec.name}-{'cuda' if cuda else 'cpu'}.json"
+    from analysis.env import git_commit
+
     state = {"spec": spec, "shard": shard, "only": only, "machine": machine,
+             "commit": git_commit(),  # at the start: the code this session runs
              "grid_keys": [], "keys": [], "finished": [], "status": "complete",
              "previous_handler": None}
     try:
@@ -164,7 +167,6 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    from analysis.env import git_commit
     from analysis.sweep import item_key
 
     finished = {item_key(n) for n in state["finished"]}
@@ -177,7 +179,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         shard = parse_shard(os.environ["CHARLM_SWEEP_SHARD"])
     block = output_json.setdefault("charlm", {})
     block.update({
-        "commit": git_commit(),
+        "commit": state["commit"],
         "grid_name": spec.name,
         "grid_spec": spec.to_dict(),
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,

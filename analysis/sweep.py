@@ -549,7 +549,8 @@ def collect(out: Path, allow_mixed: bool = False, report: bool = True, emit=prin
     return merged
 
 
-def finish(out: Path, record: dict, wait: bool, report: bool, emit=print) -> Merged | None:
+def finish(out: Path, record: dict, wait: bool, report: bool, emit=print,
+           allow_mixed: bool = False) -> Merged | None:
     if record["executor"] == "local":
         run_local(out, record, emit)
     elif not wait:
@@ -560,32 +561,33 @@ def finish(out: Path, record: dict, wait: bool, report: bool, emit=print) -> Mer
         emit(f"submitted job array {record['job_id']} ({record['shards']} shards), "
              "waiting (Ctrl-C stops waiting, not the jobs)")
         wait_slurm(out, record, emit)
-    return collect(out, report=report, emit=emit)
+    return collect(out, allow_mixed, report, emit)
 
 
-def sweep(cfg: SweepConfig, wait: bool = True, report: bool = True, emit=print
-          ) -> Merged | None:
+def sweep(cfg: SweepConfig, wait: bool = True, report: bool = True, emit=print,
+          allow_mixed: bool = False) -> Merged | None:
     """Plan, submit every shard, and (unless not waiting) wait, merge and report."""
     manifest = plan(cfg)
     record = submit(cfg.out)
     emit(f"sweep {cfg.out}: grid {cfg.grid}, {manifest['workloads']} benchmarks in "
          f"{record['shards']} shards balanced by {manifest['balance']}, executor "
          f"{cfg.executor} on {socket.gethostname()}")
-    return finish(cfg.out, record, wait, report, emit)
+    return finish(cfg.out, record, wait, report, emit, allow_mixed)
 
 
-def resume(out: Path, wait: bool = True, report: bool = True, emit=print) -> Merged | None:
+def resume(out: Path, wait: bool = True, report: bool = True, emit=print,
+           allow_mixed: bool = False) -> Merged | None:
     """Resubmit only the workloads no shard timed (failed, timed out, cancelled)."""
     out = Path(out)
     manifest = read_manifest(out)
     expected = read_keys(out / "workloads.txt")
     paths = sorted((out / "shards").glob("attempt*-shard*.json"))
-    timed = set(merge_files(paths, None, expected=expected).data["charlm"]["finished"]) \
-        if paths else set()
+    timed = (set(merge_files(paths, None, allow_mixed, expected).data["charlm"]["finished"])
+             if paths else set())
     missing = [k for k in expected if k not in timed]
     if not missing:
         emit(f"nothing missing in {out}: all {len(expected)} benchmarks timed")
-        return collect(out, report=report, emit=emit)
+        return collect(out, allow_mixed, report, emit)
     record = submit(out, keys=missing, shards=config_of(manifest).shards)
     emit(f"resuming {out}: {len(missing)} missing benchmarks in {record['shards']} shards")
-    return finish(out, record, wait, report, emit)
+    return finish(out, record, wait, report, emit, allow_mixed)

@@ -88,9 +88,9 @@ start() {
     alive /run/slurmd.pid || /usr/sbin/slurmd
     local waited=0
     until sinfo -h -o "%t" 2>/dev/null | grep -qx "idle"; do
-        ((waited < WAIT_S)) || { sinfo >&2 || true; die "node not idle after ${WAIT_S} s"; }
+        ((waited < 2 * WAIT_S)) || { sinfo >&2 || true; die "node not idle after ${WAIT_S} s"; }
         sleep 0.5
-        waited=$((waited + 1))  # counts half-seconds; generous
+        waited=$((waited + 1))  # half-seconds
     done
     say "up in $((SECONDS - t0)) s: $(sinfo -h -o '%P %a %D %t %N')"
 }

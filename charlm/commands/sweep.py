@@ -8,6 +8,7 @@ what it finished; --resume DIR resubmits only the workloads no shard timed."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 EXAMPLE = """examples:
@@ -48,11 +49,14 @@ def register(subparsers):
     p.add_argument("--machine", type=Path,
                    help="a bench JSON of the machine: shards balanced by its times "
                         "(default: by count)")
+    p.add_argument("--bench-args", default="",
+                   help="extra arguments of each shard's pytest, one string "
+                        "(e.g. \"--charlm-budget 0.2\")")
     p.add_argument("--no-wait", action="store_true",
                    help="SLURM: submit and return; later charlm sweep --collect DIR")
     p.add_argument("--no-report", action="store_true", help="merge only, no report")
     p.add_argument("--allow-mixed", action="store_true",
-                   help="--collect: merge shards of different commits, devices, torch or threads")
+                   help="merge shards of different commits, devices, torch versions or threads")
     p.set_defaults(func=run)
 
 
@@ -63,7 +67,8 @@ def run(args) -> int:
     if args.collect is not None:
         merged = collect(args.collect, allow_mixed=args.allow_mixed, report=report)
     elif args.resume is not None:
-        merged = resume(args.resume, wait=not args.no_wait, report=report)
+        merged = resume(args.resume, wait=not args.no_wait, report=report,
+                        allow_mixed=args.allow_mixed)
     elif args.out is None:
         raise ValueError("give --out DIR for a new sweep, or --collect / --resume DIR")
     else:
@@ -71,6 +76,7 @@ def run(args) -> int:
                           executor=args.executor, device=args.device, threads=args.threads,
                           partition=args.partition, gpus_per_task=args.gpus_per_task,
                           time_min=args.time, exclusive=args.exclusive, gpus=args.gpus,
-                          machine=str(args.machine) if args.machine else None)
-        merged = sweep(cfg, wait=not args.no_wait, report=report)
+                          machine=str(args.machine) if args.machine else None,
+                          pytest_args=tuple(shlex.split(args.bench_args)))
+        merged = sweep(cfg, wait=not args.no_wait, report=report, allow_mixed=args.allow_mixed)
     return 1 if merged is not None and merged.missing else 0
