@@ -14,7 +14,9 @@
 #    training runs; the FLOP reconciliation, depth and homework check are device-independent
 #    and live in the CPU report).
 # 4. With TESTS=1 (default), run the test suite there too (CUDA tests included); its log
-#    comes back as tests.log.
+#    comes back as tests.log. TESTS="tests/test_timing.py tests/test_env.py": those only.
+# Knobs for a short lease: ONLY='forward or pair' (a pytest -k selection), BUDGET=0.3 (seconds
+# of timed rounds per benchmark), TRAIN=0 (no training runs), CALIBRATE=0, BENCH_LIMIT=120.
 # Output: $OUT when set (the device tool brings back at most 8 files, so the report folder
 # travels as one tar.gz beside REPORT.md and the logs), else runs/gpu/ (git-ignored). Commit
 # a run as the GPU reference by unpacking it under results/reference/<device>/.
@@ -27,7 +29,11 @@ PY=${PYTHON:-python3}
 BENCH_LIMIT=${BENCH_LIMIT:-330}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu GRID=quick: a smoke test of this script without a GPU
 GRID=${GRID:-default}
-TESTS=${TESTS:-1}
+TESTS=${TESTS:-1}        # 1: the whole suite; a path list (e.g. "tests/test_timing.py"): those
+ONLY=${ONLY:-}           # a pytest -k expression: bench only the matching benchmarks
+BUDGET=${BUDGET:-1.0}    # seconds of timed rounds per benchmark (adaptive rounds)
+TRAIN=${TRAIN:-1}        # 0: leave out the report's short training runs
+CALIBRATE=${CALIBRATE:-1}  # 1: charlm calibrate on the device first (machine.json)
 if [ -n "${OUT:-}" ]; then DEST=$(mktemp -d /tmp/charlm_gpu.XXXX); else DEST=runs/gpu; fi
 mkdir -p "$DEST"
 LOG="$DEST/gpu_run.log"
@@ -59,11 +65,21 @@ except ImportError:
     print("fvcore absent")
 EOF
 
+if [ "$CALIBRATE" = 1 ]; then
+    say "calibrate: $DEVICE"
+    timeout 120 "$PY" -m charlm calibrate --device "$DEVICE" --out "$DEST/machine.json" \
+        >>"$LOG" 2>&1
+    say "calibrate exit $?"
+fi
+
 JSON="$DEST/bench/$GRID-$DEVICE.json"
 mkdir -p "$DEST/bench"
-say "bench: $GRID grid on $DEVICE (limit ${BENCH_LIMIT}s)"
+say "bench: $GRID grid on $DEVICE (limit ${BENCH_LIMIT}s, budget ${BUDGET}s${ONLY:+, only $ONLY})"
+K_ARGS=()
+[ -n "$ONLY" ] && K_ARGS=(-k "$ONLY")
 timeout -s INT -k 30 "$BENCH_LIMIT" "$PY" -m pytest bench/test_models.py bench/test_reference.py \
-    bench/test_attention.py --benchmark-only --charlm-grid "$GRID" --charlm-device "$DEVICE" \
+    bench/test_attention.py bench/test_pairs.py --benchmark-only --charlm-grid "$GRID" \
+    --charlm-device "$DEVICE" --charlm-budget "$BUDGET" "${K_ARGS[@]}" \
     --benchmark-json "$JSON" -q -p no:cacheprovider --benchmark-disable-gc \
     --benchmark-columns=median,iqr,rounds >"$DEST/bench.log" 2>&1
 say "bench exit $? ($(tail -n 1 "$DEST/bench.log"))"
@@ -71,17 +87,20 @@ say "bench exit $? ($(tail -n 1 "$DEST/bench.log"))"
 if [ -f "$JSON" ]; then
     say "report from $JSON"
     QUICK=$([ "$GRID" = quick ] && echo --quick)
+    STAGES="environment ceiling bench $([ "$TRAIN" = 1 ] && echo training) figures markdown"
     "$PY" -m charlm report --device "$DEVICE" --out "$DEST/report" --bench-json "$JSON" $QUICK \
-        --stages environment ceiling bench training figures markdown >>"$LOG" 2>&1
+        --stages $STAGES >>"$LOG" 2>&1
     say "report exit $?"
     cp "$DEST/report/REPORT.md" "$DEST/REPORT.md" 2>/dev/null
     mv "$JSON" "$DEST/report/bench-$GRID-$DEVICE.json"
 else
     say "no bench JSON was written"
 fi
-if [ "$TESTS" = 1 ]; then
-    say "test suite"
-    "$PY" -m pytest -q -p no:cacheprovider tests >"$DEST/tests.log" 2>&1
+[ -f "$DEST/machine.json" ] && [ -d "$DEST/report" ] && cp "$DEST/machine.json" "$DEST/report/"
+if [ "$TESTS" != 0 ]; then
+    TEST_PATHS=$([ "$TESTS" = 1 ] && echo tests || echo "$TESTS")
+    say "tests: $TEST_PATHS"
+    "$PY" -m pytest -q -p no:cacheprovider $TEST_PATHS >"$DEST/tests.log" 2>&1
     say "tests exit $? ($(tail -n 1 "$DEST/tests.log"))"
 fi
 if [ -n "${OUT:-}" ]; then
