@@ -18,6 +18,13 @@ A `Machine` holds:
 - ``min_kernel_s`` (CUDA): the shortest GPU time of a kernel (the tiny-add chain replayed in a
   CUDA graph, so no launch gaps); 0 on CPU;
 - ``ceiling_flops_per_s``: the largest matmul of the table's throughput (the compute roof);
+- ``module_call_s``: the Python cost of one `nn.Module` call beyond its ops (a chain of tiny
+  `nn.Linear` calls minus the fixed costs of the ops each dispatches);
+- ``op_autograd_s``: the extra cost of an op that records an autograd graph (a chain of tiny
+  adds on a tensor requiring grad, minus op_fixed_s);
+- ``op_backward_s``: the fixed cost of an op the autograd engine runs (the backward of a
+  chain of tiny multiplies, per op it dispatches);
+- ``bandwidth_by_size``: elementwise bandwidth by bytes moved (cache-resident ops are faster);
 - ``sources``: where each constant came from.
 
 Timing statistic: each microbenchmark is repeated and the minimum per-call time kept (the
@@ -98,6 +105,9 @@ class Machine:
     # bytes moved by one op -> bytes/s of an elementwise add that size (cache effects);
     # empty: bandwidth_bytes_per_s at every size
     bandwidth_by_size: dict = field(default_factory=dict)  # {"bytes": [...], "per_s": [...]}
+    module_call_s: float = 0.0  # Python cost of one nn.Module call beyond its ops
+    op_autograd_s: float = 0.0  # extra cost of an op that records an autograd graph
+    op_backward_s: float | None = None  # fixed cost of an op the autograd engine runs
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -138,7 +148,9 @@ class Machine:
     @classmethod
     def from_dict(cls, data: dict) -> Machine:
         known = {f for f in cls.__dataclass_fields__}
-        missing = sorted(known - set(data) - {"sources", "date", "bandwidth_by_size"})
+        optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
+                    "op_backward_s"}
+        missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -272,6 +284,49 @@ def measure_op_costs(device: str, chain: int = 400) -> dict:
     return out
 
 
+def measure_overheads(device: str, costs: dict, chain: int = 300) -> dict:
+    """module_call_s, op_autograd_s, op_backward_s (see the module docstring)."""
+    from analysis.optrace import trace_ops
+
+    lin = torch.nn.Linear(4, 4).to(device)
+    x = torch.zeros(1, 4, device=device)
+    with torch.no_grad():
+        one = trace_ops(lambda: lin(x))
+        fixed = sum({"matmul": costs["matmul_fixed_s"], "elementwise": costs["op_fixed_s"]}
+                    .get(op.kind, costs["view_fixed_s"]) for op in one.ops)
+
+        def calls():
+            for _ in range(chain):
+                lin(x)
+
+        module_call = max(0.0, per_call(calls, device, 1, 5) / chain - fixed)
+    leaf = torch.zeros(8, device=device, requires_grad=True)
+
+    def recorded():
+        for _ in range(chain):
+            torch.add(leaf, 1.0)
+
+    with torch.enable_grad():
+        autograd = max(0.0, per_call(recorded, device, 1, 5) / chain - costs["op_fixed_s"])
+
+        def graph():
+            y = leaf
+            for _ in range(chain):
+                y = y * 1.0001
+            return y.sum()
+
+        backward_ops = sum(1 for op in trace_ops(lambda: graph().backward()).ops
+                           if op.phase == "backward" and op.kind != "view")
+        timer = _cuda_time if device == "cuda" else _cpu_time
+        samples = []
+        for _ in range(5):
+            loss = graph()
+            samples.append(timer(loss.backward, 1))
+        backward = min(samples) / max(1, backward_ops)
+    return {"module_call_s": module_call, "op_autograd_s": autograd,
+            "op_backward_s": backward}
+
+
 def measure_bandwidth(device: str, nbytes: int | None = None) -> dict:
     """Bytes read + written per second of a large copy and a large add (float32)."""
     if nbytes is None:
@@ -346,6 +401,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     axis = tuple(axis or (CUDA_AXIS if device == "cuda" else CPU_AXIS))
     with torch.no_grad():
         costs = measure_op_costs(device)
+        overheads = measure_overheads(device, costs)
         bw = measure_bandwidth(device)
         table = measure_matmuls(device, axis, costs["matmul_fixed_s"])
         by_size = measure_bandwidth_by_size(device)
@@ -361,6 +417,9 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "bandwidth_bytes_per_s": "min of a large copy and a large add, bytes read + written",
         "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, min of 3",
         "ceiling_flops_per_s": "the table's largest matmul",
+        "module_call_s": "chain of tiny nn.Linear calls minus their ops' fixed costs",
+        "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
+        "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
         "bandwidth_by_size": "elementwise add of 4 KiB..16 MiB moved, minus op_fixed_s, "
                              "min of 3",
     }
@@ -372,7 +431,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         bandwidth_bytes_per_s=min(bw["copy_bytes_per_s"], bw["add_bytes_per_s"]),
         ceiling_flops_per_s=table[-1][-1][-1],
         matmul_axes={"m": list(axis), "k": list(axis), "n": list(axis)},
-        matmul_flops_per_s=table, sources=sources, bandwidth_by_size=by_size,
+        matmul_flops_per_s=table, sources=sources, bandwidth_by_size=by_size, **overheads,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -431,6 +490,9 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
             "op_fixed_s": "probe2.json launch.tiny_op_eager_s (chain of 1000 tiny in-place "
                           "adds, CUDA events, min of 5)",
             "view_fixed_s": "not measured by the probe: 0",
+            "module_call_s": "not measured by the probe: 0",
+            "op_autograd_s": "not measured by the probe: 0",
+            "op_backward_s": "not measured by the probe: op_fixed_s",
             "matmul_fixed_s": "probe2.json: eager minus graph time of the 1x64x64 matmul",
             "min_kernel_s": "probe2.json launch.tiny_op_graph_s (the chain in a CUDA graph)",
             "bandwidth_bytes_per_s": "probe2.json bandwidth: min of copy and add (1 GiB fp32)",

@@ -70,6 +70,7 @@ class OpRecord:
     out_shapes: tuple
     depth: int
     module: str = ""  # innermost module running the op (path in the traced model), "" if none
+    phase: str = "forward"  # forward | autograd (recording a graph) | backward (the engine)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -92,6 +93,7 @@ class OpTracer(TorchDispatchMode):
         self._depth: dict[int, int] = {}  # id(tensor) -> depth of its producer
         self._alive: list[torch.Tensor] = []  # keeps ids unique for the trace's lifetime
         self.modules: list[str] = []  # stack of module paths (set by trace_ops' hooks)
+        self.module_calls = 0  # nn.Module forward calls seen (set by trace_ops' hooks)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -128,11 +130,17 @@ class OpTracer(TorchDispatchMode):
         for t in outputs:
             self._depth[id(t)] = depth
             self._alive.append(t)
+        if torch._C._current_graph_task_id() != -1:
+            phase = "backward"
+        elif torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+            phase = "autograd"
+        else:
+            phase = "forward"
         self.records.append(OpRecord(
             index=len(self.records), name=name, kind=kind, flops=flops, bytes=nbytes,
             shapes=tuple(tuple(t.shape) for t in inputs),
             out_shapes=tuple(tuple(t.shape) for t in outputs), depth=depth,
-            module=self.modules[-1] if self.modules else ""))
+            module=self.modules[-1] if self.modules else "", phase=phase))
         return out
 
 
@@ -141,6 +149,7 @@ class OpTrace:
     """The ops of one run, in dispatch order, with totals."""
 
     ops: tuple[OpRecord, ...]
+    module_calls: int = 0  # nn.Module forward calls during the run (Python-side overhead)
 
     @property
     def flops(self) -> int:
@@ -168,40 +177,41 @@ class OpTrace:
 
     def summary(self) -> dict:
         return {"ops": len(self.ops), "kernels": self.kernels, "depth": self.depth,
+                "module_calls": self.module_calls,
                 "flops": self.flops, "bytes": self.bytes,
                 **{f"{k}_ops": self.count(k) for k in KINDS},
                 **{f"{k}_bytes": self.bytes_of(k) for k in ("matmul", "elementwise")}}
 
 
 def trace_ops(fn: Callable[[], object], model: torch.nn.Module | None = None) -> OpTrace:
-    """Run `fn()` under an `OpTracer` and return its trace; with `model`, each op also
-    records the path of the innermost submodule of `model` running it."""
+    """Run `fn()` under an `OpTracer` and return its trace (nn.Module calls counted by global
+    forward hooks); with `model`, each op also records the path of the innermost submodule
+    of `model` running it."""
     from torch.nn.modules.module import (
         register_module_forward_hook,
         register_module_forward_pre_hook,
     )
 
     tracer = OpTracer()
-    handles = []
-    if model is not None:
-        names = {id(m): name for name, m in model.named_modules()}
+    names = {id(m): name for name, m in model.named_modules()} if model is not None else {}
 
-        def enter(module, args):
-            if id(module) in names:
-                tracer.modules.append(names[id(module)])
+    def enter(module, args):
+        tracer.module_calls += 1
+        if id(module) in names:
+            tracer.modules.append(names[id(module)])
 
-        def leave(module, args, out):
-            if id(module) in names and tracer.modules:
-                tracer.modules.pop()
+    def leave(module, args, out):
+        if id(module) in names and tracer.modules:
+            tracer.modules.pop()
 
-        handles = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave)]
+    handles = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave)]
     try:
         with tracer:
             fn()
     finally:
         for h in handles:
             h.remove()
-    return OpTrace(tuple(tracer.records))
+    return OpTrace(tuple(tracer.records), tracer.module_calls)
 
 
 def workload_callable(workload) -> Callable[[], object]:

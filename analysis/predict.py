@@ -1,9 +1,11 @@
 """Time predicted from the counts: an op trace (`analysis.optrace`) and a calibrated machine
 (`analysis.calibrate.Machine`).
 
-Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes / bandwidth,
-fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul: `matmul_fixed_s`; a
-view: `view_fixed_s`; an `empty`: the view cost).
+Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes /
+bandwidth(bytes), fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul:
+`matmul_fixed_s`; a view or an `empty`: `view_fixed_s`; an op the autograd engine runs:
+`op_backward_s`; plus `op_autograd_s` for an op that records a graph); each nn.Module call
+adds `module_call_s` (Python overhead beyond its ops).
 
 - CPU (one eager thread runs the ops one after another): time = sum over ops of
   max(compute, memory) + fixed.
@@ -76,8 +78,13 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
         compute = op.flops / rate
     memory = op.bytes / machine.bandwidth(op.bytes) if op.bytes else 0.0
     kernel = op.kind in ("matmul", "elementwise")
-    fixed = {"matmul": machine.matmul_fixed_s, "elementwise": machine.op_fixed_s}.get(
-        op.kind, machine.view_fixed_s)
+    if kernel and op.phase == "backward" and machine.op_backward_s is not None:
+        fixed = machine.op_backward_s
+    else:
+        fixed = {"matmul": machine.matmul_fixed_s, "elementwise": machine.op_fixed_s}.get(
+            op.kind, machine.view_fixed_s)
+    if op.phase == "autograd":
+        fixed += machine.op_autograd_s
     return OpTime(compute, memory, fixed, kernel)
 
 
@@ -90,8 +97,9 @@ def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
     compute = sum(t.compute_s for t in times if t.compute_s >= t.memory_s)
     memory = sum(t.memory_s for t in times if t.compute_s < t.memory_s)
     kernels = sum(1 for t in times if t.kernel)
+    calls = trace.module_calls * machine.module_call_s
     if machine.device == "cpu":
-        overhead = sum(t.fixed_s for t in times) if fixed else 0.0
+        overhead = sum(t.fixed_s for t in times) + calls if fixed else 0.0
         total = compute + memory + overhead
         terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
         bound = "sum"
@@ -102,7 +110,7 @@ def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
                 busy = max(t.compute_s, t.memory_s)
                 gpu += max(busy, machine.min_kernel_s)
                 floor += max(0.0, machine.min_kernel_s - busy)
-        host = (sum(t.fixed_s for t in times) if fixed else 0.0)
+        host = sum(t.fixed_s for t in times) + calls if fixed else 0.0
         depth = trace.depth * machine.min_kernel_s
         total = max(gpu, host, depth)
         bound = {gpu: "gpu", host: "host", depth: "depth"}[total]

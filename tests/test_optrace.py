@@ -54,3 +54,19 @@ def test_train_step_total_equals_pytorchs_counter_flash_included():
     assert tr.flops == counted > 0
     assert any("flash" in op.name for op in tr.ops)
     assert tr.count("elementwise") > tr.count("matmul")  # Adam, softmax, layer norms...
+
+
+def test_module_calls_and_autograd_phases():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    x = torch.ones(4, 3)
+    tr = trace_ops(lambda: net(x).sum().backward(), net)
+    assert tr.module_calls == 3  # Sequential, Linear, Tanh
+    assert {op.phase for op in tr.ops if op.kind != "view"} == {"autograd", "backward"}
+    forward = [op for op in tr.ops if op.phase == "autograd" and op.kind != "view"]
+    # the forward, then backward()'s seed gradient (ones_like of the loss)
+    assert [op.name for op in forward] == ["addmm", "tanh", "sum", "ones_like"]
+    assert [op.module for op in forward] == ["0", "1", "", ""]
+    backward = [op.name for op in tr.ops if op.phase == "backward" and op.kind != "view"]
+    assert "tanh_backward" in backward and "mm" in backward
+    with torch.no_grad():
+        assert {op.phase for op in trace_ops(lambda: net(x)).ops} == {"forward"}

@@ -209,3 +209,13 @@ def test_a_tiny_calibration_measures_every_constant():
     assert len(m.matmul_flops_per_s) == 2 and m.ceiling_flops_per_s > 0
     assert m.op_fixed_s > 0 and m.view_fixed_s > 0 and m.bandwidth_bytes_per_s > 0
     assert set(m.sources) >= {"op_fixed_s", "bandwidth_bytes_per_s", "matmul_flops_per_s"}
+
+
+def test_autograd_backward_and_module_call_costs():
+    ops = (OpRecord(0, "add", "elementwise", 0, 0, (), (), 1, phase="autograd"),
+           OpRecord(1, "mul", "elementwise", 0, 0, (), (), 2, phase="backward"),
+           OpRecord(2, "add", "elementwise", 0, 0, (), (), 3, phase="forward"))
+    m = uniform(op_fixed_s=1e-5).replace(op_autograd_s=2e-6, op_backward_s=3e-6,
+                                         module_call_s=4e-6)
+    p = predict_trace(OpTrace(ops, module_calls=2), m)
+    assert p["predicted_s"] == pytest.approx((1e-5 + 2e-6) + 3e-6 + 1e-5 + 2 * 4e-6)
