@@ -20,6 +20,7 @@ from analysis.sweep import (
 from charlm.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]
 
 
 def test_parse_shard():
@@ -206,3 +207,46 @@ def test_report_from_several_bench_jsons_equals_the_report_from_their_union(tmp_
     assert tables
     for name in tables:
         assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
+
+
+SHARD_MODULE = '''
+from analysis.workloads import prepare
+
+WORKLOAD_SET = "attention"
+
+
+def test_layer(workload, device):
+    pass
+'''
+
+
+def test_charlm_shard_splits_the_collected_grid(pytester):
+    # the bench's conftest (which registers analysis.bench_sharding) on a test module of
+    # its own: six attention workloads (two kernels x three T), split three ways
+    import analysis.bench_sharding  # noqa: F401  (imported once, not again in each run)
+    import analysis.timing  # noqa: F401
+    import analysis.workloads  # noqa: F401
+
+    pytester.makeconftest((REPO / "bench" / "conftest.py").read_text())
+    pytester.makepyfile(test_shard=SHARD_MODULE)
+    grid = pytester.path / "g.toml"
+    grid.write_text("batch = 1\nrounds = 1\n[attention]\nT = [8, 16, 32]\n")
+    # (without the hypothesis and anyio plugins, which each in-process run would re-import)
+    common = ["--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+              "-p", "no:anyio", f"--charlm-grid={grid}", "--charlm-device=cpu"]
+
+    def collected(*extra):
+        result = pytester.runpytest(*common, *extra)
+        return [line for line in result.outlines if line.startswith("test_shard.py::")]
+
+    whole = collected()
+    assert len(whole) == 6
+    shards = [collected(f"--charlm-shard={k}/3") for k in (1, 2, 3)]
+    assert sorted(k for s in shards for k in s) == sorted(whole)  # each exactly once
+    assert [len(s) for s in shards] == [2, 2, 2]
+    only = pytester.path / "keys.txt"
+    only.write_text(f"{whole[0]}\n{whole[3]}\n")
+    assert collected(f"--charlm-workloads={only}") == [whole[0], whole[3]]
+    bad = pytester.runpytest(*common, "--charlm-shard=4/3")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--charlm-shard K/N needs 1 <= K <= N, got '4/3'" in "\n".join(bad.errlines)
