@@ -230,8 +230,9 @@ EXPERIMENTS: dict[str, Experiment] = {
             "Elman RNN, GRU, LSTM, minGRU (parallel scan) and Transformer, one layer each, "
             "parameter counts matched to the homework's GRU, seq 20 (beyond the homework)",
             (
-                RunSpec("RNN", _cfg("rnn", 20, 2000, embed=64), 1.4121, 4.4,
-                        "the homework's RNN ran hidden 256; here hidden is matched"),
+                RunSpec("RNN", _cfg("rnn", 20, 2000, embed=64),
+                        note="the homework's RNN ran hidden 256 (its loss is not this run's); "
+                             "here hidden is matched"),
                 RunSpec("GRU", _cfg("gru", 20, 2000, embed=64, hidden=256, layers=1), 1.2135,
                         8.4, "the homework's GRU: the parameter count the others match"),
                 RunSpec("LSTM", _cfg("lstm", 20, 2000, embed=64, layers=1)),
