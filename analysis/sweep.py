@@ -179,9 +179,10 @@ class Merged:
 def merge(shards: list[tuple[str, dict]], allow_mixed: bool = False,
           expected: list[str] | None = None) -> Merged:
     """Merge pytest-benchmark JSONs (name, data). ValueError when they differ in commit,
-    devices, torch version or threads (unless allow_mixed); duplicates keep the first;
-    `missing`: keys of the grid (expected, else the union of the shards' grid_workloads)
-    that no shard timed, in grid order."""
+    devices, torch version or threads (unless allow_mixed); duplicates (the same benchmark
+    on the same devices) keep the first, so with allow_mixed the same benchmark timed on two
+    machines is kept twice, once per machine; `missing`: keys of the grid (expected, else
+    the union of the shards' grid_workloads) that no shard timed, in grid order."""
     if not shards:
         raise ValueError("nothing to merge: no shard JSON")
     first_name, first = shards[0]
@@ -197,14 +198,17 @@ def merge(shards: list[tuple[str, dict]], allow_mixed: bool = False,
     benchmarks, seen, duplicates, sources = [], set(), 0, []
     grid: list[str] = list(expected) if expected is not None else []
     failures: dict[str, dict] = {}
+    kept = set()  # (key, devices): the same benchmark on another machine is no duplicate
     for name, data in shards:
         block = data.get("charlm") or {}
+        machine = identity(data)["devices"]
         timed = 0
         for b in data.get("benchmarks", []):
             key = item_key(b.get("fullname", ""))
-            if key in seen:
+            if (key, machine) in kept:
                 duplicates += 1
                 continue
+            kept.add((key, machine))
             seen.add(key)
             benchmarks.append(b)
             timed += 1

@@ -152,12 +152,16 @@ def test_local_executor_runs_the_shards_one_after_another(tmp_path, capsys):
     grid = grid_file(tmp_path, "batch = 2\nrounds = 2\n[attention]\nT = [16]\n")
     out = tmp_path / "sweep"
     assert main(["sweep", "--grid", str(grid), "--shards", "2", "--executor", "local",
-                 "--out", str(out), "--bench-args", FAST, "--no-report",
-                 "--allow-mixed"]) == 0
+                 "--out", str(out), "--bench-args", FAST, "--allow-mixed"]) == 0
     text = capsys.readouterr().out
     assert "shard 1/2 (attempt 0): 2 of 2 timed" in text
     assert "shard 2/2 (attempt 0): 1 of 1 timed" in text
     assert timed_keys(out / "merged.json") == set(read_keys(out / "workloads.txt"))
+    # and the report of the merge: its bench tables hold every workload
+    assert "(environment done, bench done, markdown done)" in text
+    timing = (out / "report" / "timing.csv").read_text()
+    assert "attention-flash-forward-B2-T16-D128" in timing
+    assert "attention-manual-forward-B2-T16-D128" in timing
 
 
 def test_sigterm_in_a_shard_writes_what_it_finished(tmp_path):

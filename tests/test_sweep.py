@@ -131,6 +131,15 @@ def test_merge_refuses_mixed_runs_in_one_line(field, kw, shown):
     assert merged.missing == [] and merged.data["charlm"]["mixed"] is True
 
 
+def test_merge_of_two_machines_keeps_each_machines_timing():
+    a = shard_json(GRID, GRID)
+    b = shard_json(GRID[:2], GRID, device_name="Other CPU")
+    merged = merge([("a.json", a), ("b.json", b)], allow_mixed=True)
+    assert merged.timed == 6 and merged.duplicates == 0 and merged.missing == []
+    again = merge([("a.json", a), ("a2.json", a)])
+    assert again.timed == 4 and again.duplicates == 4
+
+
 def test_merge_command_writes_the_merge_and_refuses_mixed_commits(tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(shard_json(GRID[:1], GRID)))
