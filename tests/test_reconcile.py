@@ -29,7 +29,7 @@ def test_default_grid_has_40_sizes_per_architecture_varying_every_size():
     for p in points:
         by_arch.setdefault(_architecture(p.cfg.model), []).append(p)
     assert {k: len(v) >= 40 for k, v in by_arch.items()} == {
-        "elman": True, "gru": True, "transformer": True}
+        "elman": True, "gru": True, "lstm": True, "mingru": True, "transformer": True}
     for arch, pts in by_arch.items():
         sizes = pd.DataFrame([p.sizes() for p in pts])
         varied = {k for k in sizes if sizes[k].nunique() > 1}
