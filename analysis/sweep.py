@@ -100,11 +100,18 @@ def _param_workloads(grid) -> dict[str, object]:
     return out
 
 
+# Seconds a benchmark costs beside its timed rounds (set-up, FLOP counting, peak memory):
+# about 0.3 to 2 s per tiny workload measured on the project's 2-core CPU machine.
+BENCH_OVERHEAD_S = 0.5
+PILOT_ROUNDS = 8  # rounds the harness times before deciding how many to run
+
+
 def machine_costs(path: str | Path, keys: list[str], grid=None) -> dict[str, float]:
     """Predicted seconds per key from a machine file: a calibration (analysis.calibrate;
-    per workload analysis.predict's time of one round x the grid's rounds and warm-up), or a
-    bench JSON of the machine (each benchmark's total timed seconds there). A key neither
-    covers gets the median of the others."""
+    per workload analysis.predict's time of one round x the grid's rounds, warm-up and the
+    pilot rounds), or a bench JSON of the machine (each benchmark's total timed seconds
+    there); plus BENCH_OVERHEAD_S each. A key neither covers gets the median of the
+    others."""
     data = json.loads(Path(path).read_text())
     known: dict[str, float] = {}
     if isinstance(data, dict) and "benchmarks" in data:
@@ -114,7 +121,7 @@ def machine_costs(path: str | Path, keys: list[str], grid=None) -> dict[str, flo
             if total is None and stats.get("median") is not None:
                 total = stats["median"] * stats.get("rounds", 1)
             if total is not None:
-                known[item_key(b.get("fullname", ""))] = float(total)
+                known[item_key(b.get("fullname", ""))] = BENCH_OVERHEAD_S + float(total)
     else:
         from analysis.calibrate import load_machine
         from analysis.predict import predict_workload
@@ -127,7 +134,8 @@ def machine_costs(path: str | Path, keys: list[str], grid=None) -> dict[str, flo
             w = by_param.get(key.rpartition("[")[2].rstrip("]"))
             if w is not None:
                 seconds = predict_workload(w, machine)["predicted_s"]
-                known[key] = float(seconds) * (g.rounds + g.warmup)
+                rounds = g.rounds + g.warmup + PILOT_ROUNDS
+                known[key] = BENCH_OVERHEAD_S + float(seconds) * rounds
     if not known:
         raise ValueError(f"machine file {path} predicts none of the grid's benchmarks")
     values = sorted(known.values())
@@ -387,8 +395,11 @@ def find_machine(cfg: SweepConfig) -> Path | None:
         return path
     from analysis.calibrate import default_cache_path
 
-    path = REPO / default_cache_path(cfg.device, cfg.threads)
-    return path if path.is_file() else None
+    relative = default_cache_path(cfg.device, cfg.threads)  # runs/machine/<...>.json
+    for path in (Path.cwd() / relative, REPO / relative):
+        if path.is_file():
+            return path
+    return None
 
 
 def plan(cfg: SweepConfig) -> dict:

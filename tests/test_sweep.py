@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.sweep import (
+    BENCH_OVERHEAD_S,
     SweepConfig,
     assign,
     item_key,
@@ -162,8 +163,11 @@ def test_machine_costs_from_a_bench_json(tmp_path):
     path.write_text(json.dumps({"benchmarks": [bench(GRID[0], 0.5), bench(GRID[1], 0.1),
                                                bench(GRID[2], 0.2)]}))
     costs = machine_costs(path, GRID)
-    # totals are 3 rounds x median; the unknown key gets the median total, 3 x 0.2
-    assert costs == pytest.approx({GRID[0]: 1.5, GRID[1]: 0.3, GRID[2]: 0.6, GRID[3]: 0.6})
+    # totals are 3 rounds x median, plus the harness's fixed cost per benchmark; the unknown
+    # key gets the median of the others, 3 x 0.2 + the fixed cost
+    fixed = BENCH_OVERHEAD_S
+    assert costs == pytest.approx({GRID[0]: 1.5 + fixed, GRID[1]: 0.3 + fixed,
+                                   GRID[2]: 0.6 + fixed, GRID[3]: 0.6 + fixed})
 
 
 def test_sbatch_script_runs_one_shard_per_array_task(tmp_path):
@@ -259,3 +263,24 @@ def test_charlm_shard_splits_the_collected_grid(pytester):
     bad = pytester.runpytest(*common, "--charlm-shard=4/3")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "--charlm-shard K/N needs 1 <= K <= N, got '4/3'" in "\n".join(bad.errlines)
+
+
+def test_machine_costs_from_a_calibration_grow_with_the_work(tmp_path):
+    from analysis.calibrate import Machine, save_machine
+
+    # a machine where only the fixed cost per op counts (1 ms), compute and memory are free
+    machine = Machine(device="cpu", name="test", torch="x", threads=1, op_fixed_s=1e-3,
+                      view_fixed_s=0.0, matmul_fixed_s=1e-3, min_kernel_s=0.0,
+                      bandwidth_bytes_per_s=1e30, ceiling_flops_per_s=1e30,
+                      matmul_axes={"m": [1], "k": [1], "n": [1]},
+                      matmul_flops_per_s=[[[1e30]]])
+    save_machine(machine, tmp_path / "machine.json")
+    grid = tmp_path / "g.toml"
+    grid.write_text("batch = 1\nrounds = 2\n[models]\nvariants = ['rnn']\nphases = ['forward']"
+                    "\nT = [8, 32]\n")
+    short = "test_models.py::test_model_phase[rnn-forward-B1-T8-D256-L1-cpu]"
+    long = "test_models.py::test_model_phase[rnn-forward-B1-T32-D256-L1-cpu]"
+    costs = machine_costs(tmp_path / "machine.json", [short, long, "test_x.py::other"], grid)
+    # a recurrent loop runs ops per step: four times the steps, more than twice the ops
+    assert costs[long] - BENCH_OVERHEAD_S > 2 * (costs[short] - BENCH_OVERHEAD_S) > 0
+    assert costs["test_x.py::other"] in (costs[short], costs[long])  # the median fills in
