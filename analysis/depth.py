@@ -359,7 +359,7 @@ def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
     """Predicted (analysis.depth_formulas) beside measured (traced) depth and launches of one
     model and quantity, with the environment the measurement ran in."""
     from analysis.architectures import architecture
-    from analysis.depth_formulas import CONVENTION
+    from analysis.depth_formulas import CONVENTION, SCAN_CONVENTION
     from analysis.env import environment
     from analysis.verdicts import Verdict
 
@@ -373,8 +373,10 @@ def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
     measured = measure_depth(cfg, quantity, sizes, kv_cache=kv_cache)
     prediction = architecture(cfg.model).depth.quantity(quantity, kv_cache=kv_cache)
     predicted = prediction.evaluate(sizes)
-    exact = (predicted["depth"], predicted["launches"]) == (
-        measured.matmul_depth, measured.matmul_launches)
+    scan_pred = predicted.get("scan_depth", 0)
+    total_pred = predicted.get("total_depth", predicted["depth"])
+    exact = (predicted["depth"], predicted["launches"], scan_pred, total_pred) == (
+        measured.matmul_depth, measured.matmul_launches, measured.scan_depth, measured.depth)
     return {
         "model": cfg.model,
         "attention": cfg.attention,
@@ -385,12 +387,17 @@ def depth_report(cfg, quantity: str, batch: int = 1, seq_len: int | None = None,
         "measured": measured.matmul_depth,
         "predicted_launches": predicted["launches"],
         "matmul_launches": measured.matmul_launches,
+        "predicted_scan_depth": scan_pred,
+        "scan_depth": measured.scan_depth,
+        "predicted_total_depth": total_pred,
+        "total_depth": measured.depth,
         "op_depth": measured.op_depth,
         "ops": measured.ops,
         "formula": str(prediction.depth).replace("**", "^"),
+        "scan_formula": str(prediction.scan).replace("**", "^"),
         "launches_formula": str(prediction.launches).replace("**", "^"),
         "verdict": str(Verdict.EXACT if exact else Verdict.MISMATCH),
         "critical_path": " ".join(measured.critical_path),
-        "convention": CONVENTION,
+        "convention": f"{CONVENTION}; {SCAN_CONVENTION}",
         "environment": environment("cpu"),
     }

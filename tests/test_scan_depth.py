@@ -65,3 +65,13 @@ def test_mingru_prediction_states_scan_and_total_apart():
                                                 "total_depth": 31}
     gen = depth_model("mingru").generate()
     assert sp.simplify(gen.scan - 2 * L * sp.ceiling(sp.log(P, 2))) == 0
+
+
+def test_depth_report_sets_scan_depth_beside_matmul_depth():
+    from analysis.depth import depth_report
+
+    r = depth_report(ModelConfig("mingru", 7, hidden=4, layers=2), "forward", seq_len=33)
+    s = math.ceil(math.log2(33))  # 6
+    assert (r["measured"], r["scan_depth"], r["total_depth"]) == (3, 2 * 2 * s, 3 + 4 * s)
+    assert r["predicted_scan_depth"] == r["scan_depth"] and r["verdict"] == "exact"
+    assert "ceil(log2 n)" in r["convention"]
