@@ -148,3 +148,11 @@ def test_train_depth_grows_with_log_t_not_t():
     # per pass 2 scans of ceil(log2 T) steps: 4 passes' worth of 4 steps, then of 10
     assert (short.scan_depth, long.scan_depth) == (4 * 4, 4 * 10)
     assert long.depth / short.depth < 3
+
+
+def test_the_scans_work_is_in_the_elementwise_tier_not_the_matmul_count():
+    sizes = {"B": 2, "T": 16, "L": 3, "D": 8, "V": 11}
+    ew = cost_model("mingru").elementwise().evaluate(sizes)
+    # per state element: cumsum 1 add, logcumsumexp 3 (exp, add, log), two adds around them
+    assert ew["scan"] == (1 + 3 + 2) * 2 * 16 * 3 * 8
+    assert "scan" not in cost_model("mingru").forward().terms
