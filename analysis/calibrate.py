@@ -357,15 +357,15 @@ def measure_bandwidth_by_size(device: str, sizes=(2**12, 2**15, 2**18, 2**21, 2*
 def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
                     budget_s: float = 0.02) -> list:
     """Throughput [m][k][n] of float32 matmuls on the table `axis` x `axis` x `axis`."""
-    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     table = []
     for m in axis:
         rows = []
         for k in axis:
             row = []
             for n in axis:
-                a = torch.randn(m, k, generator=gen).to(device)
-                b = torch.randn(k, n, generator=gen).to(device)
+                a = torch.randn(m, k, device=device)
+                b = torch.randn(k, n, device=device)
                 flops = 2 * m * k * n
                 def fn(a=a, b=b):
                     return torch.mm(a, b)
@@ -375,7 +375,7 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
                         fn = _graphed(fn)
                     except RuntimeError:  # no graphs: eager, fixed cost taken out below
                         pass
-                guess = max(flops / 5e10, fixed_s, 1e-6)
+                guess = max(flops / (2e13 if device == "cuda" else 5e10), fixed_s, 1e-6)
                 calls = max(1, min(200, int(budget_s / guess)))
                 t = per_call(fn, device, calls, 3)
                 net = t - (0.0 if device == "cuda" else fixed_s)

@@ -12,6 +12,9 @@
   GPU) or "elementwise" (everything else that moves data: pointwise, reductions, copies,
   indexing, optimizer updates); "alloc" for `empty`-like ops;
 - the input shapes of tensor arguments (for the matmul throughput by shape),
+- ``phase``: forward, autograd (the op records a graph) or backward (the engine runs it);
+- ``fused``: run inside a fused torch.nn recurrence (`nn.RNNBase`: one cuDNN call on CUDA;
+  a CPU trace sees its per-step decomposition);
 - ``depth``: the op's place on the longest chain of data-moving ops (views weigh 0): the
   critical-path depth in kernels that a GPU could not shorten.
 
@@ -71,6 +74,7 @@ class OpRecord:
     depth: int
     module: str = ""  # innermost module running the op (path in the traced model), "" if none
     phase: str = "forward"  # forward | autograd (recording a graph) | backward (the engine)
+    fused: bool = False  # inside a fused torch.nn recurrence (nn.RNN/GRU/LSTM: cuDNN on GPU)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,6 +98,9 @@ class OpTracer(TorchDispatchMode):
         self._alive: list[torch.Tensor] = []  # keeps ids unique for the trace's lifetime
         self.modules: list[str] = []  # stack of module paths (set by trace_ops' hooks)
         self.module_calls = 0  # nn.Module forward calls seen (set by trace_ops' hooks)
+        self.fused_calls = 0  # calls of fused recurrences (nn.RNNBase) seen
+        self.fused_depth = 0  # > 0 while inside one
+        self._fused_nodes: set[int] = set()  # autograd nodes of ops run inside one
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -130,8 +137,11 @@ class OpTracer(TorchDispatchMode):
         for t in outputs:
             self._depth[id(t)] = depth
             self._alive.append(t)
+        fused = self.fused_depth > 0
         if torch._C._current_graph_task_id() != -1:
             phase = "backward"
+            node = torch._C._current_autograd_node()
+            fused = node is not None and id(node) in self._fused_nodes
         elif torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
             phase = "autograd"
         else:
@@ -140,7 +150,12 @@ class OpTracer(TorchDispatchMode):
             index=len(self.records), name=name, kind=kind, flops=flops, bytes=nbytes,
             shapes=tuple(tuple(t.shape) for t in inputs),
             out_shapes=tuple(tuple(t.shape) for t in outputs), depth=depth,
-            module=self.modules[-1] if self.modules else "", phase=phase))
+            module=self.modules[-1] if self.modules else "", phase=phase, fused=fused))
+        if fused and phase == "autograd":  # its backward belongs to the fused call too
+            for t in outputs:
+                if t.grad_fn is not None:
+                    self._fused_nodes.add(id(t.grad_fn))
+                    self._alive.append(t.grad_fn)
         return out
 
 
@@ -150,6 +165,7 @@ class OpTrace:
 
     ops: tuple[OpRecord, ...]
     module_calls: int = 0  # nn.Module forward calls during the run (Python-side overhead)
+    fused_calls: int = 0  # calls of fused torch.nn recurrences (one cuDNN call each on CUDA)
 
     @property
     def flops(self) -> int:
@@ -197,10 +213,15 @@ def trace_ops(fn: Callable[[], object], model: torch.nn.Module | None = None) ->
 
     def enter(module, args):
         tracer.module_calls += 1
+        if isinstance(module, torch.nn.RNNBase):
+            tracer.fused_calls += 1
+            tracer.fused_depth += 1
         if id(module) in names:
             tracer.modules.append(names[id(module)])
 
     def leave(module, args, out):
+        if isinstance(module, torch.nn.RNNBase):
+            tracer.fused_depth -= 1
         if id(module) in names and tracer.modules:
             tracer.modules.pop()
 
@@ -211,7 +232,7 @@ def trace_ops(fn: Callable[[], object], model: torch.nn.Module | None = None) ->
     finally:
         for h in handles:
             h.remove()
-    return OpTrace(tuple(tracer.records), tracer.module_calls)
+    return OpTrace(tuple(tracer.records), tracer.module_calls, tracer.fused_calls)
 
 
 def workload_callable(workload) -> Callable[[], object]:

@@ -5,7 +5,8 @@ Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes /
 bandwidth(bytes), fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul:
 `matmul_fixed_s`; a view or an `empty`: `view_fixed_s`; an op the autograd engine runs:
 `op_backward_s`; plus `op_autograd_s` for an op that records a graph); each nn.Module call
-adds `module_call_s` (Python overhead beyond its ops).
+adds `module_call_s` (Python overhead beyond its ops). On CUDA a fused torch.nn recurrence
+(cuDNN) costs one launch per call, its ops only their GPU time.
 
 - CPU (one eager thread runs the ops one after another): time = sum over ops of
   max(compute, memory) + fixed.
@@ -94,10 +95,17 @@ def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
     graphs or compilation could reach."""
     cache: dict = {}
     times = [op_time(op, machine, cache) for op in trace.ops]
+    if machine.device == "cuda":
+        # a fused recurrence is one cuDNN call: its ops run back to back on the GPU, the
+        # host launches it once (counted below), not each op of the CPU decomposition
+        times = [OpTime(t.compute_s, t.memory_s, 0.0, t.kernel) if op.fused else t
+                 for op, t in zip(trace.ops, times)]
     compute = sum(t.compute_s for t in times if t.compute_s >= t.memory_s)
     memory = sum(t.memory_s for t in times if t.compute_s < t.memory_s)
     kernels = sum(1 for t in times if t.kernel)
     calls = trace.module_calls * machine.module_call_s
+    if machine.device == "cuda":
+        calls += trace.fused_calls * machine.op_fixed_s
     if machine.device == "cpu":
         overhead = sum(t.fixed_s for t in times) + calls if fixed else 0.0
         total = compute + memory + overhead

@@ -70,3 +70,20 @@ def test_module_calls_and_autograd_phases():
     assert "tanh_backward" in backward and "mm" in backward
     with torch.no_grad():
         assert {op.phase for op in trace_ops(lambda: net(x)).ops} == {"forward"}
+
+
+def test_fused_recurrence_ops_and_their_backward_are_marked():
+    rnn = torch.nn.RNN(3, 4, batch_first=True)
+    head = torch.nn.Linear(4, 2)
+    x = torch.ones(2, 5, 3)
+
+    def step():
+        out, _ = rnn(x)
+        head(out).sum().backward()
+
+    tr = trace_ops(step)
+    assert tr.fused_calls == 1
+    fused = [op for op in tr.ops if op.fused]
+    assert {"autograd", "backward"} <= {op.phase for op in fused}
+    # the head's forward and backward are not part of the fused call
+    assert not any(op.fused for op in tr.ops if op.name == "addmm" and op.shapes[0] == (2,))

@@ -219,3 +219,14 @@ def test_autograd_backward_and_module_call_costs():
                                          module_call_s=4e-6)
     p = predict_trace(OpTrace(ops, module_calls=2), m)
     assert p["predicted_s"] == pytest.approx((1e-5 + 2e-6) + 3e-6 + 1e-5 + 2 * 4e-6)
+
+
+def test_cuda_fused_ops_cost_one_launch_per_call():
+    ops = tuple(OpRecord(i, "tanh", "elementwise", 0, 8, (), (), i + 1, fused=True)
+                for i in range(10))
+    m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
+    p = predict_trace(OpTrace(ops, fused_calls=1), m)
+    # ten 1-us kernels back to back on the GPU, one 8-us launch on the host
+    assert p["predicted_s"] == pytest.approx(10e-6) and p["bound"] == "gpu"
+    cpu = predict_trace(OpTrace(ops, fused_calls=1), uniform(op_fixed_s=8e-6))
+    assert cpu["predicted_s"] == pytest.approx(10 * (8e-6 + 8 / 1e9))
