@@ -92,6 +92,7 @@ class Architecture:
     anchors: tuple[tuple[str, dict, dict], ...] = ()
     torch_twin: Callable[[nn.Module], nn.Module] | None = None
     twin_label: str = "torch"
+    twin_comparison: str = "homework loop/torch.nn"  # how the report names A/B of the pair
     attention_layer: Callable[[int, int, int, str], nn.Module] | None = None
     attention_layer_terms: tuple[str, ...] = ()
 
@@ -390,6 +391,7 @@ for _arch in (
                  ("8 layers, D=2048, T=1024", dict(vocab_size=65, hidden=2048, layers=8),
                   dict(B=8, T=1024, P=64, N=2))),
         torch_twin=MinGRULoop, twin_label="loop",
+        twin_comparison="parallel scan/sequential loop",
     ),
     Architecture(
         spec=registry.get_spec("transformer"), model_class=Transformer,

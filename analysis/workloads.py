@@ -141,7 +141,8 @@ def variants() -> dict[str, Variant]:
             add(Variant(name, arch.name, kernel))
     for arch in ARCHITECTURES.values():
         if arch.torch_twin is not None:
-            add(Variant(f"{arch.name}-torch", arch.name, impl="torch", kind="reference"))
+            add(Variant(f"{arch.name}-{arch.twin_label}", arch.name, impl="torch",
+                        kind="reference"))
     for arch in ARCHITECTURES.values():
         if arch.attention_layer is not None:
             for kernel in arch.attention_kinds:
@@ -497,7 +498,7 @@ def pair_workloads(grid: str, device: str = "cpu") -> list[Pair]:
                               kernels["manual"], kernels["flash"], memory=True))
     for w in reference_workloads(grid):
         if w.spec.impl == "torch":
-            pairs.append(Pair("homework loop/torch.nn", f"{w.spec.model} {w.phase} {sizes_of(w)}",
+            pairs.append(Pair(w.arch.twin_comparison, f"{w.spec.model} {w.phase} {sizes_of(w)}",
                               replace(w, variant=w.spec.model), w))
     for w in model_workloads(grid):
         if w.phase == "generate_cache":
@@ -556,10 +557,12 @@ def predicted_flops(w: Workload, attention_count: str = "full",
 
 
 def predicted_depth(w: Workload) -> int | None:
-    """Matmuls on the longest dependency chain of one round (analysis.depth_formulas); None
-    for a lone attention layer."""
+    """Sequential steps on the longest dependency chain of one round (analysis.depth_formulas):
+    matmuls, plus a parallel scan's ceil(log2 T) combining steps where the model has one;
+    None for a lone attention layer."""
     if w.kind == "attention":
         return None
     quantity, kv_cache = w.quantity
-    prediction = w.arch.depth.quantity(quantity, head=True, kv_cache=kv_cache)
-    return prediction.evaluate(w.sizes())["depth"]
+    prediction = w.arch.depth.quantity(quantity, head=True, kv_cache=kv_cache).evaluate(
+        w.sizes())
+    return prediction.get("total_depth", prediction["depth"])  # a scan's steps included

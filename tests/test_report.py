@@ -316,7 +316,7 @@ def test_report_built_from_a_saved_bench_json(tmp_path):
     attention = pd.read_csv(tmp_path / "attention.csv")
     assert set(attention["kernel"]) == {"flash", "manual"}
     ref = pd.read_csv(tmp_path / "torch_reference.csv")
-    assert {"homework_s", "torch_s"} <= set(ref.columns) and "speedup" not in ref.columns
+    assert {"homework_s", "twin_s"} <= set(ref.columns) and "speedup" not in ref.columns
     # ratios.csv: the pair benchmarks' ratios, read as recorded (median of per-pair ratios)
     ratios = pd.read_csv(tmp_path / "ratios.csv")
     pairs = [b["extra_info"]["pair"] for b in data["benchmarks"] if "pair" in b["extra_info"]]

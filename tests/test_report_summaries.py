@@ -246,10 +246,10 @@ def test_training_summary_carries_its_caveat():
 
 
 def test_reference_summary_keeps_medians_and_states_no_unpaired_ratio():
-    ref = pd.DataFrame({"model": ["rnn"], "homework_s": [3.0], "torch_s": [1.0],
+    ref = pd.DataFrame({"model": ["rnn"], "homework_s": [3.0], "twin_s": [1.0],
                         "speedup": [3.0]})
     s = S.reference_summary(ref)
-    assert list(s.table.columns) == ["model", "homework_s", "torch_s"] and not s.findings
+    assert list(s.table.columns) == ["model", "homework_s", "twin_s"] and not s.findings
 
 
 def _ratios():

@@ -85,8 +85,9 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
     ref = timing[timing["suite"].eq("test_homework_loop_and_torch_nn") & ok]
     pairs = ref.pivot_table(index=["device", "model", "phase", "B", "T", "D", "L"],
                             columns="impl", values="median_s").reset_index()
-    # the two sides' medians only: their ratio is measured in pairs (ratios.csv)
-    pairs = pairs.rename(columns={"homework": "homework_s", "torch": "torch_s"})
+    # the two sides' medians only: their ratio is measured in pairs (ratios.csv); the twin is
+    # a fused torch.nn module, or the model's own sequential loop (Architecture.twin_label)
+    pairs = pairs.rename(columns={"homework": "homework_s", "torch": "twin_s"})
     return {"timing.csv": timing, "attention.csv": attention, "torch_reference.csv": pairs,
             "ratios.csv": ratios}
 

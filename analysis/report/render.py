@@ -220,10 +220,11 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 intro="Each ratio is measured as interleaved pairs in one process: A and B "
                       "alternate round by round in a seeded random order, with the same "
                       "weights and inputs. Ratios have two significant figures."),
-        section(ctx, "The homework's loops vs torch.nn (medians)",
+        section(ctx, "The homework models beside their twins (medians)",
                 S.reference_summary(data.torch_reference), findings, level=3,
-                intro="Same weights; outputs checked equal. The ratio of the two is under "
-                      "Paired ratios."),
+                intro="Each homework model beside its twin with the same weights and equal "
+                      "outputs (a fused torch.nn module, or for minGRU its sequential loop). "
+                      "The ratio of the two is under Paired ratios."),
         section(ctx, "Flash (SDPA) vs manual attention", S.attention_summary(data.attention),
                 findings, (("attention_flash_vs_manual", "One causal self-attention layer"
                             f"{_layer_size(data.attention)}: time and measured peak memory "
