@@ -25,10 +25,12 @@ A `Machine` holds:
 - ``op_backward_s``: the fixed cost of an op the autograd engine runs (the backward of a
   chain of tiny multiplies, per op it dispatches);
 - ``bandwidth_by_size``: elementwise bandwidth by bytes moved (cache-resident ops are faster);
+- ``elementwise_s_per_element``: seconds per element of common elementwise ops (tanh, exp,
+  softmax, layer norm, cumulative sums...), which cost more than their bytes;
 - ``sources``: where each constant came from.
 
-Timing statistic: each microbenchmark is repeated and the minimum per-call time kept (the
-least disturbed run of a deterministic kernel). A calibration runs in well under 60 s.
+Timing statistic: each microbenchmark is repeated and the median per-call time kept, the
+statistic the bench reports. A calibration runs in well under 60 s.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class Machine:
     module_call_s: float = 0.0  # Python cost of one nn.Module call beyond its ops
     op_autograd_s: float = 0.0  # extra cost of an op that records an autograd graph
     op_backward_s: float | None = None  # fixed cost of an op the autograd engine runs
+    # aten op name -> seconds per element beyond its fixed cost (transcendental and
+    # reduction ops cost more than their bytes); missing: bytes / bandwidth only
+    elementwise_s_per_element: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -149,7 +154,7 @@ class Machine:
     def from_dict(cls, data: dict) -> Machine:
         known = {f for f in cls.__dataclass_fields__}
         optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
-                    "op_backward_s"}
+                    "op_backward_s", "elementwise_s_per_element"}
         missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
@@ -226,12 +231,15 @@ def _cuda_time(fn: Callable[[], object], calls: int) -> float:
 
 
 def per_call(fn: Callable[[], object], device: str, calls: int, repeats: int = 3) -> float:
-    """Minimum over `repeats` of the mean per-call time of `calls` back-to-back calls."""
+    """Median over `repeats` of the mean per-call time of `calls` back-to-back calls (the
+    bench's statistic is the median too)."""
+    import statistics
+
     timer = _cuda_time if device == "cuda" else _cpu_time
     fn()
     if device == "cuda":
         torch.cuda.synchronize()
-    return min(timer(fn, calls) for _ in range(repeats))
+    return statistics.median(timer(fn, calls) for _ in range(repeats))
 
 
 def _graphed(fn: Callable[[], object]) -> Callable[[], object]:
@@ -339,6 +347,42 @@ def measure_bandwidth(device: str, nbytes: int | None = None) -> dict:
     return {"copy_bytes_per_s": moved / copy, "add_bytes_per_s": moved / add}
 
 
+def _elementwise_ops(device: str, n: int) -> dict:
+    """aten op name -> (a call dispatching that op, elements it reads)."""
+    import torch.nn.functional as F
+
+    x = torch.rand(n, device=device) + 0.5
+    m = x.view(-1, 256)
+    mask = torch.rand(256, device=device) > 0.5
+    y = torch.empty_like(x)
+    return {
+        "tanh": (lambda: torch.tanh(x, out=y), n),
+        "sigmoid": (lambda: torch.sigmoid(x, out=y), n),
+        "exp": (lambda: torch.exp(x, out=y), n),
+        "log": (lambda: torch.log(x, out=y), n),
+        "softplus": (lambda: F.softplus(x), n),
+        "gelu": (lambda: F.gelu(x), n),
+        "_softmax": (lambda: torch.softmax(m, -1), n),
+        "_log_softmax": (lambda: torch.log_softmax(m, -1), n),
+        "native_layer_norm": (lambda: F.layer_norm(m, (256,)), n),
+        "masked_fill": (lambda: m.masked_fill(mask, 0.0), n),
+        "cumsum": (lambda: torch.cumsum(m, -1), n),
+        "logcumsumexp": (lambda: torch.logcumsumexp(m, -1), n),
+        "mul": (lambda: torch.mul(x, x, out=y), n),
+        "add": (lambda: torch.add(x, x, out=y), n),
+    }
+
+
+def measure_elementwise(device: str, fixed_s: float, n: int = 2**18) -> dict:
+    """Seconds per element of common elementwise ops on 2^18 float32 elements (1 MiB), their
+    fixed cost taken out."""
+    out = {}
+    for name, (fn, elements) in _elementwise_ops(device, n).items():
+        t = per_call(fn, device, 5, 3)
+        out[name] = max(t - fixed_s, MATMUL_FLOOR * t) / elements
+    return out
+
+
 def measure_bandwidth_by_size(device: str, sizes=(2**12, 2**15, 2**18, 2**21, 2**24)) -> dict:
     """Bytes read + written per second of an elementwise add moving each total size (cache
     effects: small working sets move faster than streaming); the op's fixed cost taken out."""
@@ -405,6 +449,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         bw = measure_bandwidth(device)
         table = measure_matmuls(device, axis, costs["matmul_fixed_s"])
         by_size = measure_bandwidth_by_size(device)
+        per_element = measure_elementwise(device, costs["op_fixed_s"])
     timer = "CUDA events" if device == "cuda" else "time.perf_counter"
     mm_how = ("CUDA-graph replay (GPU time, no launch gaps)" if device == "cuda"
               else "eager, minus matmul_fixed_s")
@@ -420,6 +465,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "module_call_s": "chain of tiny nn.Linear calls minus their ops' fixed costs",
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
+        "elementwise_s_per_element": "each op on 2^18 float32 elements, minus op_fixed_s",
         "bandwidth_by_size": "elementwise add of 4 KiB..16 MiB moved, minus op_fixed_s, "
                              "min of 3",
     }
@@ -432,6 +478,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         ceiling_flops_per_s=table[-1][-1][-1],
         matmul_axes={"m": list(axis), "k": list(axis), "n": list(axis)},
         matmul_flops_per_s=table, sources=sources, bandwidth_by_size=by_size, **overheads,
+        elementwise_s_per_element=per_element,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -493,6 +540,7 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
             "module_call_s": "not measured by the probe: 0",
             "op_autograd_s": "not measured by the probe: 0",
             "op_backward_s": "not measured by the probe: op_fixed_s",
+            "elementwise_s_per_element": "not measured by the probe: bytes / bandwidth only",
             "matmul_fixed_s": "probe2.json: eager minus graph time of the 1x64x64 matmul",
             "min_kernel_s": "probe2.json launch.tiny_op_graph_s (the chain in a CUDA graph)",
             "bandwidth_bytes_per_s": "probe2.json bandwidth: min of copy and add (1 GiB fp32)",

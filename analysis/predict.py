@@ -4,7 +4,10 @@
 Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes /
 bandwidth(bytes), fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul:
 `matmul_fixed_s`; a view or an `empty`: `view_fixed_s`; an op the autograd engine runs:
-`op_backward_s`; plus `op_autograd_s` for an op that records a graph); each nn.Module call
+`op_backward_s`; plus `op_autograd_s` for an op that records a graph). An elementwise op
+with a calibrated per-element cost (tanh, exp, softmax, layer norm...) takes the larger of
+that and its bytes; a fused CPU recurrence layer (mkldnn) gets its matmul FLOPs from its
+weight shapes (PyTorch's counter counts it as 0). Each nn.Module call
 adds `module_call_s` (Python overhead beyond its ops). On CUDA a fused torch.nn recurrence
 (cuDNN) costs one launch per call, its ops only their GPU time.
 
@@ -66,10 +69,30 @@ class OpTime:
     kernel: bool
 
 
+def fused_rnn_flops(op: OpRecord) -> int:
+    """Matmul FLOPs of a fused CPU recurrence layer (`mkldnn_rnn_layer`, which PyTorch's
+    counter counts as 0): 2 (T B) (input weights + hidden weights) forward, twice that for
+    its backward. 0 for any other op."""
+    if not op.name.startswith("mkldnn_rnn_layer") or len(op.shapes) < 3:
+        return 0
+    x, w_ih, w_hh = op.shapes[:3]
+    rows = 1
+    for d in x[:-1]:
+        rows *= d
+    flops = 2 * rows * (w_ih[0] * w_ih[-1] + w_hh[0] * w_hh[-1])
+    return 2 * flops if op.name.endswith("backward") else flops
+
+
 def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime:
     """The op's compute, memory and fixed seconds on `machine` (`cache`: shape -> FLOP/s)."""
     compute = 0.0
-    if op.flops:
+    rnn_flops = 0 if op.flops else fused_rnn_flops(op)
+    if rnn_flops:  # per step: a B x (E or D) @ (E or D) x (G D) product
+        x, w_ih = op.shapes[0], op.shapes[1]
+        rate = min(machine.throughput(x[1] if len(x) > 2 else 1, w_ih[-1], w_ih[0]),
+                   machine.ceiling_flops_per_s)
+        compute = rnn_flops / rate
+    elif op.flops:
         shape = matmul_shape(op)
         rate = None if cache is None else cache.get(shape)
         if rate is None:
@@ -78,6 +101,12 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
                 cache[shape] = rate
         compute = op.flops / rate
     memory = op.bytes / machine.bandwidth(op.bytes) if op.bytes else 0.0
+    per_element = machine.elementwise_s_per_element.get(op.name)
+    if per_element and op.shapes:
+        elements = 1
+        for d in op.shapes[0]:
+            elements *= d
+        compute = max(compute, elements * per_element)
     kernel = op.kind in ("matmul", "elementwise")
     if kernel and op.phase == "backward" and machine.op_backward_s is not None:
         fixed = machine.op_backward_s

@@ -230,3 +230,19 @@ def test_cuda_fused_ops_cost_one_launch_per_call():
     assert p["predicted_s"] == pytest.approx(10e-6) and p["bound"] == "gpu"
     cpu = predict_trace(OpTrace(ops, fused_calls=1), uniform(op_fixed_s=8e-6))
     assert cpu["predicted_s"] == pytest.approx(10 * (8e-6 + 8 / 1e9))
+
+
+def test_per_element_costs_and_fused_cpu_rnn_flops():
+    from analysis.predict import fused_rnn_flops, op_time
+
+    tanh = OpRecord(0, "tanh", "elementwise", 0, 8 * 1000, ((1000,),), ((1000,),), 1)
+    m = uniform().replace(elementwise_s_per_element={"tanh": 1e-8})
+    t = op_time(tanh, m)
+    assert t.compute_s == pytest.approx(1000 * 1e-8)  # 10 us beats 8 kB / 1e9 B/s = 8 us
+    assert t.memory_s == pytest.approx(8e-6)
+    # mkldnn LSTM layer: input (T=8, B=4, E=64), W_ih (4D=1024, 64), W_hh (1024, 256)
+    layer = OpRecord(0, "mkldnn_rnn_layer", "elementwise", 0, 0,
+                     ((8, 4, 64), (1024, 64), (1024, 256)), (), 1)
+    assert fused_rnn_flops(layer) == 2 * 8 * 4 * (1024 * 64 + 1024 * 256)
+    back = OpRecord(0, "mkldnn_rnn_layer_backward", "elementwise", 0, 0, layer.shapes, (), 1)
+    assert fused_rnn_flops(back) == 2 * fused_rnn_flops(layer)
