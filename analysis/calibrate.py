@@ -83,6 +83,29 @@ def interpolate_log(axes: Sequence[Sequence[float]], values, point: Sequence[flo
     return math.exp(total)
 
 
+def monotone_table(axes: dict, table: list) -> list:
+    """The throughput table [m][k][n] with each shape's time capped by every larger shape's
+    (time = 2mkn / throughput, made non-decreasing along m, k and n by a running minimum
+    from the largest shape down): a matmul is never slower than a larger one, since it could
+    be computed by it. Removes a library's bad-kernel outliers and timing noise spikes."""
+    ms, ks, ns = axes["m"], axes["k"], axes["n"]
+    time = [[[2 * m * k * n / table[i][j][c] for c, n in enumerate(ns)]
+             for j, k in enumerate(ks)] for i, m in enumerate(ms)]
+    for i in reversed(range(len(ms))):
+        for j in reversed(range(len(ks))):
+            for c in reversed(range(len(ns))):
+                t = time[i][j][c]
+                if i + 1 < len(ms):
+                    t = min(t, time[i + 1][j][c])
+                if j + 1 < len(ks):
+                    t = min(t, time[i][j + 1][c])
+                if c + 1 < len(ns):
+                    t = min(t, time[i][j][c + 1])
+                time[i][j][c] = t
+    return [[[2 * m * k * n / time[i][j][c] for c, n in enumerate(ns)]
+             for j, k in enumerate(ks)] for i, m in enumerate(ms)]
+
+
 # ---------------------------------------------------------------------------- the machine
 
 
@@ -447,7 +470,8 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         costs = measure_op_costs(device)
         overheads = measure_overheads(device, costs)
         bw = measure_bandwidth(device)
-        table = measure_matmuls(device, axis, costs["matmul_fixed_s"])
+        axes = {"m": list(axis), "k": list(axis), "n": list(axis)}
+        table = monotone_table(axes, measure_matmuls(device, axis, costs["matmul_fixed_s"]))
         by_size = measure_bandwidth_by_size(device)
         per_element = measure_elementwise(device, costs["op_fixed_s"])
     timer = "CUDA events" if device == "cuda" else "time.perf_counter"
@@ -460,7 +484,8 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "min_kernel_s": ("chain of tiny in-place adds in a CUDA graph" if device == "cuda"
                          else "0 on CPU"),
         "bandwidth_bytes_per_s": "min of a large copy and a large add, bytes read + written",
-        "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, min of 3",
+        "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, median of 3, "
+                              f"each time capped by every larger shape's",
         "ceiling_flops_per_s": "the table's largest matmul",
         "module_call_s": "chain of tiny nn.Linear calls minus their ops' fixed costs",
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
@@ -476,8 +501,8 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         min_kernel_s=costs["min_kernel_s"],
         bandwidth_bytes_per_s=min(bw["copy_bytes_per_s"], bw["add_bytes_per_s"]),
         ceiling_flops_per_s=table[-1][-1][-1],
-        matmul_axes={"m": list(axis), "k": list(axis), "n": list(axis)},
-        matmul_flops_per_s=table, sources=sources, bandwidth_by_size=by_size, **overheads,
+        matmul_axes=axes, matmul_flops_per_s=table, sources=sources,
+        bandwidth_by_size=by_size, **overheads,
         elementwise_s_per_element=per_element,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
@@ -520,6 +545,7 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
     two_d = [[by[(m, kn)] for kn in kns] for m in ms]
     table = [[[interpolate_log([ms, kns], two_d, (m, math.sqrt(k * n))) for n in kns]
               for k in kns] for m in ms]
+    table = monotone_table({"m": ms, "k": kns, "n": kns}, table)
     smallest = min(rows, key=lambda r: r["m"] * r["k"] * r["n"])
     launch = probe2["launch"]
     bw = probe2["bandwidth"]
@@ -545,11 +571,14 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
             "min_kernel_s": "probe2.json launch.tiny_op_graph_s (the chain in a CUDA graph)",
             "bandwidth_bytes_per_s": "probe2.json bandwidth: min of copy and add (1 GiB fp32)",
             "matmul_flops_per_s": "probe2.json matmul_by_shape graph_s (k = n in the probe: "
-                                  "(m, k, n) read at (m, sqrt(k n)))",
+                                  "(m, k, n) read at (m, sqrt(k n))), each time capped by "
+                                  "every larger shape's (the probe's 8x128x128 took 52 us, "
+                                  "10x its neighbours)",
             "ceiling_flops_per_s": "the run's ceiling.csv (8192^3 fp32 matmul, median)",
         },
         date="2026-11-28")
 
 
 __all__ = ["Machine", "cache_name", "calibrate", "cached_machine", "default_cache_path",
-           "interpolate_log", "load_machine", "machine_from_probe", "save_machine"]
+           "interpolate_log", "load_machine", "machine_from_probe", "monotone_table",
+           "save_machine"]

@@ -95,3 +95,21 @@ def test_machine_from_probe_reads_each_constant_from_its_place():
     assert m.throughput(64, 64, 256) == pytest.approx(m.throughput(64, 128, 128))
     assert m.matmul_fixed_s == pytest.approx(1e-5)
     assert math.isclose(m.view_fixed_s, 0.0)
+
+
+def test_monotone_table_caps_a_shape_by_larger_ones():
+    from analysis.calibrate import monotone_table
+
+    axes = {"m": [1, 2], "k": [1], "n": [1]}
+    # m=1 takes 2 / 1 = 2 s, m=2 takes 4 / 8 = 0.5 s: m=1 is capped at 0.5 s -> 2 / 0.5
+    assert monotone_table(axes, [[[1.0]], [[8.0]]]) == [[[4.0]], [[8.0]]]
+    # already monotone: unchanged
+    assert monotone_table(axes, [[[1.0]], [[1.0]]]) == [[[1.0]], [[1.0]]]
+
+
+def test_the_probes_outlier_is_capped():
+    def graph(m, kn):
+        return 50e-6 if (m, kn) == (1, 64) else 2e-6
+    m = machine_from_probe(probe(graph), ceiling_flops_per_s=5e13)
+    # the outlier (50 us) takes its larger neighbour's 2 us
+    assert m.throughput(1, 64, 64) == pytest.approx(2 * 64 * 64 / 2e-6)
