@@ -478,12 +478,13 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     mm_how = ("CUDA-graph replay (GPU time, no launch gaps)" if device == "cuda"
               else "eager, minus matmul_fixed_s")
     sources = {
-        "op_fixed_s": f"chain of tiny out-of-place adds, {timer}, min of 5",
-        "view_fixed_s": "chain of tiny views, time.perf_counter, min of 5",
-        "matmul_fixed_s": f"chain of 1x1x1 matmuls, {timer}, min of 5",
+        "op_fixed_s": f"chain of tiny out-of-place adds, {timer}, median of 5",
+        "view_fixed_s": "chain of tiny views, time.perf_counter, median of 5",
+        "matmul_fixed_s": f"chain of 1x1x1 matmuls, {timer}, median of 5",
         "min_kernel_s": ("chain of tiny in-place adds in a CUDA graph" if device == "cuda"
                          else "0 on CPU"),
-        "bandwidth_bytes_per_s": "min of a large copy and a large add, bytes read + written",
+        "bandwidth_bytes_per_s": "the slower of a large copy and a large add (median of 3), "
+                                 "bytes read + written",
         "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, median of 3, "
                               f"each time capped by every larger shape's",
         "ceiling_flops_per_s": "the table's largest matmul",
@@ -492,7 +493,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
         "elementwise_s_per_element": "each op on 2^18 float32 elements, minus op_fixed_s",
         "bandwidth_by_size": "elementwise add of 4 KiB..16 MiB moved, minus op_fixed_s, "
-                             "min of 3",
+                             "median of 3",
     }
     return Machine(
         device=device, name=device_name(device), torch=torch.__version__,
