@@ -577,9 +577,10 @@ def draw_roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float):
     x = np.geomspace(float(data["intensity"].min()) / 2, float(data["intensity"].max()) * 2, 50)
     ax.plot(x, np.minimum(compute_roof, x * bandwidth), color="black", lw=1.2,
             label=f"roofs: {compute_roof:.3g} FLOP/s, {bandwidth:.3g} B/s", gid="roof")
-    _readable_log(ax, x, "x", "FLOP/B")
+    _readable_log(ax, x, "x")
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
     _readable_log(ax, pd.concat([data["achieved"], pd.Series([compute_roof])]), "y", "FLOP/s")
-    ax.set(xlabel="arithmetic intensity (FLOPs / bytes read + written, unfused)",
+    ax.set(xlabel="arithmetic intensity (FLOP per byte read + written, unfused)",
            ylabel="achieved FLOP/s (FLOPs / median time)",
            title="Roofline: every timed workload under the calibrated roofs")
     ax.legend(fontsize=8)
