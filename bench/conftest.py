@@ -198,6 +198,35 @@ def timing_options(request):
     return {"target": c.getoption("charlm_ci_target"), "budget": c.getoption("charlm_budget")}
 
 
+@pytest.fixture(scope="session")
+def machine(request):
+    """The calibrated machine file named by --charlm-machine (analysis.calibrate), or None:
+    with one, every benchmark records its predicted time beside the measured one."""
+    path = request.config.getoption("charlm_machine", None)
+    if path is None or not str(path).endswith(".json"):
+        return None
+    from analysis.calibrate import load_machine
+
+    try:
+        return load_machine(path)
+    except (ValueError, KeyError, TypeError):
+        return None  # a bench JSON given for shard balancing, not a machine file
+
+
+def prediction_info(w, machine) -> dict:
+    """predicted_s, its regime and term shares (analysis.predict), or the reason it failed."""
+    if machine is None:
+        return {}
+    from analysis.predict import predict_workload
+
+    try:
+        p = predict_workload(w, machine)
+    except Exception as exc:  # noqa: BLE001 - a prediction failure must not lose the timing
+        return {"predict_error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"predicted_s": p["predicted_s"], "predicted_regime": p["regime"],
+            "predicted_terms": p["terms"]}
+
+
 def timing_info(samples, plan, load: dict, target: float) -> dict:
     """Median, minimum, the median's 95% CI, whether it met the target, drift, load."""
     stats = summarize(samples)
@@ -210,7 +239,7 @@ def timing_info(samples, plan, load: dict, target: float) -> dict:
 
 
 @pytest.fixture
-def measure(benchmark, grid, env_by_device, timing_options):
+def measure(benchmark, grid, env_by_device, timing_options, machine):
     """Time a prepared workload with adaptive rounds and fill benchmark.extra_info with its
     statistics and cost columns."""
 
@@ -246,6 +275,7 @@ def measure(benchmark, grid, env_by_device, timing_options):
             "peak_memory_bytes": peak,
             "timing": info,
             "env": env_by_device[device],
+            **prediction_info(w, machine),
         })
         return benchmark.extra_info
 

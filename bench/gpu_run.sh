@@ -67,7 +67,7 @@ EOF
 
 if [ "$CALIBRATE" = 1 ]; then
     say "calibrate: $DEVICE"
-    timeout 120 "$PY" -m charlm calibrate --device "$DEVICE" --out "$DEST/machine.json" \
+    timeout "${CAL_LIMIT:-120}" "$PY" -m charlm calibrate --device "$DEVICE" --out "$DEST/machine.json" \
         >>"$LOG" 2>&1
     say "calibrate exit $?"
 fi

@@ -60,6 +60,8 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
             "flops_per_second": info.get("flops_per_second"),
             "hardware_flops_per_second": info.get("hardware_flops_per_second"),
             "predicted_depth": info.get("predicted_depth"),
+            "predicted_s": info.get("predicted_s"),
+            "predicted_regime": info.get("predicted_regime"),
             "peak_memory_bytes": info.get("peak_memory_bytes"),
             "threads": env.get("threads"),
             "device_name": env.get("device_name"),
