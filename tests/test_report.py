@@ -464,3 +464,14 @@ def test_devices_stage_sets_other_devices_beside_this_run(tmp_path):
         "CPU X": 1.0, "GPU Y": 2.0, "CPU X (cpu2)": 3.0}
     with pytest.raises(FileNotFoundError, match="no timing.csv"):
         ReportConfig(out=mine, compare_with=(tmp_path / "nowhere",))
+
+
+def test_expected_workload_ids_name_each_workload_once():
+    from analysis.report.ingest import expected_workload_ids
+    from analysis.workloads import reference_workloads
+
+    ids = expected_workload_ids("quick", "cpu")
+    assert len(ids) == len(set(ids))
+    # the homework side of a reference pair is also a model workload: listed once
+    shared = [w.id for w in reference_workloads("quick") if w.spec.impl == "homework"]
+    assert shared and all(ids.count(i) == 1 for i in shared)
