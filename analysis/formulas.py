@@ -295,15 +295,17 @@ class ElmanCost(RecurrentCost):
         }
 
 
-class GRUCost(RecurrentCost):
-    """Reset-after GRU without biases: per layer three input matmuls (W_xr, W_xz, W_xn: term
-    W_x) and three hidden matmuls (W_hr, W_hz, W_hn: term W_h); fc projects to V."""
+class GatedCost(RecurrentCost):
+    """A gated cell without biases, `gates` of them: per layer one input matmul per gate (term
+    W_x, reading the E-wide embedding at layer 0 and D after) and one hidden matmul per gate
+    (term W_h); fc projects to V. h0 = 0, so the hidden matmuls at step 0 get no input
+    gradient."""
 
-    name = "gru"
-    description = "GRU (reset-after), L layers"
+    gates = 0
 
     def _step(self, head):
-        terms = {"W_x": 2 * B * 3 * (E * D + (L - 1) * D**2), "W_h": 2 * B * 3 * L * D**2}
+        k = self.gates
+        terms = {"W_x": 2 * B * k * (E * D + (L - 1) * D**2), "W_h": 2 * B * k * L * D**2}
         if head:
             terms["fc"] = 2 * B * D * V
         return terms
@@ -312,8 +314,18 @@ class GRUCost(RecurrentCost):
         return ("W_h",)
 
     def _params(self):
-        return {"embedding": V * E, "W_x": 3 * E * D + 3 * (L - 1) * D**2, "W_h": 3 * L * D**2,
-                "fc": D * V + V}
+        k = self.gates
+        return {"embedding": V * E, "W_x": k * E * D + k * (L - 1) * D**2,
+                "W_h": k * L * D**2, "fc": D * V + V}
+
+
+class GRUCost(GatedCost):
+    """Reset-after GRU: three gates r, z, n (W_xr, W_xz, W_xn: term W_x; W_hr, W_hz, W_hn:
+    term W_h)."""
+
+    name = "gru"
+    description = "GRU (reset-after), L layers"
+    gates = 3
 
     def _elementwise(self):
         c = ELEMENTWISE_COST
@@ -327,26 +339,13 @@ class GRUCost(RecurrentCost):
         }
 
 
-class LSTMCost(RecurrentCost):
-    """LSTM without biases: per layer four input matmuls (W_xi, W_xf, W_xg, W_xo: term W_x) and
-    four hidden matmuls (W_hi, W_hf, W_hg, W_ho: term W_h); fc projects to V. h0 = c0 = 0, so
-    the hidden matmuls at step 0 get no input gradient (c carries no matmul)."""
+class LSTMCost(GatedCost):
+    """LSTM: four gates i, f, g, o (W_xi, W_xf, W_xg, W_xo: term W_x; W_hi, W_hf, W_hg, W_ho:
+    term W_h). h0 = c0 = 0; c carries no matmul."""
 
     name = "lstm"
     description = "LSTM, L layers"
-
-    def _step(self, head):
-        terms = {"W_x": 2 * B * 4 * (E * D + (L - 1) * D**2), "W_h": 2 * B * 4 * L * D**2}
-        if head:
-            terms["fc"] = 2 * B * D * V
-        return terms
-
-    def _hidden_terms(self):
-        return ("W_h",)
-
-    def _params(self):
-        return {"embedding": V * E, "W_x": 4 * E * D + 4 * (L - 1) * D**2, "W_h": 4 * L * D**2,
-                "fc": D * V + V}
+    gates = 4
 
     def _elementwise(self):
         c = ELEMENTWISE_COST

@@ -232,3 +232,15 @@ def emit(frame, fmt: str, stream=None) -> None:
         frame.to_csv(stream, index=False)
         return
     stream.write(format_table(frame) + "\n")
+
+
+def fit(lines: list[str], width: int = TABLE_WIDTH) -> str:
+    """Lines joined, each longer than `width` wrapped (later lines indented)."""
+    import textwrap
+
+    out = []
+    for line in lines:
+        for part in line.splitlines():
+            out += [part] if len(part) <= width else \
+                textwrap.wrap(part, width, subsequent_indent="  ")
+    return "\n".join(out)

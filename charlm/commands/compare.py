@@ -6,14 +6,13 @@ step, tokens/s, final losses and samples under OUT/EXPERIMENT/."""
 from __future__ import annotations
 
 import sys
-import textwrap
 
 from charlm.commands.common import (
     DEVICES,
     FORMATS,
-    TABLE_WIDTH,
     check_out_path,
     emit,
+    fit,
     format_table,
 )
 
@@ -119,16 +118,6 @@ def table_rows(table) -> list[dict]:
             row["homework_steps"] = None
         rows.append({HEADINGS.get(k, k): v for k, v in row.items()})
     return rows
-
-
-def fit(lines: list[str], width: int = TABLE_WIDTH) -> str:
-    """Lines joined, each longer than `width` wrapped (later lines indented)."""
-    out = []
-    for line in lines:
-        for part in line.splitlines():
-            out += [part] if len(part) <= width else \
-                textwrap.wrap(part, width, subsequent_indent="  ")
-    return "\n".join(out)
 
 
 def _env_line(env: dict) -> dict:

@@ -4,7 +4,6 @@ the real dependency graph (forward, autograd's backward and sampling)."""
 
 from __future__ import annotations
 
-import textwrap
 from itertools import groupby
 
 from charlm.commands.common import (
@@ -13,6 +12,7 @@ from charlm.commands.common import (
     add_model_args,
     add_workload_args,
     emit,
+    fit,
     format_table,
     model_config_from_args,
 )
@@ -94,9 +94,4 @@ def depth_table(report: dict, width: int = TABLE_WIDTH) -> str:
         lines.append(f"critical path: {run_lengths(report['critical_path'])}")
     if report.get("convention"):
         lines.append(f"convention: {report['convention']}")
-    out = []
-    for line in lines:
-        for part in line.splitlines():
-            out += [part] if len(part) <= width else \
-                textwrap.wrap(part, width, subsequent_indent="  ")
-    return "\n".join(out)
+    return fit(lines, width)
