@@ -137,8 +137,9 @@ def _readable_log(ax, values, axis: str = "y", unit: str = "") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_locator(mticker.FixedLocator(ticks))
     target.set_minor_locator(mticker.NullLocator())
-    target.set_major_formatter(mticker.EngFormatter(unit=unit, sep=" ") if unit != "MiB"
-                               else mticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    plain = unit in ("MiB", "ratio")  # numbers a reader reads as they are: no SI prefix
+    target.set_major_formatter(mticker.FuncFormatter(lambda x, _: f"{x:g}") if plain
+                               else mticker.EngFormatter(unit=unit, sep=" "))
     (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
 
 
@@ -387,7 +388,8 @@ def draw_ratios(frame: pd.DataFrame):
                           for c, d in zip(sub["configuration"], sub["device"])], fontsize=7)
         ax.set_title(f"{label}: A/B, 95% interval", fontsize=9)
         ax.set_xscale("log")
-        _readable_log(ax, pd.concat([sub["ci_low"], sub["ci_high"], pd.Series([1.0])]), "x")
+        _readable_log(ax, pd.concat([sub["ci_low"], sub["ci_high"], pd.Series([1.0])]), "x",
+                      "ratio")
         if len(devices) > 1:
             handles, names = ax.get_legend_handles_labels()
             unique = dict(zip(names, handles))

@@ -188,3 +188,13 @@ def test_plots_reject_tables_without_their_columns(tmp_path):
     with pytest.raises(ValueError, match="no rows"):
         plots.training_curves(pd.DataFrame(columns=["model", "step", "train_loss"]),
                               tmp_path / "y.png")
+
+
+def test_ratio_axes_label_plain_numbers_not_si_prefixes():
+    frame = pd.DataFrame([{"comparison": "scan/loop", "measure": "time", "configuration": c,
+                           "device": "cpu", "ratio": r, "ci_low": r * 0.95,
+                           "ci_high": r * 1.05} for c, r in (("a", 0.7), ("b", 0.95))])
+    ax = plots.draw_ratios(frame).axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels and not any("m" in lab for lab in labels)  # 0.7, not "700 m"
+    assert "1" in labels
