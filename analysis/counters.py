@@ -300,7 +300,7 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
             measured = _count(model, quantity, sizes, kv_cache)
         fv, note = None, None
         if fvcore and quantity == "forward":
-            fv, note = _fvcore_forward(cfg, sizes, model)
+            fv, note = fvcore_forward(cfg, sizes, model)
     return FlopMeasurement(
         torch=measured["total"], by_module=measured["by_module"],
         fvcore=fv["total"] if fv else None,
@@ -309,7 +309,11 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         fvcore_note=note, tensors="fake" if model is None else "real")
 
 
-def _fvcore_forward(cfg, sizes, model) -> tuple[dict | None, str | None]:
+def fvcore_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
+                   ) -> tuple[dict | None, str | None]:
+    """fvcore's forward count of the model `cfg` describes (count_flops_fvcore's dict), or
+    None and the reason it was not counted (fvcore absent, or the forward too large for the
+    real tensors fvcore traces)."""
     if not fvcore_available():
         return None, "fvcore is not installed"
     need = forward_bytes_estimate(cfg, sizes)

@@ -172,19 +172,7 @@ def time_call(
     for _ in range(rounds):
         if setup is not None:
             setup()
-        if device.type == "cuda":
-            synchronize(device)
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end) / 1e3)
-        else:
-            t0 = clock()
-            fn()
-            samples.append(clock() - t0)
+        samples.append(time_once(fn, device, clock=clock))
     if record is not None:
         record.extend(samples)
     return summarize(samples)

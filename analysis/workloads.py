@@ -520,14 +520,15 @@ WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
 def measured_flops(p: Prepared) -> dict:
     """FLOPs of exactly what a round runs, by PyTorch's counter (with the CPU SDPA kernels
     given their formulas), and fvcore's forward count where fvcore is installed."""
-    from analysis.counters import count_flops_torch, fvcore_available, measure_flops
+    from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
 
     w = p.workload
     out = {"torch": count_flops_torch(p.model, p.fn)["total"], "fvcore": None}
     if w.kind == "model" and w.phase == "forward" and fvcore_available():
         # fvcore traces a CPU copy built from the same config: counts depend on shapes only,
         # and the counters' own inputs live on the CPU
-        out["fvcore"] = measure_flops(w.model_config(), "forward", w.sizes()).fvcore
+        counted, _ = fvcore_forward(w.model_config(), w.sizes())
+        out["fvcore"] = counted["total"] if counted else None
     return out
 
 
