@@ -47,8 +47,27 @@ def pytest_addoption(parser):
                          "(default: by count)")
 
 
+SIGTERM_MESSAGE = "SIGTERM"
+
+
 def _sigterm(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
+    raise KeyboardInterrupt(SIGTERM_MESSAGE)  # pytest ends the session as on Ctrl-C
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    """Re-raise SIGTERM's interrupt from here, without the frames it landed in.
+
+    A signal handler runs between bytecodes, and some of those (a loop's back jump, a
+    generator's resume) carry no line number; pytest's report of the interrupt then fails
+    on `tb_lineno - 1` (None) and the session ends as failed (exit 1) instead of interrupted
+    (exit 2). Where the signal landed says nothing to the user, so it is dropped."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as exc:
+        if exc.args != (SIGTERM_MESSAGE,):
+            raise  # Ctrl-C: its traceback is the user's
+        raise KeyboardInterrupt(SIGTERM_MESSAGE) from None
 
 
 @pytest.hookimpl(tryfirst=True)

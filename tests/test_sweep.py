@@ -265,6 +265,41 @@ def test_charlm_shard_splits_the_collected_grid(pytester):
     assert "--charlm-shard K/N needs 1 <= K <= N, got '4/3'" in "\n".join(bad.errlines)
 
 
+INTERRUPTED_MODULE = '''
+from analysis.bench_sharding import SIGTERM_MESSAGE
+
+WORKLOAD_SET = "attention"
+
+
+def landed_here():
+    raise KeyboardInterrupt(SIGTERM_MESSAGE)  # as the SIGTERM handler does, wherever the signal lands
+
+
+def test_layer(workload, device):
+    landed_here()
+'''
+
+
+def test_sigterm_interrupt_is_reported_from_the_plugin_not_where_it_landed(pytester):
+    # A signal can land on a bytecode without a line number, and pytest's report of the
+    # interrupt then fails (tb_lineno None) and exits 1; the plugin re-raises it without
+    # those frames, so the run ends as interrupted (exit 2) and the report names the plugin
+    import analysis.bench_sharding  # noqa: F401
+
+    pytester.makeconftest((REPO / "bench" / "conftest.py").read_text())
+    pytester.makepyfile(test_shard=INTERRUPTED_MODULE)
+    grid = pytester.path / "g.toml"
+    grid.write_text("batch = 1\nrounds = 1\n[attention]\nT = [8]\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                                "-p", "no:anyio", f"--charlm-grid={grid}",
+                                "--charlm-device=cpu", "-k", "flash", "--full-trace",
+                                no_reraise_ctrlc=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    text = "\n".join(result.outlines + result.errlines)
+    assert "KeyboardInterrupt: SIGTERM" in text and "bench_sharding.py" in text
+    assert "landed_here" not in text  # the frames it landed in are gone
+
+
 def test_machine_costs_from_a_calibration_grow_with_the_work(tmp_path):
     from analysis.calibrate import Machine, save_machine
 
