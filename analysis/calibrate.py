@@ -7,6 +7,10 @@ A `Machine` holds:
   achieved compute throughput ``2mkn / (t - fixed)`` (the op's fixed cost taken out, floored
   at 5% of t); `Machine.throughput(m, k, n)` interpolates log throughput trilinearly in
   (log m, log k, log n) and clamps outside the table;
+- ``matmul_layouts``: the same table for the other operand layouts ("nt": the right operand
+  transposed, as `nn.Linear` computes x @ W.t(); "tn": the left one, as its weight gradient
+  g.t() @ x), measured alike; `throughput(m, k, n, layout)` reads the layout's table, the
+  "nn" one when the machine has none for it;
 - ``bandwidth_bytes_per_s``: streaming bandwidth, bytes read plus written, the slower of a
   large copy and a large elementwise add;
 - ``op_fixed_s``: the fixed cost of one data-moving op: on CPU the eager dispatch cost (a
@@ -27,6 +31,21 @@ A `Machine` holds:
 - ``bandwidth_by_size``: elementwise bandwidth by bytes moved (cache-resident ops are faster);
 - ``elementwise_s_per_element``: seconds per element of common elementwise ops (tanh, exp,
   softmax, layer norm, cumulative sums...), which cost more than their bytes;
+- ``op_fixed_by_name``: the fixed cost of each aten op by name (`measure_replayed_ops`: the
+  ops of a tiny run of every bench variant and phase, each call replayed); a prediction
+  charges an op the larger of this and the generic fixed cost of its kind (op_fixed_s,
+  view_fixed_s): in a model's sequence of ops an op costs more than alone in a tight loop
+  (charging simple ops their replayed cost, below the tiny add's, predicted worse), while a
+  GELU, a concatenation, a layer norm or a flash-attention step costs more than a tiny add;
+- ``fresh_output_by_size``: seconds per byte that allocating an op's output adds, by the
+  output's size (a fresh `torch.add(x, 1)` minus the same add into an existing tensor). On
+  glibc a block of 32 MiB or more is mapped fresh from the kernel on every allocation, so
+  each of its pages faults on first write: on this project's CPU VM a 64 MiB output cost
+  5x the add itself; below the threshold the allocator reuses memory and it costs nothing;
+- ``yardstick_s``: the seconds of a fixed small workload (`yardstick`) at the pace every
+  constant holds for: each microbenchmark is taken between two yardsticks and rescaled to
+  their median, and a bench row timed at another pace scales its prediction by its own
+  yardstick over this one (`analysis.predict.pace_factor`);
 - ``sources``: where each constant came from.
 
 Timing statistic: each microbenchmark is repeated and the median per-call time kept, the
@@ -44,10 +63,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 MATMUL_FLOOR = 0.05  # net compute time is at least this share of a matmul's measured time
 CPU_AXIS = (1, 8, 64, 256, 1024, 2048)
 CUDA_AXIS = (1, 8, 64, 256, 1024, 4096, 8192)
+LAYOUTS = ("nn", "nt", "tn", "tt")  # operand storage of a matmul ("t": transposed view)
+MEASURED_LAYOUTS = ("nt", "tn")  # beside "nn": nn.Linear's product and its weight gradient
 
 
 # ---------------------------------------------------------------------------- interpolation
@@ -136,6 +158,16 @@ class Machine:
     # aten op name -> seconds per element beyond its fixed cost (transcendental and
     # reduction ops cost more than their bytes); missing: bytes / bandwidth only
     elementwise_s_per_element: dict = field(default_factory=dict)
+    # operand layout ("nt", "tn", ...) -> a throughput table like matmul_flops_per_s;
+    # missing: the "nn" table
+    matmul_layouts: dict = field(default_factory=dict)
+    # the yardstick's seconds at the pace these constants hold for (None: not measured)
+    yardstick_s: float | None = None
+    # output bytes -> seconds per byte its allocation adds (page faults of a fresh mapping);
+    # empty: none
+    fresh_output_by_size: dict = field(default_factory=dict)  # {"bytes", "s_per_byte"}
+    # aten op name -> its fixed cost (a tiny call replayed); missing: op_fixed_s/view_fixed_s
+    op_fixed_by_name: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -150,18 +182,31 @@ class Machine:
         if any(not a for a in axes):
             raise ValueError("machine matmul_axes needs non-empty m, k and n")
         shape = (len(axes[0]), len(axes[1]), len(axes[2]))
-        table = self.matmul_flops_per_s
-        if (len(table) != shape[0] or any(len(r) != shape[1] for r in table)
-                or any(len(c) != shape[2] for r in table for c in r)):
-            raise ValueError(f"machine matmul table must be {shape[0]}x{shape[1]}x{shape[2]} "
-                             f"(m x k x n)")
-        if any(not v > 0 for r in table for c in r for v in c):
-            raise ValueError("machine matmul throughputs must be > 0")
+        tables = {"nn": self.matmul_flops_per_s, **self.matmul_layouts}
+        for layout, table in tables.items():
+            if layout not in LAYOUTS:
+                raise ValueError(f"machine matmul layout must be one of {', '.join(LAYOUTS)}, "
+                                 f"got {layout!r}")
+            if (len(table) != shape[0] or any(len(r) != shape[1] for r in table)
+                    or any(len(c) != shape[2] for r in table for c in r)):
+                raise ValueError(f"machine matmul table {layout} must be "
+                                 f"{shape[0]}x{shape[1]}x{shape[2]} (m x k x n)")
+            if any(not v > 0 for r in table for c in r for v in c):
+                raise ValueError("machine matmul throughputs must be > 0")
 
-    def throughput(self, m: float, k: float, n: float) -> float:
-        """FLOP/s of an (m x k) @ (k x n) float32 matmul (interpolated in log space)."""
+        fresh = self.fresh_output_by_size
+        if fresh and (len(fresh.get("bytes", ())) != len(fresh.get("s_per_byte", ()))
+                      or list(fresh["bytes"]) != sorted(fresh["bytes"])
+                      or any(not v >= 0 for v in fresh["s_per_byte"])):
+            raise ValueError("machine fresh_output_by_size needs ascending bytes and as many "
+                             "s_per_byte values >= 0")
+
+    def throughput(self, m: float, k: float, n: float, layout: str = "nn") -> float:
+        """FLOP/s of an (m x k) @ (k x n) float32 matmul with operands stored as `layout`
+        (interpolated in log space; the "nn" table for a layout not measured)."""
         axes = [self.matmul_axes[a] for a in "mkn"]
-        return interpolate_log(axes, self.matmul_flops_per_s, (m, k, n))
+        table = self.matmul_layouts.get(layout, self.matmul_flops_per_s)
+        return interpolate_log(axes, table, (m, k, n))
 
     def bandwidth(self, nbytes: float) -> float:
         """Bytes/s of an op moving `nbytes` (interpolated in log space; streaming above)."""
@@ -170,6 +215,17 @@ class Machine:
             return self.bandwidth_bytes_per_s
         return interpolate_log([table["bytes"]], table["per_s"], (max(nbytes, 1.0),))
 
+    def fresh_output_s(self, nbytes: float) -> float:
+        """Seconds allocating an output of `nbytes` adds: nbytes x the per-byte cost of the
+        largest measured size not above it (a step: the cost appears at an allocator
+        threshold, so interpolating across it would smear it); 0 below the smallest."""
+        table = self.fresh_output_by_size
+        cost = 0.0
+        for size, per_byte in zip(table.get("bytes", ()), table.get("s_per_byte", ())):
+            if size <= nbytes:
+                cost = per_byte
+        return nbytes * cost
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -177,7 +233,8 @@ class Machine:
     def from_dict(cls, data: dict) -> Machine:
         known = {f for f in cls.__dataclass_fields__}
         optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
-                    "op_backward_s", "elementwise_s_per_element"}
+                    "op_backward_s", "elementwise_s_per_element", "matmul_layouts",
+                    "yardstick_s", "fresh_output_by_size", "op_fixed_by_name"}
         missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
@@ -277,6 +334,69 @@ def _graphed(fn: Callable[[], object]) -> Callable[[], object]:
     with torch.cuda.graph(graph):
         fn()
     return graph.replay
+
+
+# ---------------------------------------------------------------------------- yardstick
+
+
+YARDSTICK = ("100 out-of-place adds on 8 floats, then 20 products x @ W.t() with x 8 x 256 "
+             "and W 256 x 256 (nn.Linear's layout); median of 25 runs")
+
+
+def yardstick(device: str = "cpu", repeats: int = 25) -> float:
+    """Seconds of one fixed small workload (see YARDSTICK): the machine's pace right now.
+
+    A shared machine's speed drifts: on this project's 2-core VM the same workloads ran up
+    to 1.6x slower for tens of seconds at a time, while their time divided by the
+    yardstick's, measured around them, stayed within 2-8%. The calibration measures it
+    around each of its microbenchmarks and the bench around each benchmark, so that a
+    prediction can be scaled to the pace its measurement ran at."""
+    import torch.nn.functional as F
+
+    x = torch.zeros(8, device=device)
+    a = torch.randn(8, 256, device=device)
+    w = torch.randn(256, 256, device=device)
+
+    def run():
+        for _ in range(100):
+            torch.add(x, 1.0)
+        for _ in range(20):
+            F.linear(a, w)
+
+    with torch.no_grad():
+        return per_call(run, device, 1, repeats)
+
+
+class Paced:
+    """Measurements each taken between two yardsticks, rescaled to one reference pace (the
+    median of every yardstick taken): a time measured while the machine ran at pace p is
+    multiplied by reference / p, a rate by p / reference."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.paces: list[float] = []
+
+    def around(self, measure: Callable[[], object]) -> tuple[object, float]:
+        before = yardstick(self.device)
+        value = measure()
+        after = yardstick(self.device)
+        self.paces += [before, after]
+        return value, math.sqrt(before * after)
+
+    @property
+    def reference(self) -> float:
+        import statistics
+
+        return statistics.median(self.paces)
+
+    def time(self, seconds: float, pace: float) -> float:
+        return seconds * self.reference / pace
+
+    def rate(self, per_s: float, pace: float) -> float:
+        return per_s * pace / self.reference
+
+    def times(self, seconds: dict, pace: float) -> dict:
+        return {k: self.time(v, pace) for k, v in seconds.items()}
 
 
 # ---------------------------------------------------------------------------- measurements
@@ -421,18 +541,141 @@ def measure_bandwidth_by_size(device: str, sizes=(2**12, 2**15, 2**18, 2**21, 2*
     return {"bytes": [8 * max(1, s // 8) for s in sizes], "per_s": per_s}
 
 
+def operand(rows: int, cols: int, transposed: bool, device: str) -> torch.Tensor:
+    """A rows x cols float32 matrix, stored row-major, or column-major (a transposed view)."""
+    if transposed:
+        return torch.randn(cols, rows, device=device).t()
+    return torch.randn(rows, cols, device=device)
+
+
+def tiny_workloads() -> list:
+    """A tiny workload (B 2, T 4, D 16, two new tokens) of every bench variant and phase it
+    runs: the ops a prediction meets, at sizes where each op costs its fixed cost."""
+    from analysis.workloads import PHASES, Workload, variants
+
+    out = []
+    for v in variants().values():
+        phases = {"attention": ("forward",), "reference": ("forward", "train")}.get(
+            v.kind, tuple(PHASES))
+        for phase in phases:
+            arch = Workload(variant=v.name, phase="forward", batch=2, seq_len=4,
+                            hidden=16).arch if v.kind != "attention" else None
+            kw = dict(variant=v.name, phase=phase, batch=2, seq_len=4, hidden=16,
+                      new_tokens=2 if phase.startswith("generate") else 0)
+            if v.kind == "attention" or arch.has_attention:
+                kw["heads"] = 2
+            if v.kind != "attention" and arch.stacked:
+                kw["layers"] = 2
+            try:
+                out.append(Workload(**kw))
+            except ValueError:  # a phase this variant does not run (no KV cache)
+                continue
+    return out
+
+
+class FirstCalls(TorchDispatchMode):
+    """Keeps the first call (op, arguments) of each aten op name that has no FLOP formula
+    (the matmuls are timed by shape in the matmul table)."""
+
+    def __init__(self):
+        super().__init__()
+        from analysis.optrace import _flop_formulas
+
+        self.formulas = _flop_formulas()
+        self.calls: dict[str, tuple] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.namespace != "prim" and func.overloadpacket not in self.formulas:
+            from analysis.optrace import VIEW_NAMES, op_name
+
+            name = op_name(func)
+            is_view = bool(getattr(func, "is_view", False)) or name in VIEW_NAMES
+            self.calls.setdefault(name, (func, args, kwargs, is_view))
+        return out
+
+
+def _replay_time(call: tuple, device: str, calls: int) -> float | None:
+    func, args, kwargs = call[:3]
+
+    def replay():
+        func(*args, **kwargs)
+
+    try:
+        replay()
+    except Exception:  # noqa: BLE001 - an op that cannot run out of context is skipped
+        return None
+    return per_call(replay, device, calls, 3)
+
+
+def measure_replayed_ops(device: str, costs: dict, calls: int = 50) -> dict:
+    """Fixed cost of each aten op (by name) the bench's workloads dispatch, matmuls aside:
+    every tiny workload (`tiny_workloads`) runs once while its first call of each op is
+    kept, then each kept call is replayed `calls` times back to back without autograd
+    (median of 3). A replay goes through the op's Python handle, which costs more than the
+    C++ calls a model makes; that extra, measured by replaying the calibration's own tiny
+    add and view, is taken out: fixed = replay - (replayed add - op_fixed_s), or for a view
+    replay - (replayed view - view_fixed_s). Tiny ops of different kinds differ: on one CPU
+    thread a GELU of 4096 floats took 15 us, an add 6 us, a flash attention step 28 us."""
+    from analysis.workloads import prepare
+
+    recorder = FirstCalls()
+    for w in tiny_workloads():
+        p = prepare(w, device)
+        with torch.enable_grad(), recorder:  # the calibration runs under no_grad
+            p.fn()
+    anchors = FirstCalls()
+    x = torch.zeros(8, device=device)
+    with torch.no_grad(), anchors:
+        torch.add(x, 1.0)
+        x.view(2, 4)
+    with torch.no_grad():
+        extra = {False: _replay_time(anchors.calls["add"], device, calls) - costs["op_fixed_s"],
+                 True: _replay_time(anchors.calls["view"], device, calls)
+                 - costs["view_fixed_s"]}
+        out = {}
+        for name, call in sorted(recorder.calls.items()):
+            t = _replay_time(call, device, calls)
+            if t is not None:
+                out[name] = max(0.0, t - extra[call[3]])
+    return out
+
+
+FRESH_SIZES = (2**20, 2**22, 2**24, 2**25, 2**26)  # bytes: around glibc's 32 MiB mmap cap
+
+
+def measure_fresh_outputs(device: str, sizes=FRESH_SIZES) -> dict:
+    """Seconds per byte that allocating the output adds to an elementwise add, by output
+    size: (add into a fresh tensor - add into an existing one) / bytes, at least 0."""
+    per_byte = []
+    for nbytes in sizes:
+        x = torch.ones(nbytes // 4, device=device)
+        y = torch.empty_like(x)
+        into = per_call(lambda x=x, y=y: torch.add(x, 1.0, out=y), device, 3, 3)
+        fresh = per_call(lambda x=x: torch.add(x, 1.0), device, 3, 3)
+        per_byte.append(max(0.0, fresh - into) / nbytes)
+        del x, y
+    return {"bytes": list(sizes), "s_per_byte": per_byte}
+
+
 def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
-                    budget_s: float = 0.02) -> list:
-    """Throughput [m][k][n] of float32 matmuls on the table `axis` x `axis` x `axis`."""
+                    budget_s: float = 0.02, layout: str = "nn",
+                    ms: Sequence[int] | None = None, repeats: int = 3) -> list:
+    """Throughput [m][k][n] of float32 matmuls on the table `ms` x `axis` x `axis` (`ms`
+    default: `axis`), the operands stored as `layout` ("nt": the right one a transposed
+    view, and so on)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     torch.manual_seed(0)
     table = []
-    for m in axis:
+    for m in (axis if ms is None else ms):
         rows = []
         for k in axis:
             row = []
             for n in axis:
-                a = torch.randn(m, k, device=device)
-                b = torch.randn(k, n, device=device)
+                a = operand(m, k, layout[0] == "t", device)
+                b = operand(k, n, layout[1] == "t", device)
                 flops = 2 * m * k * n
                 def fn(a=a, b=b):
                     return torch.mm(a, b)
@@ -444,7 +687,7 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
                         pass
                 guess = max(flops / (2e13 if device == "cuda" else 5e10), fixed_s, 1e-6)
                 calls = max(1, min(200, int(budget_s / guess)))
-                t = per_call(fn, device, calls, 3)
+                t = per_call(fn, device, calls, repeats)
                 net = t - (0.0 if device == "cuda" else fixed_s)
                 row.append(flops / max(net, MATMUL_FLOOR * t))
             rows.append(row)
@@ -452,9 +695,71 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
     return table
 
 
+PASSES = 3  # each microbenchmark runs this many times, spread over the calibration
+
+
+def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float) -> dict:
+    """One pass over every microbenchmark, each between two yardsticks: {name: (value,
+    pace)}, the matmul tables as {layout: [(m slab, pace), ...]}."""
+    out = {}
+    costs, pace = paced.around(lambda: measure_op_costs(device))
+    out["costs"] = (costs, pace)
+    out["overheads"] = paced.around(lambda: measure_overheads(device, costs))
+    out["bw"] = paced.around(lambda: measure_bandwidth(device))
+    out["tables"] = {layout: [paced.around(lambda m=m, layout=layout: measure_matmuls(
+        device, axis, costs["matmul_fixed_s"], budget_s, layout=layout, ms=[m], repeats=1)[0])
+        for m in axis] for layout in ("nn", *MEASURED_LAYOUTS)}
+    out["by_size"] = paced.around(lambda: measure_bandwidth_by_size(device))
+    out["per_element"] = paced.around(lambda: measure_elementwise(device, costs["op_fixed_s"]))
+    # CUDA's caching allocator reuses freed blocks: a fresh output costs nothing there
+    out["fresh"] = paced.around(lambda: measure_fresh_outputs(device) if device == "cpu"
+                                else {"bytes": [], "s_per_byte": []})
+    out["replayed"] = paced.around(lambda: measure_replayed_ops(device, costs))
+    return out
+
+
+def rescale_pass(raw: dict, paced: Paced) -> dict:
+    """A pass's values at the reference pace: times x reference / pace, rates x pace /
+    reference."""
+    (costs, c_pace), (overheads, o_pace) = raw["costs"], raw["overheads"]
+    bw, bw_pace = raw["bw"]
+    by_size, s_pace = raw["by_size"]
+    fresh, f_pace = raw["fresh"]
+    return {
+        "costs": paced.times(costs, c_pace), "overheads": paced.times(overheads, o_pace),
+        "bw": {k: paced.rate(v, bw_pace) for k, v in bw.items()},
+        "tables": {layout: [[[paced.rate(v, pace) for v in row] for row in slab]
+                            for slab, pace in slabs]
+                   for layout, slabs in raw["tables"].items()},
+        "by_size": {"bytes": by_size["bytes"],
+                    "per_s": [paced.rate(v, s_pace) for v in by_size["per_s"]]},
+        "per_element": paced.times(*raw["per_element"]),
+        "fresh": {"bytes": fresh["bytes"],
+                  "s_per_byte": [paced.time(v, f_pace) for v in fresh["s_per_byte"]]},
+        "replayed": paced.times(*raw["replayed"]),
+    }
+
+
+def median_nested(items: list):
+    """The element-wise median of equally shaped nested dicts / lists of numbers (a dict key
+    missing from some items: the median of those that have it)."""
+    import statistics
+
+    first = items[0]
+    if isinstance(first, dict):
+        keys = dict.fromkeys(k for it in items for k in it)
+        return {k: median_nested([it[k] for it in items if k in it]) for k in keys}
+    if isinstance(first, (list, tuple)):
+        return [median_nested([it[i] for it in items]) for i in range(len(first))]
+    return statistics.median(items)
+
+
 def calibrate(device: str = "cpu", threads: int | None = None,
-              axis: Sequence[int] | None = None) -> Machine:
-    """Measure this machine (see the module docstring). float32, TF32 off on CUDA."""
+              axis: Sequence[int] | None = None, passes: int = PASSES,
+              budget_s: float = 0.008) -> Machine:
+    """Measure this machine (see the module docstring). float32, TF32 off on CUDA.
+    `passes`: times each microbenchmark runs, spread over the calibration (the median is
+    kept); `budget_s`: seconds of calls per matmul shape in each pass."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -466,14 +771,18 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
     axis = tuple(axis or (CUDA_AXIS if device == "cuda" else CPU_AXIS))
+    axes = {"m": list(axis), "k": list(axis), "n": list(axis)}
+    paced = Paced(device)
     with torch.no_grad():
-        costs = measure_op_costs(device)
-        overheads = measure_overheads(device, costs)
-        bw = measure_bandwidth(device)
-        axes = {"m": list(axis), "k": list(axis), "n": list(axis)}
-        table = monotone_table(axes, measure_matmuls(device, axis, costs["matmul_fixed_s"]))
-        by_size = measure_bandwidth_by_size(device)
-        per_element = measure_elementwise(device, costs["op_fixed_s"])
+        raw = [measure_pass(device, axis, paced, budget_s) for _ in range(passes)]
+    # every pass rescaled to the reference pace (the median yardstick of all), then the
+    # median of the passes: each constant is measured at `passes` moments apart
+    c = median_nested([rescale_pass(r, paced) for r in raw])
+    costs, overheads, bw = c["costs"], c["overheads"], c["bw"]
+    by_size, per_element, fresh = c["by_size"], c["per_element"], c["fresh"]
+    replayed = c["replayed"]
+    table = monotone_table(axes, c["tables"].pop("nn"))
+    layouts = {layout: monotone_table(axes, t) for layout, t in c["tables"].items()}
     timer = "CUDA events" if device == "cuda" else "time.perf_counter"
     mm_how = ("CUDA-graph replay (GPU time, no launch gaps)" if device == "cuda"
               else "eager, minus matmul_fixed_s")
@@ -485,9 +794,24 @@ def calibrate(device: str = "cpu", threads: int | None = None,
                          else "0 on CPU"),
         "bandwidth_bytes_per_s": "the slower of a large copy and a large add (median of 3), "
                                  "bytes read + written",
-        "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, median of 3, "
+        "matmul_flops_per_s": f"torch.mm float32 on the table, {mm_how}, "
                               f"each time capped by every larger shape's",
+        "passes": f"each constant is the median of {passes} passes through every "
+                  f"microbenchmark, each taken between two yardsticks and rescaled to the "
+                  f"reference pace (yardstick_s)",
+        "matmul_layouts": "as matmul_flops_per_s, one operand a transposed view (nt: the "
+                          "right one, tn: the left one)",
         "ceiling_flops_per_s": "the table's largest matmul",
+        "op_fixed_by_name": "each non-matmul aten op of a tiny run of every bench variant "
+                            "and phase, its first call replayed 50 times (median of 3), "
+                            "minus the replay handle's extra (a replayed tiny add or view "
+                            "minus op_fixed_s or view_fixed_s)",
+        "fresh_output_by_size": ("an add of 1-64 MiB into a fresh tensor minus the same add "
+                                 "into an existing one, per byte (median of 3)"
+                                 if device == "cpu" else "none on CUDA (caching allocator)"),
+        "yardstick_s": f"{YARDSTICK}, taken before and after each microbenchmark (each "
+                       f"m row of a matmul table); the median of all, the pace every "
+                       f"constant here is rescaled to",
         "module_call_s": "chain of tiny nn.Linear calls minus their ops' fixed costs",
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
@@ -502,9 +826,10 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         min_kernel_s=costs["min_kernel_s"],
         bandwidth_bytes_per_s=min(bw["copy_bytes_per_s"], bw["add_bytes_per_s"]),
         ceiling_flops_per_s=table[-1][-1][-1],
-        matmul_axes=axes, matmul_flops_per_s=table, sources=sources,
+        matmul_axes=axes, matmul_flops_per_s=table, matmul_layouts=layouts, sources=sources,
         bandwidth_by_size=by_size, **overheads,
-        elementwise_s_per_element=per_element,
+        elementwise_s_per_element=per_element, yardstick_s=paced.reference,
+        fresh_output_by_size=fresh, op_fixed_by_name=replayed,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 

@@ -12,6 +12,13 @@
   GPU) or "elementwise" (everything else that moves data: pointwise, reductions, copies,
   indexing, optimizer updates); "alloc" for `empty`-like ops;
 - the input shapes of tensor arguments (for the matmul throughput by shape),
+- ``layout`` (matmuls): "n" or "t" per operand of the product, "t" when it is a transposed
+  view (column-major: what `nn.Linear` passes, `x @ W.t()`, and its weight gradient
+  `g.t() @ x`); BLAS libraries run the layouts at different speeds (on one CPU thread
+  x @ W.t() with 8 rows took 1.5-2x the time of x @ W);
+- ``fresh`` (matmul and elementwise ops): the bytes of each output the op allocates (not an
+  input written in place or an `out=` tensor): a large fresh block costs page faults on CPU
+  (see `analysis.calibrate.measure_fresh_outputs`);
 - ``phase``: forward, autograd (the op records a graph) or backward (the engine runs it);
 - ``fused``: run inside a fused torch.nn recurrence (`nn.RNNBase`: one cuDNN call on CUDA;
   a CPU trace sees its per-step decomposition);
@@ -75,12 +82,37 @@ class OpRecord:
     module: str = ""  # innermost module running the op (path in the traced model), "" if none
     phase: str = "forward"  # forward | autograd (recording a graph) | backward (the engine)
     fused: bool = False  # inside a fused torch.nn recurrence (nn.RNN/GRU/LSTM: cuDNN on GPU)
+    layout: str = ""  # matmuls: "nn", "nt", "tn" or "tt" (operands as stored); else ""
+    fresh: tuple = ()  # bytes of each output the op allocates (matmul and elementwise ops)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["shapes"] = [list(s) for s in self.shapes]
         d["out_shapes"] = [list(s) for s in self.out_shapes]
+        d["fresh"] = list(self.fresh)
         return d
+
+
+# the two operands of a matrix product, by position in the op's arguments
+PRODUCT_OPERANDS = {"mm": (0, 1), "matmul": (0, 1), "bmm": (0, 1), "addmm": (1, 2),
+                    "_addmm_activation": (1, 2), "baddbmm": (1, 2)}
+
+
+def _transposed(t) -> bool:
+    """A matrix (the last two dims) stored column-major: a transposed view of a contiguous
+    one. A vector-like matrix (one row or column) counts as not transposed."""
+    if not isinstance(t, torch.Tensor) or t.dim() < 2 or t.size(-2) < 2 or t.size(-1) < 2:
+        return False
+    return t.stride(-2) == 1 and t.stride(-1) != 1
+
+
+def matmul_layout(name: str, args) -> str:
+    """'nn', 'nt', 'tn' or 'tt' for a matrix product op ("t": that operand is transposed);
+    '' for any other op."""
+    where = PRODUCT_OPERANDS.get(name)
+    if where is None or len(args) <= max(where):
+        return ""
+    return "".join("t" if _transposed(args[i]) else "n" for i in where)
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
@@ -124,7 +156,7 @@ class OpTracer(TorchDispatchMode):
             kind = "view"
         else:
             kind = "elementwise"
-        nbytes = 0
+        nbytes, fresh = 0, ()
         if kind in ("matmul", "elementwise"):
             seen = set()
             for t in inputs + outputs:
@@ -132,6 +164,8 @@ class OpTracer(TorchDispatchMode):
                 if key not in seen:
                     seen.add(key)
                     nbytes += tensor_bytes(t)
+            given = {id(t) for t in inputs}  # in place, or out=: written, not allocated
+            fresh = tuple(tensor_bytes(t) for t in outputs if id(t) not in given)
         before = max((self._depth.get(id(t), 0) for t in inputs), default=0)
         depth = before + (1 if kind in ("matmul", "elementwise") else 0)
         for t in outputs:
@@ -150,7 +184,8 @@ class OpTracer(TorchDispatchMode):
             index=len(self.records), name=name, kind=kind, flops=flops, bytes=nbytes,
             shapes=tuple(tuple(t.shape) for t in inputs),
             out_shapes=tuple(tuple(t.shape) for t in outputs), depth=depth,
-            module=self.modules[-1] if self.modules else "", phase=phase, fused=fused))
+            module=self.modules[-1] if self.modules else "", phase=phase, fused=fused,
+            layout=matmul_layout(name, args) if kind == "matmul" else "", fresh=fresh))
         if fused and phase == "autograd":  # its backward belongs to the fused call too
             for t in outputs:
                 if t.grad_fn is not None:

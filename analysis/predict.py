@@ -1,10 +1,11 @@
 """Time predicted from the counts: an op trace (`analysis.optrace`) and a calibrated machine
 (`analysis.calibrate.Machine`).
 
-Per op: compute = FLOPs / throughput(shape) (matmul-like ops), memory = bytes /
+Per op: compute = FLOPs / throughput(shape, operand layout) (matmul-like ops), memory = bytes /
 bandwidth(bytes), fixed = the op's fixed cost (a data-moving op: `op_fixed_s`; a matmul:
 `matmul_fixed_s`; a view or an `empty`: `view_fixed_s`; an op the autograd engine runs:
-`op_backward_s`; plus `op_autograd_s` for an op that records a graph). An elementwise op
+`op_backward_s`; a non-matmul op whose own replayed cost `op_fixed_by_name` is larger: that;
+plus `op_autograd_s` for an op that records a graph). An elementwise op
 with a calibrated per-element cost (tanh, exp, softmax, layer norm...) takes the larger of
 that and its bytes; a fused CPU recurrence layer (mkldnn) gets its matmul FLOPs from its
 weight shapes (PyTorch's counter counts it as 0). Each nn.Module call
@@ -12,7 +13,8 @@ adds `module_call_s` (Python overhead beyond its ops). On CUDA a fused torch.nn 
 (cuDNN) costs one launch per call, its ops only their GPU time.
 
 - CPU (one eager thread runs the ops one after another): time = sum over ops of
-  max(compute, memory) + fixed.
+  max(compute, memory) + alloc + fixed, alloc the page faults of a large fresh output
+  (`Machine.fresh_output_s`, counted in the memory term).
 - CUDA: each kernel's GPU time is max(compute, memory, min_kernel_s); the host issues the
   kernels one by one, so the total is the largest of the summed GPU time, the host time
   (launch cost x kernels + view cost x views) and the critical-path depth x min_kernel_s.
@@ -24,6 +26,7 @@ each term's seconds and share.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from analysis.calibrate import Machine
@@ -67,6 +70,7 @@ class OpTime:
     memory_s: float
     fixed_s: float
     kernel: bool
+    alloc_s: float = 0.0  # allocating its outputs (page faults of fresh large blocks)
 
 
 def fused_rnn_flops(op: OpRecord) -> int:
@@ -93,12 +97,12 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
                    machine.ceiling_flops_per_s)
         compute = rnn_flops / rate
     elif op.flops:
-        shape = matmul_shape(op)
-        rate = None if cache is None else cache.get(shape)
+        key = (*matmul_shape(op), op.layout or "nn")
+        rate = None if cache is None else cache.get(key)
         if rate is None:
-            rate = min(machine.throughput(*shape), machine.ceiling_flops_per_s)
+            rate = min(machine.throughput(*key), machine.ceiling_flops_per_s)
             if cache is not None:
-                cache[shape] = rate
+                cache[key] = rate
         compute = op.flops / rate
     memory = op.bytes / machine.bandwidth(op.bytes) if op.bytes else 0.0
     per_element = machine.elementwise_s_per_element.get(op.name)
@@ -113,9 +117,12 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
     else:
         fixed = {"matmul": machine.matmul_fixed_s, "elementwise": machine.op_fixed_s}.get(
             op.kind, machine.view_fixed_s)
+    if op.kind != "matmul":  # an op whose own tiny call costs more than the generic one
+        fixed = max(fixed, machine.op_fixed_by_name.get(op.name, 0.0))
     if op.phase == "autograd":
         fixed += machine.op_autograd_s
-    return OpTime(compute, memory, fixed, kernel)
+    alloc = sum(machine.fresh_output_s(b) for b in op.fresh) if op.fresh else 0.0
+    return OpTime(compute, memory, fixed, kernel, alloc)
 
 
 def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
@@ -131,6 +138,7 @@ def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
                  for op, t in zip(trace.ops, times)]
     compute = sum(t.compute_s for t in times if t.compute_s >= t.memory_s)
     memory = sum(t.memory_s for t in times if t.compute_s < t.memory_s)
+    memory += sum(t.alloc_s for t in times)
     kernels = sum(1 for t in times if t.kernel)
     calls = trace.module_calls * machine.module_call_s
     if machine.device == "cuda":
@@ -162,6 +170,17 @@ def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
         "ops": len(trace.ops), "kernels": kernels, "depth": trace.depth,
         "flops": trace.flops, "bytes": trace.bytes,
     }
+
+
+def pace_factor(yardstick_s, machine: Machine) -> float:
+    """How much slower the machine ran during a measurement than at its calibration: the
+    yardstick timed around the measurement over the machine file's (1.0 when either is
+    missing). A prediction times this is the time at the measurement's pace."""
+    try:
+        ratio = float(yardstick_s) / float(machine.yardstick_s)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 1.0
+    return ratio if math.isfinite(ratio) and ratio > 0 else 1.0
 
 
 def predict_workload(workload, machine: Machine, fixed: bool = True) -> dict:
@@ -200,10 +219,13 @@ def workload_from_row(row) -> object:
 
 def predict_rows(timing, machine: Machine, progress=None):
     """timing.csv rows with the prediction beside each (one trace per row, on its config
-    columns): predicted_s, predicted_nofixed_s (every fixed cost zero), regime, bound,
-    share_compute, share_memory, share_overhead, ratio (predicted / measured median_s),
-    trace_ops, trace_kernels, trace_flops, trace_bytes, trace_depth. A row whose workload
-    cannot be rebuilt gets its error in predict_error. `progress(i)` after each row."""
+    columns): predicted_s (at the pace the row ran at: times its pace_factor, from its
+    yardstick_s column when it has one), predicted_calibrated_s (at the machine file's
+    pace), pace_factor, predicted_nofixed_s (every fixed cost zero, at the row's pace),
+    regime, bound, share_compute, share_memory, share_overhead, ratio (predicted_s /
+    measured median_s), trace_ops, trace_kernels, trace_flops, trace_bytes, trace_depth. A
+    row whose workload cannot be rebuilt gets its error in predict_error. `progress(i)`
+    after each row."""
     import pandas as pd
 
     from analysis.optrace import trace_workload
@@ -213,9 +235,11 @@ def predict_rows(timing, machine: Machine, progress=None):
         try:
             trace = trace_workload(workload_from_row(row))
             p = predict_trace(trace, machine)
-            rec = {"predicted_s": p["predicted_s"],
+            pace = pace_factor(row.get("yardstick_s"), machine)
+            rec = {"predicted_s": p["predicted_s"] * pace,
+                   "predicted_calibrated_s": p["predicted_s"], "pace_factor": pace,
                    "predicted_nofixed_s": predict_trace(trace, machine, fixed=False)[
-                       "predicted_s"],
+                       "predicted_s"] * pace,
                    "regime": p["regime"], "bound": p["bound"],
                    "share_compute": p["terms"]["compute"]["share"],
                    "share_memory": p["terms"]["memory"]["share"],
@@ -253,5 +277,5 @@ def accuracy(frame) -> dict:
             "median_factor": float(np.exp(np.median(err)))}
 
 
-__all__ = ["REGIMES", "accuracy", "matmul_shape", "op_time", "predict_rows", "predict_trace",
-           "predict_workload", "workload_from_row"]
+__all__ = ["REGIMES", "accuracy", "matmul_shape", "op_time", "pace_factor", "predict_rows",
+           "predict_trace", "predict_workload", "workload_from_row"]

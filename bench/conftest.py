@@ -16,11 +16,13 @@ unless --benchmark-json names another file; failures are recorded in that JSON u
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from analysis.calibrate import yardstick
 from analysis.timing import (
     CI_TARGET,
     CudaEventClock,
@@ -213,18 +215,20 @@ def machine(request):
         return None  # a bench JSON given for shard balancing, not a machine file
 
 
-def prediction_info(w, machine) -> dict:
-    """predicted_s, its regime and term shares (analysis.predict), or the reason it failed."""
+def prediction_info(w, machine, yardstick_s: float | None = None) -> dict:
+    """predicted_s (scaled to the pace the benchmark ran at), the prediction at the machine
+    file's pace, its regime and term shares (analysis.predict), or why it failed."""
     if machine is None:
         return {}
-    from analysis.predict import predict_workload
+    from analysis.predict import pace_factor, predict_workload
 
     try:
         p = predict_workload(w, machine)
     except Exception as exc:  # noqa: BLE001 - a prediction failure must not lose the timing
         return {"predict_error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"predicted_s": p["predicted_s"], "predicted_regime": p["regime"],
-            "predicted_terms": p["terms"]}
+    pace = pace_factor(yardstick_s, machine)
+    return {"predicted_s": p["predicted_s"] * pace, "predicted_calibrated_s": p["predicted_s"],
+            "pace_factor": pace, "predicted_regime": p["regime"], "predicted_terms": p["terms"]}
 
 
 def timing_info(samples, plan, load: dict, target: float) -> dict:
@@ -247,13 +251,17 @@ def measure(benchmark, grid, env_by_device, timing_options, machine):
         w = p.workload
         before = machine_load()
         synchronize(device)
+        pace_before = yardstick(device)
         iterations, pilot = _pilot(p.fn, device)
         plan = plan_rounds(pilot, iterations, max(grid.rounds, MIN_CI_ROUNDS),
                            timing_options["budget"], timing_options["target"])
         # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
         # times each round in stream order, so queued work before it is not counted
         benchmark.pedantic(p.fn, rounds=plan.rounds, warmup_rounds=0, iterations=iterations)
-        load = load_between(before, machine_load())
+        # the machine's pace while this ran (analysis.calibrate.yardstick): a prediction is
+        # scaled by it over the machine file's
+        pace = math.sqrt(pace_before * yardstick(device))
+        load = {**load_between(before, machine_load()), "yardstick_s": pace}
         peak = peak_memory(p.fn, device)
         measured = measured_flops(p)
         predicted = predictions(w)
@@ -275,7 +283,7 @@ def measure(benchmark, grid, env_by_device, timing_options, machine):
             "peak_memory_bytes": peak,
             "timing": info,
             "env": env_by_device[device],
-            **prediction_info(w, machine),
+            **prediction_info(w, machine, pace),
         })
         return benchmark.extra_info
 

@@ -113,3 +113,87 @@ def test_the_probes_outlier_is_capped():
     m = machine_from_probe(probe(graph), ceiling_flops_per_s=5e13)
     # the outlier (50 us) takes its larger neighbour's 2 us
     assert m.throughput(1, 64, 64) == pytest.approx(2 * 64 * 64 / 2e-6)
+
+
+def test_layout_tables_are_read_by_layout_and_checked():
+    half = [[[5e8, 5e8], [5e8, 5e8]], [[5e8, 5e8], [5e8, 5e10]]]
+    m = flat_machine(matmul_layouts={"nt": half})
+    assert m.throughput(100, 100, 100, "nt") == pytest.approx(5e10)
+    assert m.throughput(1, 1, 1, "nt") == pytest.approx(5e8)
+    assert m.throughput(1, 1, 1, "nn") == pytest.approx(1e9)
+    assert m.throughput(1, 1, 1, "tn") == pytest.approx(1e9)  # not measured: the nn table
+    with pytest.raises(ValueError, match="layout"):
+        flat_machine(matmul_layouts={"xy": half})
+    with pytest.raises(ValueError, match="nt must be 2x2x2"):
+        flat_machine(matmul_layouts={"nt": [[[1.0]]]})
+    old = flat_machine().to_dict()
+    del old["matmul_layouts"]  # a machine file written before layouts were measured
+    assert Machine.from_dict(old).throughput(1, 1, 1, "nt") == pytest.approx(1e9)
+
+
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "tt"])
+def test_calibration_operands_are_stored_as_their_layout(layout):
+    from analysis.calibrate import operand
+
+    a, b = operand(3, 5, layout[0] == "t", "cpu"), operand(5, 7, layout[1] == "t", "cpu")
+    assert a.shape == (3, 5) and b.shape == (5, 7)
+    # row-major strides (cols, 1); a transposed view is column-major: (1, rows)
+    assert a.stride() == ((1, 3) if layout[0] == "t" else (5, 1))
+    assert b.stride() == ((1, 5) if layout[1] == "t" else (7, 1))
+
+
+def test_paced_measurements_are_rescaled_to_the_median_yardstick(monkeypatch):
+    import analysis.calibrate as cal
+
+    paces = iter([1.0, 1.0, 2.0, 2.0, 1.0, 4.0])  # yardstick seconds, two per measurement
+    monkeypatch.setattr(cal, "yardstick", lambda device: next(paces))
+    paced = cal.Paced("cpu")
+    assert paced.around(lambda: 10.0) == (10.0, 1.0)
+    assert paced.around(lambda: 30.0) == (30.0, 2.0)
+    value, pace = paced.around(lambda: 5.0)
+    assert pace == pytest.approx(2.0)  # sqrt(1 x 4): the geometric mean around it
+    assert paced.reference == pytest.approx(1.5)  # median of 1, 1, 2, 2, 1, 4
+    # a time taken at pace 2 (slow) shrinks to the reference pace, a rate grows
+    assert paced.time(30.0, 2.0) == pytest.approx(22.5)
+    assert paced.rate(100.0, 2.0) == pytest.approx(100.0 * 2.0 / 1.5)
+    assert paced.times({"a": 2.0}, 1.0) == {"a": pytest.approx(3.0)}
+
+
+def test_fresh_output_cost_is_a_step_at_the_measured_sizes():
+    m = flat_machine(fresh_output_by_size={"bytes": [100, 1000], "s_per_byte": [0.0, 2.0]})
+    assert m.fresh_output_s(50) == 0.0  # below the smallest measured size
+    assert m.fresh_output_s(999) == 0.0  # the 100-byte step holds up to 1000
+    assert m.fresh_output_s(1000) == pytest.approx(2000.0)
+    assert m.fresh_output_s(5000) == pytest.approx(10000.0)
+    assert flat_machine().fresh_output_s(10**9) == 0.0  # none measured
+    with pytest.raises(ValueError, match="fresh_output_by_size"):
+        flat_machine(fresh_output_by_size={"bytes": [1000, 100], "s_per_byte": [0.0, 1.0]})
+
+
+def test_median_nested_is_elementwise():
+    from analysis.calibrate import median_nested
+
+    items = [{"a": 1.0, "t": [[1.0, 9.0]]}, {"a": 3.0, "t": [[2.0, 8.0]]},
+             {"a": 2.0, "t": [[5.0, 7.0]], "b": 4.0}]
+    assert median_nested(items) == {"a": 2.0, "t": [[2.0, 8.0]], "b": 4.0}
+
+
+def test_every_tiny_workload_runs_and_its_ops_replay():
+    import torch
+
+    from analysis.calibrate import FirstCalls, _replay_time, tiny_workloads
+    from analysis.workloads import prepare, variants
+
+    works = tiny_workloads()
+    assert {w.variant for w in works} == set(variants())  # every variant, at least once
+    assert {"generate_cache", "train"} <= {w.phase for w in works}
+    recorder = FirstCalls()
+    x = torch.randn(4, 8, requires_grad=True)
+    with recorder:
+        torch.tanh(x @ x.t()).sum().backward()
+    assert {"tanh", "sum", "tanh_backward"} <= set(recorder.calls)
+    assert "mm" not in recorder.calls  # matmuls are timed by shape, not replayed
+    assert recorder.calls["t"][3] is True and recorder.calls["tanh"][3] is False  # views
+    assert _replay_time(recorder.calls["tanh"], "cpu", 3) > 0
+    p = prepare(works[0], "cpu")
+    p.fn()  # a tiny workload is a real, runnable one

@@ -87,3 +87,29 @@ def test_fused_recurrence_ops_and_their_backward_are_marked():
     assert {"autograd", "backward"} <= {op.phase for op in fused}
     # the head's forward and backward are not part of the fused call
     assert not any(op.fused for op in tr.ops if op.name == "addmm" and op.shapes[0] == (2,))
+
+
+def test_linear_products_record_their_operand_layouts():
+    # nn.Linear stores W as (out, in): forward x @ W.t() ("nt"); backward grad_x = g @ W
+    # ("nn") and grad_W = g.t() @ x ("tn"), g a contiguous (B, out) gradient
+    lin = torch.nn.Linear(16, 32, bias=False)
+    x = torch.randn(8, 16, requires_grad=True)
+    r = torch.randn(8, 32)
+    products = [op for op in trace_ops(lambda: (lin(x) * r).sum().backward()).ops
+                if op.kind == "matmul"]
+    got = sorted((op.phase, op.shapes, op.layout) for op in products)
+    assert got == sorted([("autograd", ((8, 16), (16, 32)), "nt"),
+                          ("backward", ((8, 32), (32, 16)), "nn"),
+                          ("backward", ((32, 8), (8, 16)), "tn")])
+    assert all(op.layout == "" for op in trace_ops(lambda: x + 1).ops)
+
+
+def test_fresh_outputs_are_the_allocated_ones():
+    x = torch.randn(4, 8)
+    y = torch.empty(4, 8)
+    ops = {op.name: op for op in trace_ops(lambda: (x + 1, x.add_(1), torch.add(x, 1, out=y),
+                                                    x.view(8, 4))).ops}
+    assert [op.fresh for op in trace_ops(lambda: x + 1).ops] == [(4 * 8 * 4,)]
+    assert ops["add_"].fresh == ()  # written in place
+    assert [op.fresh for op in trace_ops(lambda: torch.add(x, 1, out=y)).ops] == [()]
+    assert ops["view"].fresh == ()  # a view allocates nothing

@@ -246,3 +246,72 @@ def test_per_element_costs_and_fused_cpu_rnn_flops():
     assert fused_rnn_flops(layer) == 2 * 8 * 4 * (1024 * 64 + 1024 * 256)
     back = OpRecord(0, "mkldnn_rnn_layer_backward", "elementwise", 0, 0, layer.shapes, (), 1)
     assert fused_rnn_flops(back) == 2 * fused_rnn_flops(layer)
+
+
+def test_a_products_layout_picks_its_throughput_table():
+    # 2e6 FLOPs: 2 ms at the nn table's 1e9 FLOP/s, 4 ms at the nt table's 5e8
+    nt = Machine.from_dict({**uniform().to_dict(),
+                            "matmul_layouts": {"nt": [[[5e8] * 2] * 2] * 2}})
+    mm = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nt")
+    assert predict_trace(OpTrace((mm,)), nt)["predicted_s"] == pytest.approx(4e-3)
+    nn = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nn")
+    assert predict_trace(OpTrace((nn,)), nt)["predicted_s"] == pytest.approx(2e-3)
+    assert predict_trace(OpTrace((mm,)), uniform())["predicted_s"] == pytest.approx(2e-3)
+
+
+def test_pace_factor_is_the_rows_yardstick_over_the_machines():
+    from analysis.predict import pace_factor
+
+    m = uniform().replace(yardstick_s=2e-3)
+    assert pace_factor(3e-3, m) == pytest.approx(1.5)
+    assert pace_factor(None, m) == 1.0 and pace_factor(float("nan"), m) == 1.0
+    assert pace_factor(3e-3, uniform()) == 1.0  # a machine file without a yardstick
+
+
+def test_predict_rows_scales_each_row_by_its_pace():
+    from analysis.predict import predict_rows
+
+    base = {"kind": "model", "variant": "rnn", "model": "rnn", "phase": "forward",
+            "B": 2, "T": 4, "D": 8, "E": 8, "L": 1, "V": 65, "median_s": 1e-3}
+    rows = pd.DataFrame([{**base, "yardstick_s": 1e-3}, {**base, "yardstick_s": 3e-3},
+                         {**base, "yardstick_s": None}])
+    m = uniform(op_fixed_s=1e-6).replace(yardstick_s=1e-3)
+    out = predict_rows(rows, m)
+    calibrated = out["predicted_calibrated_s"]
+    assert calibrated.nunique() == 1 and calibrated.iloc[0] > 0  # one workload, one trace
+    assert list(out["pace_factor"]) == [1.0, 3.0, 1.0]
+    assert list(out["predicted_s"]) == pytest.approx(list(calibrated * [1.0, 3.0, 1.0]))
+
+
+def test_prediction_summary_states_the_accuracy_at_the_calibrations_pace():
+    from analysis.report.summaries import prediction_summary
+
+    # rows ran 2x slower than at calibration: scaled, all four exact; unscaled, all at 0.5x
+    frame = pred_frame().assign(median_s=[2.0, 2.0, 2.0, 2.0], predicted_s=2.0,
+                                predicted_calibrated_s=1.0, pace_factor=2.0)
+    s = prediction_summary(frame)
+    assert "100% of 4 rows within 1.5x" in s.findings[0]
+    paced = [f for f in s.findings if "yardstick" in f]
+    assert paced and "at 2.00x the calibration's yardstick" in paced[0]
+    assert "0% within 1.5x, 100% within 2x, median factor 2.00" in paced[0]
+
+
+def test_a_large_fresh_output_adds_its_page_faults_to_the_memory_term():
+    m = uniform().replace(fresh_output_by_size={"bytes": [1000], "s_per_byte": [1e-6]})
+    # 2000 bytes moved at 1e9 B/s = 2 us; a fresh 1000-byte output adds 1000 x 1 us
+    fresh = OpRecord(0, "add", "elementwise", 0, 2000, ((250,),), ((250,),), 1, fresh=(1000,))
+    p = predict_trace(OpTrace((fresh,)), m)
+    assert p["predicted_s"] == pytest.approx(2e-6 + 1e-3)
+    assert p["terms"]["memory"]["seconds"] == pytest.approx(2e-6 + 1e-3)
+    in_place = OpRecord(0, "add_", "elementwise", 0, 2000, ((250,),), ((250,),), 1)
+    assert predict_trace(OpTrace((in_place,)), m)["predicted_s"] == pytest.approx(2e-6)
+
+
+def test_an_op_costs_the_larger_of_its_replayed_and_its_kinds_fixed_cost():
+    m = uniform(op_fixed_s=5e-6).replace(op_fixed_by_name={"gelu": 15e-6, "add": 3e-6})
+    gelu = OpRecord(0, "gelu", "elementwise", 0, 0, (), (), 1)
+    add = OpRecord(1, "add", "elementwise", 0, 0, (), (), 2)
+    tanh = OpRecord(2, "tanh", "elementwise", 0, 0, (), (), 3)
+    assert predict_trace(OpTrace((gelu,)), m)["predicted_s"] == pytest.approx(15e-6)
+    assert predict_trace(OpTrace((add,)), m)["predicted_s"] == pytest.approx(5e-6)
+    assert predict_trace(OpTrace((tanh,)), m)["predicted_s"] == pytest.approx(5e-6)

@@ -756,6 +756,17 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
         f"within 2x; median factor {total['median factor']:.2f}, median predicted/measured "
         f"{total['median predicted/measured']:.2f} (machine constants from calibration "
         f"microbenchmarks only)."]
+    if "predicted_calibrated_s" in data.columns and "pace_factor" in data.columns:
+        paced = data[data["predicted_calibrated_s"].notna() & data["pace_factor"].notna()]
+        if not paced.empty and not np.allclose(paced["pace_factor"], 1.0):
+            fixed = _ratio_stats(paced["predicted_calibrated_s"] / paced["median_s"])
+            pace = paced["pace_factor"]
+            findings.append(
+                f"The rows ran at {pace.median():.2f}x the calibration's yardstick time "
+                f"(median; {pace.min():.2f}-{pace.max():.2f}x), measured around each "
+                f"benchmark; at the calibration's pace instead, {fixed['within 1.5x']:.0%} "
+                f"within 1.5x, {fixed['within 2x']:.0%} within 2x, median factor "
+                f"{fixed['median factor']:.2f}.")
     worst = data.assign(err=np.abs(np.log(data["ratio"]))).nlargest(5, "err")
     findings.append("Worst rows: " + "; ".join(
         f"{r['id']} predicted {r['ratio']:.2g}x the measured ({r.get('regime', '')})"
