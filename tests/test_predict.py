@@ -315,3 +315,16 @@ def test_an_op_costs_the_larger_of_its_replayed_and_its_kinds_fixed_cost():
     assert predict_trace(OpTrace((gelu,)), m)["predicted_s"] == pytest.approx(15e-6)
     assert predict_trace(OpTrace((add,)), m)["predicted_s"] == pytest.approx(5e-6)
     assert predict_trace(OpTrace((tanh,)), m)["predicted_s"] == pytest.approx(5e-6)
+
+
+def test_repeated_timings_of_one_workload_are_compared_by_hand():
+    from analysis.report.summaries import prediction_summary, repeated_timings
+
+    frame = pred_frame()
+    frame.loc[1, "T"] = 16  # rows a and b now the same rnn forward workload: 1.0 s and 2.0 s
+    spread = repeated_timings(frame)
+    assert list(spread) == [2.0]
+    found = [f for f in prediction_summary(frame).findings if "timed twice" in f]
+    assert found and "(1 workloads" in found[0] and "median factor of 2.00" in found[0]
+    assert "1 of 1 by 1.5x or more" in found[0]
+    assert repeated_timings(pred_frame()).empty  # no workload twice

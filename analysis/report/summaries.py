@@ -733,6 +733,20 @@ def _ratio_stats(ratio: pd.Series) -> dict:
             "median factor": float(np.exp(np.median(err))) if len(r) else float("nan")}
 
 
+REPEAT_KEYS = ("kind", "variant", "phase", "B", "T", "D", "E", "L", "H", "N", "seq_len")
+
+
+def repeated_timings(timing: pd.DataFrame) -> pd.Series:
+    """For each workload timed more than once (same configuration columns), the largest
+    over the smallest of its medians."""
+    keys = [k for k in REPEAT_KEYS if k in timing.columns]
+    if not keys or "median_s" not in timing.columns:
+        return pd.Series(dtype=float)
+    groups = timing.groupby(keys, dropna=False)["median_s"]
+    spread = groups.max() / groups.min()
+    return spread[groups.count() > 1].reset_index(drop=True)
+
+
 def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Summary:
     """Predicted (analysis.predict) vs measured time per variant and phase: rows, share within
     1.5x and 2x, the median ratio predicted/measured, the median factor
@@ -767,6 +781,14 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
                 f"benchmark; at the calibration's pace instead, {fixed['within 1.5x']:.0%} "
                 f"within 1.5x, {fixed['within 2x']:.0%} within 2x, median factor "
                 f"{fixed['median factor']:.2f}.")
+    repeats = repeated_timings(data)
+    if not repeats.empty:
+        beyond = int((repeats >= 1.5).sum())
+        findings.append(
+            f"The same workload timed twice in this run ({len(repeats)} workloads, in two "
+            f"suites minutes apart) differed by a median factor of {repeats.median():.2f} "
+            f"(largest {repeats.max():.2f}); {beyond} of {len(repeats)} by 1.5x or more. "
+            f"No prediction can be closer to every measurement than they are to each other.")
     worst = data.assign(err=np.abs(np.log(data["ratio"]))).nlargest(5, "err")
     findings.append("Worst rows: " + "; ".join(
         f"{r['id']} predicted {r['ratio']:.2g}x the measured ({r.get('regime', '')})"
