@@ -31,7 +31,7 @@ def summary(machine) -> list[dict]:
     units = {"op_fixed_s": "s", "view_fixed_s": "s", "matmul_fixed_s": "s",
              "min_kernel_s": "s", "bandwidth_bytes_per_s": "B/s",
              "ceiling_flops_per_s": "FLOP/s", "module_call_s": "s", "op_autograd_s": "s",
-             "op_backward_s": "s"}
+             "op_backward_s": "s", "yardstick_s": "s"}
     for key, unit in units.items():
         rows.append({"constant": key, "value": getattr(machine, key), "unit": unit,
                      "source": machine.sources.get(key, "")})
