@@ -328,3 +328,27 @@ def test_repeated_timings_of_one_workload_are_compared_by_hand():
     assert found and "(1 workloads" in found[0] and "median factor of 2.00" in found[0]
     assert "1 of 1 by 1.5x or more" in found[0]
     assert repeated_timings(pred_frame()).empty  # no workload twice
+
+
+def test_predict_time_at_the_pace_now_scales_by_the_yardstick(tmp_path, capsys):
+    import json
+
+    from analysis.calibrate import save_machine
+    from charlm.cli import main
+
+    m = uniform(op_fixed_s=1e-5).replace(yardstick_s=1e-3)
+    path = str(save_machine(m, tmp_path / "m.json"))
+    base = ["predict-time", "--model", "rnn", "--hidden", "8", "--embed", "4", "--seq-len",
+            "3", "--batch", "2", "--machine", path, "--format", "json"]
+    assert main(base) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    assert calibrated["pace_factor"] == 1.0
+    assert main(base + ["--pace", "now"]) == 0
+    now = json.loads(capsys.readouterr().out)
+    assert now["pace_factor"] > 0 and now["pace_factor"] != 1.0  # a real yardstick, not 1 ms
+    assert now["predicted_s"] == pytest.approx(calibrated["predicted_s"] * now["pace_factor"])
+    assert sum(t["seconds"] for t in now["terms"].values()) == pytest.approx(
+        sum(t["seconds"] for t in calibrated["terms"].values()) * now["pace_factor"])
+    old = str(save_machine(uniform(op_fixed_s=1e-5), tmp_path / "old.json"))
+    assert main(base[:-4] + ["--machine", old, "--pace", "now"]) == 2
+    assert "yardstick" in capsys.readouterr().err

@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads of the calibration")
     p.add_argument("--no-fixed-cost", action="store_true",
                    help="set every fixed cost to zero (the bound for CUDA graphs/compiling)")
+    p.add_argument("--pace", choices=("calibration", "now"), default="calibration",
+                   help="the machine's pace to predict at: the calibration's, or now (times "
+                        "the yardstick here and scales by it over the machine file's)")
     add_format_arg(p)
     p.set_defaults(func=run)
 
@@ -60,8 +63,21 @@ def run(args) -> int:
         machine = cached_machine(args.device, args.threads)
     trace = trace_quantity(cfg, args.quantity, sizes, args.kv_cache)
     result = predict_trace(trace, machine, fixed=not args.no_fixed_cost)
+    result["pace_factor"] = 1.0
+    if args.pace == "now":
+        from analysis.calibrate import yardstick
+        from analysis.predict import pace_factor
+
+        if machine.yardstick_s is None:
+            raise ValueError("--pace now needs a machine file with a yardstick (calibrate "
+                             "again with this version)")
+        factor = pace_factor(yardstick(args.device), machine)
+        result["pace_factor"] = factor
+        result["predicted_s"] *= factor
+        for term in result["terms"].values():
+            term["seconds"] *= factor
     result["machine"] = {k: v for k, v in machine.to_dict().items()
-                         if k not in ("matmul_axes", "matmul_flops_per_s")}
+                         if k not in ("matmul_axes", "matmul_flops_per_s", "matmul_layouts")}
     result["model"], result["quantity"] = cfg.model, args.quantity
     result["sizes"] = {k: v for k, v in sizes.items()
                        if k in (("B", "P", "N") if args.quantity == "generate" else ("B", "T"))}
@@ -78,6 +94,9 @@ def run(args) -> int:
     sizes_text = " ".join(f"{k}={v}" for k, v in result["sizes"].items())
     print(f"{cfg.model} {args.quantity}  {sizes_text}  on {machine.device} {machine.name} "
           f"(torch {machine.torch}, {machine.threads} thread(s))")
+    if args.pace == "now":
+        print(f"at the pace now: the yardstick took {result['pace_factor']:.2f}x its time at "
+              f"calibration")
     print(f"predicted {format_number(result['predicted_s'])} s, regime {result['regime']} "
           f"(bound: {result['bound']}); {result['ops']} ops, {result['kernels']} kernels, "
           f"depth {result['depth']}, {format_number(result['flops'])} FLOPs, "
