@@ -551,15 +551,15 @@ def operand(rows: int, cols: int, transposed: bool, device: str) -> torch.Tensor
 def tiny_workloads() -> list:
     """A tiny workload (B 2, T 4, D 16, two new tokens) of every bench variant and phase it
     runs: the ops a prediction meets, at sizes where each op costs its fixed cost."""
+    from analysis.architectures import architecture
     from analysis.workloads import PHASES, Workload, variants
 
     out = []
     for v in variants().values():
+        arch = architecture(v.model)
         phases = {"attention": ("forward",), "reference": ("forward", "train")}.get(
             v.kind, tuple(PHASES))
         for phase in phases:
-            arch = Workload(variant=v.name, phase="forward", batch=2, seq_len=4,
-                            hidden=16).arch if v.kind != "attention" else None
             kw = dict(variant=v.name, phase=phase, batch=2, seq_len=4, hidden=16,
                       new_tokens=2 if phase.startswith("generate") else 0)
             if v.kind == "attention" or arch.has_attention:
@@ -588,11 +588,10 @@ class FirstCalls(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         if func.namespace != "prim" and func.overloadpacket not in self.formulas:
-            from analysis.optrace import VIEW_NAMES, op_name
+            from analysis.optrace import is_view_op, op_name
 
             name = op_name(func)
-            is_view = bool(getattr(func, "is_view", False)) or name in VIEW_NAMES
-            self.calls.setdefault(name, (func, args, kwargs, is_view))
+            self.calls.setdefault(name, (func, args, kwargs, is_view_op(func, name)))
         return out
 
 

@@ -58,6 +58,11 @@ def op_name(func) -> str:
     return func._schema.name.split("::")[-1]
 
 
+def is_view_op(func, name: str) -> bool:
+    """A metadata-only op: marked a view in its schema, or one of VIEW_NAMES."""
+    return bool(getattr(func, "is_view", False)) or name in VIEW_NAMES
+
+
 def _flop_formulas() -> dict:
     from analysis.counters import cpu_sdpa_mapping
 
@@ -147,7 +152,7 @@ class OpTracer(TorchDispatchMode):
         formula = self._formulas.get(packet)
         if formula is not None:
             flops = int(formula(*args, **kwargs, out_val=out))
-        is_view = bool(getattr(func, "is_view", False)) or name in VIEW_NAMES
+        is_view = is_view_op(func, name)
         if formula is not None:
             kind = "matmul"
         elif name in ALLOC_NAMES:

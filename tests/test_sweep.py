@@ -272,7 +272,8 @@ WORKLOAD_SET = "attention"
 
 
 def landed_here():
-    raise KeyboardInterrupt(SIGTERM_MESSAGE)  # as the SIGTERM handler does, wherever the signal lands
+    # as the SIGTERM handler does, wherever the signal lands
+    raise KeyboardInterrupt(SIGTERM_MESSAGE)
 
 
 def test_layer(workload, device):
