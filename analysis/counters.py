@@ -26,9 +26,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from analysis.architectures import architecture
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
 from analysis.workloads import check_request, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
+from charlm.validate import lookup
 
 # fvcore operators that are matmuls (after `by_operator()` strips the "aten::" prefix).
 FVCORE_MATMUL_OPS = frozenset(
@@ -220,9 +222,14 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
 # ---------------------------------------------------------------------------------------------
 # One measurement of one quantity of one model
 
-# fvcore traces real tensors: above this estimated size (weights + activations of the forward,
-# float32) its column is skipped, with the reason, instead of allocating.
-FVCORE_MAX_BYTES = 2**30
+# Below both of these a count runs on real tensors, above either on meta or fake ones (see
+# `tensors_for`): a tiny real op
+# costs ~10-20 us under the counter, a fake one ~100-200 us of shape propagation, while a real
+# matmul costs its FLOPs (~2e10 FLOP/s on one CPU thread). 1e8 FLOPs is ~5 ms of real work,
+# less than the shape propagation of the few hundred ops such a workload runs.
+REAL_TENSOR_MAX_FLOPS = 10**8
+REAL_TENSOR_MAX_BYTES = 2**26
+TENSOR_KINDS = ("auto", "fake", "meta", "real")
 
 
 @dataclass(frozen=True)
@@ -232,7 +239,8 @@ class FlopMeasurement:
     torch: PyTorch's counter (for "params", the parameter count); by_module: its per-module
     counts (inclusive of submodules); fvcore: fvcore's forward count doubled, None when not
     measured (fvcore_note says why); fvcore_elementwise / fvcore_unsupported: fvcore's
-    non-matmul operators; tensors: "fake" (shapes only, nothing allocated) or "real".
+    non-matmul operators; tensors: what PyTorch's counter ran on, "fake" or "meta" (shapes
+    only, nothing allocated) or "real" (the counts are the same: tested).
     """
 
     torch: int
@@ -259,8 +267,8 @@ def single_thread():
 
 def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
     """float32 bytes a real forward pass at `sizes` holds at least: the weights and the logits
-    (B x T x V), the largest activations of these models. A lower bound, for deciding to skip
-    a counter that needs real tensors."""
+    (B x T x V), the largest activations of these models. A lower bound, for deciding whether
+    real tensors are cheap enough to count on."""
     from analysis.formulas import cost_model
 
     params = cost_model(cfg.model).params().evaluate(
@@ -277,27 +285,83 @@ def _count(model, quantity, sizes, kv_cache) -> dict:
         model.train(was_training)
 
 
+def real_tensors_suffice(cfg: ModelConfig, quantity: str, sizes: dict,
+                         kv_cache: bool = False) -> bool:
+    """Whether counting `quantity` on real tensors costs less than on fake ones: its predicted
+    matmul FLOPs and its forward's weights and logits are small (REAL_TENSOR_MAX_*). The
+    prediction only picks the tensors; the count is measured either way."""
+    from analysis.formulas import cost_model
+
+    if forward_bytes_estimate(cfg, sizes) > REAL_TENSOR_MAX_BYTES:
+        return False
+    kw = {"kv_cache": kv_cache} if quantity == "generate" else {}
+    terms = cost_model(cfg.model).quantity(quantity, **kw)
+    needed = {str(s) for s in terms.free_symbols()}
+    known = {**_config_sizes(cfg), **sizes}
+    if not needed <= set(known):
+        return False
+    return terms.evaluate({k: known[k] for k in needed})["total"] <= REAL_TENSOR_MAX_FLOPS
+
+
+def tensors_for(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
+                tensors: str = "auto") -> str:
+    """The tensors PyTorch's counter runs `quantity` on: `tensors` if not "auto", else real
+    where that is cheaper (`real_tensors_suffice`), else meta for a model without attention
+    (shapes only, about 2x faster than fake), else fake (`workloads.shapes_only`). The meta
+    device takes SDPA's math path, unlike the CPU's flash kernel, whose backward counts
+    2.5x its forward; fake tensors dispatch as the CPU does, so an attention model never
+    runs on meta."""
+    lookup(dict.fromkeys(TENSOR_KINDS), tensors, "tensors")
+    has_attention = architecture(cfg.model).has_attention
+    if tensors == "meta" and has_attention:
+        raise ValueError(f"{cfg.model} has attention, which the meta device runs by SDPA's "
+                         "math path, not the CPU kernels: count it on fake or real tensors")
+    if tensors != "auto":
+        return tensors
+    if real_tensors_suffice(cfg, quantity, sizes, kv_cache):
+        return "real"
+    return "fake" if has_attention else "meta"
+
+
+def _config_sizes(cfg: ModelConfig) -> dict:
+    sizes = {"V": cfg.vocab_size, "E": cfg.embed, "D": cfg.hidden, "L": cfg.layers,
+             "H": cfg.heads, "C": cfg.block_size}
+    return {k: v for k, v in sizes.items() if v is not None}
+
+
 def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
-                  fvcore: bool = True, model: nn.Module | None = None) -> FlopMeasurement:
+                  fvcore: bool = True, model: nn.Module | None = None,
+                  tensors: str = "auto") -> FlopMeasurement:
     """Measured count of `quantity` for the model `cfg` describes.
 
-    Without `model`, PyTorch's counter runs on fake tensors (`workloads.shapes_only`): any
-    size is counted in seconds without allocating. With `model` (a real instance), it runs
-    on that model. fvcore (forward only) traces real tensors and is skipped, with the
-    reason in `fvcore_note`, above FVCORE_MAX_BYTES. sizes: B, T for forward/backward/train;
-    B, P, N for generate.
+    Without `model`, PyTorch's counter runs on a model built from `cfg`, on the tensors
+    `tensors_for` picks (`tensors` "auto") or `tensors` names: real, meta or fake; the counts
+    are the same (tested), only the time differs.
+    With `model` (a real instance), it runs on that model. fvcore (forward only) traces a
+    model built on the meta device (shapes only: any size, in milliseconds), or `model`.
+    sizes: B, T for forward/backward/train; B, P, N for generate.
     """
     check_request(cfg, quantity, sizes, kv_cache)
+    lookup(dict.fromkeys(TENSOR_KINDS), tensors, "tensors")
     if quantity == "params":
         with shapes_only():
             n = count_parameters(model if model is not None else build_model(cfg))
         return FlopMeasurement(torch=n, tensors="real" if model is not None else "fake")
+    kind = "real" if model is not None else tensors_for(cfg, quantity, sizes, kv_cache, tensors)
     with single_thread():
-        if model is None:
+        if model is not None:
+            measured = _count(model, quantity, sizes, kv_cache)
+        elif kind == "real":
+            torch.manual_seed(0)
+            measured = _count(build_model(cfg), quantity, sizes, kv_cache)
+        elif kind == "meta":
+            with torch.device("meta"):
+                model_meta = build_model(cfg)
+            measured = count_flops_torch(model_meta, runner(model_meta, quantity, sizes,
+                                                            kv_cache, device="meta"))
+        else:
             with shapes_only():
                 measured = _count(build_model(cfg), quantity, sizes, kv_cache)
-        else:
-            measured = _count(model, quantity, sizes, kv_cache)
         fv, note = None, None
         if fvcore and quantity == "forward":
             fv, note = fvcore_forward(cfg, sizes, model)
@@ -306,24 +370,24 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         fvcore=fv["total"] if fv else None,
         fvcore_elementwise=fv["elementwise"] if fv else None,
         fvcore_unsupported=fv["unsupported"] if fv else None,
-        fvcore_note=note, tensors="fake" if model is None else "real")
+        fvcore_note=note, tensors=kind)
 
 
 def fvcore_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
                    ) -> tuple[dict | None, str | None]:
     """fvcore's forward count of the model `cfg` describes (count_flops_fvcore's dict), or
-    None and the reason it was not counted (fvcore absent, or the forward too large for the
-    real tensors fvcore traces)."""
+    None and the reason it was not counted (fvcore absent).
+
+    Without `model`, fvcore traces a model built on the meta device with meta inputs: its
+    TorchScript trace records the same aten ops with the same shapes as on real tensors
+    (tested), and nothing is computed, so any size traces in milliseconds."""
     if not fvcore_available():
         return None, "fvcore is not installed"
-    need = forward_bytes_estimate(cfg, sizes)
-    if model is None and need > FVCORE_MAX_BYTES:
-        return None, (f"fvcore skipped: it traces real tensors and this forward needs at least "
-                      f"{need / 2**30:.1f} GiB (limit {FVCORE_MAX_BYTES / 2**30:.0f} GiB)")
+    device = "meta" if model is None else "cpu"
     if model is None:
-        torch.manual_seed(0)
-        model = build_model(cfg)
-    idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"])
+        with torch.device("meta"):
+            model = build_model(cfg)
+    idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"], device=device)
     was_training = model.training
     try:
         return count_flops_fvcore(_LogitsOnly(model).eval(), (idx,)), None

@@ -187,7 +187,8 @@ def test_fake_tensor_counts_equal_real_tensor_counts(cfg):
     for quantity in ("params", "forward", "backward", "train", "generate"):
         for kv in (False, True) if quantity == "generate" and cfg.model == "transformer" else (
                 False,):
-            fake = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False)
+            fake = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False,
+                                          tensors="fake")
             real = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False,
                                           model=build_model(cfg))
             assert (fake.tensors, real.tensors) == ("fake", "real")
@@ -208,8 +209,66 @@ def test_a_model_too_large_for_memory_is_counted_without_allocating():
     # the flash kernel's recomputed scores 2 B L T^2 D
     forward = b * (24 * n_layer * t * d * d + 4 * n_layer * t * t * d + 2 * t * d * v)
     assert measured.torch == 3 * forward + 2 * b * n_layer * t * t * d
-    skipped = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=True)
-    assert skipped.torch == forward
-    assert skipped.fvcore is None and "real tensors" in skipped.fvcore_note
+    both = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=True)
+    assert both.torch == forward
+    if counters.fvcore_available():  # fvcore traces the meta device: any size, no memory
+        assert both.fvcore == forward and both.fvcore_note is None
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 300
+
+
+@needs_fvcore
+@pytest.mark.parametrize("cfg", [
+    ModelConfig("rnn", 7, embed=3, hidden=4),
+    ModelConfig("mlrnn", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("gru", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("lstm", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("mingru", 7, hidden=4, layers=2),
+    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="flash"),
+    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="manual"),
+], ids=lambda c: f"{c.model}-{c.attention}")
+def test_fvcore_on_the_meta_device_counts_what_it_counts_on_real_tensors(cfg):
+    # the default fvcore path traces a meta model (nothing computed); its every operator
+    # count, unsupported ones included, must be those of a real model's trace
+    sizes = {"B": 2, "T": 5}
+    meta, _ = counters.fvcore_forward(cfg, sizes)
+    real, _ = counters.fvcore_forward(cfg, sizes, model=build_model(cfg))
+    assert meta["total"] == real["total"] > 0
+    assert meta["by_operator_fvcore_units"] == real["by_operator_fvcore_units"]
+    assert meta["unsupported"] == real["unsupported"]
+
+
+def test_counting_picks_real_tensors_for_tiny_work_meta_or_fake_for_large():
+    tiny = ModelConfig("gru", 7, embed=3, hidden=4)
+    wide = ModelConfig("gru", 7, embed=3, hidden=4096)
+    attention = ModelConfig("transformer", 7, hidden=1024, heads=4, block_size=64)
+    assert counters.measure_flops(tiny, "train", {"B": 2, "T": 3}).tensors == "real"
+    # forward 2 B T (3 D (E + D)) ~ 4e9 FLOPs: above REAL_TENSOR_MAX_FLOPS
+    assert counters.measure_flops(wide, "forward", {"B": 2, "T": 40}).tensors == "meta"
+    # 24 T D^2 ~ 1.6e9: large, and attention never runs on meta
+    assert counters.measure_flops(attention, "forward", {"B": 1, "T": 64}).tensors == "fake"
+    forced = counters.measure_flops(tiny, "train", {"B": 2, "T": 3}, tensors="fake")
+    assert forced.tensors == "fake"
+    with pytest.raises(ValueError, match="unknown tensors 'cuda'"):
+        counters.measure_flops(tiny, "forward", {"B": 2, "T": 3}, tensors="cuda")
+    with pytest.raises(ValueError, match="math path"):
+        counters.measure_flops(attention, "train", {"B": 1, "T": 4}, tensors="meta")
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig("rnn", 7, embed=3, hidden=4),
+    ModelConfig("mlrnn", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("gru", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("lstm", 7, embed=3, hidden=4, layers=2),
+    ModelConfig("mingru", 7, hidden=4, layers=2),
+], ids=lambda c: c.model)
+def test_meta_tensor_counts_equal_real_tensor_counts(cfg):
+    # models without attention count on the meta device at large sizes: every quantity,
+    # module attribution included, must be what real tensors give
+    sizes = {"B": 2, "T": 5, "P": 2, "N": 3}
+    for quantity in ("forward", "backward", "train", "generate"):
+        meta = counters.measure_flops(cfg, quantity, sizes, fvcore=False, tensors="meta")
+        real = counters.measure_flops(cfg, quantity, sizes, fvcore=False, tensors="real")
+        assert (meta.tensors, real.tensors) == ("meta", "real")
+        assert meta.torch == real.torch > 0, quantity
+        assert meta.by_module == real.by_module, quantity
