@@ -25,6 +25,7 @@ module says what it is in `twin_label`.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -112,6 +113,17 @@ class Architecture:
     @property
     def has_attention(self) -> bool:
         return bool(self.spec.attention_kinds)
+
+    @functools.cached_property
+    def scan(self) -> bool:
+        """Its forward pass runs the sequence as a parallel scan (log depth in T: its depth
+        model counts scan steps), not as a loop over positions."""
+        return self.depth.forward().scan != 0
+
+    @property
+    def loop(self) -> bool:
+        """Its forward pass is a loop over positions: one dependent step per token."""
+        return self.recurrent and not self.scan
 
     @property
     def attention_kinds(self) -> tuple[str, ...]:
