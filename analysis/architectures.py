@@ -56,6 +56,13 @@ from charlm.validate import lookup
 Sample = tuple[ModelConfig, dict, tuple]
 
 
+@functools.cache
+def _counts_scan_steps(depth: DepthModel) -> bool:
+    """Whether a depth model's forward pass has parallel-scan steps (cached per model: the
+    sympy forward is built once)."""
+    return depth.forward().scan != 0
+
+
 @dataclass(frozen=True)
 class Architecture:
     """One model family as the analysis sees it (see the module docstring).
@@ -114,11 +121,11 @@ class Architecture:
     def has_attention(self) -> bool:
         return bool(self.spec.attention_kinds)
 
-    @functools.cached_property
+    @property
     def scan(self) -> bool:
         """Its forward pass runs the sequence as a parallel scan (log depth in T: its depth
         model counts scan steps), not as a loop over positions."""
-        return self.depth.forward().scan != 0
+        return _counts_scan_steps(self.depth)
 
     @property
     def loop(self) -> bool:
