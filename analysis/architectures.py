@@ -25,6 +25,7 @@ module says what it is in `twin_label`.
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,13 @@ from charlm.validate import lookup
 # A reconciliation grid point as a sampler draws it: the config, the sizes B, T, P, N
 # it is measured at, and which KV-cache settings its generation is measured with.
 Sample = tuple[ModelConfig, dict, tuple]
+
+
+@functools.cache
+def _counts_scan_steps(depth: DepthModel) -> bool:
+    """Whether a depth model's forward pass has parallel-scan steps (cached per model: the
+    sympy forward is built once)."""
+    return depth.forward().scan != 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,17 @@ class Architecture:
     @property
     def has_attention(self) -> bool:
         return bool(self.spec.attention_kinds)
+
+    @property
+    def scan(self) -> bool:
+        """Its forward pass runs the sequence as a parallel scan (log depth in T: its depth
+        model counts scan steps), not as a loop over positions."""
+        return _counts_scan_steps(self.depth)
+
+    @property
+    def loop(self) -> bool:
+        """Its forward pass is a loop over positions: one dependent step per token."""
+        return self.recurrent and not self.scan
 
     @property
     def attention_kinds(self) -> tuple[str, ...]:

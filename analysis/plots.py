@@ -5,9 +5,11 @@ the report writes as CSV) and returns the matplotlib Figure (tests read its arti
 `<name>(frame, ..., path)` draws, saves atomically and returns the path. Figures are grouped
 by the part of the toolkit they show: cost (FLOPs), time, attention kernels, training.
 
-One colour per variant in every figure (`palette`: fixed by the architecture table's order);
-log axes label ticks at 1-2-5 steps in engineering units (`_readable_log`); timings the
-bench flagged noisy are ringed (`_mark_noisy`).
+One style per variant in every figure (`styles`: colour by architecture, shade, marker and
+line style by variant, fixed by the architecture table's order); legends sit outside the
+axes (`legend_outside`), never over data; log axes label ticks at 1-2-5 steps in
+engineering units (`_readable_log`); timings the bench flagged noisy are ringed
+(`_mark_noisy`).
 """
 
 from __future__ import annotations
@@ -56,52 +58,87 @@ def _sns_theme():
 # ---------------------------------------------------------------------------- colours
 
 
-@functools.lru_cache(maxsize=1)
-def _fixed_colors() -> dict[str, tuple]:
-    """One colour per variant of the architecture table, in table order (tab10), so a
-    variant has the same colour in every figure. A model's name takes its first variant's
-    colour (its default kernel) and a kernel name ("flash") the colour of the first
-    attention architecture's variant with that kernel."""
-    from analysis.architectures import ARCHITECTURES
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", ":", "-.")
 
-    base = sns.color_palette("tab10")
-    fixed: dict[str, tuple] = {}
-    count = 0
-    for arch in ARCHITECTURES.values():
-        for name, kernel in arch.variants:
-            fixed[name] = base[count % len(base)]
-            count += 1
-            if kernel is not None:
-                fixed.setdefault(f"kernel:{kernel}", fixed[name])
-        fixed.setdefault(arch.name, fixed[arch.variants[0][0]])
+
+@functools.lru_cache(maxsize=1)
+def _fixed_styles() -> dict[str, dict]:
+    """One style per bench variant (analysis.workloads.variants()), the same in every figure:
+    the colour tells the architecture (a tab20 hue pair per architecture, in table order:
+    its variants alternate the dark and the light shade), the marker and line style the
+    variant within it. A model's name takes its first variant's style (its default kernel)
+    and a kernel name ("kernel:flash") that of the first variant with that kernel."""
+    from analysis.architectures import ARCHITECTURES
+    from analysis.workloads import variants
+
+    pairs = sns.color_palette("tab20")
+    hue = {name: i % 10 for i, name in enumerate(ARCHITECTURES)}
+    fixed: dict[str, dict] = {}
+    count: dict[str, int] = {}
+    for v in variants().values():
+        k = count[v.model] = count.get(v.model, -1) + 1
+        fixed[v.name] = {"color": pairs[2 * hue[v.model] + k % 2],
+                         "marker": MARKERS[k % len(MARKERS)],
+                         "ls": LINESTYLES[k % len(LINESTYLES)]}
+        fixed.setdefault(v.model, fixed[v.name])
+        if v.attention is not None:
+            fixed.setdefault(f"kernel:{v.attention}", fixed[v.name])
     return fixed
 
 
-def palette(names, kernels: bool = False) -> dict[str, tuple]:
-    """Colour of each name: a variant (or model) of the architecture table keeps its fixed
-    colour; other names (run labels) get distinct colours from a second palette, in order.
-    kernels: the names are attention kernels (flash, manual)."""
-    fixed = _fixed_colors()
+def styles(names, kernels: bool = False) -> dict[str, dict]:
+    """Style (color, marker, ls) of each name: a variant, model or kernel of the architecture
+    table keeps its fixed style; other names (run labels) get distinct colours from a second
+    palette, in order, and markers in turn. kernels: the names are attention kernels."""
+    fixed = _fixed_styles()
+    taken = {tuple(st["color"]) for st in fixed.values()}
     spare = [c for c in sns.color_palette("Dark2") + sns.color_palette("Set1")
-             if c not in fixed.values()]
+             if tuple(c) not in taken]
     out, i = {}, 0
     for name in dict.fromkeys(str(n) for n in names):
         key = f"kernel:{name}" if kernels else name
         if key in fixed:
             out[name] = fixed[key]
         else:
-            out[name] = spare[i % len(spare)]
+            out[name] = {"color": spare[i % len(spare)], "marker": MARKERS[i % len(MARKERS)],
+                         "ls": "-"}
             i += 1
     return out
+
+
+def palette(names, kernels: bool = False) -> dict[str, tuple]:
+    """Colour of each name (see `styles`)."""
+    return {name: st["color"] for name, st in styles(names, kernels).items()}
 
 
 def in_table_order(names) -> list:
     """Distinct names, those of the architecture table first in its order (so legends list
     variants alike in every figure), then the others in order of appearance."""
-    fixed = list(_fixed_colors())
+    fixed = list(_fixed_styles())
     names = list(dict.fromkeys(names))
     known = sorted((n for n in names if str(n) in fixed), key=lambda n: fixed.index(str(n)))
     return known + [n for n in names if str(n) not in fixed]
+
+
+def legend_outside(ax, handles=None, labels=None, **kw) -> None:
+    """The legend right of the axes, outside them, so it covers no data; one entry per
+    label. `handles`/`labels`: those to show (default: the axes' own)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.02, 1),
+              borderaxespad=0, fontsize=kw.pop("fontsize", 8), **kw)
+
+
+def legend_for_all(axes) -> None:
+    """One legend for a row of panels, right of the last: every panel's entries once."""
+    handles, labels = [], []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    legend_outside(axes[-1], handles, labels)
 
 
 # ---------------------------------------------------------------------------- axes
@@ -131,9 +168,11 @@ def _readable_log(ax, values, axis: str = "y", unit: str = "") -> None:
             else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
     ticks = [t for t in mticker.LogLocator(base=10, subs=subs).tick_values(lo, hi)
              if lo <= t <= hi]
-    if len(ticks) < 3:
-        ticks = sorted({float(f"{t:.2g}") for t in np.geomspace(lo, hi, 4)[1:-1]} |
-                       set(ticks))
+    if len(ticks) < 3:  # add in-between ticks, none within 15% of another (labels collide)
+        for t in sorted({float(f"{t:.2g}") for t in np.geomspace(lo, hi, 4)[1:-1]}):
+            if all(max(t, k) / min(t, k) > 1.15 for k in ticks):
+                ticks.append(t)
+        ticks.sort()
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_locator(mticker.FixedLocator(ticks))
     target.set_minor_locator(mticker.NullLocator())
@@ -158,21 +197,33 @@ def _mark_noisy(ax, data: pd.DataFrame, x: str, y: str) -> None:
                zorder=5, label=NOISY_LABEL.format(NOISE_THRESHOLD), gid="noisy")
 
 
-def _lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, colors: dict,
+def _lines(ax, data: pd.DataFrame, x: str, y: str, hue: str, looks: dict,
            style: str | None = None) -> None:
-    """One line per `hue` value (and per `style` value, as line styles) in its fixed colour;
-    the label names the style only when there is more than one."""
-    styles = list(dict.fromkeys(data[style])) if style else [None]
-    dashes = ["-", "--", ":", "-."]
+    """One line per `hue` value in its fixed style (`looks`: styles()); with `style`, one
+    per `style` value too, told apart by line style; the label names the style only when
+    there is more than one."""
+    styles_ = list(dict.fromkeys(data[style])) if style else [None]
     for name in in_table_order(data[hue]):
-        for k, st in enumerate(styles):
+        look = looks[str(name)]
+        for k, st in enumerate(styles_):
             sub = data[data[hue].eq(name) & (data[style].eq(st) if style else True)]
             if sub.empty:
                 continue
             sub = sub.sort_values(x)
-            label = str(name) if len(styles) == 1 else f"{name} ({st})"
-            ax.plot(sub[x], sub[y], marker="o", ms=4, lw=1.4, ls=dashes[k % len(dashes)],
-                    color=colors[str(name)], label=label)
+            label = str(name) if len(styles_) == 1 else f"{name} ({st})"
+            ls = look["ls"] if style is None else LINESTYLES[k % len(LINESTYLES)]
+            ax.plot(sub[x], sub[y], marker=look["marker"], ms=4.5, lw=1.4, ls=ls,
+                    color=look["color"], label=label)
+
+
+def _points(ax, data: pd.DataFrame, x: str, y: str, hue: str) -> None:
+    """One scatter per `hue` value in its fixed colour and marker, in table order."""
+    looks = styles(data[hue])
+    for name in in_table_order(data[hue]):
+        sub = data[data[hue].eq(name)]
+        look = looks[str(name)]
+        ax.scatter(sub[x], sub[y], s=26, color=look["color"], marker=look["marker"],
+                   label=str(name), alpha=0.85, gid=str(name))
 
 
 # ---------------------------------------------------------------------------- cost
@@ -185,7 +236,7 @@ def draw_flops_predicted_vs_measured(frame: pd.DataFrame, hue: str = "model",
     _require(frame, ["predicted", "measured", hue], "flops_predicted_vs_measured")
     data = frame[(frame["predicted"] > 0) & (frame["measured"] > 0)]
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
     sns.scatterplot(data=data, x="predicted", y="measured", hue=hue,
                     palette=palette(data[hue]),
                     style=style if style in data.columns else None, ax=ax, s=40, alpha=0.8)
@@ -196,7 +247,7 @@ def draw_flops_predicted_vs_measured(frame: pd.DataFrame, hue: str = "model",
     _readable_log(ax, both, "y", "FLOP")
     ax.set(xlabel="predicted FLOPs (cost model)", ylabel="measured FLOPs (counter)",
            title="Predicted vs measured FLOPs")
-    ax.legend(fontsize=8, loc="upper left")
+    legend_outside(ax)
     return fig
 
 
@@ -215,16 +266,17 @@ def draw_time_per_token_vs_T(frame: pd.DataFrame):
     _require(frame, ["T", "seconds_per_token", "variant", "phase"], "time_per_token_vs_T")
     _sns_theme()
     phases = list(dict.fromkeys(frame["phase"]))
-    colors = palette(frame["variant"])
-    fig, axes = plt.subplots(1, len(phases), figsize=(5.2 * len(phases), 4.4), squeeze=False)
+    looks = styles(frame["variant"])
+    fig, axes = plt.subplots(1, len(phases), figsize=(4.6 * len(phases) + 1.8, 4.4),
+                             squeeze=False)
     for ax, phase in zip(axes[0], phases):
         sub = frame[frame["phase"] == phase].sort_values("T")
-        _lines(ax, sub, "T", "seconds_per_token", "variant", colors)
+        _lines(ax, sub, "T", "seconds_per_token", "variant", looks)
         _mark_noisy(ax, sub, "T", "seconds_per_token")
         ax.set(title=phase, xlabel="sequence length T", ylabel="seconds per token")
         _readable_log(ax, sub["seconds_per_token"], "y", "s")
         _log_T_axis(ax, sub["T"])
-        ax.legend(fontsize=8)
+    legend_for_all(list(axes[0]))
     return fig
 
 
@@ -238,16 +290,16 @@ def draw_sequence_time_vs_T(frame: pd.DataFrame):
     are sequential). Columns: T, median_s, variant, phase[, noisy]."""
     _require(frame, ["T", "median_s", "variant", "phase"], "sequence_time_vs_T")
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     phases = list(dict.fromkeys(frame["phase"]))
-    _lines(ax, frame, "T", "median_s", "variant", palette(frame["variant"]),
+    _lines(ax, frame, "T", "median_s", "variant", styles(frame["variant"]),
            style="phase" if len(phases) > 1 else None)
     _mark_noisy(ax, frame, "T", "median_s")
     ax.set(xlabel="sequence length T", ylabel="seconds per round",
            title="Time per sequence vs T" + (f" ({phases[0]})" if len(phases) == 1 else ""))
     _readable_log(ax, frame["median_s"], "y", "s")
     _log_T_axis(ax, frame["T"])
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return fig
 
 
@@ -263,17 +315,17 @@ def draw_devices_time_vs_T(frame: pd.DataFrame):
     _require(frame, ["device_label", "T", "median_s", "variant"], "devices_time_vs_T")
     _sns_theme()
     devices = list(dict.fromkeys(frame["device_label"]))
-    fig, axes = plt.subplots(1, len(devices), figsize=(5.5 * len(devices), 4.6),
+    fig, axes = plt.subplots(1, len(devices), figsize=(4.6 * len(devices) + 1.8, 4.6),
                              squeeze=False)
-    colors = palette(frame["variant"])
+    looks = styles(frame["variant"])
     for ax, device in zip(axes[0], devices):
         sub = frame[frame["device_label"] == device].sort_values("T")
-        _lines(ax, sub, "T", "median_s", "variant", colors)
+        _lines(ax, sub, "T", "median_s", "variant", looks)
         _mark_noisy(ax, sub, "T", "median_s")
         ax.set(xlabel="sequence length T", ylabel="seconds per forward pass", title=device)
         _readable_log(ax, sub["median_s"], "y", "s")
         _log_T_axis(ax, sub["T"])
-        ax.legend(fontsize=7)
+    legend_for_all(list(axes[0]))
     fig.suptitle("Forward time vs T on each device")
     fig.tight_layout()
     return fig
@@ -297,8 +349,9 @@ def draw_time_vs_depth(frame: pd.DataFrame, fit: tuple[float, float] | None = No
         raise ValueError("time_vs_depth: no rows with a predicted depth and FLOPs")
     data = data.assign(s_per_flop=data["median_s"] / data["predicted_flops"])
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
     sns.scatterplot(data=data, x="predicted_depth", y="s_per_flop", hue="variant",
+                    hue_order=in_table_order(data["variant"]),
                     palette=palette(data["variant"]), style="phase", ax=ax, s=45, alpha=0.85)
     _mark_noisy(ax, data, "predicted_depth", "s_per_flop")
     if fit is not None:
@@ -310,7 +363,7 @@ def draw_time_vs_depth(frame: pd.DataFrame, fit: tuple[float, float] | None = No
     _readable_log(ax, data["s_per_flop"], "y", "s")
     ax.set(xlabel="predicted critical-path matmul depth", ylabel="seconds per FLOP",
            title="Time per FLOP vs sequential depth")
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax, fontsize=7)
     return fig
 
 
@@ -321,10 +374,19 @@ def time_vs_depth(frame: pd.DataFrame, path, fit: tuple[float, float] | None = N
 PHASE_MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 
-def draw_achieved_flops(frame: pd.DataFrame, ceiling: float):
+def _ceiling_band(ax, ci: tuple[float, float] | None) -> None:
+    """The measured matmul ceiling's 95% interval as a grey band."""
+    if ci is not None:
+        ax.axhspan(ci[0], ci[1], color="black", alpha=0.1, lw=0, gid="ceiling_ci",
+                   label="ceiling's 95% interval")
+
+
+def draw_achieved_flops(frame: pd.DataFrame, ceiling: float,
+                        ceiling_ci: tuple[float, float] | None = None):
     """Achieved FLOP/s of every timed workload against the device's ceiling (a large matmul
-    timed in the same run): one column and colour per variant, one marker per phase.
-    Columns: variant, phase, flops_per_second[, noisy]."""
+    timed in the same run: its median, and its 95% interval as a band): one column and
+    colour per variant, one marker per phase. Columns: variant, phase, flops_per_second[,
+    noisy]."""
     _require(frame, ["variant", "phase", "flops_per_second"], "achieved_flops")
     data = frame[frame["flops_per_second"] > 0]
     _sns_theme()
@@ -345,20 +407,21 @@ def draw_achieved_flops(frame: pd.DataFrame, ceiling: float):
     for j, phase in enumerate(phases):
         ax.scatter([], [], color="grey", marker=PHASE_MARKERS[j % len(PHASE_MARKERS)],
                    label=phase)
-    ax.axhline(ceiling, color="black", ls="--", lw=1, label=f"matmul ceiling {ceiling:.3g} FLOP/s")
+    ax.axhline(ceiling, color="black", ls="--", lw=1, label="matmul ceiling (median)",
+               gid="ceiling")
+    _ceiling_band(ax, ceiling_ci)
     ax.set_xticks(range(len(variants)), variants, rotation=20)
-    _readable_log(ax, pd.concat([data["flops_per_second"], pd.Series([ceiling])]), "y",
-                  "FLOP/s")
+    _readable_log(ax, pd.concat([data["flops_per_second"],
+                                 pd.Series([ceiling, *(ceiling_ci or ())])]), "y", "FLOP/s")
     ax.set(ylabel="achieved FLOP/s (measured FLOPs / median time)", xlabel="",
            title="Achieved FLOP/s vs the device ceiling")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one "noisy" entry
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    legend_outside(ax)  # one "noisy" entry
     return fig
 
 
-def achieved_flops(frame: pd.DataFrame, ceiling: float, path) -> Path:
-    return _save(draw_achieved_flops(frame, ceiling), path)
+def achieved_flops(frame: pd.DataFrame, ceiling: float, path,
+                   ceiling_ci: tuple[float, float] | None = None) -> Path:
+    return _save(draw_achieved_flops(frame, ceiling, ceiling_ci), path)
 
 
 def draw_ratios(frame: pd.DataFrame):
@@ -391,9 +454,7 @@ def draw_ratios(frame: pd.DataFrame):
         _readable_log(ax, pd.concat([sub["ci_low"], sub["ci_high"], pd.Series([1.0])]), "x",
                       "ratio")
         if len(devices) > 1:
-            handles, names = ax.get_legend_handles_labels()
-            unique = dict(zip(names, handles))
-            ax.legend(unique.values(), unique.keys(), fontsize=7)
+            legend_outside(ax, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -412,20 +473,19 @@ def draw_attention_time_memory(frame: pd.DataFrame):
     _require(frame, ["T", "kernel", "median_s", "peak_memory_bytes"], "attention_time_memory")
     _sns_theme()
     data = frame.sort_values("T").assign(peak_mib=frame["peak_memory_bytes"] / 2**20)
-    colors = palette(data["kernel"], kernels=True)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
-    _lines(a, data, "T", "median_s", "kernel", colors)
+    looks = styles(data["kernel"], kernels=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.4))
+    _lines(a, data, "T", "median_s", "kernel", looks)
     _mark_noisy(a, data, "T", "median_s")
     a.set(xlabel="sequence length T", ylabel="seconds per forward", title="Attention time")
     _readable_log(a, data["median_s"], "y", "s")
     _log_T_axis(a, data["T"])
-    a.legend(fontsize=8)
-    _lines(b, data, "T", "peak_mib", "kernel", colors)
+    _lines(b, data, "T", "peak_mib", "kernel", looks)
     b.set(xlabel="sequence length T", ylabel="peak MiB (measured)",
           title="Attention peak memory")
     _readable_log(b, data["peak_mib"], "y", "MiB")
     _log_T_axis(b, data["T"])
-    b.legend(fontsize=8)
+    legend_for_all([a, b])
     return fig
 
 
@@ -442,7 +502,7 @@ def draw_training_curves(frame: pd.DataFrame):
     every loss drawn (the first steps included). Columns: model, step, train_loss[, val_loss]."""
     _require(frame, ["model", "step", "train_loss"], "training_curves")
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
     models = list(dict.fromkeys(frame["model"].astype(str)))
     colors = palette(models)
     losses = [frame["train_loss"]]
@@ -464,7 +524,7 @@ def draw_training_curves(frame: pd.DataFrame):
         lo, hi = float(finite.min()), float(finite.max())
         pad = 0.04 * (hi - lo) if hi > lo else 0.1
         ax.set_ylim(lo - pad, hi + pad)
-    ax.legend(fontsize=8, ncol=2 if len(models) > 3 else 1)
+    legend_outside(ax, ncol=2 if len(models) > 3 else 1)
     return fig
 
 
@@ -532,12 +592,8 @@ def draw_time_predicted_vs_measured(frame: pd.DataFrame):
     if data.empty:
         raise ValueError("time_predicted_vs_measured: no rows with both times")
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    colors = palette(data["variant"])
-    for name in in_table_order(data["variant"]):
-        sub = data[data["variant"].eq(name)]
-        ax.scatter(sub["median_s"], sub["predicted_s"], s=24, color=colors[str(name)],
-                   label=str(name), alpha=0.85, gid=str(name))
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    _points(ax, data, "median_s", "predicted_s", "variant")
     values = pd.concat([data["median_s"], data["predicted_s"]])
     lo, hi = float(values.min()) / 1.5, float(values.max()) * 1.5
     line = np.geomspace(lo, hi, 2)
@@ -549,7 +605,7 @@ def draw_time_predicted_vs_measured(frame: pd.DataFrame):
     _readable_log(ax, values, "y", "s")
     ax.set(xlabel="measured median time per round", ylabel="predicted time",
            title="Time predicted from FLOPs, bytes and ops vs measured")
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax)
     return fig
 
 
@@ -557,12 +613,15 @@ def time_predicted_vs_measured(frame: pd.DataFrame, path) -> Path:
     return _save(draw_time_predicted_vs_measured(frame), path)
 
 
-def draw_roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float):
+def draw_roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float,
+                  roof_ci: tuple[float, float] | None = None):
     """Achieved FLOP/s (FLOPs / measured time) against arithmetic intensity (FLOPs / bytes
-    moved, unfused), one point per workload coloured by model, under the calibrated roofs
-    min(compute_roof, intensity x bandwidth). Columns: model, trace_flops, trace_bytes,
-    median_s."""
-    _require(frame, ["model", "trace_flops", "trace_bytes", "median_s"], "roofline")
+    moved, unfused), one point per workload in its variant's style (its model's where the
+    frame has no variant), under the roofs min(compute_roof, intensity x bandwidth):
+    compute_roof is the report's measured matmul ceiling, `roof_ci` its 95% interval (a
+    band). Columns: variant or model, trace_flops, trace_bytes, median_s."""
+    hue = "variant" if "variant" in frame.columns else "model"
+    _require(frame, [hue, "trace_flops", "trace_bytes", "median_s"], "roofline")
     data = frame[(frame["trace_flops"] > 0) & (frame["trace_bytes"] > 0)
                  & (frame["median_s"] > 0)].copy()
     if data.empty:
@@ -570,24 +629,23 @@ def draw_roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float):
     data["intensity"] = data["trace_flops"] / data["trace_bytes"]
     data["achieved"] = data["trace_flops"] / data["median_s"]
     _sns_theme()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    colors = palette(data["model"])
-    for name in in_table_order(data["model"]):
-        sub = data[data["model"].eq(name)]
-        ax.scatter(sub["intensity"], sub["achieved"], s=24, color=colors[str(name)],
-                   label=str(name), alpha=0.85, gid=str(name))
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    _points(ax, data, "intensity", "achieved", hue)
     x = np.geomspace(float(data["intensity"].min()) / 2, float(data["intensity"].max()) * 2, 50)
     ax.plot(x, np.minimum(compute_roof, x * bandwidth), color="black", lw=1.2,
-            label=f"roofs: {compute_roof:.3g} FLOP/s, {bandwidth:.3g} B/s", gid="roof")
+            label=f"roofs: matmul ceiling (median), {bandwidth:.2g} B/s", gid="roof")
+    _ceiling_band(ax, roof_ci)
     _readable_log(ax, x, "x")
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    _readable_log(ax, pd.concat([data["achieved"], pd.Series([compute_roof])]), "y", "FLOP/s")
+    _readable_log(ax, pd.concat([data["achieved"], pd.Series([compute_roof, *(roof_ci or ())])]),
+                  "y", "FLOP/s")
     ax.set(xlabel="arithmetic intensity (FLOP per byte read + written, unfused)",
            ylabel="achieved FLOP/s (FLOPs / median time)",
-           title="Roofline: every timed workload under the calibrated roofs")
-    ax.legend(fontsize=8)
+           title="Roofline: every timed workload under the measured ceiling")
+    legend_outside(ax, fontsize=7)
     return fig
 
 
-def roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float, path) -> Path:
-    return _save(draw_roofline(frame, compute_roof, bandwidth), path)
+def roofline(frame: pd.DataFrame, compute_roof: float, bandwidth: float, path,
+             roof_ci: tuple[float, float] | None = None) -> Path:
+    return _save(draw_roofline(frame, compute_roof, bandwidth, roof_ci), path)

@@ -194,3 +194,13 @@ def test_a_registered_toy_runs_through_every_analysis(toy):
 def test_toy_cost_model_is_the_hand_derivation(toy):
     fwd = toy.cost.forward().total
     assert sp.expand(fwd - 2 * B * T * (E * D + D * V)) == 0
+
+
+def test_the_forward_pass_is_a_loop_or_a_scan_by_the_depth_model_not_the_name():
+    from analysis.architectures import ARCHITECTURES
+
+    kinds = {name: (a.loop, a.scan) for name, a in ARCHITECTURES.items()}
+    assert kinds["mingru"] == (False, True)  # log-depth parallel scan over T
+    for name in ("rnn", "mlrnn", "gru", "lstm"):
+        assert kinds[name] == (True, False)
+    assert kinds["transformer"] == (False, False)

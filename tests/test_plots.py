@@ -198,3 +198,77 @@ def test_ratio_axes_label_plain_numbers_not_si_prefixes():
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels and not any("m" in lab for lab in labels)  # 0.7, not "700 m"
     assert "1" in labels
+
+
+def _figures():
+    """One small figure of every kind the report draws."""
+    timing = _timing(phases=("forward", "train"))
+    att = pd.DataFrame([{"T": t, "kernel": k, "median_s": 1e-3 * t, "noisy": t == 64,
+                         "peak_memory_bytes": 2**20 * t} for t in (64, 128) for k in
+                        ("flash", "manual")])
+    devices = pd.concat([_timing().assign(device_label=d) for d in ("CPU", "GPU")])
+    pred = timing.assign(predicted_s=timing["median_s"] * 1.3, trace_flops=1e6,
+                         trace_bytes=timing["T"] * 1e4)
+    flops = pd.DataFrame({"model": ["rnn", "gru"] * 2, "predicted": [1e3, 1e6] * 2,
+                          "measured": [1e3, 1e6] * 2,
+                          "counter": ["torch", "torch", "fvcore", "fvcore"]})
+    curves = pd.DataFrame([{"model": m, "step": s, "train_loss": 3 - s / 10,
+                            "val_loss": 3.1 - s / 10} for m in ("rnn", "gru") for s in (1, 2)])
+    ratios = pd.DataFrame([{"comparison": "c", "measure": "time", "configuration": f"x{i}",
+                            "device": d, "ratio": 2.0, "ci_low": 1.9, "ci_high": 2.1}
+                           for i in range(2) for d in ("cpu", "cuda")])
+    return {
+        "flops": plots.draw_flops_predicted_vs_measured(flops),
+        "per_token": plots.draw_time_per_token_vs_T(timing),
+        "sequence": plots.draw_sequence_time_vs_T(timing),
+        "devices": plots.draw_devices_time_vs_T(devices),
+        "depth": plots.draw_time_vs_depth(timing, fit=(0.3, -20.0)),
+        "achieved": plots.draw_achieved_flops(timing, 2e9, (1.8e9, 2.2e9)),
+        "ratios": plots.draw_ratios(ratios),
+        "attention": plots.draw_attention_time_memory(att),
+        "training": plots.draw_training_curves(curves),
+        "predicted": plots.draw_time_predicted_vs_measured(pred),
+        "roofline": plots.draw_roofline(pred, 1e9, 1e8, (0.9e9, 1.1e9)),
+    }
+
+
+def test_no_legend_covers_any_axes_of_its_figure():
+    for name, fig in _figures().items():
+        fig.tight_layout()
+        fig.canvas.draw()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends, name
+        whole = fig.bbox
+        for legend in legends:
+            box = legend.get_window_extent()
+            for ax in fig.axes:
+                assert not box.overlaps(ax.get_window_extent()), name
+            assert box.x1 <= whole.x1 + 1 and box.y0 >= whole.y0 - 1, name  # not cut off
+
+
+def test_every_bench_variant_has_its_own_style_whatever_is_drawn_beside_it():
+    from analysis.workloads import variants
+
+    names = list(variants())
+    looks = plots.styles(names)
+    drawn = {(to_rgb(st["color"]), st["marker"], st["ls"]) for st in looks.values()}
+    assert len(drawn) == len(names)  # 14 variants, told apart
+    # a twin keeps its style alone or beside others, in any order
+    assert plots.styles(["gru-torch"])["gru-torch"] == looks["gru-torch"]
+    assert plots.styles(["lstm-torch", "gru-torch"])["gru-torch"] == looks["gru-torch"]
+    # the colour tells the architecture: a model's twin is a shade of the model's hue
+    pairs = plots.sns.color_palette("tab20")
+    i = pairs.index(looks["rnn"]["color"])
+    assert looks["rnn-torch"]["color"] == pairs[i + 1] and i % 2 == 0
+    assert looks["attention-flash"]["color"] == looks["transformer-flash"]["color"]
+    assert looks["attention-flash"]["marker"] != looks["transformer-flash"]["marker"]
+
+
+def test_ratio_ticks_never_sit_on_top_of_each_other():
+    frame = pd.DataFrame([{"comparison": "scan/loop", "measure": "time", "configuration": c,
+                           "device": "cpu", "ratio": r, "ci_low": lo, "ci_high": hi}
+                          for c, r, lo, hi in (("a", 0.68, 0.64, 0.72),
+                                               ("b", 0.95, 0.73, 1.1))])
+    ticks = sorted(t for t, _ in _labelled_ticks(plots.draw_ratios(frame).axes[0], "x"))
+    assert len(ticks) >= 2
+    assert all(b / a > 1.15 for a, b in zip(ticks, ticks[1:]))

@@ -475,3 +475,28 @@ def test_expected_workload_ids_name_each_workload_once():
     # the homework side of a reference pair is also a model workload: listed once
     shared = [w.id for w in reference_workloads("quick") if w.spec.impl == "homework"]
     assert shared and all(ids.count(i) == 1 for i in shared)
+
+
+def test_every_figure_and_sentence_uses_the_one_ceiling_of_ceiling_csv(tmp_path, monkeypatch):
+    from analysis import plots
+    from analysis.report.render import _prediction_intro, draw_figures
+
+    pd.DataFrame([{"device": "cpu", "n": 64, "dtype": "float32", "rounds": 10,
+                   "flops_per_second": 1e9, "flops_per_second_ci_low": 0.9e9,
+                   "flops_per_second_ci_high": 1.1e9, "peak_flops_per_second": 1.2e9}]
+                 ).to_csv(tmp_path / "ceiling.csv", index=False)
+    # the calibration's own matmul cap differs: it must not be drawn as the roof
+    (tmp_path / "machine.json").write_text(json.dumps({
+        "ceiling_flops_per_s": 2e9, "bandwidth_bytes_per_s": 1e8, "op_fixed_s": 1e-6,
+        "view_fixed_s": 1e-7}))
+    pd.DataFrame({"variant": ["rnn"], "model": ["rnn"], "median_s": [1.0],
+                  "predicted_s": [1.0], "trace_flops": [1e6], "trace_bytes": [1e5]}
+                 ).to_csv(tmp_path / "prediction.csv", index=False)
+    drawn = {}
+    monkeypatch.setattr(plots, "roofline", lambda frame, roof, bandwidth, path, ci:
+                        drawn.update(roof=roof, ci=ci))
+    ctx = Context(ReportConfig(out=tmp_path))
+    draw_figures(ctx)
+    assert drawn == {"roof": 1e9, "ci": (0.9e9, 1.1e9)}
+    intro = _prediction_intro(ctx)
+    assert "matmul ceiling" not in intro and "not the ceiling of Achieved FLOP/s" in intro

@@ -43,11 +43,11 @@ def test_slope_summary_reads_exponents_and_says_which_family_grows_faster():
     depth = dict(zip(s.table["variant"], s.table["depth slope"]))
     assert depth["transformer-flash"] == 0.0
     text = s.findings[0]
-    assert "recurrent models (rnn): time ~ T^1.00 (about linear)" in text
+    assert "recurrent loops (rnn): time ~ T^1.00 (about linear)" in text
     assert "attention models (transformer-flash): time ~ T^2.00 (about quadratic)" in text
     assert "Every variant's time follows its FLOPs" in text
     assert "The attention models' time grows faster (by T^1.00 on average)" in text
-    assert "recurrent time grows faster" not in text
+    assert "loops' time grows faster" not in text
 
 
 def test_slope_summary_when_the_recurrent_time_grows_faster():
@@ -58,9 +58,9 @@ def test_slope_summary_when_the_recurrent_time_grows_faster():
     timing = pd.concat([timing, _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t**0.1,
                                                lambda t: 100 * t, lambda t: t + 1))])
     text = S.slope_summary(timing).findings[0]
-    assert "recurrent models (gru, rnn): time ~ T^0.10 to 1.50 (from about flat to between " \
+    assert "recurrent loops (gru, rnn): time ~ T^0.10 to 1.50 (from about flat to between " \
            "linear and quadratic)" in text
-    assert "The recurrent time grows faster (by T^0.30 on average)" in text
+    assert "The recurrent loops' time grows faster (by T^0.30 on average)" in text
     assert "as their longer chain (depth exponent higher by 0.9" in text
     assert "Time grows slower than the FLOPs for transformer-manual (T^0.50 against FLOPs " \
            "T^1.00)" in text
@@ -94,15 +94,68 @@ def test_ceiling_summary_gives_the_fraction_of_the_ceiling():
                       {"variant": "gru", "model": "gru", "flops_per_second": 1e8},
                       {"variant": "transformer-flash", "model": "transformer",
                        "flops_per_second": 8e8}])
-    s = S.ceiling_summary(timing, 1e9)
-    fractions = dict(zip(s.table["variant"], s.table["fraction of ceiling"]))
-    assert fractions == {"rnn": pytest.approx(0.25), "gru": pytest.approx(0.10),
-                         "transformer-flash": pytest.approx(0.80)}
+    s = S.ceiling_summary(timing, S.Ceiling(1e9))
+    fractions = dict(zip(s.table["variant"], s.table["fraction of ceiling [95% CI]"]))
+    assert fractions == {"rnn": "25%", "gru": "10%", "transformer-flash": "80%"}
     text = s.findings[0]
-    assert "the best recurrent workload reaches 25.0% (per variant 10.0% to 25.0%)" in text
-    assert "the best attention workload reaches 80.0%" in text
+    assert "the best recurrent-loop workload reaches 25% (per variant 10% to 25%)" in text
+    assert "the best attention workload reaches 80% (transformer-flash)" in text
     assert "above 100%" not in text
-    assert "above 100%" in S.ceiling_summary(timing, 5e8).findings[0]
+    assert "above 100%" in S.ceiling_summary(timing, S.Ceiling(5e8)).findings[0]
+
+
+def test_ceiling_summary_prints_the_digits_the_intervals_support():
+    # rate 2.5e8 at median 1 s, interval 0.9..1.1 s: 2.27e8..2.78e8 FLOP/s; against the
+    # ceiling's interval 0.8e9..1.25e9: 2.27e8 / 1.25e9 = 18.2%, 2.78e8 / 0.8e9 = 34.7%;
+    # half-width 8.3 points reaches the second digit of 25%
+    timing = _timing([{"variant": "rnn", "model": "rnn", "flops_per_second": 2.5e8,
+                       "median_s": 1.0, "ci_low_s": 0.9, "ci_high_s": 1.1}])
+    s = S.ceiling_summary(timing, S.Ceiling(1e9, (0.8e9, 1.25e9)))
+    row = s.table.iloc[0]
+    assert row["fraction of ceiling [95% CI]"] == "25% [18%, 35%]"
+    assert row["best FLOP/s [95% CI]"] == "2.5e+08 [2.3e+08, 2.8e+08]"
+    assert "the best recurrent-loop workload reaches 25% [18%, 35%] (rnn)" in s.findings[0]
+    assert "ceiling of 1e+09 [8e+08, 1.2e+09] FLOP/s" in s.findings[0]
+
+
+def test_ceiling_summary_reports_the_scan_apart_from_the_loops():
+    timing = _timing([{"variant": "rnn", "model": "rnn", "flops_per_second": 2e8},
+                      {"variant": "gru", "model": "gru", "flops_per_second": 3e8},
+                      {"variant": "mingru", "model": "mingru", "flops_per_second": 6e8},
+                      {"variant": "transformer-flash", "model": "transformer",
+                       "flops_per_second": 8e8}])
+    text = S.ceiling_summary(timing, S.Ceiling(1e9)).findings[0]
+    assert "the best recurrent-loop workload reaches 30% (per variant 20% to 30%)" in text
+    assert "the best parallel-scan workload reaches 60% (mingru)" in text
+
+
+def test_one_ceiling_is_read_from_ceiling_csv_with_its_interval():
+    frame = pd.DataFrame([{"device": "cpu", "n": 2048, "dtype": "float32", "rounds": 10,
+                           "flops_per_second": 1.5e11, "flops_per_second_ci_low": 1.4e11,
+                           "flops_per_second_ci_high": 1.6e11,
+                           "peak_flops_per_second": 1.62e11}])
+    c = S.ceiling_of(frame)
+    assert (c.flops_per_second, c.ci, c.n, c.rounds) == (1.5e11, (1.4e11, 1.6e11), 2048, 10)
+    # half-width 1e10 reaches the second digit of 1.5e11
+    assert c.rate() == "1.5e+11 [1.4e+11, 1.6e+11] FLOP/s"
+    assert "median of 10 rounds" in c.describe() and "uses the median" in c.describe()
+    assert S.ceiling_of(None) is None and S.ceiling_of(pd.DataFrame()) is None
+
+
+@pytest.mark.parametrize("value, lo, hi, digits", [
+    (0.268, 0.24, 0.29, 2),        # half-width 0.025 reaches the second digit
+    (1.546e11, 1.468e11, 1.598e11, 3),  # 6.5e9 reaches the third
+    (0.808, 0.66, 0.86, 1),        # 0.1 reaches the first
+    (2.0, 2.0, 2.0, 3),            # zero width: the most
+])
+def test_supported_digits(value, lo, hi, digits):
+    assert S.supported_digits(value, lo, hi) == digits
+
+
+def test_supported_rounds_value_and_interval_at_one_place():
+    assert S.supported(0.808, 0.66, 0.86, percent=True) == "80% [70%, 90%]"
+    assert S.supported(0.95, 0.73, 1.1) == "0.9 [0.7, 1.1]"
+    assert S.supported(0.0012345, 0.0012, 0.00127, interval=False) == "0.00123"
 
 
 def test_missing_summary_lists_workloads_without_a_timing():
@@ -341,5 +394,84 @@ def test_device_ratios_summary_puts_each_device_in_a_column():
                                                                             ("B", 1.2))]
     s = S.device_ratios_summary(pd.DataFrame(rows))
     assert s.table.iloc[0]["A"] == "2 [1.8, 2.2]" and s.table.iloc[0]["B"] == "1.2 [1.1, 1.3]"
-    assert s.findings == ["1 paired ratios were measured on all of A, B (table under Devices "
-                          "side by side)."]
+    assert s.findings == ["1 paired ratios were measured on both A and B (the same "
+                          "comparison, measure and configuration); they are set side by side "
+                          "below."]
+
+
+def _ratio(device, configuration, ratio=2.0, comparison="homework loop/torch.nn"):
+    return {"comparison": comparison, "measure": "time", "configuration": configuration,
+            "device_label": device, "ratio": ratio, "ci_low": ratio, "ci_high": ratio}
+
+
+def test_device_ratios_match_on_everything_but_the_batch_size_when_it_differs():
+    frame = pd.DataFrame([_ratio("CPU", "rnn forward B4-T32-D256-L1", 2.0),
+                          _ratio("CPU", "B4-T64-D128", 1.5, "attention manual/flash"),
+                          _ratio("GPU", "rnn forward B8-T32-D256-L1", 9.0),
+                          _ratio("GPU", "gru forward B8-T32-D256-L1", 11.0)])
+    s = S.device_ratios_summary(frame)
+    assert s.table.to_dict("records") == [{
+        "comparison": "homework loop/torch.nn", "measure": "time",
+        "configuration": "rnn forward T32-D256-L1", "CPU": "2 [2, 2]", "GPU": "9 [9, 9]"}]
+    assert s.findings == [
+        "1 paired ratios were measured on both CPU and GPU (matched on everything but the "
+        "batch size: B 4 on CPU; B 8 on GPU); they are set side by side below; 2 more were "
+        "measured on only one of them (devices_ratios.csv)."]
+
+
+def test_device_ratios_say_plainly_when_nothing_matches_and_print_no_table():
+    frame = pd.DataFrame([_ratio("CPU", "rnn forward B4-T32-D256-L1"),
+                          _ratio("GPU", "B8-T64-D128", comparison="attention manual/flash")])
+    s = S.device_ratios_summary(frame)
+    assert s.table.empty
+    assert s.findings[0].startswith("No paired ratio was measured on both CPU and GPU")
+    assert "they share no comparison" in s.findings[0]
+    same = pd.DataFrame([_ratio("CPU", "rnn forward B4-T32-D256-L1"),
+                         _ratio("GPU", "gru forward B8-T32-D256-L1")])
+    assert ("they share the comparisons homework loop/torch.nn but no configuration"
+            in S.device_ratios_summary(same).findings[0])
+
+
+def test_slope_summary_reports_the_parallel_scan_apart_from_the_loops():
+    timing = _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t, lambda t: 100 * t,
+                            lambda t: t + 1)
+                     + _sweep("mingru", "mingru", TS, lambda t: 1e-3, lambda t: 100 * t,
+                              lambda t: 2 + 2 * np.log2(t))
+                     + _sweep("transformer-flash", "transformer", TS, lambda t: 1e-3,
+                              lambda t: 100 * t, lambda t: 7))
+    text = S.slope_summary(timing).findings[0]
+    assert "recurrent loops (rnn): time ~ T^1.00 (about linear)" in text
+    assert "parallel scans (mingru): time ~ T^0.00 (about flat)" in text
+    assert "attention models (transformer-flash): time ~ T^0.00" in text
+
+
+def test_devices_summary_keeps_the_scan_out_of_the_loops_range_and_says_what_time_follows():
+    frame = pd.DataFrame(_device_rows("CPU X", "rnn", "rnn", 1.0)
+                         + _device_rows("CPU X", "transformer", "transformer-flash", 1.0)
+                         + _device_rows("GPU Y", "rnn", "rnn", 1.0)
+                         + _device_rows("GPU Y", "mingru", "mingru", 0.0)
+                         + _device_rows("GPU Y", "transformer", "transformer-flash", 0.0))
+    text = S.devices_summary(frame).findings[0]
+    assert ("on GPU Y the recurrent loops' forward time grows as T^1.00, the parallel scan's "
+            "(mingru) as T^0.00 and the attention models' as T^0.00") in text
+    assert "On GPU Y time follows the sequential depth" in text
+    assert "On CPU X both grow about linearly, as their FLOPs do" in text
+
+
+def test_device_slopes_print_times_to_the_digits_their_intervals_support():
+    rows = _device_rows("CPU X", "rnn", "rnn", 1.0)
+    for r in rows:  # half-width 3.5e-5 s around 1.2345e-3 s reaches the third digit
+        r.update(median_s=1.2345e-3, ci_low_s=1.2e-3, ci_high_s=1.27e-3, B=8)
+    table = S.device_slopes(pd.DataFrame(rows))
+    assert table["s at min T"].iloc[0] == "0.00123" and table["B"].iloc[0] == "8"
+
+
+def test_homework_time_summary_counts_only_the_loops_fixed_costs():
+    pred = pd.DataFrame({"variant": ["rnn", "rnn", "mingru"], "model": ["rnn", "rnn", "mingru"],
+                         "kind": "model", "phase": "forward", "T": [16, 32, 16],
+                         "median_s": 1.0, "predicted_s": 1.0, "predicted_nofixed_s": 0.5,
+                         "regime": "launch/overhead", "share_overhead": [0.6, 0.7, 0.02],
+                         "trace_ops": 100})
+    findings = S.homework_time_summary(pred).findings
+    # the loops alone: median of 0.6 and 0.7; with minGRU's scan it would be 0.6
+    assert "The recurrent loops' rounds are 65% fixed per-op cost" in findings[0]

@@ -159,17 +159,8 @@ def _model_rows(timing: pd.DataFrame | None) -> pd.DataFrame:
     return ok[ok["suite"].eq("test_model_phase")]
 
 
-def _ceiling(data: Data) -> float:
-    c = data.ceiling
-    return float(c["flops_per_second"].iloc[0]) if c is not None and not c.empty else float("nan")
-
-
-def _ceiling_ci(data: Data) -> tuple[float, float] | None:
-    c = data.ceiling
-    if c is None or c.empty or "flops_per_second_ci_low" not in c.columns:
-        return None
-    return (float(c["flops_per_second_ci_low"].iloc[0]),
-            float(c["flops_per_second_ci_high"].iloc[0]))
+def _ceiling(data: Data) -> S.Ceiling | None:
+    return S.ceiling_of(data.ceiling)
 
 
 def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
@@ -204,11 +195,11 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 findings, (("time_vs_depth", "Seconds per FLOP against the predicted "
                             "sequential matmul depth of every timed model workload, with the "
                             "least-squares line (log-log)"),), level=3),
-        section(ctx, "Achieved FLOP/s", S.ceiling_summary(data.timing, _ceiling(data),
-                                                          _ceiling_ci(data)),
+        section(ctx, "Achieved FLOP/s", S.ceiling_summary(data.timing, _ceiling(data)),
                 findings, (("achieved_flops", "Achieved FLOP/s against the matmul ceiling "
-                            "measured in the same run"),),
-                intro=_ceiling_line(data.ceiling), level=3, floatfmt=".3g"),
+                            "measured in the same run (its median; the band is its 95% "
+                            "interval)"),),
+                intro=_ceiling(data).describe() if _ceiling(data) else "", level=3),
         section(ctx, "Timing quality", S.timing_quality_summary(data.timing), findings,
                 level=3, intro="How far each timing's median is pinned down (its 95% "
                 "interval), whether the level moved during the run (drift: the first and "
@@ -253,8 +244,9 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 (("time_predicted_vs_measured", "Predicted against measured time per round "
                   "(log-log): the dashed line is equality, the band within 2x"),
                  ("roofline", "Achieved FLOP/s against arithmetic intensity (FLOPs per byte "
-                  "read + written, unfused), one point per workload, under the calibrated "
-                  "compute and bandwidth roofs")),
+                  "read + written, unfused), one point per workload, under the measured matmul "
+                  "ceiling of Achieved FLOP/s (band: its 95% interval) and the calibrated "
+                  "bandwidth")),
                 intro=_prediction_intro(ctx), empty="not predicted (stage calibrate)",
                 floatfmt=".3g"),
         section(ctx, "The prediction on the other devices' results", S.prediction_summary(
@@ -284,8 +276,10 @@ def _prediction_intro(ctx: Context) -> str:
             f"(microbenchmarks only, never the grid's timings): fixed cost "
             f"{m['op_fixed_s'] * 1e6:.2g} us per op, {m['view_fixed_s'] * 1e6:.2g} us per "
             f"view, bandwidth {m['bandwidth_bytes_per_s']:.3g} B/s (streaming), matmul "
-            f"ceiling {m['ceiling_flops_per_s']:.3g} FLOP/s; summed on CPU, on CUDA bounded "
-            f"below by the launches the host issues one by one. float32.")
+            f"throughput per shape from the calibration's own table of timed matmuls "
+            f"(capped at its largest, {m['ceiling_flops_per_s']:.2g} FLOP/s: a constant of "
+            f"the time model, not the ceiling of Achieved FLOP/s); summed on CPU, on CUDA "
+            f"bounded below by the launches the host issues one by one. float32.")
 
 
 def _other_label(frame: pd.DataFrame | None) -> str:
@@ -308,21 +302,6 @@ def _training_corpus() -> str:
     from charlm.train import TrainConfig
 
     return TrainConfig().data
-
-
-def _ceiling_line(ceiling: pd.DataFrame | None) -> str:
-    if ceiling is None or ceiling.empty:
-        return ""
-    c = ceiling.iloc[0]
-    if "flops_per_second_ci_low" not in ceiling.columns:  # a run made before the median rule
-        return (f"Ceiling: a {int(c['n'])}^3 {c['dtype']} matmul ran at "
-                f"{float(c['flops_per_second']):.3g} FLOP/s in its fastest round.")
-    rate = S.with_interval(c["flops_per_second"], c["flops_per_second_ci_low"],
-                           c["flops_per_second_ci_high"])
-    return (f"Ceiling: a {int(c['n'])}^3 {c['dtype']} matmul ran at {rate} FLOP/s (median "
-            f"of {int(c['rounds'])} rounds, 95% interval; the fastest round "
-            f"{float(c['peak_flops_per_second']):.2g}). Fractions below use the median: the "
-            "same statistic as each workload's time.")
 
 
 # ---------------------------------------------------------------------------- header
@@ -401,6 +380,7 @@ def draw_figures(ctx: Context) -> list:
 
     made = []
     data = Data(ctx)
+    ceiling = _ceiling(data)
 
     def attempt(name, fn):
         try:
@@ -426,8 +406,9 @@ def draw_figures(ctx: Context) -> list:
         line = None if fit.empty else (float(fit["exponent"].iloc[0]),
                                        float(fit["intercept"].iloc[0]))
         attempt("time_vs_depth", lambda p: plots.time_vs_depth(models, p, fit=line))
-        if np.isfinite(_ceiling(data)):
-            attempt("achieved_flops", lambda p: plots.achieved_flops(models, _ceiling(data), p))
+        if ceiling is not None:
+            attempt("achieved_flops", lambda p: plots.achieved_flops(
+                models, ceiling.flops_per_second, p, ceiling.ci))
     attention = data.attention
     if attention is not None and not attention.empty:
         attempt("attention_flash_vs_manual",
@@ -443,10 +424,10 @@ def draw_figures(ctx: Context) -> list:
         attempt("time_predicted_vs_measured",
                 lambda p: plots.time_predicted_vs_measured(pred, p))
         machine_path = ctx.path("machine.json")
-        if machine_path.is_file():
+        if machine_path.is_file() and ceiling is not None:
             m = json.loads(machine_path.read_text())
             attempt("roofline", lambda p: plots.roofline(
-                pred, m["ceiling_flops_per_s"], m["bandwidth_bytes_per_s"], p))
+                pred, ceiling.flops_per_second, m["bandwidth_bytes_per_s"], p, ceiling.ci))
     curves = data.training_curves
     if curves is not None and "train_loss" in curves.columns:
         attempt("training_curves",

@@ -5,7 +5,8 @@ summary is unit-tested on hand-made DataFrames with known answers.
 A new summary is one function here returning a `Summary` plus one `section(...)` call in
 `analysis.report.render`. Thresholds and conventions come from their owners (the noise
 threshold from `analysis.timing`, the FLOP convention from `analysis.formulas`), and the
-model families from the architecture table (`has_attention`, `recurrent`), never from
+model families from the architecture table's flags (`family`: `loop`, `scan`,
+`has_attention`), never from
 model names.
 """
 
@@ -35,18 +36,36 @@ class Summary:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _known(model) -> bool:
+    from analysis.architectures import ARCHITECTURES
+
+    return model in ARCHITECTURES
+
+
 def _arch(model: str):
     from analysis.architectures import architecture
 
     return architecture(model)
 
 
-def has_attention(model: str) -> bool:
-    return bool(_arch(model).has_attention)
+FAMILIES = {"loop": "recurrent loops", "scan": "parallel scans", "attention": "attention models"}
 
 
-def is_recurrent(model: str) -> bool:
-    return bool(_arch(model).recurrent)
+def family(model) -> str | None:
+    """How a model's forward pass runs over T, from the architecture table's flags: "loop"
+    (one dependent step per position), "scan" (a parallel scan, log depth in T) or
+    "attention"; None for a name the table does not know."""
+    if not _known(model):
+        return None
+    arch = _arch(model)
+    return ("attention" if arch.has_attention else "scan" if arch.scan
+            else "loop" if arch.loop else None)
+
+
+def by_family(frame: pd.DataFrame, column: str = "model") -> dict[str, pd.DataFrame]:
+    """The rows of each family (FAMILIES order) that has any."""
+    kinds = frame[column].map(family) if not frame.empty else pd.Series(dtype=object)
+    return {k: frame[kinds.eq(k)] for k in FAMILIES if kinds.eq(k).any()}
 
 
 def loglog_slope(x, y) -> float:
@@ -155,9 +174,20 @@ def t_sweep_forward(timing: pd.DataFrame | None) -> pd.DataFrame:
     return ok[ok["suite"].eq("test_model_phase") & ok["sweep"].eq("T") & ok["phase"].eq("forward")]
 
 
+def _timed(row: pd.Series, column: str):
+    """row[column], a time or a time per token of a timing row, to the digits the row's 95%
+    interval of its median supports (the number itself where the row has no interval)."""
+    value = row[column]
+    if pd.isna(row.get("ci_low_s")) or pd.isna(row.get("ci_high_s")) or not row["median_s"] > 0:
+        return value
+    scale = value / row["median_s"]
+    return supported(value, row["ci_low_s"] * scale, row["ci_high_s"] * scale, interval=False)
+
+
 def slope_summary(timing: pd.DataFrame | None) -> Summary:
     """Exponents of time, FLOPs and predicted depth against T (forward pass), per variant,
-    and what they say: recurrent models (their chain grows with T) against attention models."""
+    and what they say: recurrent loops (their chain grows with T) against attention models,
+    with the parallel scans (log depth) apart from both."""
     fwd = t_sweep_forward(timing)
     if fwd.empty:
         return Summary()
@@ -170,8 +200,8 @@ def slope_summary(timing: pd.DataFrame | None) -> Summary:
             "time slope": loglog_slope(sub["T"], sub["median_s"]),
             "FLOP slope": loglog_slope(sub["T"], sub["predicted_flops"]),
             "depth slope": loglog_slope(sub["T"], sub["predicted_depth"]),
-            "s/token at min T": sub["seconds_per_token"].iloc[0],
-            "s/token at max T": sub["seconds_per_token"].iloc[-1],
+            "s/token at min T": _timed(sub.iloc[0], "seconds_per_token"),
+            "s/token at max T": _timed(sub.iloc[-1], "seconds_per_token"),
         })
     table = pd.DataFrame(rows)
     for col in ("time slope", "FLOP slope", "depth slope"):
@@ -179,15 +209,12 @@ def slope_summary(timing: pd.DataFrame | None) -> Summary:
     measured = table.dropna(subset=["time slope"])
     if measured.empty:
         return Summary(table.drop(columns="model"))
-    groups = {"recurrent models": measured[measured["model"].map(is_recurrent)],
-              "attention models": measured[measured["model"].map(has_attention)]}
+    groups = by_family(measured)
     parts = []
-    for label, g in groups.items():
-        if g.empty:
-            continue
+    for kind, g in groups.items():
         t_lo, t_hi = g["time slope"].min(), g["time slope"].max()
         parts.append(
-            f"{label} ({_names(g['variant'])}): time ~ T^{_range(t_lo, t_hi, '.2f')} "
+            f"{FAMILIES[kind]} ({_names(g['variant'])}): time ~ T^{_range(t_lo, t_hi, '.2f')} "
             f"({_growth_range(t_lo, t_hi)}), FLOPs ~ T^"
             f"{_range(g['FLOP slope'].min(), g['FLOP slope'].max(), '.2f')}, depth ~ T^"
             f"{_range(g['depth slope'].min(), g['depth slope'].max(), '.2f')}")
@@ -208,26 +235,29 @@ def slope_summary(timing: pd.DataFrame | None) -> Summary:
     if not faster.empty:
         text += (f" Time grows faster than the FLOPs for {listed(faster)}: the FLOP count "
                  "does not explain it (check the noisy flags).")
-    rec, att = groups["recurrent models"], groups["attention models"]
-    if not rec.empty and not att.empty:
-        gap = rec["time slope"].mean() - att["time slope"].mean()
-        chain = rec["depth slope"].mean() - att["depth slope"].mean()
-        work = att["FLOP slope"].mean() - rec["FLOP slope"].mean()
-        if gap > 0.25:
-            text += f" The recurrent time grows faster (by T^{gap:.2f} on average)"
-            text += (", as their longer chain (depth exponent higher by "
-                     f"{chain:.2f}) predicts." if chain > 0.25 else ".")
-        elif gap < -0.25:
-            text += f" The attention models' time grows faster (by T^{-gap:.2f} on average)"
-            text += (f": their FLOPs grow faster with T (exponent higher by {work:.2f}); the "
-                     "recurrent chain does not show." if work > 0.1 else
-                     ", which their FLOP exponents do not explain.")
-        else:
-            text += (f" Both families grow alike (mean exponents within {abs(gap):.2f})"
-                     + (f": on this device the recurrent chain, whose depth exponent is higher "
-                        f"by {chain:.2f}, does not show as a faster growth." if chain > 0.25
-                        else "."))
+    if "loop" in groups and "attention" in groups:
+        text += _loops_against_attention(groups["loop"], groups["attention"])
     return Summary(table.drop(columns="model"), [text])
+
+
+def _loops_against_attention(rec: pd.DataFrame, att: pd.DataFrame) -> str:
+    """Whether the loops' time grows faster with T than the attention models' (mean
+    exponents), and what the depth and FLOP exponents say about it."""
+    gap = rec["time slope"].mean() - att["time slope"].mean()
+    chain = rec["depth slope"].mean() - att["depth slope"].mean()
+    work = att["FLOP slope"].mean() - rec["FLOP slope"].mean()
+    if gap > 0.25:
+        return (f" The recurrent loops' time grows faster (by T^{gap:.2f} on average)"
+                + (", as their longer chain (depth exponent higher by "
+                   f"{chain:.2f}) predicts." if chain > 0.25 else "."))
+    if gap < -0.25:
+        return (f" The attention models' time grows faster (by T^{-gap:.2f} on average)"
+                + (f": their FLOPs grow faster with T (exponent higher by {work:.2f}); the "
+                   "recurrent chain does not show." if work > 0.1 else
+                   ", which their FLOP exponents do not explain."))
+    return (f" Both families grow alike (mean exponents within {abs(gap):.2f})"
+            + (f": on this device the recurrent chain, whose depth exponent is higher "
+               f"by {chain:.2f}, does not show as a faster growth." if chain > 0.25 else "."))
 
 
 def noise_summary(timing: pd.DataFrame | None, threshold: float = NOISE_THRESHOLD) -> Summary:
@@ -275,44 +305,99 @@ def missing_summary(timing: pd.DataFrame | None, expected_ids: Sequence[str],
                            "figures and slopes use only the rest."])
 
 
-def ceiling_summary(timing: pd.DataFrame | None, ceiling: float,
-                    ceiling_ci: tuple[float, float] | None = None) -> Summary:
+@dataclass(frozen=True)
+class Ceiling:
+    """The device's FLOP/s ceiling, the one every table, sentence and figure of the report
+    uses: an n^3 matmul timed in the run (ceiling.csv), its median round's rate (the statistic
+    of every workload's time) with the median's 95% interval, the fastest round beside it."""
+
+    flops_per_second: float
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    dtype: str = "float32"
+    rounds: int | None = None
+    peak: float | None = None
+
+    def rate(self) -> str:
+        """The rate in words, to the digits its interval supports."""
+        if self.ci is None:
+            return f"{self.flops_per_second:.2g} FLOP/s"
+        return f"{supported(self.flops_per_second, *self.ci)} FLOP/s"
+
+    def describe(self) -> str:
+        """What the ceiling is, for the report's text."""
+        if self.ci is None:  # a run made before the median rule
+            return (f"Ceiling: a {self.n}^3 {self.dtype} matmul ran at {self.rate()} in its "
+                    "fastest round.")
+        return (f"Ceiling: a {self.n}^3 {self.dtype} matmul ran at {self.rate()} (median of "
+                f"{self.rounds} rounds, 95% interval; the fastest round {self.peak:.2g}). "
+                "Every fraction, figure and roof of this report uses the median: the same "
+                "statistic as each workload's time.")
+
+
+def ceiling_of(ceiling: pd.DataFrame | None) -> Ceiling | None:
+    """The ceiling ceiling.csv holds (None where the run has none)."""
+    if ceiling is None or ceiling.empty or "flops_per_second" not in ceiling.columns:
+        return None
+    c = ceiling.iloc[0]
+    ci = ((float(c["flops_per_second_ci_low"]), float(c["flops_per_second_ci_high"]))
+          if "flops_per_second_ci_low" in ceiling.columns else None)
+    rounds, peak = c.get("rounds"), c.get("peak_flops_per_second")
+    return Ceiling(float(c["flops_per_second"]), ci, int(c["n"]), str(c["dtype"]),
+                   None if pd.isna(rounds) else int(rounds),
+                   None if pd.isna(peak) else float(peak))
+
+
+FAMILY_ONE = {"loop": "recurrent-loop", "scan": "parallel-scan", "attention": "attention"}
+
+
+def ceiling_summary(timing: pd.DataFrame | None, ceiling: Ceiling | None) -> Summary:
     """Best achieved FLOP/s (model FLOPs) per variant as a fraction of the measured matmul
-    ceiling, both medians; with the intervals of both, the fraction's interval."""
+    ceiling, both medians; with the intervals of both, the fraction's interval, and every
+    number to the digits its interval supports."""
     ok = _ok(timing)
-    if ok.empty or not (ceiling > 0):
+    if ok.empty or ceiling is None or not ceiling.flops_per_second > 0:
         return Summary()
     models = ok[ok["suite"].eq("test_model_phase")].dropna(subset=["flops_per_second"])
     if models.empty:
         return Summary()
     best = models.loc[models.groupby(["variant", "model"], sort=False)["flops_per_second"]
                       .idxmax()].reset_index(drop=True)
-    best["fraction of ceiling"] = best["flops_per_second"] / ceiling
-    if ceiling_ci is not None and "ci_low_s" in best.columns:
+    c = ceiling.flops_per_second
+    best["fraction"] = best["flops_per_second"] / c
+    if ceiling.ci is not None and "ci_low_s" in best.columns:
         rate_lo = best["flops_per_second"] * best["median_s"] / best["ci_high_s"]
         rate_hi = best["flops_per_second"] * best["median_s"] / best["ci_low_s"]
-        best["95% interval"] = [f"[{lo / ceiling_ci[1]:.2g}, {hi / ceiling_ci[0]:.2g}]"
-                                for lo, hi in zip(rate_lo, rate_hi)]
-    best = best[[c for c in ("variant", "model", "flops_per_second", "fraction of ceiling",
-                             "95% interval") if c in best.columns]]
+        best["lo"], best["hi"] = rate_lo / ceiling.ci[1], rate_hi / ceiling.ci[0]
+        rates = [supported(r, lo, hi) for r, lo, hi in
+                 zip(best["flops_per_second"], rate_lo, rate_hi)]
+        shown = [supported(f, lo, hi, percent=True)
+                 for f, lo, hi in zip(best["fraction"], best["lo"], best["hi"])]
+        values = [supported(f, lo, hi, percent=True, interval=False)
+                  for f, lo, hi in zip(best["fraction"], best["lo"], best["hi"])]
+    else:
+        rates = [f"{r:.2g}" for r in best["flops_per_second"]]
+        shown = values = [f"{f:.0%}" for f in best["fraction"]]
+    best = best.assign(shown=shown, value=values)
     parts = []
-    for label, pick in (("recurrent", is_recurrent), ("attention", has_attention)):
-        g = best[best["model"].map(pick)]
-        if not g.empty:
-            f = g["fraction of ceiling"]
-            parts.append(f"the best {label} workload reaches {f.max():.1%} "
-                         f"(per variant {_range(f.min(), f.max(), '.1%')})")
-    text = (f"Achieved FLOP/s against a {ceiling:.3g} FLOP/s matmul ceiling: "
-            + ", ".join(parts) + ".")
-    rec = best[best["model"].map(is_recurrent)]["fraction of ceiling"]
-    att = best[best["model"].map(has_attention)]["fraction of ceiling"]
-    if not rec.empty and not att.empty and rec.max() < att.max():
+    for kind, g in by_family(best).items():
+        top = g.loc[g["fraction"].idxmax()]
+        low = g.loc[g["fraction"].idxmin()]
+        spread = (f" (per variant {low['value']} to {top['value']})" if len(g) > 1 else
+                  f" ({top['variant']})")
+        parts.append(f"the best {FAMILY_ONE[kind]} workload reaches {top['shown']}{spread}")
+    text = (f"Achieved FLOP/s against the measured matmul ceiling of {ceiling.rate()} (the "
+            "median of its rounds, ceiling.csv): " + ", ".join(parts) + ".")
+    fam = best["model"].map(family)
+    loops, att = best[fam.eq("loop")]["fraction"], best[fam.eq("attention")]["fraction"]
+    if not loops.empty and not att.empty and loops.max() < att.max():
         text += (" The recurrent loops issue many small (B x D) @ (D x D) matmuls one after "
                  "another, which keeps them further from the ceiling.")
-    if best["fraction of ceiling"].max() > 1:
+    if best["fraction"].max() > 1:
         text += (" A workload above 100% means the ceiling round ran while the machine was "
                  "busier than during that workload: the ceiling is a measurement too.")
-    table = best.drop(columns="model").rename(columns={"flops_per_second": "best FLOP/s"})
+    table = pd.DataFrame({"variant": best["variant"], "best FLOP/s [95% CI]": rates,
+                          "fraction of ceiling [95% CI]": best["shown"]})
     return Summary(table, [text])
 
 
@@ -373,6 +458,38 @@ def sig2(x: float) -> str:
 def with_interval(x, lo, hi, fmt: str = ".2g") -> str:
     """'1.9 [1.8, 2.0]': a value with its 95% interval, both to the same precision."""
     return f"{float(x):{fmt}} [{float(lo):{fmt}}, {float(hi):{fmt}}]"
+
+
+def supported_digits(value, lo, hi, most: int = 3) -> int:
+    """Significant digits of `value` that its 95% interval [lo, hi] supports: the last digit
+    printed is the first one the interval's half-width reaches (1 to `most`; `most` for an
+    interval of zero width, 2 where there is none)."""
+    v, half = abs(float(value)), (float(hi) - float(lo)) / 2
+    if not (np.isfinite(v) and v > 0 and np.isfinite(half) and half >= 0):
+        return 2
+    if half == 0:
+        return most
+    return int(min(most, max(1, np.floor(np.log10(v)) - np.floor(np.log10(half)) + 1)))
+
+
+def _to_place(x: float, digits: int, of: float) -> str:
+    """x rounded at the decimal place of the last of `digits` significant digits of `of`
+    (at least one significant digit of x), printed without trailing zeros or exponents
+    a reader would not expect ("80", not "8e+01")."""
+    x = float(x)
+    if x == 0 or not np.isfinite(x):
+        return f"{x:g}"
+    own = digits - int(np.floor(np.log10(abs(of))) - np.floor(np.log10(abs(x))))
+    return f"{float(f'{x:.{max(1, own)}g}'):g}"
+
+
+def supported(value, lo, hi, percent: bool = False, interval: bool = True) -> str:
+    """A measured value to the digits its interval supports, its interval rounded at the
+    same decimal place: '0.27 [0.24, 0.29]', or as percentages '27% [24%, 29%]'."""
+    k, unit = (100, "%") if percent else (1, "")
+    digits = supported_digits(value, lo, hi)
+    shown = [_to_place(float(x) * k, digits, float(value) * k) + unit for x in (value, lo, hi)]
+    return f"{shown[0]} [{shown[1]}, {shown[2]}]" if interval else shown[0]
 
 
 def ratio_summary(ratios: pd.DataFrame | None) -> Summary:
@@ -637,68 +754,128 @@ def training_summary(curves: pd.DataFrame | None, data: str | None = None) -> Su
 
 
 def device_slopes(devices_timing: pd.DataFrame | None) -> pd.DataFrame:
-    """Forward time against T per variant on each device: the log-log exponent and the time
-    at the smallest and largest T."""
+    """Forward time against T per variant on each device: the batch size, the log-log
+    exponent and the time at the smallest and largest T (to the digits their intervals
+    support)."""
     fwd = t_sweep_forward(devices_timing)
     if fwd.empty or "device_label" not in fwd.columns:
         return pd.DataFrame()
     rows = []
     for (device, variant), sub in fwd.groupby(["device_label", "variant"], sort=False):
         sub = sub.sort_values("T")
+        batch = _names(sub["B"].astype(int)) if "B" in sub.columns else ""
         rows.append({"device": device, "variant": variant, "model": sub["model"].iloc[0],
-                     "T": f"{int(sub['T'].iloc[0])}..{int(sub['T'].iloc[-1])}",
+                     "B": batch, "T": f"{int(sub['T'].iloc[0])}..{int(sub['T'].iloc[-1])}",
                      "time slope": round(loglog_slope(sub["T"], sub["median_s"]), 2) + 0.0,
-                     "s at min T": sub["median_s"].iloc[0],
-                     "s at max T": sub["median_s"].iloc[-1]})
+                     "s at min T": _timed(sub.iloc[0], "median_s"),
+                     "s at max T": _timed(sub.iloc[-1], "median_s")})
     return pd.DataFrame(rows)
+
+
+def _slopes(g: pd.DataFrame) -> str:
+    return "T^" + _range(g["time slope"].min(), g["time slope"].max(), ".2f")
+
+
+def _follows(groups: dict[str, pd.DataFrame]) -> str | None:
+    """What a device's forward time follows: "depth" where the loops grow about linearly
+    and the attention models stay about flat, "FLOPs" where both grow about linearly."""
+    if "loop" not in groups or "attention" not in groups:
+        return None
+    loops, att = groups["loop"]["time slope"], groups["attention"]["time slope"]
+    if loops.min() >= 0.75 and att.max() <= 0.25:
+        return "depth"
+    if loops.min() >= 0.75 and att.min() >= 0.75:
+        return "FLOPs"
+    return None
+
+
+FOLLOWS = {"depth": "time follows the sequential depth (T steps for a loop, a constant for "
+                    "the Transformer), as the homework argues",
+           "FLOPs": "both grow about linearly, as their FLOPs do: time follows the FLOPs, "
+                    "not the depth"}
 
 
 def devices_summary(devices_timing: pd.DataFrame | None) -> Summary:
     """The homework's depth argument on every device: per device, how the recurrent loops'
-    forward time grows with T against the attention models'."""
+    forward time grows with T against the parallel scan's and the attention models', and
+    which of depth or FLOPs the exponents follow there."""
     table = device_slopes(devices_timing)
     if table.empty or table["device"].nunique() < 2:
         return Summary(table.drop(columns="model") if not table.empty else table)
-    parts = []
+    parts, verdicts = [], {}
     for device, g in table.dropna(subset=["time slope"]).groupby("device", sort=False):
-        rec = g[g["model"].map(lambda m: _known(m) and is_recurrent(m))]
-        att = g[g["model"].map(lambda m: _known(m) and has_attention(m))]
-        if rec.empty or att.empty:
+        groups = by_family(g)
+        if "loop" not in groups or "attention" not in groups:
             continue
-        parts.append(f"on {device} the recurrent loops' forward time grows as T^"
-                     f"{_range(rec['time slope'].min(), rec['time slope'].max(), '.2f')} and "
-                     f"the attention models' as T^"
-                     f"{_range(att['time slope'].min(), att['time slope'].max(), '.2f')}")
+        scan = (f", the parallel scan's ({_names(groups['scan']['variant'])}) as "
+                f"{_slopes(groups['scan'])}" if "scan" in groups else "")
+        parts.append(f"on {device} the recurrent loops' forward time grows as "
+                     f"{_slopes(groups['loop'])}{scan} and the attention models' as "
+                     f"{_slopes(groups['attention'])}")
+        verdicts.setdefault(_follows(groups), []).append(device)
     if not parts:
         return Summary(table.drop(columns="model"))
-    text = ("Devices side by side (forward pass over T known tokens): " + "; ".join(parts)
-            + ". Where the Transformer's exponent is near 0 while the loops' is near 1, time "
-              "follows the sequential depth (T for a loop, constant for the Transformer), as "
-              "the homework argues; where both are near 1, it follows the FLOPs.")
+    text = "Devices side by side (forward pass over T known tokens): " + "; ".join(parts) + "."
+    for key in FOLLOWS:
+        if key in verdicts:
+            text += f" On {' and '.join(verdicts[key])} {FOLLOWS[key]}."
+    if None in verdicts:
+        text += (f" On {' and '.join(verdicts[None])} the exponents follow neither the depth "
+                 "nor the FLOPs alone.")
+    batches = table.groupby("device", sort=False)["B"].first()
+    if batches.nunique() > 1:
+        text += (" The devices ran different batch sizes (" + "; ".join(
+            f"B {b} on {d}" for d, b in batches.items()) + "): compare exponents, not times.")
     return Summary(table.drop(columns="model"), [text])
 
 
+BATCH = re.compile(r"(?<![A-Za-z0-9])B(\d+)-")
+
+
+def _batch_sizes(configurations: pd.Series) -> set[str]:
+    return {m.group(1) for c in configurations.astype(str) for m in [BATCH.search(c)] if m}
+
+
 def device_ratios_summary(devices_ratios: pd.DataFrame | None) -> Summary:
-    """The same paired ratios on every device that measured them, side by side."""
+    """The paired ratios measured on every device, side by side. Where each device ran its
+    pairs at one batch size and the sizes differ, configurations are matched on everything
+    but B (and the finding says so); ratios some device lacks are counted, not tabled."""
     if devices_ratios is None or devices_ratios.empty:
         return Summary()
     d = devices_ratios.assign(cell=[with_interval(r, lo, hi) for r, lo, hi in zip(
         devices_ratios["ratio"], devices_ratios["ci_low"], devices_ratios["ci_high"])])
+    devices = list(dict.fromkeys(d["device_label"]))
+    batches = {dev: _batch_sizes(g["configuration"]) for dev, g in d.groupby("device_label")}
+    but_b = (all(len(b) == 1 for b in batches.values())
+             and len(set().union(*batches.values())) > 1)
+    if but_b:
+        d["configuration"] = d["configuration"].astype(str).map(
+            lambda c: BATCH.sub("", c, count=1))
     wide = d.pivot_table(index=["comparison", "measure", "configuration"],
                          columns="device_label", values="cell", aggfunc="first").reset_index()
     wide.columns.name = None
-    devices = [c for c in wide.columns if c not in ("comparison", "measure", "configuration")]
     if len(devices) < 2:
         return Summary(wide)
-    both = wide.dropna(subset=devices)
-    return Summary(wide, [f"{len(both)} paired ratios were measured on all of "
-                          f"{', '.join(devices)} (table under Devices side by side)."])
-
-
-def _known(model) -> bool:
-    from analysis.architectures import ARCHITECTURES
-
-    return model in ARCHITECTURES
+    wide = wide[["comparison", "measure", "configuration", *devices]]
+    both = wide.dropna(subset=devices).reset_index(drop=True)
+    names = (f"both {devices[0]} and {devices[1]}" if len(devices) == 2
+             else f"every one of {', '.join(devices)}")
+    matched = ("matched on everything but the batch size: " + "; ".join(
+        f"B {next(iter(batches[dev]))} on {dev}" for dev in devices) if but_b
+        else "the same comparison, measure and configuration")
+    rest = len(wide) - len(both)
+    if both.empty:
+        common = set.intersection(*(set(g["comparison"]) for _, g in d.groupby("device_label")))
+        why = ("they share no comparison" if not common else
+               f"they share the comparisons {_names(sorted(common))} but no configuration")
+        return Summary(pd.DataFrame(), [
+            f"No paired ratio was measured on {names} ({matched}): {why}; each device's "
+            "ratios are under its own Paired ratios (devices_ratios.csv holds them all)."])
+    text = (f"{len(both)} paired ratios were measured on {names} ({matched}); they are "
+            "set side by side below")
+    text += (f"; {rest} more were measured on only one of them (devices_ratios.csv)." if rest
+             else ".")
+    return Summary(both, [text])
 
 
 def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summary:
@@ -817,15 +994,14 @@ def homework_time_summary(pred: pd.DataFrame | None) -> Summary:
                      "regime": g["regime"].mode().iloc[0]})
     table = pd.DataFrame(rows)
     findings = []
-    rec = data[data["model"].map(lambda m: _known(m) and is_recurrent(m))]
+    rec = data[data["model"].map(family).eq("loop")]
     if not rec.empty:
         share = rec["share_overhead"].median()
         findings.append(
-            f"The recurrent models' rounds are {share:.0%} fixed per-op cost (median): time "
+            f"The recurrent loops' rounds are {share:.0%} fixed per-op cost (median): time "
             f"is steps x ops per step x the fixed cost, so it follows depth times ops, not "
             f"FLOPs.")
-    att = data[data["model"].map(lambda m: _known(m) and has_attention(m))
-               & data["phase"].eq("forward")]
+    att = data[data["model"].map(family).eq("attention") & data["phase"].eq("forward")]
     if not att.empty and "T" in att.columns:
         comp = att[att["regime"].eq("compute")]
         if not comp.empty:
