@@ -65,6 +65,8 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from charlm.validate import check_device
+
 MATMUL_FLOOR = 0.05  # net compute time is at least this share of a matmul's measured time
 CPU_AXIS = (1, 8, 64, 256, 1024, 2048)
 CUDA_AXIS = (1, 8, 64, 256, 1024, 4096, 8192)
@@ -279,7 +281,7 @@ def default_cache_path(device: str, threads: int) -> Path:
 
 
 def device_name(device: str) -> str:
-    if device == "cuda":
+    if check_device(device) == "cuda":
         return torch.cuda.get_device_name(0)
     import platform
 
@@ -761,8 +763,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     kept); `budget_s`: seconds of calls per matmul shape in each pass."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda: CUDA is not available here; use --device cpu")
+    check_device(device)
     if threads is not None:
         from charlm.validate import positive_int
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from charlm.validate import positive_int
+from charlm.validate import check_device, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 EXECUTORS = ("slurm", "local")
@@ -295,6 +295,8 @@ class SweepConfig:
         lookup(dict.fromkeys(EXECUTORS), self.executor, "executor")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.executor == "local":  # SLURM's nodes may have the GPUs this one lacks
+            check_device(self.device)
         if self.executor == "local" and (self.partition or self.gpus_per_task or self.time_min):
             raise ValueError("--partition, --gpus-per-task and --time are SLURM options; "
                              "--executor local takes --gpus")

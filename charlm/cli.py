@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
@@ -113,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     """Config field names in a library message replaced by the command's flags:
     `batch_size must be ...` -> `--batch-size must be ...`, `hidden: ...` -> `--hidden: ...`,
-    `resume=True` -> `--resume`. Only a name followed by what a message says about a value
-    (must, a number, =, :, a bracket) is replaced, so prose and paths stay as they are."""
+    `resume=True` -> `--resume`, `device='cuda'` -> `--device cuda`. Only a name followed by
+    what a message says about a value (must, a number, =, :, a bracket) is replaced, so prose
+    and paths stay as they are."""
     if parser is None:
         return message
     flags = {}
@@ -128,10 +130,13 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     if not flags:
         return message
     names = "|".join(sorted((re.escape(k) for k in flags), key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w\-/.'\"])({names})(=True\b|(?= must\b| -?\d| ?=| \(|:))")
+    pattern = re.compile(rf"(?<![\w\-/.'\"])({names})"
+                         rf"(=True\b|='([\w.:+-]+)'|(?= must\b| -?\d| ?=| \(|:))")
 
     def swap(match):
         flag = flags[match.group(1)]
+        if match.group(3) is not None:
+            return f"{flag} {match.group(3)}"
         return flag if match.group(2) == "=True" else flag + match.group(2)
 
     message = pattern.sub(swap, message)
@@ -159,6 +164,21 @@ def _oom_line(exc: BaseException, parser) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. Output into a pipe closed early (`| head`) ends the
+    command quietly with 141 (128 + SIGPIPE, as a shell reports a writer the pipe killed)."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a pipe closed early shows up here
+    except BrokenPipeError:
+        # Python's advice (library/signal.html, "Note on SIGPIPE"): point stdout at devnull,
+        # so that the flush at exit finds no broken pipe either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     command, sub = "", None
     try:
         parser = build_parser()

@@ -141,6 +141,7 @@ def train_parser():
      "it with --force"),
     ("n_chars must be a positive integer, got 0",
      "--data-chars must be a positive integer, got 0"),
+    ("device='cuda', but CUDA is not available", "--device cuda, but CUDA is not available"),
     # prose, paths and quoted names stay as they are
     ("unknown model 'lstm'", "unknown model 'lstm'"),
     ("no such corpus 'runs/hidden: x'", "no such corpus 'runs/hidden: x'"),

@@ -49,7 +49,10 @@ def run(args) -> int:
     from analysis.calibrate import cached_machine, load_machine
     from analysis.optrace import trace_quantity
     from analysis.predict import predict_trace
+    from charlm.validate import check_device
 
+    if args.pace == "now" or not args.machine:  # both run on the device; a file alone not
+        check_device(args.device)
     cfg = model_config_from_args(args)
     if args.seq_len is None:
         args.seq_len = cfg.block_size if cfg.block_size else 20

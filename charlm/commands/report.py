@@ -45,12 +45,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from analysis.report import Progress, ReportConfig, build_report
+    from charlm.validate import check_device
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but CUDA is not available")
+    check_device(args.device)
     cfg = ReportConfig(out=args.out, device=args.device, quick=args.quick, force=args.force,
                        threads=args.threads, bench_json=args.bench_json,
                        train_steps=args.train_steps, reference=args.reference,

@@ -1,0 +1,67 @@
+"""Mistakes a new user makes, each a clean line: exit 2, one line on stderr naming the flag as
+typed, no traceback, no work done first (issue 17)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from charlm.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_line_error(capsys, argv, *needles):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return captured
+
+
+# --- 1. --device cuda on a torch without CUDA: one shared check, before any work ---
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict-time", "--model", "rnn"],
+    ["calibrate"],
+    ["calibrate", "--out", "{tmp}/machine.json"],
+    ["generate", "{tmp}/missing.pt"],
+    ["attention", "{tmp}/missing.pt", "--out", "{tmp}/a.png"],
+    ["train", "--out", "{tmp}/run", "--no-progress"],
+    ["compare", "--experiment", "rnn-vs-gru", "--out", "{tmp}/cmp", "--no-progress"],
+    ["report", "--quick", "--out", "{tmp}/report"],
+    ["sweep", "--executor", "local", "--out", "{tmp}/sweep"],
+], ids=lambda argv: " ".join(argv[:3]))
+def test_cuda_without_cuda_is_one_line_naming_torch(no_cuda, capsys, tmp_path, argv):
+    argv = [a.format(tmp=tmp_path) for a in argv] + ["--device", "cuda"]
+    one_line_error(capsys, argv, "--device cuda", "CUDA is not available",
+                   torch.__version__)
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing calibrated
+
+
+def test_a_cuda_machine_file_predicts_without_cuda(no_cuda, capsys):
+    machine = ROOT / "results/reference/gpu-h200/machine.json"
+    assert main(["predict-time", "--model", "rnn", "--seq-len", "4", "--device", "cuda",
+                 "--machine", str(machine)]) == 0
+    assert "predicted" in capsys.readouterr().out
+
+
+# --- 2. output into a pipe that closes early ---
+
+def test_a_pipe_closed_early_ends_quietly():
+    with subprocess.Popen([sys.executable, "-m", "charlm", "flops", "--model", "gru",
+                           "--no-measure"], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        proc.stdout.close()  # as `| head -c 10` does once it has what it wants
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141
+    assert err == ""
