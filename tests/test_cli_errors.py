@@ -65,3 +65,55 @@ def test_a_pipe_closed_early_ends_quietly():
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+# --- 3. a calibration says so before it starts; a reused machine file says which ---
+
+def test_planned_seconds_is_the_matmul_budget():
+    from analysis.calibrate import planned_seconds
+
+    # 2 passes x 3 layouts (nn, nt, tn) x 2^3 shapes x 0.5 s
+    assert planned_seconds("cpu", axis=(1, 8), passes=2, budget_s=0.5) == 24.0
+
+
+@pytest.fixture
+def fake_calibration(monkeypatch, tmp_path, capsys):
+    """Calibration replaced by the committed CPU machine file; `said` holds what stderr had
+    said when it started."""
+    import analysis.calibrate as calibrate
+
+    monkeypatch.chdir(tmp_path)
+    said = []
+
+    def calibrated(device, threads=None, **kw):
+        said.append(capsys.readouterr().err)
+        return calibrate.load_machine(ROOT / "results/reference/cpu/machine.json")
+
+    monkeypatch.setattr(calibrate, "calibrate", calibrated)
+    return said
+
+
+@pytest.mark.parametrize("argv", [["predict-time", "--model", "rnn", "--seq-len", "4"],
+                                  ["calibrate"]])
+def test_a_calibration_is_announced_before_it_starts(fake_calibration, capsys, argv):
+    from analysis.calibrate import default_cache_path, planned_seconds
+
+    assert main(argv) == 0
+    path = default_cache_path("cpu", 1)
+    assert path.is_file()
+    [line] = fake_calibration[0].splitlines()
+    assert line.startswith(f"calibrating this machine (no machine file at {path}")
+    assert f"at least {planned_seconds('cpu'):.0f} s" in line
+
+
+def test_calibrate_says_it_reuses_the_cached_file(fake_calibration, capsys):
+    from analysis.calibrate import default_cache_path, load_machine
+
+    assert main(["calibrate", "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", "--format", "json"]) == 0  # calibrates no more
+    assert len(fake_calibration) == 1
+    path = default_cache_path("cpu", 1)
+    date = load_machine(path).date
+    assert capsys.readouterr().err == (f"reusing the machine file {path} (calibrated {date}); "
+                                       "calibrate again with charlm calibrate --force\n")

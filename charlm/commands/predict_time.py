@@ -5,6 +5,7 @@ the regime (launch/overhead, memory, compute) and each term's share."""
 
 from __future__ import annotations
 
+from charlm.commands.calibrate import announce
 from charlm.commands.common import (
     add_format_arg,
     add_model_args,
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from analysis.calibrate import cached_machine, load_machine
+    from analysis.calibrate import cached_machine, default_cache_path, load_machine
     from analysis.optrace import trace_quantity
     from analysis.predict import predict_trace
     from charlm.validate import check_device
@@ -63,7 +64,11 @@ def run(args) -> int:
             raise ValueError(f"--machine {args.machine} is a {machine.device} machine file; "
                              f"pass --device {machine.device}")
     else:
-        machine = cached_machine(args.device, args.threads)
+        path = default_cache_path(args.device, args.threads)
+        if not path.is_file():
+            announce(args.device, f"no machine file at {path}; saved there for next time, "
+                                  f"or give --machine FILE from charlm calibrate --out FILE")
+        machine = cached_machine(args.device, args.threads, path=path)
     trace = trace_quantity(cfg, args.quantity, sizes, args.kv_cache)
     result = predict_trace(trace, machine, fixed=not args.no_fixed_cost)
     result["pace_factor"] = 1.0
