@@ -117,3 +117,37 @@ def test_calibrate_says_it_reuses_the_cached_file(fake_calibration, capsys):
     date = load_machine(path).date
     assert capsys.readouterr().err == (f"reusing the machine file {path} (calibrated {date}); "
                                        "calibrate again with charlm calibrate --force\n")
+
+
+# --- 4. the report's --only is checked before any stage runs ---
+
+@pytest.fixture
+def no_report(monkeypatch):
+    import analysis.report
+
+    def build_report(cfg, progress=None):
+        raise AssertionError("a stage ran")
+
+    monkeypatch.setattr(analysis.report, "build_report", build_report)
+
+
+def test_report_only_matching_nothing_is_refused_before_any_stage(no_report, capsys, tmp_path):
+    one_line_error(capsys, ["report", "--quick", "--only", "NOMATCH", "--out", str(tmp_path)],
+                   "--only 'NOMATCH' matches no benchmark", "gru", "transformer", "train")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_stage_table_stays_aligned_with_a_long_failure(monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    import analysis.report
+
+    failure = "failed: " + "pytest exited with 5: no benchmark matched " * 3
+    status = pd.DataFrame([{"stage": "bench", "status": failure, "seconds": 80.25},
+                           {"stage": "markdown", "status": "done", "seconds": 0.5}])
+    monkeypatch.setattr(analysis.report, "build_report", lambda cfg, progress: status)
+    assert main(["report", "--quick", "--out", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()[:-1]
+    assert max(len(line) for line in lines) <= 100
+    ends = {len(line) for line in lines if line.endswith(("80.25", "0.5", "seconds"))}
+    assert len(ends) == 1, lines  # the seconds column is one column
