@@ -248,9 +248,15 @@ def load_json(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"bench JSON not found: {path}")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a bench JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        found = (f"keys {', '.join(list(data)[:6])}" if isinstance(data, dict)
+                 else f"a JSON {type(data).__name__}")
+        raise ValueError(f"{path}: not a bench JSON: expected pytest-benchmark's object with a "
+                         f"'benchmarks' list (a shard's or charlm merge's output), found {found}")
+    return data
 
 
 def merge_files(paths: list[str | Path], out: str | Path | None = None,

@@ -151,3 +151,19 @@ def test_report_stage_table_stays_aligned_with_a_long_failure(monkeypatch, capsy
     assert max(len(line) for line in lines) <= 100
     ends = {len(line) for line in lines if line.endswith(("80.25", "0.5", "seconds"))}
     assert len(ends) == 1, lines  # the seconds column is one column
+
+
+# --- 5. merge takes bench JSONs only ---
+
+@pytest.mark.parametrize("text, found", [
+    (None, "found keys device, name, torch"),  # the committed machine file
+    ("[1, 2]", "found a JSON list"),
+])
+def test_merge_of_what_is_no_bench_json_names_the_file(capsys, tmp_path, text, found):
+    path = ROOT / "results/reference/cpu/machine.json"
+    if text is not None:
+        path = tmp_path / "list.json"
+        path.write_text(text)
+    one_line_error(capsys, ["merge", str(path), "--out", str(tmp_path / "m.json")],
+                   f"{path}: not a bench JSON", "'benchmarks' list", found)
+    assert not (tmp_path / "m.json").exists()
