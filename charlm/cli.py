@@ -14,6 +14,7 @@ import re
 import sys
 
 from charlm import __version__
+from charlm.commands.common import SYMBOL_FLAGS
 
 COMMANDS = [
     "charlm.commands.train",
@@ -52,9 +53,6 @@ FLAG_HELP = {
 
 # Config field names that reach messages under another name than their flag.
 FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars"}
-# Cost-model symbols that reach messages ("size B must be ..."), and their flags.
-SYMBOL_FLAGS = {"B": "batch", "T": "seq_len", "P": "prompt_len", "N": "new_tokens",
-                "V": "vocab", "L": "layers", "D": "hidden", "E": "embed", "H": "heads"}
 
 OOM_PATTERN = re.compile(r"out of memory|not enough memory|can't allocate|cannot allocate"
                          r"|could not allocate|failed to allocate|tried to allocate",
@@ -147,6 +145,20 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     return message
 
 
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the flags `argv` sets itself, not by their defaults: `argv`
+    parsed again with every default suppressed (so abbreviations and --flag=value count)."""
+    defaults = {action: action.default for action in parser._actions}
+    try:
+        for action in defaults:
+            action.default = argparse.SUPPRESS
+        given, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in defaults.items():
+            action.default = default
+    return {a.dest for a in parser._actions if a.option_strings and hasattr(given, a.dest)}
+
+
 def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
@@ -187,6 +199,7 @@ def _run(argv: list[str] | None) -> int:
         sub = parser._subparsers._group_actions[0].choices.get(command)
         raw = list(sys.argv[1:] if argv is None else argv)
         args.argv = raw[raw.index(command) + 1:] if command in raw else []
+        args.given = given_flags(sub, args.argv)
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # one line, also during start-up; says where if it can
         where = f": {exc}" if str(exc) else ""

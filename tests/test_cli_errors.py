@@ -167,3 +167,35 @@ def test_merge_of_what_is_no_bench_json_names_the_file(capsys, tmp_path, text, f
     one_line_error(capsys, ["merge", str(path), "--out", str(tmp_path / "m.json")],
                    f"{path}: not a bench JSON", "'benchmarks' list", found)
     assert not (tmp_path / "m.json").exists()
+
+
+# --- 6. a size flag the chosen quantity does not use ---
+
+@pytest.mark.parametrize("argv, message", [
+    (["flops", "--quantity", "train", "--new-tokens", "5"],
+     "--new-tokens applies only to --quantity generate"),
+    (["flops", "--quantity", "train", "--new-tokens", "1"],  # the default, but typed
+     "--new-tokens applies only to --quantity generate"),
+    (["flops", "--quantity", "forward", "--prompt=3"],  # abbreviated, with =
+     "--prompt-len applies only to --quantity generate"),
+    (["flops", "--quantity", "params", "--batch", "2"], "--batch applies only to --quantity"),
+    (["flops", "--quantity", "generate", "--seq-len", "8"],
+     "--seq-len applies only to --quantity forward, backward, train"),
+    (["depth", "--quantity", "train", "--new-tokens", "5"],
+     "--new-tokens applies only to --quantity generate"),
+    (["predict-time", "--quantity", "train", "--new-tokens", "5"],
+     "--new-tokens applies only to --quantity generate"),
+    (["flops", "--quantity", "train", "--kv-cache"], "--kv-cache (a KV cache) applies only"),
+])
+def test_a_size_flag_the_quantity_does_not_use_is_refused(capsys, argv, message):
+    one_line_error(capsys, [*argv, "--model", "gru", "--no-measure"]
+                   if argv[0] == "flops" else [*argv, "--model", "gru"], message)
+
+
+def test_only_flags_typed_count_as_given():
+    from charlm.cli import build_parser, given_flags
+
+    flops = build_parser()._subparsers._group_actions[0].choices["flops"]
+    assert given_flags(flops, ["--model", "gru", "--new=3", "--kv-cache"]) == \
+        {"model", "new_tokens", "kv_cache"}
+    assert flops.get_default("new_tokens") == 1  # the defaults are back

@@ -21,6 +21,9 @@ ATTENTION_KINDS = ("flash", "manual")
 # mirrors charlm.train.DEVICES
 DEVICES = ("auto", "cpu", "cuda")
 FORMATS = ("table", "csv", "json")
+# Cost-model symbols that reach messages ("size B must be ..."), and their flags.
+SYMBOL_FLAGS = {"B": "batch", "T": "seq_len", "P": "prompt_len", "N": "new_tokens",
+                "V": "vocab", "L": "layers", "D": "hidden", "E": "embed", "H": "heads"}
 TABLE_WIDTH = 100
 
 
@@ -57,6 +60,19 @@ def add_workload_args(parser: argparse.ArgumentParser):
                         help="new tokens N, for --quantity generate")
     parser.add_argument("--kv-cache", action=argparse.BooleanOptionalAction, default=False,
                         help="transformer generation with a KV cache")
+
+
+def refuse_unused_sizes(args) -> None:
+    """ValueError for a size flag the user set that --quantity does not use (--new-tokens
+    with --quantity train). Which quantity uses which size is one table:
+    analysis.workloads.REQUIRED_SIZES; a flag left at its default is never refused."""
+    from analysis.workloads import REQUIRED_SIZES
+
+    for symbol, dest in SYMBOL_FLAGS.items():
+        users = [q for q, sizes in REQUIRED_SIZES.items() if symbol in sizes]
+        if dest in args.given and users and args.quantity not in users:
+            raise ValueError(f"--{dest.replace('_', '-')} applies only to --quantity "
+                             f"{', '.join(users)}")
 
 
 def model_config_from_args(args, vocab_size: int | None = None):

@@ -14,6 +14,7 @@ from charlm.commands.common import (
     format_number,
     format_table,
     model_config_from_args,
+    refuse_unused_sizes,
 )
 
 QUANTITIES = ("forward", "backward", "train", "generate")
@@ -54,6 +55,7 @@ def run(args) -> int:
 
     if args.pace == "now" or not args.machine:  # both run on the device; a file alone not
         check_device(args.device)
+    refuse_unused_sizes(args)
     cfg = model_config_from_args(args)
     if args.seq_len is None:
         args.seq_len = cfg.block_size if cfg.block_size else 20
