@@ -199,3 +199,23 @@ def test_only_flags_typed_count_as_given():
     assert given_flags(flops, ["--model", "gru", "--new=3", "--kv-cache"]) == \
         {"model", "new_tokens", "kv_cache"}
     assert flops.get_default("new_tokens") == 1  # the defaults are back
+
+
+# --- 7. a figure's --out names a format matplotlib writes ---
+
+@pytest.mark.parametrize("name, needle", [("a.xyz", ".xyz is not a figure format"),
+                                          ("attention", "no suffix names its format")])
+def test_a_figure_out_that_names_no_format_is_refused(capsys, tmp_path, name, needle):
+    out = tmp_path / name
+    for argv in (["attention", str(tmp_path / "missing.pt")], ["gru-step"]):
+        one_line_error(capsys, [*argv, "--out", str(out)], f"--out {out}: {needle}",
+                       ".png", ".pdf", ".svg")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".pdf", b"%PDF"),
+                                           (".PNG", b"\x89PNG")])
+def test_a_figure_is_written_in_the_format_its_suffix_names(capsys, tmp_path, suffix, magic):
+    out = tmp_path / f"gru{suffix}"
+    assert main(["gru-step", "--out", str(out)]) == 0
+    assert magic in out.read_bytes()[:400]

@@ -98,10 +98,11 @@ def add_format_arg(parser: argparse.ArgumentParser, default: str = "table"):
 
 def check_out_path(path, kind: str = "file") -> Path:
     """Refuse an --out that cannot be what the command writes, before any work is done:
-    a file path that is an existing folder, a folder path that is an existing file, or a
-    path below an existing file. ValueError names the user's path."""
+    a file path that is an existing folder, a folder path that is an existing file, a path
+    below an existing file, or a figure ("figure": a file) whose suffix is no format
+    matplotlib writes. ValueError names the user's path."""
     path = Path(path)
-    if kind == "file" and path.is_dir():
+    if kind in ("file", "figure") and path.is_dir():
         raise ValueError(f"{path} is a folder; give a file path for --out")
     if kind == "folder" and path.exists() and not path.is_dir():
         raise ValueError(f"{path} is an existing file; give a folder for --out")
@@ -110,6 +111,13 @@ def check_out_path(path, kind: str = "file") -> Path:
             if not parent.is_dir():
                 raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
             break
+    if kind == "figure":
+        from charlm.io import figure_format
+
+        try:
+            figure_format(path)
+        except ValueError as exc:
+            raise ValueError(f"--out {exc}") from None
     return path
 
 
