@@ -52,7 +52,7 @@ FLAG_HELP = {
 }
 
 # Config field names that reach messages under another name than their flag.
-FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars"}
+FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars", "max_new_tokens": "length"}
 
 OOM_PATTERN = re.compile(r"out of memory|not enough memory|can't allocate|cannot allocate"
                          r"|could not allocate|failed to allocate|tried to allocate",

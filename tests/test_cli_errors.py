@@ -219,3 +219,25 @@ def test_a_figure_is_written_in_the_format_its_suffix_names(capsys, tmp_path, su
     out = tmp_path / f"gru{suffix}"
     assert main(["gru-step", "--out", str(out)]) == 0
     assert magic in out.read_bytes()[:400]
+
+
+# --- 8. API argument names reach messages as the flags ---
+
+def test_generate_length_below_zero_names_the_flag(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "gru", "--hidden", "8", "--embed", "4", "--seq-len", "8",
+                 "--batch-size", "4", "--steps", "1", "--device", "cpu", "--no-progress",
+                 "--out", str(run)]) == 0
+    captured = one_line_error(capsys, ["generate", str(run), "--length", "-1"],
+                              "--length must be >= 0, got -1")
+    assert "max_new_tokens" not in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "--threads must be a positive integer"),
+    (["--batch", "0"], "--batch (B) must be a positive integer"),
+])
+def test_predict_time_checks_its_input_before_calibrating(fake_calibration, capsys, argv,
+                                                          message):
+    one_line_error(capsys, ["predict-time", "--model", "rnn", *argv], message)
+    assert fake_calibration == []  # never calibrated
