@@ -171,8 +171,9 @@ def _oom_line(exc: BaseException, parser) -> str:
         first = first[:157] + "..."
     own = [] if parser is None else [s for a in parser._actions for s in a.option_strings]
     sizes = [f for f in SIZE_FLAGS if f in own] or ["the sizes"]
+    on_gpu = type(exc).__name__ == "OutOfMemoryError" or "cuda" in str(exc).lower()
     return (f"out of memory ({first}); try smaller {', '.join(sizes[:4])}"
-            + (" or --device cpu" if "--device" in own else ""))
+            + (" or --device cpu" if on_gpu and "--device" in own else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,3 +241,27 @@ def test_predict_time_checks_its_input_before_calibrating(fake_calibration, caps
                                                           message):
     one_line_error(capsys, ["predict-time", "--model", "rnn", *argv], message)
     assert fake_calibration == []  # never calibrated
+
+
+# --- 9. the out-of-memory hint fits the device that ran out ---
+
+class OutOfMemoryError(RuntimeError):  # named as torch's (CUDA) OutOfMemoryError
+    pass
+
+
+@pytest.mark.parametrize("error, suggests_cpu", [
+    (RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 4e10 bytes"),
+     False),
+    (MemoryError(), False),
+    (OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB"), True),
+], ids=["cpu", "python", "cuda"])
+def test_the_memory_hint_fits_the_device(monkeypatch, capsys, error, suggests_cpu):
+    import charlm.commands.train as train
+
+    def run(args):
+        raise error
+
+    monkeypatch.setattr(train, "run", run)
+    err = one_line_error(capsys, ["train", "--device", "cpu"], "out of memory",
+                         "try smaller --batch-size").err
+    assert ("--device cpu" in err) == suggests_cpu
