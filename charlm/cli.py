@@ -1,6 +1,6 @@
-"""charlm: train the homework's character-level language models (RNN, multi-layer RNN, GRU,
-Transformer), sample from them, and measure what they cost: FLOPs beside their formulas,
-sequential depth, timings, and verdicts on written cost answers.
+"""charlm: train small character-level language models (the models below), sample from them,
+and measure what they cost: FLOPs beside their formulas, sequential depth, timings, and
+verdicts on written cost answers.
 
 Run "charlm COMMAND --help" for a command's flags and an example.
 """
@@ -14,7 +14,7 @@ import re
 import sys
 
 from charlm import __version__
-from charlm.commands.common import SYMBOL_FLAGS
+from charlm.commands.common import MODEL_NAMES, SYMBOL_FLAGS
 
 COMMANDS = [
     "charlm.commands.train",
@@ -94,7 +94,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand's parser. Imports no torch or pandas: those load in the command run."""
-    parser = Parser(prog="charlm", description=__doc__)
+    models = ", ".join(MODEL_NAMES)
+    parser = Parser(prog="charlm", description=f"{__doc__}\nmodels (--model): {models}")
     parser.add_argument("--version", action="version", version=f"charlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")

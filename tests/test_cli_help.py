@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import time
@@ -57,6 +58,10 @@ def test_top_level_help_is_written_for_users(capsys):
     _, commands = subcommands()
     for name in commands:  # every command is listed with a one-line purpose
         assert name in text
+    from charlm.models.registry import MODELS
+
+    listed = re.findall(r"\w+", text.split("models (--model):")[-1].split("\n\n")[0])
+    assert listed == list(MODELS)  # every model of the registry, as --model takes it
 
 
 @pytest.mark.parametrize("name", list(subcommands()[1]))
