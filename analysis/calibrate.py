@@ -65,6 +65,8 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from charlm.validate import check_device
+
 MATMUL_FLOOR = 0.05  # net compute time is at least this share of a matmul's measured time
 CPU_AXIS = (1, 8, 64, 256, 1024, 2048)
 CUDA_AXIS = (1, 8, 64, 256, 1024, 4096, 8192)
@@ -279,7 +281,7 @@ def default_cache_path(device: str, threads: int) -> Path:
 
 
 def device_name(device: str) -> str:
-    if device == "cuda":
+    if check_device(device) == "cuda":
         return torch.cuda.get_device_name(0)
     import platform
 
@@ -695,6 +697,7 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
 
 
 PASSES = 3  # each microbenchmark runs this many times, spread over the calibration
+MATMUL_BUDGET_S = 0.008  # seconds of calls per matmul shape and layout in each pass
 
 
 def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float) -> dict:
@@ -755,14 +758,13 @@ def median_nested(items: list):
 
 def calibrate(device: str = "cpu", threads: int | None = None,
               axis: Sequence[int] | None = None, passes: int = PASSES,
-              budget_s: float = 0.008) -> Machine:
+              budget_s: float = MATMUL_BUDGET_S) -> Machine:
     """Measure this machine (see the module docstring). float32, TF32 off on CUDA.
     `passes`: times each microbenchmark runs, spread over the calibration (the median is
     kept); `budget_s`: seconds of calls per matmul shape in each pass."""
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda: CUDA is not available here; use --device cpu")
+    check_device(device)
     if threads is not None:
         from charlm.validate import positive_int
 
@@ -830,6 +832,15 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         elementwise_s_per_element=per_element, yardstick_s=paced.reference,
         fresh_output_by_size=fresh, op_fixed_by_name=replayed,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def planned_seconds(device: str = "cpu", axis: Sequence[int] | None = None,
+                    passes: int = PASSES, budget_s: float = MATMUL_BUDGET_S) -> float:
+    """The seconds of matmul calls `calibrate` budgets (each shape of the table, in each
+    layout, in each pass): a lower bound of its length, which the other microbenchmarks, the
+    yardsticks and the large shapes' single calls about double on this project's CPU VM."""
+    axis = axis or (CUDA_AXIS if device == "cuda" else CPU_AXIS)
+    return passes * (1 + len(MEASURED_LAYOUTS)) * len(axis) ** 3 * budget_s
 
 
 def cached_machine(device: str = "cpu", threads: int = 1, path=None,
@@ -906,4 +917,4 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
 
 __all__ = ["Machine", "cache_name", "calibrate", "cached_machine", "default_cache_path",
            "interpolate_log", "load_machine", "machine_from_probe", "monotone_table",
-           "save_machine"]
+           "planned_seconds", "save_machine"]

@@ -33,11 +33,11 @@ NOISY_LABEL = "noisy (IQR/median > {:.0%})"
 
 def _save(fig, path) -> Path:
     """tight_layout, then save atomically (an interrupted run keeps the previous figure)."""
-    from charlm.io import atomic_write
+    from charlm.io import atomic_savefig
 
     path = Path(path)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    atomic_savefig(fig, path, dpi=DPI)
     plt.close(fig)
     return path
 
@@ -541,10 +541,10 @@ def training_curves(frame: pd.DataFrame, path) -> Path:
 def _save_as_laid_out(fig, path) -> Path:
     """Save without tight_layout (the attention grid's colorbar needs the constrained layout
     engine, which tight_layout cannot replace), written atomically."""
-    from charlm.io import atomic_write
+    from charlm.io import atomic_savefig
 
     path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    atomic_savefig(fig, path, dpi=DPI)
     plt.close(fig)
     return path
 

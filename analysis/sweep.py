@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from charlm.validate import positive_int
+from charlm.validate import check_device, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 EXECUTORS = ("slurm", "local")
@@ -248,9 +248,15 @@ def load_json(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"bench JSON not found: {path}")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a bench JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        found = (f"keys {', '.join(list(data)[:6])}" if isinstance(data, dict)
+                 else f"a JSON {type(data).__name__}")
+        raise ValueError(f"{path}: not a bench JSON: expected pytest-benchmark's object with a "
+                         f"'benchmarks' list (a shard's or charlm merge's output), found {found}")
+    return data
 
 
 def merge_files(paths: list[str | Path], out: str | Path | None = None,
@@ -295,6 +301,8 @@ class SweepConfig:
         lookup(dict.fromkeys(EXECUTORS), self.executor, "executor")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.executor == "local":  # SLURM's nodes may have the GPUs this one lacks
+            check_device(self.device)
         if self.executor == "local" and (self.partition or self.gpus_per_task or self.time_min):
             raise ValueError("--partition, --gpus-per-task and --time are SLURM options; "
                              "--executor local takes --gpus")

@@ -54,7 +54,8 @@ def check_request(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         cfg.check_seq_len(sizes["T"])
     if kv_cache and not (architecture(cfg.model).kv_cache and quantity == "generate"):
         with_cache = [a.name for a in ARCHITECTURES.values() if a.kv_cache]
-        raise ValueError(f"a KV cache applies only to generate, of {', '.join(with_cache)}")
+        raise ValueError(f"kv_cache=True (a KV cache) applies only to generate, of "
+                         f"{', '.join(with_cache)}")
 
 
 # ---------------------------------------------------------------------------- running

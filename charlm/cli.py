@@ -1,6 +1,6 @@
-"""charlm: train the homework's character-level language models (RNN, multi-layer RNN, GRU,
-Transformer), sample from them, and measure what they cost: FLOPs beside their formulas,
-sequential depth, timings, and verdicts on written cost answers.
+"""charlm: train small character-level language models (the models below), sample from them,
+and measure what they cost: FLOPs beside their formulas, sequential depth, timings, and
+verdicts on written cost answers.
 
 Run "charlm COMMAND --help" for a command's flags and an example.
 """
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 
 from charlm import __version__
+from charlm.commands.common import MODEL_NAMES, SYMBOL_FLAGS
 
 COMMANDS = [
     "charlm.commands.train",
@@ -50,10 +52,7 @@ FLAG_HELP = {
 }
 
 # Config field names that reach messages under another name than their flag.
-FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars"}
-# Cost-model symbols that reach messages ("size B must be ..."), and their flags.
-SYMBOL_FLAGS = {"B": "batch", "T": "seq_len", "P": "prompt_len", "N": "new_tokens",
-                "V": "vocab", "L": "layers", "D": "hidden", "E": "embed", "H": "heads"}
+FIELD_ALIASES = {"vocab_size": "vocab", "n_chars": "data_chars", "max_new_tokens": "length"}
 
 OOM_PATTERN = re.compile(r"out of memory|not enough memory|can't allocate|cannot allocate"
                          r"|could not allocate|failed to allocate|tried to allocate",
@@ -95,7 +94,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand's parser. Imports no torch or pandas: those load in the command run."""
-    parser = Parser(prog="charlm", description=__doc__)
+    models = ", ".join(MODEL_NAMES)
+    parser = Parser(prog="charlm", description=f"{__doc__}\nmodels (--model): {models}")
     parser.add_argument("--version", action="version", version=f"charlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                 metavar="COMMAND")
@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     """Config field names in a library message replaced by the command's flags:
     `batch_size must be ...` -> `--batch-size must be ...`, `hidden: ...` -> `--hidden: ...`,
-    `resume=True` -> `--resume`. Only a name followed by what a message says about a value
-    (must, a number, =, :, a bracket) is replaced, so prose and paths stay as they are."""
+    `resume=True` -> `--resume`, `device='cuda'` -> `--device cuda`. Only a name followed by
+    what a message says about a value (must, a number, =, :, a bracket) is replaced, so prose
+    and paths stay as they are."""
     if parser is None:
         return message
     flags = {}
@@ -128,10 +129,13 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
     if not flags:
         return message
     names = "|".join(sorted((re.escape(k) for k in flags), key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w\-/.'\"])({names})(=True\b|(?= must\b| -?\d| ?=| \(|:))")
+    pattern = re.compile(rf"(?<![\w\-/.'\"])({names})"
+                         rf"(=True\b|='([\w.:+-]+)'|(?= must\b| -?\d| ?=| \(|:))")
 
     def swap(match):
         flag = flags[match.group(1)]
+        if match.group(3) is not None:
+            return f"{flag} {match.group(3)}"
         return flag if match.group(2) == "=True" else flag + match.group(2)
 
     message = pattern.sub(swap, message)
@@ -140,6 +144,20 @@ def flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
         message = re.sub(rf"\b({'|'.join(symbols)})(?= must\b)",
                          lambda m: f"{symbols[m.group(1)]} ({m.group(1)})", message)
     return message
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the flags `argv` sets itself, not by their defaults: `argv`
+    parsed again with every default suppressed (so abbreviations and --flag=value count)."""
+    defaults = {action: action.default for action in parser._actions}
+    try:
+        for action in defaults:
+            action.default = argparse.SUPPRESS
+        given, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in defaults.items():
+            action.default = default
+    return {a.dest for a in parser._actions if a.option_strings and hasattr(given, a.dest)}
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -154,11 +172,27 @@ def _oom_line(exc: BaseException, parser) -> str:
         first = first[:157] + "..."
     own = [] if parser is None else [s for a in parser._actions for s in a.option_strings]
     sizes = [f for f in SIZE_FLAGS if f in own] or ["the sizes"]
+    on_gpu = type(exc).__name__ == "OutOfMemoryError" or "cuda" in str(exc).lower()
     return (f"out of memory ({first}); try smaller {', '.join(sizes[:4])}"
-            + (" or --device cpu" if "--device" in own else ""))
+            + (" or --device cpu" if on_gpu and "--device" in own else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. Output into a pipe closed early (`| head`) ends the
+    command quietly with 141 (128 + SIGPIPE, as a shell reports a writer the pipe killed)."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a pipe closed early shows up here
+    except BrokenPipeError:
+        # Python's advice (library/signal.html, "Note on SIGPIPE"): point stdout at devnull,
+        # so that the flush at exit finds no broken pipe either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _run(argv: list[str] | None) -> int:
     command, sub = "", None
     try:
         parser = build_parser()
@@ -167,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         sub = parser._subparsers._group_actions[0].choices.get(command)
         raw = list(sys.argv[1:] if argv is None else argv)
         args.argv = raw[raw.index(command) + 1:] if command in raw else []
+        args.given = given_flags(sub, args.argv)
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # one line, also during start-up; says where if it can
         where = f": {exc}" if str(exc) else ""

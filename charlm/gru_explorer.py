@@ -183,11 +183,12 @@ def figure_png(fig) -> bytes:
 
 
 def save_gru_step_figure(settings: GRUSettings, path) -> str:
-    """Bar chart for these settings written as PNG to `path`; returns the path."""
-    from charlm.io import atomic_write
+    """Bar chart for these settings written to `path` (the format its suffix names: png,
+    pdf, svg, ...); returns the path."""
+    from charlm.io import atomic_savefig
 
     fig = gru_step_figure(gru_2d_step(settings), settings)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_savefig(fig, path, dpi=100)
     return str(path)
 
 

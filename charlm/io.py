@@ -63,6 +63,26 @@ def atomic_to_csv(frame, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def figure_format(path: str | os.PathLike) -> str:
+    """The format `path`'s suffix names among those matplotlib writes (png, pdf, svg, ...),
+    else ValueError naming the path and listing them."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    suffix = Path(path).suffix
+    if suffix.lower().lstrip(".") not in formats:
+        what = f"{suffix} is not a figure format" if suffix else "no suffix names its format"
+        raise ValueError(f"{path}: {what}; matplotlib writes "
+                         f"{', '.join('.' + f for f in formats)}")
+    return suffix.lower().lstrip(".")
+
+
+def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
+    """Save a matplotlib figure atomically, in the format its suffix names."""
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=figure_format(path),
+                                                      **kwargs))
+
+
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     import torch
 

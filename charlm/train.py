@@ -41,7 +41,7 @@ from charlm.io import atomic_to_csv, atomic_torch_save
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.progress import Progress
 from charlm.steps import TrainStep, lm_loss
-from charlm.validate import positive_int
+from charlm.validate import check_device, positive_int
 
 __all__ = [
     "Checkpoint", "TrainConfig", "TrainResult", "encode", "generate_text", "load_checkpoint",
@@ -155,9 +155,7 @@ def resolve_device(device: str) -> torch.device:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
-    return torch.device(device)
+    return torch.device(check_device(device))
 
 
 class _Batches:

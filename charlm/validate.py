@@ -25,3 +25,18 @@ def lookup(table, name, what: str = "name", choices=None):
     except (KeyError, TypeError):
         listed = ", ".join(choices if choices is not None else table)
         raise ValueError(f"unknown {what} {name!r}; choose from {listed}") from None
+
+
+def check_device(device: str) -> str:
+    """`device` if this torch can run there, else ValueError saying why: 'cuda' (and
+    'cuda:N') need a torch built with CUDA and a visible GPU. Imports torch only for cuda."""
+    if str(device).split(":")[0] != "cuda":
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        why = ("built without CUDA" if torch.version.cuda is None
+               else f"built for CUDA {torch.version.cuda}, but no GPU is visible")
+        raise ValueError(f"device={str(device)!r}, but CUDA is not available in this torch "
+                         f"({torch.__version__}, {why})")
+    return device

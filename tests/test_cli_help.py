@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import time
@@ -57,6 +58,10 @@ def test_top_level_help_is_written_for_users(capsys):
     _, commands = subcommands()
     for name in commands:  # every command is listed with a one-line purpose
         assert name in text
+    from charlm.models.registry import MODELS
+
+    listed = re.findall(r"\w+", text.split("models (--model):")[-1].split("\n\n")[0])
+    assert listed == list(MODELS)  # every model of the registry, as --model takes it
 
 
 @pytest.mark.parametrize("name", list(subcommands()[1]))
@@ -141,6 +146,7 @@ def train_parser():
      "it with --force"),
     ("n_chars must be a positive integer, got 0",
      "--data-chars must be a positive integer, got 0"),
+    ("device='cuda', but CUDA is not available", "--device cuda, but CUDA is not available"),
     # prose, paths and quoted names stay as they are
     ("unknown model 'lstm'", "unknown model 'lstm'"),
     ("no such corpus 'runs/hidden: x'", "no such corpus 'runs/hidden: x'"),

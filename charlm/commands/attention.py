@@ -16,14 +16,15 @@ def register(subparsers):
     p.add_argument("--text", default="Lily said,", help="input text")
     p.add_argument("--layer", type=int, action="append",
                    help="layer to show (0-based; repeat for several; default: all)")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", required=True,
+                   help="figure to write; its suffix names the format (.png, .pdf, .svg, ...)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where to run: cpu, cuda, or auto (cuda when available)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    check_out_path(args.out, "file")
+    check_out_path(args.out, "figure")
     from analysis.plots import plot_attention_grid
     from charlm.attention import attention_for_text
     from charlm.train import load_checkpoint

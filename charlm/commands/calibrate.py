@@ -4,6 +4,9 @@ write them as a machine file (JSON). Under 60 s on one CPU thread."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from charlm.commands.common import add_format_arg, check_out_path, emit
 
 EXAMPLE = """examples:
@@ -38,17 +41,32 @@ def summary(machine) -> list[dict]:
     return rows
 
 
-def run(args) -> int:
-    from charlm.validate import positive_int
+def announce(device: str, why: str) -> None:
+    """The line on stderr before a calibration: why, and its planned length."""
+    from analysis.calibrate import planned_seconds
 
+    print(f"calibrating this machine ({why}): at least {planned_seconds(device):.0f} s of "
+          f"timed matmuls, and the other microbenchmarks", file=sys.stderr)
+
+
+def run(args) -> int:
+    from charlm.validate import check_device, positive_int
+
+    check_device(args.device)
     positive_int("threads", args.threads)
     if args.out:
         check_out_path(args.out, "file")
     from analysis.calibrate import cached_machine, default_cache_path
 
-    path = args.out or default_cache_path(args.device, args.threads)
-    machine = cached_machine(args.device, args.threads, path=path, force=args.force or
-                             bool(args.out))
+    path = Path(args.out or default_cache_path(args.device, args.threads))
+    fresh = args.force or bool(args.out) or not path.is_file()
+    if fresh:
+        announce(args.device, f"into {path}" if path.is_file() or args.out
+                 else f"no machine file at {path} yet")
+    machine = cached_machine(args.device, args.threads, path=path, force=fresh)
+    if not fresh:
+        print(f"reusing the machine file {path} (calibrated {machine.date}); calibrate again "
+              f"with charlm calibrate --force", file=sys.stderr)
     if args.format == "table":
         print(f"machine {machine.device} {machine.name}, torch {machine.torch}, "
               f"threads {machine.threads}, float32, {machine.date}: {path}")

@@ -21,6 +21,9 @@ ATTENTION_KINDS = ("flash", "manual")
 # mirrors charlm.train.DEVICES
 DEVICES = ("auto", "cpu", "cuda")
 FORMATS = ("table", "csv", "json")
+# Cost-model symbols that reach messages ("size B must be ..."), and their flags.
+SYMBOL_FLAGS = {"B": "batch", "T": "seq_len", "P": "prompt_len", "N": "new_tokens",
+                "V": "vocab", "L": "layers", "D": "hidden", "E": "embed", "H": "heads"}
 TABLE_WIDTH = 100
 
 
@@ -59,6 +62,19 @@ def add_workload_args(parser: argparse.ArgumentParser):
                         help="transformer generation with a KV cache")
 
 
+def refuse_unused_sizes(args) -> None:
+    """ValueError for a size flag the user set that --quantity does not use (--new-tokens
+    with --quantity train). Which quantity uses which size is one table:
+    analysis.workloads.REQUIRED_SIZES; a flag left at its default is never refused."""
+    from analysis.workloads import REQUIRED_SIZES
+
+    for symbol, dest in SYMBOL_FLAGS.items():
+        users = [q for q, sizes in REQUIRED_SIZES.items() if symbol in sizes]
+        if dest in args.given and users and args.quantity not in users:
+            raise ValueError(f"--{dest.replace('_', '-')} applies only to --quantity "
+                             f"{', '.join(users)}")
+
+
 def model_config_from_args(args, vocab_size: int | None = None):
     from charlm.models.registry import ModelConfig
 
@@ -82,10 +98,11 @@ def add_format_arg(parser: argparse.ArgumentParser, default: str = "table"):
 
 def check_out_path(path, kind: str = "file") -> Path:
     """Refuse an --out that cannot be what the command writes, before any work is done:
-    a file path that is an existing folder, a folder path that is an existing file, or a
-    path below an existing file. ValueError names the user's path."""
+    a file path that is an existing folder, a folder path that is an existing file, a path
+    below an existing file, or a figure ("figure": a file) whose suffix is no format
+    matplotlib writes. ValueError names the user's path."""
     path = Path(path)
-    if kind == "file" and path.is_dir():
+    if kind in ("file", "figure") and path.is_dir():
         raise ValueError(f"{path} is a folder; give a file path for --out")
     if kind == "folder" and path.exists() and not path.is_dir():
         raise ValueError(f"{path} is an existing file; give a folder for --out")
@@ -94,6 +111,13 @@ def check_out_path(path, kind: str = "file") -> Path:
             if not parent.is_dir():
                 raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
             break
+    if kind == "figure":
+        from charlm.io import figure_format
+
+        try:
+            figure_format(path)
+        except ValueError as exc:
+            raise ValueError(f"--out {exc}") from None
     return path
 
 

@@ -15,6 +15,7 @@ from charlm.commands.common import (
     fit,
     format_table,
     model_config_from_args,
+    refuse_unused_sizes,
 )
 
 QUANTITIES = ("forward", "backward", "train", "generate")
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from analysis.depth import depth_report
 
+    refuse_unused_sizes(args)
     report = depth_report(model_config_from_args(args), args.quantity, batch=args.batch,
                           seq_len=args.seq_len, prompt_len=args.prompt_len,
                           new_tokens=args.new_tokens, kv_cache=args.kv_cache)

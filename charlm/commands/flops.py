@@ -20,6 +20,7 @@ from charlm.commands.common import (
     format_number,
     format_table,
     model_config_from_args,
+    refuse_unused_sizes,
 )
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
@@ -58,6 +59,7 @@ def run(args) -> int:
         return _run_grid(args)
     from analysis.flops_api import flops_report
 
+    refuse_unused_sizes(args)
     kw = {}
     if args.no_head:
         if "head" not in inspect.signature(flops_report).parameters:

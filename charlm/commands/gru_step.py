@@ -30,14 +30,15 @@ def register(subparsers):
     for name, label, low, high, default in SLIDERS:
         p.add_argument("--" + name.replace("_", "-"), type=float, default=default,
                        help=f"{label}; the slider spans [{low:g}, {high:g}]")
-    p.add_argument("--out", help="also write the bar chart as PNG")
+    p.add_argument("--out", help="also write the bar chart to this figure (its suffix names "
+                                 "the format: .png, .pdf, .svg, ...)")
     add_format_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.out:
-        check_out_path(args.out, "file")
+        check_out_path(args.out, "figure")
     from charlm.gru_explorer import GRUSettings, gru_2d_step, save_gru_step_figure
 
     settings = GRUSettings(**{name: getattr(args, name) for name, *_ in SLIDERS})

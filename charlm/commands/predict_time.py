@@ -5,6 +5,7 @@ the regime (launch/overhead, memory, compute) and each term's share."""
 
 from __future__ import annotations
 
+from charlm.commands.calibrate import announce
 from charlm.commands.common import (
     add_format_arg,
     add_model_args,
@@ -13,6 +14,7 @@ from charlm.commands.common import (
     format_number,
     format_table,
     model_config_from_args,
+    refuse_unused_sizes,
 )
 
 QUANTITIES = ("forward", "backward", "train", "generate")
@@ -45,23 +47,39 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from analysis.calibrate import cached_machine, load_machine
-    from analysis.optrace import trace_quantity
-    from analysis.predict import predict_trace
+def machine_for(args):
+    """The --machine file, or this device's cached calibration (made, and said so, when
+    missing)."""
+    from analysis.calibrate import cached_machine, default_cache_path, load_machine
 
-    cfg = model_config_from_args(args)
-    if args.seq_len is None:
-        args.seq_len = cfg.block_size if cfg.block_size else 20
-    sizes = {"B": args.batch, "T": args.seq_len, "P": args.prompt_len, "N": args.new_tokens}
     if args.machine:
         machine = load_machine(args.machine)
         if machine.device != args.device:
             raise ValueError(f"--machine {args.machine} is a {machine.device} machine file; "
                              f"pass --device {machine.device}")
-    else:
-        machine = cached_machine(args.device, args.threads)
-    trace = trace_quantity(cfg, args.quantity, sizes, args.kv_cache)
+        return machine
+    path = default_cache_path(args.device, args.threads)
+    if not path.is_file():
+        announce(args.device, f"no machine file at {path}; saved there for next time, "
+                              f"or give --machine FILE from charlm calibrate --out FILE")
+    return cached_machine(args.device, args.threads, path=path)
+
+
+def run(args) -> int:
+    from analysis.optrace import trace_quantity
+    from analysis.predict import predict_trace
+    from charlm.validate import check_device, positive_int
+
+    if args.pace == "now" or not args.machine:  # both run on the device; a file alone not
+        check_device(args.device)
+    positive_int("threads", args.threads)
+    refuse_unused_sizes(args)
+    cfg = model_config_from_args(args)
+    if args.seq_len is None:
+        args.seq_len = cfg.block_size if cfg.block_size else 20
+    sizes = {"B": args.batch, "T": args.seq_len, "P": args.prompt_len, "N": args.new_tokens}
+    trace = trace_quantity(cfg, args.quantity, sizes, args.kv_cache)  # checks the sizes
+    machine = machine_for(args)
     result = predict_trace(trace, machine, fixed=not args.no_fixed_cost)
     result["pace_factor"] = 1.0
     if args.pace == "now":

@@ -45,20 +45,57 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from analysis.report import Progress, ReportConfig, build_report
+    from charlm.commands.common import format_table
+    from charlm.validate import check_device
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but CUDA is not available")
+    check_device(args.device)
     cfg = ReportConfig(out=args.out, device=args.device, quick=args.quick, force=args.force,
                        threads=args.threads, bench_json=args.bench_json,
                        train_steps=args.train_steps, reference=args.reference,
                        repeat=args.repeat, only=args.only, budget=args.budget,
                        compare_with=tuple(args.compare_with) if args.compare_with else None,
                        stages=tuple(args.stages) if args.stages else None)
+    check_only(cfg)
     status = build_report(cfg, progress=Progress(sys.stdout))
-    for row in status.itertuples(index=False):
-        print(f"{row.stage:12s} {row.status:10.200s} {row.seconds:8.1f} s")
+    print(format_table(status[["stage", "status", "seconds"]]))
     print(f"report: {cfg.out / 'REPORT.md'}")
     return 0 if status["status"].eq("done").all() else 1
+
+
+def check_only(cfg) -> None:
+    """ValueError, before any stage runs, when --only matches no benchmark the bench would
+    time (pytest collects them: a few seconds) or is no -k expression; the message lists the
+    words the benchmarks' names are made of."""
+    if not cfg.only or cfg.bench_json is not None or \
+            (cfg.stages is not None and not {"bench", "repeat"} & set(cfg.stages)):
+        return
+    code, ids, text = _collect(cfg, ["-k", cfg.only])
+    if code == 0 and ids:
+        return
+    if code != 5:  # pytest's "no tests collected"; anything else: the expression is wrong
+        lines = [ln for ln in text.splitlines() if ln.startswith("ERROR")] or [text.strip()]
+        raise ValueError(f"--only {cfg.only!r}: {lines[0]}")
+    _, ids, _ = _collect(cfg, [])
+    words = sorted({w for i in ids for w in i.split("-") if w.isalpha()})
+    raise ValueError(f"--only {cfg.only!r} matches no benchmark of the {cfg.grid} grid on "
+                     f"{cfg.device}; a pytest -k expression of the words in their names: "
+                     f"{', '.join(words)} (e.g. --only 'gru and train')")
+
+
+def _collect(cfg, extra: list[str]) -> tuple[int, list[str], str]:
+    """pytest's exit code, the benchmark ids and its output for the bench's command line
+    (without its -k) collecting only."""
+    import re
+    import subprocess
+    import tempfile
+    from dataclasses import replace
+
+    from analysis.report.pipeline import REPO, bench_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = bench_command(replace(cfg, only=None), Path(tmp) / "collect.json")
+        proc = subprocess.run([*cmd, "--collect-only", "-q", *extra], cwd=REPO, text=True,
+                              capture_output=True)
+    text = proc.stdout + proc.stderr
+    return proc.returncode, re.findall(r"\[([^\]\s]+)\]", proc.stdout), text
