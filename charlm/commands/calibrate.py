@@ -4,7 +4,7 @@ write them as a machine file (JSON). Under 60 s on one CPU thread."""
 
 from __future__ import annotations
 
-from charlm.commands.common import add_format_arg, check_out_path, emit
+from charlm.commands.common import add_format_arg, add_threads_arg, emit, writes_out
 
 EXAMPLE = """examples:
   charlm calibrate --device cpu
@@ -17,10 +17,12 @@ def register(subparsers) -> None:
         description=__doc__, epilog=EXAMPLE)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="device to calibrate")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    add_threads_arg(p, default=1, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--out", help="machine file to write (default: runs/machine/<device>-<name>-"
                                  "torch<version>-t<threads>.json, reused unless --force)")
-    p.add_argument("--force", action="store_true", help="calibrate again even if cached")
+    p.add_argument("--force", action="store_true",
+                   help="calibrate again even if cached; replace an existing --out file "
+                        "(without it an existing --out is refused)")
     add_format_arg(p)
     p.set_defaults(func=run)
 
@@ -38,12 +40,11 @@ def summary(machine) -> list[dict]:
     return rows
 
 
+@writes_out("file")
 def run(args) -> int:
     from charlm.validate import positive_int
 
     positive_int("threads", args.threads)
-    if args.out:
-        check_out_path(args.out, "file")
     from analysis.calibrate import cached_machine, default_cache_path
 
     path = args.out or default_cache_path(args.device, args.threads)

@@ -10,11 +10,13 @@ from charlm.commands.common import (
     TABLE_WIDTH,
     add_format_arg,
     add_model_args,
+    add_threads_arg,
     add_workload_args,
     emit,
     fit,
     format_table,
     model_config_from_args,
+    use_threads,
 )
 
 QUANTITIES = ("forward", "backward", "train", "generate")
@@ -33,11 +35,13 @@ def register(subparsers) -> None:
                    help="forward, backward, train (forward + backward), or generate "
                         "(--new-tokens after --prompt-len)")
     add_workload_args(p)
+    add_threads_arg(p)
     add_format_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    use_threads(args.threads)
     from analysis.depth import depth_report
 
     report = depth_report(model_config_from_args(args), args.quantity, batch=args.batch,
