@@ -34,7 +34,7 @@ bench-compare: venv
 		--benchmark-compare-fail=median:25%
 
 reference: venv
-	$(BIN)/charlm report --reference $(REPORT_ARGS)
+	$(BIN)/charlm report --reference --force $(REPORT_ARGS)
 
 # A one-node SLURM cluster on this host (root; installs slurm-wlm and munge with apt-get)
 # for the sweep tests and for trying `charlm sweep --executor slurm`.

@@ -48,7 +48,14 @@ import pandas as pd
 from charlm.data import split_train_val
 from charlm.io import atomic_to_csv, atomic_write_text
 from charlm.models.registry import build_model, count_parameters
-from charlm.train import TrainConfig, TrainResult, generate_text, train
+from charlm.train import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    TrainConfig,
+    TrainResult,
+    generate_text,
+    train,
+)
 from charlm.validate import positive_int
 
 SAMPLE_LENGTH = 100  # the homework's generate_text(dataset) default
@@ -94,13 +101,16 @@ def _cfg(model: str, seq_len: int, steps: int, **sizes) -> TrainConfig:
 
 
 class ExperimentInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped one of an experiment's runs: the experiment stops there
-    (it has no resume; its runs are short). `exit_status` is 130 or 143 (128 + signal)."""
+    """Ctrl-C or SIGTERM stopped one of an experiment's runs: the experiment stops there,
+    keeping in `folder` (when it has one) the finished runs and the stopped run's checkpoint,
+    from which run_experiment(resume=True) continues. `exit_status` is 130 or 143
+    (128 + signal)."""
 
-    def __init__(self, label: str, step: int, signal: str | None):
+    def __init__(self, label: str, step: int, signal: str | None, folder: Path | None):
         self.exit_status = 143 if signal == "SIGTERM" else 130
-        super().__init__(f"{signal or 'a signal'} stopped run {label!r} at step {step}; the "
-                         f"experiment was not written; run it again to redo it")
+        kept = ("nothing was kept (no output folder)" if folder is None else
+                f"the finished runs and this run's checkpoint are kept in {folder}")
+        super().__init__(f"{signal or 'a signal'} stopped run {label!r} at step {step}; {kept}")
 
 
 def unigram_entropy(text: str) -> float:
@@ -297,6 +307,8 @@ class RunResult:
             unigram_entropy=self.unigram_entropy,
             learned=self.learned,
             init=self.config.init,
+            threads=(int(self.history["threads"].iloc[-1])
+                     if "threads" in self.history and len(self.history) else None),
             homework_steps=self.spec.config.steps,
             homework_loss=self.spec.homework_loss,
             homework_ms_per_step=(None if self.spec.homework_s_per_100 is None
@@ -354,15 +366,19 @@ def run_experiment(
     val_every: int | None = None,
     val_batches: int = 20,
     out: str | Path | None = None,
-    keep_checkpoints: bool = False,
     progress: bool = False,
     on_run: Callable[[RunSpec, int, int], None] | None = None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """Train every model of experiment `name` on `text`.
 
     `steps` caps each run's step count (the homework's counts otherwise). `val_every`
-    defaults to a tenth of the run. With `out` and `keep_checkpoints`, each run's checkpoint
-    is kept in out/<experiment>/<run>/. `on_run(spec, i, n)` is called before each run.
+    defaults to a tenth of the run. With `out`, each run trains in out/<experiment>/<run>/
+    (checkpoint.pt, log.csv; write_experiment drops them unless asked to keep them), so that
+    a run stopped by a signal (ExperimentInterrupted) leaves its checkpoint and the finished
+    runs theirs; `resume` then continues every run from the checkpoint its folder holds (a
+    finished run trains no further steps), and trains the others afresh.
+    `on_run(spec, i, n)` is called before each run.
     """
     experiment = get_experiment(name)
     positive_int("steps", steps, allow_none=True)
@@ -372,18 +388,20 @@ def run_experiment(
     results = []
     for i, spec in enumerate(runs):
         n = spec.config.steps if steps is None else min(steps, spec.config.steps)
-        run_out = None
-        if out is not None and keep_checkpoints:
-            run_out = str(Path(out) / experiment.name / slug(spec.label))
-        # force: an experiment's folders are its own output, regenerated on every run
-        cfg = replace(spec.config, steps=n, seed=seed, device=device, out=run_out,
+        run_out = None if out is None else Path(out) / experiment.name / slug(spec.label)
+        again = resume and run_out is not None and (run_out / CHECKPOINT_NAME).is_file()
+        # force: an experiment's folders are its own output, regenerated unless resumed
+        cfg = replace(spec.config, steps=n, seed=seed, device=device,
+                      out=None if run_out is None else str(run_out),
                       val_every=val_every or max(1, n // 10), val_batches=val_batches,
-                      checkpoint_every=max(n, 1), force=run_out is not None)
+                      checkpoint_every=max(n, 1), resume=again,
+                      force=run_out is not None and not again)
         if on_run is not None:
             on_run(spec, i, len(runs))
         result = train(cfg, progress=progress, text=text)
         if result.interrupted:
-            raise ExperimentInterrupted(spec.label, len(result.history), result.signal)
+            raise ExperimentInterrupted(spec.label, len(result.history), result.signal,
+                                        None if out is None else Path(out) / experiment.name)
         results.append(summarize_run(spec, result, seed, entropy))
     return ExperimentResult(experiment, results, matching)
 
@@ -444,9 +462,12 @@ def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None) -> dict:
-    """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.csv,
-    summary.md, loss_curves.png. Returns {kind: path}."""
+def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None,
+                     keep_checkpoints: bool = False) -> dict:
+    """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.md,
+    loss_curves.png, and last summary.csv, which marks the experiment complete
+    (`written_summary`). Then each run's checkpoint.pt and log.csv are removed, unless
+    `keep_checkpoints`. Returns {kind: path}."""
     folder = Path(out) / result.experiment.name
     files = {}
     for r in result.runs:
@@ -454,12 +475,22 @@ def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None
         files[f"{r.spec.label} curve"] = atomic_to_csv(r.history, run_dir / "loss.csv")
         files[f"{r.spec.label} sample"] = atomic_write_text(run_dir / "sample.txt",
                                                             r.sample + "\n")
-    files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
     files["summary_md"] = atomic_write_text(folder / "summary.md",
                                             summary_markdown(result, env))
-    from analysis.plots import training_curves  # last, so the tables exist if plotting fails
+    from analysis.plots import training_curves  # after the tables, in case plotting fails
 
     files["figure"] = training_curves(result.curves().rename(columns={"run": "model"}),
                                       folder / "loss_curves.png")
+    files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
+    if not keep_checkpoints:
+        for r in result.runs:
+            for name in (CHECKPOINT_NAME, LOG_NAME):
+                (folder / slug(r.spec.label) / name).unlink(missing_ok=True)
     return files
 
+
+def written_summary(out: str | Path, name: str) -> pd.DataFrame | None:
+    """The summary table of experiment `name` that write_experiment completed under `out`,
+    or None when it has not."""
+    path = Path(out) / name / "summary.csv"
+    return pd.read_csv(path) if path.is_file() else None

@@ -1,5 +1,6 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it,
-so an interrupted run never leaves a half-written checkpoint or table.
+so an interrupted run never leaves a half-written checkpoint or table. Output locks: one
+writer at a time per output folder or file (`output_lock`).
 
 A target that cannot be written (an existing folder, a path below an existing file, a folder
 without write permission, a full disk) is a ValueError that names the target path as the
@@ -8,9 +9,11 @@ caller gave it, never the temporary file's name.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -87,3 +90,94 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+# ------------------------------------------------------------------------ output locks
+
+LOCK_NAME = ".charlm.lock"
+
+
+class OutputLocked(ValueError):
+    """Another live process holds the lock on an output (`pid`: its process id, or None)."""
+
+    def __init__(self, target: Path, pid: int | None):
+        self.target, self.pid = target, pid
+        who = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"{target} is being written by another charlm process ({who}); "
+                         f"wait for it to finish, or write elsewhere")
+
+
+def lock_path(path: str | os.PathLike, kind: str = "folder") -> Path:
+    """The lock file of an output: LOCK_NAME inside a folder; .NAME.lock beside a file."""
+    path = Path(path)
+    return path / LOCK_NAME if kind == "folder" else path.parent / f".{path.name}.lock"
+
+
+def earlier_output(folder: str | os.PathLike) -> list[str]:
+    """The names of what `folder` holds (its lock file aside), sorted; [] when it is absent."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike, kind: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive lock on the output `path` (a folder, or a file with kind="file")
+    while the block writes it; raise OutputLocked at once when another process holds it.
+
+    The lock is an advisory flock on `lock_path(path, kind)`, which holds the holder's pid
+    for the message. The kernel drops a flock when its process dies, so a lock file left by
+    a killed run (its pid dead) is simply taken over. A folder this call created is removed
+    again if it is still empty at the end (a run that failed before writing anything)."""
+    path = Path(path)
+    folder = path if kind == "folder" else path.parent
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+    lock = lock_path(path, kind)
+    fd = _acquire(lock, path)
+    try:
+        yield path
+    finally:
+        os.unlink(lock)  # before the unlock: a waiter that opened it retries (see _acquire)
+        os.close(fd)
+        if created:
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                pass
+
+
+def _acquire(lock: Path, target: Path) -> int:
+    """An open, flock-ed descriptor of `lock` holding our pid; OutputLocked when held."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # its folder, empty, was just removed by an earlier holder
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise OutputLocked(target, pid) from None
+        try:  # the file we locked may have been released and unlinked in between: retry
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip())
+    except (OSError, ValueError):
+        return None

@@ -11,12 +11,13 @@ DataLoader(shuffle=True, drop_last=True)). A batch is a function of (seed, step)
 resumed run sees the same batches as an uninterrupted one.
 
 Files under `out`: `checkpoint.pt` (config, vocab, weights, optimizer, step, RNG, history) and
-`log.csv` (step, train_loss, val_loss, elapsed_s, tokens_per_s), both written atomically.
-`elapsed_s` is cumulative training time, validation passes excluded; `tokens_per_s` is
-B*T / (time of that step).
+`log.csv` (step, train_loss, val_loss, elapsed_s, tokens_per_s, threads), both written
+atomically. `elapsed_s` is cumulative training time, validation passes excluded; `tokens_per_s`
+is B*T / (time of that step); `threads` is torch's CPU thread count during that step.
 
 A folder that already holds a run (a checkpoint or a log) is refused unless `resume` (continue
-it) or `force` (replace it). SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop) finish the
+it) or `force` (replace it), and a folder another run is writing (its lock) is refused at
+once. SIGINT (Ctrl-C) and SIGTERM (a scheduler's stop) finish the
 current step, save, and return with `interrupted=True` and `signal` naming the signal; a second
 SIGINT during a step stops at once without saving (raises KeyboardInterrupt).
 """
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from charlm.data import CharLMDataset, encode, load_corpus, split_train_val
-from charlm.io import atomic_to_csv, atomic_torch_save
+from charlm.io import atomic_to_csv, atomic_torch_save, output_lock
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.progress import Progress
 from charlm.steps import TrainStep, lm_loss
@@ -50,7 +51,8 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.csv"
-LOG_COLUMNS = ["step", "train_loss", "val_loss", "elapsed_s", "tokens_per_s"]
+# threads: torch.get_num_threads() during the step
+LOG_COLUMNS = ["step", "train_loss", "val_loss", "elapsed_s", "tokens_per_s", "threads"]
 CHECKPOINT_FORMAT = "charlm-checkpoint-v1"
 # fields a resumed run may change; every other field must match the checkpoint's
 RESUMABLE_CHANGES = ("steps", "device", "out", "resume", "force", "checkpoint_every")
@@ -315,9 +317,18 @@ def train(
     `text` replaces cfg.data's corpus. `on_step(step, loss)` is called after each step.
     `progress`: a bar on a terminal, plain lines otherwise (charlm.progress), on stderr.
     A first SIGINT (Ctrl-C) or SIGTERM finishes the current step, saves, and returns with
-    interrupted=True and signal set to its name.
+    interrupted=True and signal set to its name. While it runs, cfg.out is locked
+    (charlm.io.output_lock): a second run into it raises OutputLocked at once.
     """
-    out = check_run_folder(cfg)
+    if cfg.out is None:
+        return _train(cfg, None, progress, text, on_step)
+    check_run_folder(cfg)  # an out that is a file, before the lock makes the folder
+    with output_lock(cfg.out):
+        return _train(cfg, check_run_folder(cfg), progress, text, on_step)
+
+
+def _train(cfg: TrainConfig, out: Path | None, progress: bool, text: str | None,
+           on_step: Callable[[int, float], None] | None) -> TrainResult:
     device = resolve_device(cfg.device)
     train_ds, val_ds, vocab = prepare_data(cfg, text)
     mcfg = cfg.model_config(len(vocab))
@@ -383,8 +394,8 @@ def train(
             validate = step == 1 or step % cfg.val_every == 0 or step == cfg.steps
             if validate:
                 val = evaluate(model, val_ds, cfg.batch_size, cfg.val_batches, device)
-            rows.append(dict(step=step, train_loss=loss_value, val_loss=val,
-                             elapsed_s=elapsed, tokens_per_s=tokens / dt))
+            rows.append(dict(step=step, train_loss=loss_value, val_loss=val, elapsed_s=elapsed,
+                             tokens_per_s=tokens / dt, threads=torch.get_num_threads()))
             interrupt.saving = True  # from here on a second signal waits for the save
             if validate and out is not None:
                 atomic_to_csv(_history(rows), out / LOG_NAME)

@@ -35,7 +35,7 @@ def run_dir(corpus, tmp_path_factory):
 def test_train_writes_checkpoint_and_log(run_dir, capsys):
     assert (run_dir / "checkpoint.pt").is_file()
     log = (run_dir / "log.csv").read_text().splitlines()
-    assert log[0] == "step,train_loss,val_loss,elapsed_s,tokens_per_s" and len(log) == 4
+    assert log[0] == "step,train_loss,val_loss,elapsed_s,tokens_per_s,threads" and len(log) == 4
 
 
 def test_train_into_an_existing_run_is_refused(run_dir, corpus, capsys):

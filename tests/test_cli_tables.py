@@ -150,7 +150,7 @@ def test_compare_table_is_readable(capsys, tmp_path):
     assert not LONG_FLOAT.search(out) and "<NA>" not in out and "nan" not in out.lower()
     # two steps learn nothing: each run is said to have stayed at the unigram entropy
     assert out.count("did not learn in 2 steps") == 2
-    assert main([*argv, "--format", "csv"]) == 0
+    assert main([*argv, "--format", "csv", "--force"]) == 0  # the same run again, replaced
     table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
     assert list(table.learned) == [False, False]
     text = corpus.read_text(encoding="utf-8")

@@ -188,7 +188,7 @@ def test_the_deep_gru_is_initialised_for_depth_and_says_so():
         == "default"  # the notebook's own run keeps PyTorch's initialisation
 
 
-def test_a_signal_stops_the_whole_experiment(monkeypatch, capsys, tmp_path):
+def test_a_signal_stops_the_experiment_and_says_how_to_continue(monkeypatch, capsys, tmp_path):
     import charlm.experiments
     from charlm.cli import main
 
@@ -208,4 +208,5 @@ def test_a_signal_stops_the_whole_experiment(monkeypatch, capsys, tmp_path):
     assert trained == ["rnn"]  # the GRU run never started
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SIGTERM stopped run 'RNN' at step 2" in err
-    assert not (tmp_path / "out" / "rnn-vs-gru").exists()
+    assert f"kept in {tmp_path / 'out' / 'rnn-vs-gru'}" in err
+    assert err.rstrip().endswith("--resume") and "--experiment rnn-vs-gru" in err

@@ -226,7 +226,8 @@ def test_quick_run_refuses_a_folder_that_holds_a_full_run(tmp_path):
         build_report(ReportConfig(out=ref, quick=True, stages=("ceiling",), ceiling_n=16))
     assert {p: p.read_bytes() for p in ref.glob("*.csv")} == before
     (tmp_path / "stages.csv").write_bytes((ref / "stages.csv").read_bytes())
-    assert main(["report", "--quick", "--out", str(tmp_path), "--stages", "ceiling"]) == 2
+    assert main(["report", "--quick", "--out", str(tmp_path), "--stages", "ceiling",
+                 "--resume"]) == 2  # resuming it as a quick run is refused too
 
 
 def test_cli_refuses_quick_reference_and_out_with_reference_in_one_line(tmp_path, capsys):

@@ -528,7 +528,8 @@ def stage_calibrate(ctx: Context) -> None:
         # depends on the allocator's history (in the report's own process, after the
         # training stage, a fresh 64 MiB output cost nothing; in a new one 0.4 ms per MiB)
         cmd = [sys.executable, "-m", "charlm", "calibrate", "--device", ctx.cfg.device,
-               "--threads", str(ctx.cfg.threads), "--out", str(cache), "--format", "json"]
+               "--threads", str(ctx.cfg.threads), "--out", str(cache), "--format", "json",
+               "--force"]  # replaces the cached file when the report is forced
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -3,7 +3,7 @@ text, one panel per layer and head (position embeddings included)."""
 
 from __future__ import annotations
 
-from charlm.commands.common import DEVICES, check_out_path
+from charlm.commands.common import DEVICES, add_force_arg, add_threads_arg, use_threads, writes_out
 
 EXAMPLE = """example:
   charlm attention runs/tf --text "Lily said," --out attention.png"""
@@ -18,13 +18,16 @@ def register(subparsers):
                    help="layer to show (0-based; repeat for several; default: all)")
     p.add_argument("--out", required=True,
                    help="figure to write; its suffix names the format (.png, .pdf, .svg, ...)")
+    add_force_arg(p)
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where to run: cpu, cuda, or auto (cuda when available)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
+@writes_out("figure")
 def run(args) -> int:
-    check_out_path(args.out, "figure")
+    use_threads(args.threads)
     from analysis.plots import plot_attention_grid
     from charlm.attention import attention_for_text
     from charlm.train import load_checkpoint

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from charlm.commands.common import add_format_arg, check_out_path, emit
+from charlm.commands.common import add_format_arg, add_threads_arg, emit, writes_out
 
 EXAMPLE = """examples:
   charlm calibrate --device cpu
@@ -20,10 +20,12 @@ def register(subparsers) -> None:
         description=__doc__, epilog=EXAMPLE)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="device to calibrate")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    add_threads_arg(p, default=1, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--out", help="machine file to write (default: runs/machine/<device>-<name>-"
                                  "torch<version>-t<threads>.json, reused unless --force)")
-    p.add_argument("--force", action="store_true", help="calibrate again even if cached")
+    p.add_argument("--force", action="store_true",
+                   help="calibrate again even if cached; replace an existing --out file "
+                        "(without it an existing --out is refused)")
     add_format_arg(p)
     p.set_defaults(func=run)
 
@@ -49,13 +51,12 @@ def announce(device: str, why: str) -> None:
           f"timed matmuls, and the other microbenchmarks", file=sys.stderr)
 
 
+@writes_out("file")
 def run(args) -> int:
     from charlm.validate import check_device, positive_int
 
     check_device(args.device)
     positive_int("threads", args.threads)
-    if args.out:
-        check_out_path(args.out, "file")
     from analysis.calibrate import cached_machine, default_cache_path
 
     path = Path(args.out or default_cache_path(args.device, args.threads))

@@ -9,7 +9,16 @@ import json
 import textwrap
 from pathlib import Path
 
-from charlm.commands.common import FORMATS, TABLE_WIDTH, emit
+from charlm.commands.common import (
+    FORMATS,
+    TABLE_WIDTH,
+    add_force_arg,
+    add_threads_arg,
+    check_out_path,
+    emit,
+    use_threads,
+    writes_out,
+)
 
 EPILOG = """examples:
   charlm check-answers analysis/data/homework_answers.toml
@@ -31,10 +40,17 @@ def register(subparsers) -> None:
                    help="sizes the derivations are measured on")
     p.add_argument("--out", help="also write the verdicts as CSV here, and a Markdown table "
                                  "beside it (same name, .md)")
+    add_force_arg(p, help="replace the CSV and Markdown files --out already names (without "
+                          "it they are refused)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
+@writes_out("file")
 def run(args) -> int:
+    if args.out:  # the Markdown table beside the CSV
+        check_out_path(Path(args.out).with_suffix(".md"), "file", args.force)
+    use_threads(args.threads)
     from analysis.checker import GRID, QUICK_GRID, check_file, list_questions
     from analysis.verdicts import Verdict
 

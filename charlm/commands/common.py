@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -96,11 +97,16 @@ def add_format_arg(parser: argparse.ArgumentParser, default: str = "table"):
                              "detail")
 
 
-def check_out_path(path, kind: str = "file") -> Path:
+def check_out_path(path, kind: str = "file", force: bool | None = None,
+                   resume: bool | None = None) -> Path:
     """Refuse an --out that cannot be what the command writes, before any work is done:
     a file path that is an existing folder, a folder path that is an existing file, a path
     below an existing file, or a figure ("figure": a file) whose suffix is no format
-    matplotlib writes. ValueError names the user's path."""
+    matplotlib writes. With `force` False (the command's --force not given) and no `resume`,
+    also refuse earlier output: an existing file, or a folder holding anything; `resume`
+    None: the command has no --resume. ValueError names the user's path."""
+    from charlm.io import earlier_output
+
     path = Path(path)
     if kind in ("file", "figure") and path.is_dir():
         raise ValueError(f"{path} is a folder; give a file path for --out")
@@ -118,7 +124,99 @@ def check_out_path(path, kind: str = "file") -> Path:
             figure_format(path)
         except ValueError as exc:
             raise ValueError(f"--out {exc}") from None
+    if force is None or force or resume:
+        return path
+    held = earlier_output(path) if kind == "folder" else [path.name] * path.exists()
+    if held:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        what = "already exists" if kind == "file" else f"already holds output ({shown})"
+        hint = "" if resume is None else "continue it with --resume or "
+        raise ValueError(f"{path} {what}: {hint}replace it with --force, or choose "
+                         f"another --out")
     return path
+
+
+FORCE_HELP = "replace what --out already holds (without it an existing --out is refused)"
+
+
+def add_force_arg(parser: argparse.ArgumentParser, help: str = FORCE_HELP):
+    parser.add_argument("--force", action="store_true", help=help)
+
+
+def writes_out(kind: str = "file"):
+    """Decorate a command's run(args): when args.out is set, refuse it as check_out_path
+    does (args.force, args.resume where the command has them) and hold its lock
+    (charlm.io.output_lock) while run writes; a second writer fails at once."""
+    import functools
+
+    def decorate(run):
+        @functools.wraps(run)
+        def wrapper(args):
+            if not getattr(args, "out", None):
+                return run(args)
+            from charlm.io import output_lock
+
+            check_out_path(args.out, kind)  # the wrong kind, before the lock makes folders
+            with output_lock(args.out, "folder" if kind == "folder" else "file"):
+                check_out_path(args.out, kind, args.force, getattr(args, "resume", None))
+                return run(args)
+        return wrapper
+    return decorate
+
+
+def resume_command(command: str, argv: list[str], required: dict[str, str]) -> str:
+    """The command line that continues an interrupted run: the same flags (argv), the
+    `required` flags that argv lacks ({"--out": "runs/x"}), --resume, no --force."""
+    import shlex
+
+    argv = [a for a in argv if a not in ("--force", "--resume")]
+    for flag, value in required.items():
+        if flag not in argv and not any(a.startswith(flag + "=") for a in argv):
+            argv += [flag, value]
+    return f"charlm {command} " + " ".join(shlex.quote(a) for a in argv + ["--resume"])
+
+
+# ------------------------------------------------------------------------ threads
+
+def add_threads_arg(parser: argparse.ArgumentParser, default: int | None = None,
+                    help: str = ""):
+    """--threads N: torch's CPU threads (torch.set_num_threads); default None: chosen for the
+    machine (`default_threads`)."""
+    text = help or "torch CPU threads"
+    if default is None:
+        text += (" (default: 1 on a machine of at most 2 cores, else torch's default less "
+                 "the cores that the load average shows busy)")
+    parser.add_argument("--threads", type=int, default=default, metavar="N", help=text)
+
+
+def default_threads(torch_default: int) -> int:
+    """The thread count for torch here. Under contention torch's intra-op threads wait on each
+    other at every op: on a 2-core machine with other work running (load 1.6), 30 steps of
+    the homework's GRU took 22-51 s at torch's default of 2 threads and 0.7-1.7 s at 1, and
+    these models are too small to gain much from a second thread anyway. So: 1
+    on at most 2 cores, else torch's default less the cores the 1-minute load average shows
+    busy (at least 1)."""
+    cpus = os.cpu_count() or 1
+    if cpus <= 2:
+        return 1
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform
+        return torch_default
+    return max(1, min(torch_default, int(cpus - busy)))
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's CPU threads to `threads` (None: `default_threads`) and return the count
+    torch then uses. ValueError names --threads."""
+    import torch
+
+    from charlm.validate import positive_int
+
+    if threads is None:
+        threads = default_threads(torch.get_num_threads())
+    torch.set_num_threads(positive_int("--threads", threads))
+    return torch.get_num_threads()
 
 
 # ------------------------------------------------------------------------ output

@@ -10,12 +10,14 @@ from charlm.commands.common import (
     TABLE_WIDTH,
     add_format_arg,
     add_model_args,
+    add_threads_arg,
     add_workload_args,
     emit,
     fit,
     format_table,
     model_config_from_args,
     refuse_unused_sizes,
+    use_threads,
 )
 
 QUANTITIES = ("forward", "backward", "train", "generate")
@@ -34,11 +36,13 @@ def register(subparsers) -> None:
                    help="forward, backward, train (forward + backward), or generate "
                         "(--new-tokens after --prompt-len)")
     add_workload_args(p)
+    add_threads_arg(p)
     add_format_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    use_threads(args.threads)
     from analysis.depth import depth_report
 
     refuse_unused_sizes(args)

@@ -12,15 +12,18 @@ import inspect
 
 from charlm.commands.common import (
     TABLE_WIDTH,
+    add_force_arg,
     add_format_arg,
     add_model_args,
+    add_threads_arg,
     add_workload_args,
-    check_out_path,
     emit,
     format_number,
     format_table,
     model_config_from_args,
     refuse_unused_sizes,
+    use_threads,
+    writes_out,
 )
 
 QUANTITIES = ("params", "forward", "backward", "train", "generate")
@@ -50,11 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--grid", choices=("default", "quick"),
                    help="reconcile a whole grid of sizes instead of one model; needs --out")
     p.add_argument("--out", help="CSV file for --grid, e.g. flops_reconciliation.csv")
+    add_force_arg(p)
+    add_threads_arg(p)
     add_format_arg(p)
     p.set_defaults(func=run)
 
 
+@writes_out("file")
 def run(args) -> int:
+    use_threads(args.threads)
     if args.grid:
         return _run_grid(args)
     from analysis.flops_api import flops_report
@@ -156,7 +163,6 @@ def _run_grid(args) -> int:
         raise ValueError("--grid needs --out PATH for the CSV")
     if args.no_measure:
         raise ValueError("--grid measures every size; drop --no-measure")
-    check_out_path(args.out, "file")
     from analysis.reconcile import GRIDS, reconcile, summary, write_reconciliation
     from charlm.progress import Progress
 

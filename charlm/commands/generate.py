@@ -3,7 +3,7 @@ characters)."""
 
 from __future__ import annotations
 
-from charlm.commands.common import DEVICES
+from charlm.commands.common import DEVICES, add_threads_arg, use_threads
 
 EXAMPLE = """examples:
   charlm generate runs/gru --prompt "Lily said, \\"" --length 200 --seed 0
@@ -27,10 +27,12 @@ def register(subparsers):
                    help="reuse attention keys and values (KV cache; transformer only)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="where to run: cpu, cuda, or auto (cuda when available)")
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    use_threads(args.threads)
     from charlm.train import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint, device=args.device)

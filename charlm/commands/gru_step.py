@@ -4,7 +4,14 @@ hidden state h, the gates r and z, the candidate n and the new state h_new."""
 
 from __future__ import annotations
 
-from charlm.commands.common import add_format_arg, check_out_path, emit
+from charlm.commands.common import (
+    add_force_arg,
+    add_format_arg,
+    add_threads_arg,
+    emit,
+    use_threads,
+    writes_out,
+)
 
 # The notebook's sliders: name, low, high, default (charlm.gru_explorer.SLIDERS and
 # GRUSettings, here so that building the parser imports no torch; a test checks they agree)
@@ -32,13 +39,15 @@ def register(subparsers):
                        help=f"{label}; the slider spans [{low:g}, {high:g}]")
     p.add_argument("--out", help="also write the bar chart to this figure (its suffix names "
                                  "the format: .png, .pdf, .svg, ...)")
+    add_force_arg(p)
+    add_threads_arg(p)
     add_format_arg(p)
     p.set_defaults(func=run)
 
 
+@writes_out("figure")
 def run(args) -> int:
-    if args.out:
-        check_out_path(args.out, "figure")
+    use_threads(args.threads)
     from charlm.gru_explorer import GRUSettings, gru_2d_step, save_gru_step_figure
 
     settings = GRUSettings(**{name: getattr(args, name) for name, *_ in SLIDERS})

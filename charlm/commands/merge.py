@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from charlm.commands.common import add_force_arg, writes_out
+
 EXAMPLE = """example:
   charlm merge runs/sweep/a/merged.json runs/sweep/b/merged.json --out runs/merged.json"""
 
@@ -16,16 +18,16 @@ def register(subparsers):
                               description=__doc__, epilog=EXAMPLE)
     p.add_argument("files", type=Path, nargs="+", metavar="JSON", help="bench JSONs to merge")
     p.add_argument("--out", type=Path, required=True, help="the merged JSON to write")
+    add_force_arg(p)
     p.add_argument("--allow-mixed", action="store_true",
                    help="merge files of different commits, devices, torch versions or threads")
     p.set_defaults(func=run)
 
 
+@writes_out("file")
 def run(args) -> int:
     from analysis.sweep import merge_files
-    from charlm.commands.common import check_out_path
 
-    check_out_path(args.out, "file")
     merged = merge_files(args.files, args.out, allow_mixed=args.allow_mixed)
     for s in merged.sources:
         shard = f"shard {s['shard']}/{s['of']}" if s["shard"] else "unsharded"

@@ -9,6 +9,7 @@ from charlm.commands.calibrate import announce
 from charlm.commands.common import (
     add_format_arg,
     add_model_args,
+    add_threads_arg,
     add_workload_args,
     emit,
     format_number,
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
                    help="machine model to predict for")
     p.add_argument("--machine", help="machine file (charlm calibrate --out); default: the "
                                      "cached calibration of this device, made if missing")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads of the calibration")
+    add_threads_arg(p, default=1, help="CPU threads of the calibration")
     p.add_argument("--no-fixed-cost", action="store_true",
                    help="set every fixed cost to zero (the bound for CUDA graphs/compiling)")
     p.add_argument("--pace", choices=("calibration", "now"), default="calibration",

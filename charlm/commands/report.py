@@ -1,12 +1,16 @@
 """`charlm report`: run the bench and the analyses in stages; write CSVs, figures and
 REPORT.md under --out (default runs/report/<device>, git-ignored). The committed reference
-results/reference/<device>/ is refreshed only with --reference. A re-run skips finished
-stages and cells unless --force; an interrupted stage leaves its previous outputs intact."""
+results/reference/<device>/ is refreshed only with --reference. An --out that holds an
+earlier report is refused unless --resume (skip its finished stages and cells) or --force
+(redo them), and one that another report is writing (its lock) at once; an interrupted stage
+leaves its previous outputs intact."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from charlm.commands.common import add_threads_arg, check_out_path
 
 
 def register(subparsers) -> None:
@@ -20,9 +24,12 @@ def register(subparsers) -> None:
                        help="refresh the committed reference results/reference/<device>/ "
                             "(a full run; not with --quick)")
     p.add_argument("--quick", action="store_true", help="smoke run (< 3 min on 2 CPU cores)")
-    p.add_argument("--force", action="store_true", help="redo finished stages and cells")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the report in --out: skip its finished stages and cells")
+    again.add_argument("--force", action="store_true", help="redo finished stages and cells")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for timing (default 1)")
+    add_threads_arg(p, default=1, help="CPU threads for timing (default 1)")
     p.add_argument("--bench-json", type=Path, nargs="+", metavar="JSON",
                    help="build the report from saved bench JSON(s) instead of running the "
                         "bench; several are merged as charlm merge does (not mixed)")
@@ -56,8 +63,12 @@ def run(args) -> int:
                        repeat=args.repeat, only=args.only, budget=args.budget,
                        compare_with=tuple(args.compare_with) if args.compare_with else None,
                        stages=tuple(args.stages) if args.stages else None)
+    from charlm.io import output_lock
+
     check_only(cfg)
-    status = build_report(cfg, progress=Progress(sys.stdout))
+    with output_lock(cfg.out):
+        check_out_path(cfg.out, "folder", args.force, args.resume)
+        status = build_report(cfg, progress=Progress(sys.stdout))
     print(format_table(status[["stage", "status", "seconds"]]))
     print(f"report: {cfg.out / 'REPORT.md'}")
     return 0 if status["status"].eq("done").all() else 1

@@ -4,12 +4,15 @@ wait with a line per finished shard, merge the shards' JSON into DIR/merged.json
 workloads listed) and build the report's bench tables and REPORT.md under DIR/report.
 Each shard runs alone on its node (--exclusive, the default), with its thread count set,
 and records its node. A shard stopped by SIGTERM (scancel, time limit, preemption) writes
-what it finished; --resume DIR resubmits only the workloads no shard timed."""
+what it finished; --resume DIR resubmits only the workloads no shard timed. While it runs, the
+command holds DIR's lock: a second sweep, collect or resume of DIR is refused at once."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
+
+from charlm.commands.common import add_threads_arg
 
 EXAMPLE = """examples:
   charlm sweep --grid default --shards 8 --executor slurm --partition gpu --gpus-per-task 1 \\
@@ -35,9 +38,8 @@ def register(subparsers):
     p.add_argument("--executor", choices=["slurm", "local"], default="slurm",
                    help="slurm: one job array through sbatch; local: here, one at a time")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads of each shard (torch and OMP_NUM_THREADS; SLURM "
-                        "--cpus-per-task)")
+    add_threads_arg(p, default=1, help="CPU threads of each shard (torch and OMP_NUM_THREADS; "
+                                       "SLURM --cpus-per-task)")
     p.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
     p.add_argument("--gpus-per-task", type=int, help="SLURM GPUs per shard")
     p.add_argument("--time", type=int, metavar="MIN", help="SLURM time limit per shard, minutes")
@@ -61,6 +63,16 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    from charlm.io import output_lock
+
+    folder = args.collect or args.resume or args.out
+    if folder is None:
+        raise ValueError("give --out DIR for a new sweep, or --collect / --resume DIR")
+    with output_lock(folder):
+        return _sweep(args)
+
+
+def _sweep(args) -> int:
     from analysis.sweep import SweepConfig, collect, resume, sweep
 
     report = not args.no_report
@@ -69,8 +81,6 @@ def run(args) -> int:
     elif args.resume is not None:
         merged = resume(args.resume, wait=not args.no_wait, report=report,
                         allow_mixed=args.allow_mixed)
-    elif args.out is None:
-        raise ValueError("give --out DIR for a new sweep, or --collect / --resume DIR")
     else:
         cfg = SweepConfig(out=args.out, grid=args.grid, shards=args.shards,
                           executor=args.executor, device=args.device, threads=args.threads,

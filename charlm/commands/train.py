@@ -4,16 +4,23 @@ losses to OUT/log.csv and save a resumable OUT/checkpoint.pt.
 Ctrl-C or SIGTERM (a scheduler's stop, kill PID) finishes the current step, saves the
 checkpoint and prints how to continue; the exit status is then 130 (Ctrl-C) or 143
 (SIGTERM). A second Ctrl-C stops at once without saving. An OUT folder that already holds a
-run is refused: continue it with --resume, or replace it with --force.
+run is refused: continue it with --resume, or replace it with --force; so is one that another
+run is writing (it holds OUT's lock), at once. OUT/log.csv records each step's thread count.
 """
 
 from __future__ import annotations
 
 import math
-import shlex
 import sys
 
-from charlm.commands.common import DEVICES, add_model_args, check_out_path
+from charlm.commands.common import (
+    DEVICES,
+    add_model_args,
+    add_threads_arg,
+    check_out_path,
+    resume_command,
+    use_threads,
+)
 
 # TrainConfig's defaults, here so that building the parser imports no torch
 # (tests/test_cli_help.py checks them against charlm.train.TrainConfig)
@@ -53,6 +60,7 @@ def register(subparsers):
                    help="seed of the weights and the batch order (the homework's)")
     p.add_argument("--device", choices=DEVICES, default=d["device"],
                    help="where to train: cpu, cuda, or auto (cuda when available)")
+    add_threads_arg(p)
     p.add_argument("--out", help="run folder for checkpoint.pt and log.csv "
                                  "(default: runs/MODEL)")
     p.add_argument("--resume", action="store_true",
@@ -69,7 +77,8 @@ def run(args) -> int:
     from charlm.train import TrainConfig, train
 
     out = args.out or f"runs/{args.model}"
-    check_out_path(out, "folder")
+    check_out_path(out, "folder")  # an existing run: train() refuses it, under OUT's lock
+    threads = use_threads(args.threads)
     cfg = TrainConfig(
         model=args.model, embed=args.embed, hidden=args.hidden, layers=args.layers,
         heads=args.heads, block_size=args.block_size, attention=args.attention,
@@ -82,7 +91,7 @@ def run(args) -> int:
     h = result.history
     val = h.dropna(subset=["val_loss"])
     print(f"{cfg.model}: {result.params:,} parameters, {len(result.dataset):,} training "
-          f"sequences of {cfg.seq_len}, device {result.device}")
+          f"sequences of {cfg.seq_len}, device {result.device}, {threads} CPU thread(s)")
     if len(h):
         line = (f"step {int(h.step.iloc[-1])}: train loss {h.train_loss.iloc[0]:.4f} -> "
                 f"{h.train_loss.iloc[-1]:.4f}")
@@ -93,16 +102,11 @@ def run(args) -> int:
     if result.interrupted:
         step = int(h.step.iloc[-1]) if len(h) else 0
         print(f"charlm train: interrupted at step {step} ({result.signal}); checkpoint saved; "
-              f"continue with: {resume_command(args, out)}", file=sys.stderr)
+              f"continue with: {continue_command(args, out)}", file=sys.stderr)
         return EXIT_STATUS.get(result.signal, 130)
     return 0 if len(h) and math.isfinite(h.train_loss.iloc[-1]) else 1
 
 
-def resume_command(args, out: str) -> str:
+def continue_command(args, out: str) -> str:
     """The command line that continues this run: the same flags, --resume, no --force."""
-    argv = [a for a in (args.argv or []) if a not in ("--force", "--resume")]
-    if not argv:
-        argv = ["--model", args.model]
-    if "--out" not in argv and not any(a.startswith("--out=") for a in argv):
-        argv += ["--out", out]
-    return "charlm train " + " ".join(shlex.quote(a) for a in argv + ["--resume"])
+    return resume_command("train", args.argv or [], {"--model": args.model, "--out": out})
