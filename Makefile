@@ -5,7 +5,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: venv test report bench bench-compare reference lint clean slurm-start slurm-stop
+.PHONY: venv test report bench bench-smoke bench-compare reference lint clean slurm-start \
+	slurm-stop
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,10 @@ BENCH_STORAGE := runs/bench/storage
 bench: venv
 	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick \
 		--benchmark-autosave --benchmark-storage=$(BENCH_STORAGE)
+
+# every benchmark body once, assertions included, no timing rounds (what CI runs)
+bench-smoke: venv
+	$(BIN)/python -m pytest bench --benchmark-only --charlm-smoke -q
 
 bench-compare: venv
 	$(BIN)/python -m pytest bench --benchmark-only --charlm-grid quick \

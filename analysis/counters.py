@@ -94,12 +94,18 @@ class Measured(nn.Module):
 _ROOT = "Measured.model."
 
 
-def count_flops_torch(model: nn.Module | None, fn: Callable[[], object]) -> dict:
+PROGRESS_EVERY_S = 10.0  # a count running longer than this reports how far it got
+
+
+def count_flops_torch(model: nn.Module | None, fn: Callable[[], object],
+                      progress: Callable[[int, float], None] | None = None,
+                      every_s: float = PROGRESS_EVERY_S) -> dict:
     """Run `fn()` under FlopCounterMode. Returns total, per-module (inclusive of submodules,
     backward included when the forward ran inside `fn`; paths as in `model.named_modules()`)
-    and per-operator counts."""
+    and per-operator counts. With `progress`, every `every_s` seconds until `fn` returns it
+    is called (from another thread) with the FLOPs counted so far and the seconds elapsed."""
     mode = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping())
-    with mode:
+    with mode, _watch(mode, progress, every_s):
         if model is None:
             fn()
         else:
@@ -111,6 +117,38 @@ def count_flops_torch(model: nn.Module | None, fn: Callable[[], object]) -> dict
                    for op, n in counts.get("Global", {}).items()}
     return {"total": int(mode.get_total_flops()), "by_module": by_module,
             "by_operator": by_operator}
+
+
+@contextlib.contextmanager
+def _watch(mode: FlopCounterMode, progress, every_s: float):
+    """Call progress(FLOPs so far, seconds) every `every_s` seconds while the block runs."""
+    if progress is None:
+        yield
+        return
+    import threading
+    import time
+
+    stop, start = threading.Event(), time.perf_counter()
+
+    def so_far() -> int | None:
+        try:  # the counting thread may add an operator meanwhile: then try next time
+            return int(sum(mode.flop_counts["Global"].values()))
+        except RuntimeError:
+            return None
+
+    def loop():
+        while not stop.wait(every_s):
+            counted = so_far()
+            if counted is not None:
+                progress(counted, time.perf_counter() - start)
+
+    watcher = threading.Thread(target=loop, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def exclusive_module_flops(by_module: dict[str, int]) -> dict[str, int]:
@@ -277,10 +315,11 @@ def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
     return 4 * (params + sizes.get("B", 1) * sizes.get("T", 1) * cfg.vocab_size)
 
 
-def _count(model, quantity, sizes, kv_cache) -> dict:
+def _count(model, quantity, sizes, kv_cache, device="cpu", progress=None) -> dict:
     was_training = model.training
     try:
-        return count_flops_torch(model, runner(model, quantity, sizes, kv_cache))
+        return count_flops_torch(model, runner(model, quantity, sizes, kv_cache, device=device),
+                                 progress)
     finally:
         model.train(was_training)
 
@@ -331,7 +370,8 @@ def _config_sizes(cfg: ModelConfig) -> dict:
 
 def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
                   fvcore: bool = True, model: nn.Module | None = None,
-                  tensors: str = "auto") -> FlopMeasurement:
+                  tensors: str = "auto", progress: Callable[[int, float], None] | None = None
+                  ) -> FlopMeasurement:
     """Measured count of `quantity` for the model `cfg` describes.
 
     Without `model`, PyTorch's counter runs on a model built from `cfg`, on the tensors
@@ -339,7 +379,8 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     are the same (tested), only the time differs.
     With `model` (a real instance), it runs on that model. fvcore (forward only) traces a
     model built on the meta device (shapes only: any size, in milliseconds), or `model`.
-    sizes: B, T for forward/backward/train; B, P, N for generate.
+    sizes: B, T for forward/backward/train; B, P, N for generate. progress: see
+    `count_flops_torch`.
     """
     check_request(cfg, quantity, sizes, kv_cache)
     lookup(dict.fromkeys(TENSOR_KINDS), tensors, "tensors")
@@ -350,18 +391,18 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     kind = "real" if model is not None else tensors_for(cfg, quantity, sizes, kv_cache, tensors)
     with single_thread():
         if model is not None:
-            measured = _count(model, quantity, sizes, kv_cache)
+            measured = _count(model, quantity, sizes, kv_cache, progress=progress)
         elif kind == "real":
             torch.manual_seed(0)
-            measured = _count(build_model(cfg), quantity, sizes, kv_cache)
+            measured = _count(build_model(cfg), quantity, sizes, kv_cache, progress=progress)
         elif kind == "meta":
             with torch.device("meta"):
-                model_meta = build_model(cfg)
-            measured = count_flops_torch(model_meta, runner(model_meta, quantity, sizes,
-                                                            kv_cache, device="meta"))
+                meta_model = build_model(cfg)
+            measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
         else:
             with shapes_only():
-                measured = _count(build_model(cfg), quantity, sizes, kv_cache)
+                measured = _count(build_model(cfg), quantity, sizes, kv_cache,
+                                  progress=progress)
         fv, note = None, None
         if fvcore and quantity == "forward":
             fv, note = fvcore_forward(cfg, sizes, model)

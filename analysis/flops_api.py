@@ -31,14 +31,16 @@ DEFAULT_RECURRENT_SEQ_LEN = 20  # the homework's training sequence length
 def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, batch: int = 1,
                  seq_len: int | None = None, prompt_len: int = 1, new_tokens: int = 1,
                  kv_cache: bool = False, attention_count: str = "full", measure: bool = True,
-                 fvcore: bool = True, head: bool = True) -> dict:
+                 fvcore: bool = True, head: bool = True, progress=None) -> dict:
     """Predicted and (unless measure=False) measured FLOPs of one quantity, as a dict:
     predicted, formula, terms, measured {counter: int|None}, ratio, measured_terms, verdict,
     elementwise (forward), convention, sizes, config, environment.
 
-    A ModelConfig is counted on fake tensors (any size, no memory); a model instance is
-    counted as it is. head=False leaves out the vocabulary projection (Kaplan's C_forward,
-    the homework's convention); it is measured for forward and generate."""
+    A ModelConfig is counted on real, meta or fake tensors, whichever is fastest (the same
+    counts; counters.tensors_for), at any size; a model instance is counted as it is.
+    head=False leaves out the vocabulary projection (Kaplan's C_forward, the homework's
+    convention); it is measured for forward and generate. progress: see
+    reconcile.reconcile_row."""
     if isinstance(target, ModelConfig):
         cfg, model = target, None
     elif isinstance(target, nn.Module):
@@ -51,7 +53,7 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         seq_len = cfg.block_size if not cfg.recurrent else DEFAULT_RECURRENT_SEQ_LEN
     point = GridPoint(cfg, B=batch, T=seq_len, P=prompt_len, N=new_tokens)
     row = reconcile_row(point, quantity, kv_cache, attention_count, fvcore=fvcore, model=model,
-                        measure=measure, head=head)
+                        measure=measure, head=head, progress=progress)
     report = {
         "model": cfg.model,
         "quantity": row["quantity"],

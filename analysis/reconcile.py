@@ -138,22 +138,26 @@ def _ratio(measured, predicted):
 
 def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
                   attention_count: str = "full", fvcore: bool = True, model=None,
-                  measure: bool = True, head: bool = True) -> dict:
+                  measure: bool = True, head: bool = True, progress=None) -> dict:
     """Predicted and measured counts of one quantity at one grid point, as a flat row
-    (measure=False: the prediction alone, measured columns None)."""
+    (measure=False: the prediction alone, measured columns None). progress: called as
+    progress(FLOPs counted so far, FLOPs predicted, seconds) while a count runs long
+    (counters.count_flops_torch)."""
     cfg, sizes, label = point.cfg, point.sizes(), point.label
     head = head or quantity == "params"  # a parameter count has no head to leave out
     check_request(cfg, quantity, sizes, kv_cache)
     terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count,
                                              head)
+    predicted = values.pop("total")
     if measure:
+        report = None if progress is None else (
+            lambda counted, seconds: progress(counted, predicted, seconds))
         measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
-                                          fvcore=fvcore, model=model)
+                                          fvcore=fvcore, model=model, progress=report)
         if not head:
             measured = _without_head(cfg, quantity, measured)
     else:
         measured = None
-    predicted = values.pop("total")
     by_term = {}
     if measured is not None and quantity in ("forward", "generate"):
         by_term = measured_terms(cfg, list(values), measured.by_module)

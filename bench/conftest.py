@@ -2,6 +2,7 @@
 
     pytest bench --benchmark-only --charlm-grid quick      # < 3 min on 2 CPU cores
     pytest bench --benchmark-only --charlm-grid default --charlm-device cuda
+    pytest bench --benchmark-only --charlm-smoke            # every body once, no timing (CI)
 
 Every test is parametrized by `workload` (from analysis.workloads, chosen by the grid and
 the module's WORKLOAD_SET) and `device` (cpu, and cuda when present). Each round is timed
@@ -9,8 +10,17 @@ in pedantic mode: perf_counter on CPU, a CUDA-event clock on GPU (so the saved J
 --benchmark-compare hold GPU time). Results go to runs/bench/<grid>-<device>.json (ignored by
 git; committed references live under results/reference/ and are written only when asked)
 unless --benchmark-json names another file; failures are recorded in that JSON under
-"charlm_failures". To compare runs, save them with --benchmark-autosave and compare with
---benchmark-compare, both with --benchmark-storage=runs/bench/storage (`make bench` and
+"charlm_failures". The run ends with charlm's own summary (what ran, how many medians met
+the precision target, the ratios with their intervals, where the JSON is); pytest-benchmark's
+tables are printed with --charlm-tables.
+
+Smoke mode (--charlm-smoke, what CI runs): every benchmark body runs, its assertions
+included, through the same fixtures, but with no warm-up, one call per round and the fewest
+rounds an interval needs, so the whole quick grid takes seconds; its numbers mean nothing and
+go to runs/bench/smoke-<grid>-<device>.json, never over a real run's JSON.
+
+To compare runs, save them with --benchmark-autosave and compare with --benchmark-compare,
+both with --benchmark-storage=runs/bench/storage (`make bench` and
 `make bench-compare` do this).
 """
 
@@ -54,6 +64,7 @@ from analysis.workloads import (
 pytest_plugins = ["analysis.bench_sharding"]  # grid files, shards, SIGTERM
 RESULTS = Path(__file__).resolve().parent.parent / "runs" / "bench"
 FAILURES = pytest.StashKey[list]()
+RECORDS = pytest.StashKey[list]()  # (kind, extra_info) of every benchmark that ran
 BACKENDS = pytest.StashKey[dict]()
 
 
@@ -70,6 +81,12 @@ def pytest_addoption(parser):
     group.addoption("--charlm-budget", type=float, default=1.0,
                     help="adaptive rounds: seconds of timed rounds per benchmark at most "
                          "(the grid's minimum rounds always run)")
+    group.addoption("--charlm-smoke", action="store_true",
+                    help="run every benchmark body once through the timing code, with no "
+                         "warm-up and the fewest rounds (a test of the bench, not a timing)")
+    group.addoption("--charlm-tables", action="store_true",
+                    help="also print pytest-benchmark's own tables (wide: one row per "
+                         "benchmark)")
     group.addoption("--charlm-threads", type=int, default=1,
                     help="CPU threads (torch.set_num_threads), recorded with every result; "
                          "default 1: these models' ops are too small to gain from more, and "
@@ -91,9 +108,14 @@ def pytest_configure(config):
     if config.getoption("benchmark_json", None) is None and hasattr(config.option, "charlm_grid"):
         devs = devices(config)
         name = f"{config.getoption('charlm_grid')}-{'cuda' if 'cuda' in devs else 'cpu'}.json"
+        if config.getoption("charlm_smoke"):
+            name = "smoke-" + name
         RESULTS.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = RESULTS / name
+    if hasattr(config.option, "charlm_tables") and not config.getoption("charlm_tables"):
+        config.option.benchmark_quiet = True  # our summary instead; regressions still fail
     config.stash[FAILURES] = []
+    config.stash[RECORDS] = []
     config.stash[BACKENDS] = configure_backends(
         "cuda" if torch.cuda.is_available() else "cpu",
         threads=config.getoption("charlm_threads", None),
@@ -179,25 +201,37 @@ WARMUP_S = 0.05  # warm-up calls continue until this much time has passed (cache
 MIN_CI_ROUNDS = 6  # the fewest rounds whose order statistics give a 95% CI of the median
 
 
-def _pilot(fn, device) -> tuple[int, list[float]]:
+SMOKE_BUDGET_S = 1e-9  # smoke mode: no round fits, so each benchmark runs its minimum
+
+
+def _pilot(fn, device, smoke: bool = False) -> tuple[int, list[float]]:
     """Warm up (at least two calls and WARMUP_S), choose calls per round, and time
-    PILOT_ROUNDS rounds of them."""
+    PILOT_ROUNDS rounds of them. Smoke: two calls, one call per round, two rounds."""
     import time
 
     start, calls = time.perf_counter(), 0
-    while calls < 2 or time.perf_counter() - start < WARMUP_S:
+    while calls < 2 or (not smoke and time.perf_counter() - start < WARMUP_S):
         fn()
         calls += 1
     synchronize(device)
     one = time_once(fn, device)
-    iterations = iterations_for(one, MIN_ROUND_S[torch.device(device).type])
-    return iterations, [time_once(fn, device, iterations) for _ in range(PILOT_ROUNDS)]
+    iterations = 1 if smoke else iterations_for(one, MIN_ROUND_S[torch.device(device).type])
+    rounds = 2 if smoke else PILOT_ROUNDS
+    return iterations, [time_once(fn, device, iterations) for _ in range(rounds)]
 
 
 @pytest.fixture
 def timing_options(request):
     c = request.config
-    return {"target": c.getoption("charlm_ci_target"), "budget": c.getoption("charlm_budget")}
+    smoke = c.getoption("charlm_smoke")
+    return {"target": c.getoption("charlm_ci_target"), "smoke": smoke,
+            "budget": SMOKE_BUDGET_S if smoke else c.getoption("charlm_budget")}
+
+
+def min_rounds(grid, timing_options) -> int:
+    """The rounds every benchmark runs at least: the grid's, and enough for a 95% interval of
+    the median (smoke mode: just that)."""
+    return MIN_CI_ROUNDS if timing_options["smoke"] else max(grid.rounds, MIN_CI_ROUNDS)
 
 
 @pytest.fixture(scope="session")
@@ -243,7 +277,7 @@ def timing_info(samples, plan, load: dict, target: float) -> dict:
 
 
 @pytest.fixture
-def measure(benchmark, grid, env_by_device, timing_options, machine):
+def measure(request, benchmark, grid, env_by_device, timing_options, machine):
     """Time a prepared workload with adaptive rounds and fill benchmark.extra_info with its
     statistics and cost columns."""
 
@@ -252,8 +286,8 @@ def measure(benchmark, grid, env_by_device, timing_options, machine):
         before = machine_load()
         synchronize(device)
         pace_before = yardstick(device)
-        iterations, pilot = _pilot(p.fn, device)
-        plan = plan_rounds(pilot, iterations, max(grid.rounds, MIN_CI_ROUNDS),
+        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"])
+        plan = plan_rounds(pilot, iterations, min_rounds(grid, timing_options),
                            timing_options["budget"], timing_options["target"])
         # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
         # times each round in stream order, so queued work before it is not counted
@@ -285,13 +319,14 @@ def measure(benchmark, grid, env_by_device, timing_options, machine):
             "env": env_by_device[device],
             **prediction_info(w, machine, pace),
         })
+        request.config.stash[RECORDS].append(("timing", benchmark.extra_info))
         return benchmark.extra_info
 
     return run
 
 
 @pytest.fixture
-def measure_pair(benchmark, grid, env_by_device, timing_options):
+def measure_pair(request, benchmark, grid, env_by_device, timing_options):
     """Time two prepared workloads as interleaved pairs: each round runs A and B once each
     (the same number of calls), in an order drawn per round from a seeded generator, on the
     same device clock. The ratio A/B is the median of per-round ratios with its bootstrap 95%
@@ -302,13 +337,13 @@ def measure_pair(benchmark, grid, env_by_device, timing_options):
 
         before = machine_load()
         synchronize(device)
-        ia, pa = _pilot(a.fn, device)
-        ib, pb = _pilot(b.fn, device)
+        ia, pa = _pilot(a.fn, device, timing_options["smoke"])
+        ib, pb = _pilot(b.fn, device, timing_options["smoke"])
         iterations = max(ia, ib)  # both sides' rounds long enough for the clock
         # the pilots ran with their own calls per round: per call, then as planned
         pa, pb = [x / ia * iterations for x in pa], [x / ib * iterations for x in pb]
         plan = plan_rounds([x + y for x, y in zip(pa, pb)], iterations,
-                           max(grid.rounds, MIN_CI_ROUNDS),
+                           min_rounds(grid, timing_options),
                            timing_options["budget"], timing_options["target"],
                            spread=robust_spread([x / y for x, y in zip(pa, pb)]))
         order = random.Random(0)
@@ -342,6 +377,24 @@ def measure_pair(benchmark, grid, env_by_device, timing_options):
             info.update(a_peak_memory_bytes=ma, b_peak_memory_bytes=mb,
                         memory_ratio=ma / mb if mb else None)
         benchmark.extra_info.update({"pair": info, "env": env_by_device[device]})
+        request.config.stash[RECORDS].append(("pair", info))
         return info
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """charlm's summary of the run, at most 100 columns (bench_summary.summary_lines)."""
+    if not hasattr(config.option, "charlm_grid") or RECORDS not in config.stash:
+        return
+    from analysis.bench_summary import summary_lines
+
+    stats = terminalreporter.stats
+    counts = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error", "skipped")}
+    lines = summary_lines(config.stash[RECORDS], counts, grid=config.getoption("charlm_grid"),
+                          devices=devices(config), smoke=config.getoption("charlm_smoke"),
+                          json_path=config.getoption("benchmark_json", None),
+                          threads=config.stash[BACKENDS].get("threads"))
+    terminalreporter.section("charlm bench", sep="-")
+    for line in lines:
+        terminalreporter.write_line(line)

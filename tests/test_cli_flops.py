@@ -100,3 +100,15 @@ def test_grid_writes_reconciliation_csv_and_shows_progress(capsys, tmp_path, mon
     lines = captured.err.splitlines()
     assert lines[0].startswith("flops grid quick: 1/3 sizes")
     assert lines[-1].startswith("flops grid quick: 3/3 sizes (100%)")
+
+
+def test_a_long_count_prints_how_far_it_got_and_the_time_left():
+    import io
+
+    from charlm.commands.flops import count_progress
+
+    out = io.StringIO()
+    count_progress(1_250_000_000_000, 5_000_000_000_000, 10.0, stream=out)
+    # a quarter done in 10 s: 30 s left at that pace
+    assert out.getvalue() == ("counting: 1.25T of 5.00T predicted FLOPs (25%) in 10 s, "
+                              "about 30 s left\n")

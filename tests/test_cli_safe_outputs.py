@@ -263,20 +263,21 @@ def test_compare_prints_tables_not_a_dict(tmp_path, corpus, capsys):
 # --- other writers: a file or folder holding earlier output is refused without --force ---
 
 @pytest.mark.parametrize("argv", [
-    ["gru-step", "--out", "{out}"],
+    ["gru-step", "--out", "{out}.png"],  # a figure's suffix must name its format
     ["flops", "--grid", "quick", "--out", "{out}"],
     ["merge", "none.json", "--out", "{out}"],
     ["calibrate", "--out", "{out}"],
-    ["attention", "none", "--out", "{out}"],
+    ["attention", "none", "--out", "{out}.png"],
     ["check-answers", "none.toml", "--out", "{out}"],
 ])
 def test_an_existing_out_file_is_refused_without_force(tmp_path, capsys, argv):
-    target = tmp_path / "earlier.out"
+    path = next(a for a in argv if "{out}" in a).replace("{out}", str(tmp_path / "earlier.out"))
+    target = Path(path)
     target.write_text("keep")
-    argv = [a.replace("{out}", str(target)) for a in argv]
+    argv = [a.replace("{out}", str(tmp_path / "earlier.out")) for a in argv]
     one_line_error(capsys, argv, str(target), "already exists", "--force")
     assert target.read_text() == "keep"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.out"]  # no lock left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no lock left
 
 
 def test_gru_step_force_replaces_its_figure(tmp_path, capsys):

@@ -272,3 +272,24 @@ def test_meta_tensor_counts_equal_real_tensor_counts(cfg):
         assert (meta.tensors, real.tensors) == ("meta", "real")
         assert meta.torch == real.torch > 0, quantity
         assert meta.by_module == real.by_module, quantity
+
+
+def test_a_long_count_reports_the_flops_counted_so_far():
+    import time
+
+    seen = []
+
+    def slow_matmuls():
+        a = torch.ones(4, 4)
+        for _ in range(30):
+            a @ a  # 2 * 4^3 = 128 FLOPs each
+            time.sleep(0.005)
+
+    done = counters.count_flops_torch(None, slow_matmuls, progress=lambda n, s: seen.append(n),
+                                      every_s=0.02)
+    assert done["total"] == 30 * 128
+    assert seen, "no progress reported during a 0.15 s count with every_s=0.02"
+    assert seen == sorted(seen) and all(n % 128 == 0 and 0 <= n <= 30 * 128 for n in seen)
+    quiet = []
+    counters.count_flops_torch(None, slow_matmuls, progress=quiet.append, every_s=60)
+    assert quiet == []

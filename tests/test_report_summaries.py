@@ -333,7 +333,7 @@ def test_ratio_summary_would_catch_an_inverted_or_scaled_ratio():
     r = _ratios()
     ratio, lo, hi = r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"]
     r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"] = 1 / ratio, 1 / hi, 1 / lo
-    assert "0.71 [0.7, 0.72] (B4-T64)" in S.ratio_summary(r).findings[0]
+    assert "0.71 [0.70, 0.72] (B4-T64)" in S.ratio_summary(r).findings[0]
     r.loc[1, "ratio"] *= 10
     assert "26 [2.4, 3.1]" in S.ratio_summary(r).findings[0]
 
@@ -393,7 +393,7 @@ def test_device_ratios_summary_puts_each_device_in_a_column():
              "ratio": r, "ci_low": r * 0.9, "ci_high": r * 1.1} for d, r in (("A", 2.0),
                                                                             ("B", 1.2))]
     s = S.device_ratios_summary(pd.DataFrame(rows))
-    assert s.table.iloc[0]["A"] == "2 [1.8, 2.2]" and s.table.iloc[0]["B"] == "1.2 [1.1, 1.3]"
+    assert s.table.iloc[0]["A"] == "2.0 [1.8, 2.2]" and s.table.iloc[0]["B"] == "1.2 [1.1, 1.3]"
     assert s.findings == ["1 paired ratios were measured on both A and B (the same "
                           "comparison, measure and configuration); they are set side by side "
                           "below."]
@@ -412,7 +412,8 @@ def test_device_ratios_match_on_everything_but_the_batch_size_when_it_differs():
     s = S.device_ratios_summary(frame)
     assert s.table.to_dict("records") == [{
         "comparison": "homework loop/torch.nn", "measure": "time",
-        "configuration": "rnn forward T32-D256-L1", "CPU": "2 [2, 2]", "GPU": "9 [9, 9]"}]
+        "configuration": "rnn forward T32-D256-L1", "CPU": "2.0 [2.0, 2.0]",
+        "GPU": "9.0 [9.0, 9.0]"}]
     assert s.findings == [
         "1 paired ratios were measured on both CPU and GPU (matched on everything but the "
         "batch size: B 4 on CPU; B 8 on GPU); they are set side by side below; 2 more were "
@@ -475,3 +476,12 @@ def test_homework_time_summary_counts_only_the_loops_fixed_costs():
     findings = S.homework_time_summary(pred).findings
     # the loops alone: median of 0.6 and 0.7; with minGRU's scan it would be 0.6
     assert "The recurrent loops' rounds are 65% fixed per-op cost" in findings[0]
+
+
+def test_a_ratio_keeps_its_second_significant_figure():
+    from analysis.report.summaries import with_interval
+
+    assert with_interval(3.0, 2.9, 3.2) == "3.0 [2.9, 3.2]"
+    assert with_interval(3.6, 3.4, 4.0) == "3.6 [3.4, 4.0]"
+    assert with_interval(12.3, 11.0, 14.0) == "12 [11, 14]"
+    assert with_interval(0.671, 0.64, 0.68) == "0.67 [0.64, 0.68]"

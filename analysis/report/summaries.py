@@ -455,9 +455,14 @@ def sig2(x: float) -> str:
     return f"{float(x):.2g}"
 
 
-def with_interval(x, lo, hi, fmt: str = ".2g") -> str:
-    """'1.9 [1.8, 2.0]': a value with its 95% interval, both to the same precision."""
-    return f"{float(x):{fmt}} [{float(lo):{fmt}}, {float(hi):{fmt}}]"
+def with_interval(x, lo, hi, digits: int = 2) -> str:
+    """'1.9 [1.8, 2.0]': a value with its 95% interval, each to `digits` significant figures,
+    trailing zeros kept ('3.0 [2.9, 3.2]', not '3 [2.9, 3.2]')."""
+    def show(v) -> str:
+        text = f"{float(v):#.{digits}g}"
+        return text.rstrip(".") if "e" not in text else text
+
+    return f"{show(x)} [{show(lo)}, {show(hi)}]"
 
 
 def supported_digits(value, lo, hi, most: int = 3) -> int:

@@ -129,7 +129,7 @@ def check_out_path(path, kind: str = "file", force: bool | None = None,
     held = earlier_output(path) if kind == "folder" else [path.name] * path.exists()
     if held:
         shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-        what = "already exists" if kind == "file" else f"already holds output ({shown})"
+        what = "already exists" if kind != "folder" else f"already holds output ({shown})"
         hint = "" if resume is None else "continue it with --resume or "
         raise ValueError(f"{path} {what}: {hint}replace it with --force, or choose "
                          f"another --out")

@@ -84,10 +84,11 @@ def register(subparsers):
 
 def run(args) -> int:
     check_out_path(args.out, "folder")
-    from charlm.validate import positive_int
+    from charlm.validate import check_device, positive_int
 
     for flag in ("steps", "threads", "val_batches"):  # before any corpus or model is made
         positive_int("--" + flag.replace("_", "-"), getattr(args, flag), allow_none=True)
+    check_device(args.device)  # before any folder is made
     from charlm.experiments import experiment_names
     from charlm.io import output_lock
 

@@ -76,7 +76,8 @@ def run(args) -> int:
     report = flops_report(
         model_config_from_args(args), args.quantity, batch=args.batch, seq_len=args.seq_len,
         prompt_len=args.prompt_len, new_tokens=args.new_tokens, kv_cache=args.kv_cache,
-        attention_count=args.attention_count, measure=not args.no_measure, **kw)
+        attention_count=args.attention_count, measure=not args.no_measure,
+        progress=count_progress, **kw)
     if args.format == "json":
         emit(report, "json")
     elif args.format == "csv":
@@ -88,6 +89,17 @@ def run(args) -> int:
     verdict = str(report["verdict"])
     return 0 if verdict in ("exact", "not measured") or verdict.startswith("not compared") \
         else 1
+
+
+def count_progress(counted: int, predicted: int, seconds: float, stream=None) -> None:
+    """The line a count running past counters.PROGRESS_EVERY_S prints (stderr): FLOPs
+    counted so far against the prediction, and the time left at that pace."""
+    import sys
+
+    done = counted / predicted if predicted else 0.0
+    left = f", about {seconds * (1 - done) / done:.0f} s left" if 0 < done < 1 else ""
+    print(f"counting: {format_number(counted)} of {format_number(predicted)} predicted FLOPs "
+          f"({done:.0%}) in {seconds:.0f} s{left}", file=stream or sys.stderr, flush=True)
 
 
 def heading(report: dict) -> str:
