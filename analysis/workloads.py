@@ -520,7 +520,9 @@ WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
 
 def measured_flops(p: Prepared) -> dict:
     """FLOPs of exactly what a round runs, by PyTorch's counter (with the CPU SDPA kernels
-    given their formulas), and fvcore's forward count where fvcore is installed."""
+    given their formulas), and fvcore's forward count where fvcore is installed. A call of
+    its own: under the counter (its module tracker's hooks) a call's peak memory grew by a
+    few hundred bytes, so the peak is measured apart."""
     from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
 
     w = p.workload

@@ -86,7 +86,7 @@ def pytest_addoption(parser):
                          "warm-up and the fewest rounds (a test of the bench, not a timing)")
     group.addoption("--charlm-tables", action="store_true",
                     help="also print pytest-benchmark's own tables (wide: one row per "
-                         "benchmark)")
+                         "benchmark; always with --benchmark-compare)")
     group.addoption("--charlm-threads", type=int, default=1,
                     help="CPU threads (torch.set_num_threads), recorded with every result; "
                          "default 1: these models' ops are too small to gain from more, and "
@@ -112,7 +112,10 @@ def pytest_configure(config):
             name = "smoke-" + name
         RESULTS.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = RESULTS / name
-    if hasattr(config.option, "charlm_tables") and not config.getoption("charlm_tables"):
+    # --benchmark-compare defaults to [] (absent), True or a run's name when given
+    tables = config.getoption("charlm_tables", False) or bool(
+        config.getoption("benchmark_compare", None))
+    if hasattr(config.option, "charlm_tables") and not tables:
         config.option.benchmark_quiet = True  # our summary instead; regressions still fail
     config.stash[FAILURES] = []
     config.stash[RECORDS] = []
@@ -204,9 +207,13 @@ MIN_CI_ROUNDS = 6  # the fewest rounds whose order statistics give a 95% CI of t
 SMOKE_BUDGET_S = 1e-9  # smoke mode: no round fits, so each benchmark runs its minimum
 
 
-def _pilot(fn, device, smoke: bool = False) -> tuple[int, list[float]]:
+def _pilot(fn, device, smoke: bool = False, enough_s: float = math.inf
+           ) -> tuple[int, list[float]]:
     """Warm up (at least two calls and WARMUP_S), choose calls per round, and time
-    PILOT_ROUNDS rounds of them. Smoke: two calls, one call per round, two rounds."""
+    PILOT_ROUNDS rounds of them. A call so slow that the fewest rounds already fill the
+    budget (`enough_s`: MIN_CI_ROUNDS calls at least that long) needs no pilot rounds: the
+    plan is the fewest rounds whatever their spread, so the one timed call stands for them.
+    Smoke: two calls, one call per round, two rounds."""
     import time
 
     start, calls = time.perf_counter(), 0
@@ -216,6 +223,8 @@ def _pilot(fn, device, smoke: bool = False) -> tuple[int, list[float]]:
     synchronize(device)
     one = time_once(fn, device)
     iterations = 1 if smoke else iterations_for(one, MIN_ROUND_S[torch.device(device).type])
+    if not smoke and iterations == 1 and one >= enough_s:
+        return 1, [one]
     rounds = 2 if smoke else PILOT_ROUNDS
     return iterations, [time_once(fn, device, iterations) for _ in range(rounds)]
 
@@ -286,8 +295,10 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
         before = machine_load()
         synchronize(device)
         pace_before = yardstick(device)
-        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"])
-        plan = plan_rounds(pilot, iterations, min_rounds(grid, timing_options),
+        fewest = min_rounds(grid, timing_options)
+        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"],
+                                   timing_options["budget"] / fewest)
+        plan = plan_rounds(pilot, iterations, fewest,
                            timing_options["budget"], timing_options["target"])
         # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
         # times each round in stream order, so queued work before it is not counted

@@ -99,3 +99,66 @@ def test_installed_pytest_benchmark_meets_the_declared_floor():
         return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
 
     assert key(installed) >= key(floor)
+
+
+def _conftest_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_conftest", REPO / "bench" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_call_too_slow_for_more_than_the_fewest_rounds_gets_no_pilot_rounds():
+    import time
+
+    bench = _conftest_module()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+
+    iterations, pilot = bench._pilot(slow, "cpu", enough_s=0.01)
+    assert (iterations, len(pilot)) == (1, 1) and pilot[0] >= 0.02
+    skipped = len(calls)
+    calls.clear()
+    bench._pilot(slow, "cpu")  # the budget affords more rounds: the pilot runs in full
+    assert len(calls) == skipped + bench.PILOT_ROUNDS
+
+
+SMOKE_TEST = '''
+import pytest
+from analysis.workloads import prepare
+
+WORKLOAD_SET = "attention"
+
+
+def test_passes(measure, workload, device):
+    measure(prepare(workload, device), device)
+
+
+def test_fails(measure, workload, device):
+    info = measure(prepare(workload, device), device)
+    assert info["measured_flops"] < 0, "a deliberately failing benchmark"
+'''
+
+
+def test_smoke_mode_runs_every_body_fast_and_fails_when_a_benchmark_fails(pytester):
+    pytester.makeconftest((REPO / "bench" / "conftest.py").read_text())
+    pytester.makepyfile(test_smoke=SMOKE_TEST)
+    out = pytester.path / "smoke.json"
+    result = pytester.runpytest_subprocess(
+        "--benchmark-only", "--charlm-smoke", "--charlm-device=cpu", "-p", "no:cacheprovider",
+        "-k", "attention-flash-forward-B4-T64", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret != 0
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    # the fewest rounds an interval needs, one call each: a test of the bench, not a timing
+    assert bench["extra_info"]["timing"]["rounds"] == 6
+    assert bench["extra_info"]["timing"]["calls_per_round"] == 1
+    text = result.stdout.str()
+    assert "charlm bench: grid quick on cpu" in text and "1 failed" in text
+    assert "Legend:" not in text  # pytest-benchmark's wide tables only with --charlm-tables
+    assert all(len(line) <= 100 for line in text.splitlines() if line.startswith("charlm"))
