@@ -217,7 +217,7 @@ def workload_from_row(row) -> object:
     return Workload(**kw)
 
 
-def predict_rows(timing, machine: Machine, progress=None):
+def predict_rows(timing, machine: Machine, progress=None, traces: dict | None = None):
     """timing.csv rows with the prediction beside each (one trace per row, on its config
     columns): predicted_s (at the pace the row ran at: times its pace_factor, from its
     yardstick_s column when it has one), predicted_calibrated_s (at the machine file's
@@ -225,15 +225,20 @@ def predict_rows(timing, machine: Machine, progress=None):
     regime, bound, share_compute, share_memory, share_overhead, ratio (predicted_s /
     measured median_s), trace_ops, trace_kernels, trace_flops, trace_bytes, trace_depth. A
     row whose workload cannot be rebuilt gets its error in predict_error. `progress(i)`
-    after each row."""
+    after each row. `traces`: a dict of traces by workload, filled and reused (a trace does
+    not depend on the machine, so rows of several devices' tables share one)."""
     import pandas as pd
 
     from analysis.optrace import trace_workload
 
     out = []
+    traces = {} if traces is None else traces
     for i, (_, row) in enumerate(timing.iterrows()):
         try:
-            trace = trace_workload(workload_from_row(row))
+            workload = workload_from_row(row)
+            if workload not in traces:
+                traces[workload] = trace_workload(workload)
+            trace = traces[workload]
             p = predict_trace(trace, machine)
             pace = pace_factor(row.get("yardstick_s"), machine)
             rec = {"predicted_s": p["predicted_s"] * pace,

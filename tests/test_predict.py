@@ -352,3 +352,22 @@ def test_predict_time_at_the_pace_now_scales_by_the_yardstick(tmp_path, capsys):
     old = str(save_machine(uniform(op_fixed_s=1e-5), tmp_path / "old.json"))
     assert main(base[:-4] + ["--machine", old, "--pace", "now"]) == 2
     assert "yardstick" in capsys.readouterr().err
+
+
+def test_rows_of_one_workload_share_one_trace_and_predict_as_fresh_ones(monkeypatch):
+    import analysis.optrace as optrace
+    from analysis.predict import predict_rows
+
+    base = {"kind": "model", "variant": "gru", "model": "gru", "phase": "train",
+            "B": 2, "T": 4, "D": 8, "E": 8, "L": 1, "V": 65, "median_s": 1e-3}
+    rows = pd.DataFrame([base, base, {**base, "T": 5}])
+    m = uniform(op_fixed_s=1e-6)
+    fresh = predict_rows(rows, m)
+    real, traced = optrace.trace_workload, []
+    monkeypatch.setattr(optrace, "trace_workload", lambda w: traced.append(w) or real(w))
+    traces: dict = {}
+    shared = predict_rows(rows, m, traces=traces)
+    again = predict_rows(rows, m, traces=traces)  # another device's table: no new trace
+    assert len(traced) == 2 and len(traces) == 2
+    cols = ["predicted_s", "trace_ops", "trace_flops", "trace_bytes", "trace_depth"]
+    assert shared[cols].equals(fresh[cols]) and again[cols].equals(fresh[cols])

@@ -539,7 +539,9 @@ def stage_calibrate(ctx: Context) -> None:
     timing = ctx.read("timing.csv")
     ok = timing[timing["status"].eq("ok")] if timing is not None and "status" in timing \
         else timing
-    frame = predict_rows(ok, machine) if ok is not None and not ok.empty else pd.DataFrame()
+    traces: dict = {}  # one trace per workload, whichever device's rows it serves
+    frame = predict_rows(ok, machine, traces=traces) if ok is not None and not ok.empty \
+        else pd.DataFrame()
     if frame.empty:
         ctx.note("calibrate", "no timing.csv rows to predict")
     atomic_to_csv(frame, ctx.path("prediction.csv"))
@@ -549,7 +551,8 @@ def stage_calibrate(ctx: Context) -> None:
         if other_timing is None or not (folder / "machine.json").is_file():
             continue
         other_ok = other_timing[other_timing["status"].eq("ok")]
-        others.append(predict_rows(other_ok, load_machine(folder / "machine.json")).assign(
+        others.append(predict_rows(other_ok, load_machine(folder / "machine.json"),
+                                   traces=traces).assign(
             source=folder.name, device_label=_device_label(folder, folder.name)))
     atomic_to_csv(pd.concat(others, ignore_index=True) if others else pd.DataFrame(),
                   ctx.path("prediction_other.csv"))
