@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from analysis.architectures import architecture
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
-from analysis.workloads import check_request, runner, shapes_only, token_ids
+from analysis.workloads import check_request, meta_pointwise, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.validate import lookup
 
@@ -398,7 +398,8 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         elif kind == "meta":
             with torch.device("meta"):
                 meta_model = build_model(cfg)
-            measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
+            with meta_pointwise():
+                measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
         else:
             with shapes_only():
                 measured = _count(build_model(cfg), quantity, sizes, kv_cache,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.utils._python_dispatch
 from torch import nn
 
 from analysis.architectures import ARCHITECTURES, Architecture, architecture
@@ -111,6 +112,46 @@ def shapes_only() -> Iterator[object]:
 
     with FakeTensorMode() as mode:
         yield mode
+
+
+def _pointwise_ops() -> frozenset:
+    aten = torch.ops.aten
+    return frozenset({
+        aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar,
+        aten.mul.Scalar, aten.rsub.Scalar, aten.neg.default, aten.sigmoid.default,
+        aten.tanh.default, aten.exp.default, aten.sigmoid_backward.default,
+        aten.tanh_backward.default})
+
+
+class _MetaPointwise(torch.utils._python_dispatch.TorchDispatchMode):
+    """On the meta device, the output of a pointwise op whose tensor inputs share one shape,
+    one floating dtype and a contiguous layout (its other inputs Python numbers; no keyword
+    but `alpha`) is what its meta kernel returns: a contiguous tensor of that shape and
+    dtype. Allocated here directly, it costs a few microseconds instead of the ~100 us of
+    the Python reference the meta kernel runs (tested against it op by op); every other op
+    runs as it would."""
+
+    OPS = _pointwise_ops()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.OPS and (not kwargs or set(kwargs) == {"alpha"}):
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            first = tensors[0] if tensors else None
+            if (first is not None and first.is_meta and first.dtype.is_floating_point
+                    and all(isinstance(a, (torch.Tensor, float, int))
+                            and not isinstance(a, bool) for a in args)
+                    and all(t.is_meta and t.shape == first.shape and t.dtype == first.dtype
+                            and t.is_contiguous() for t in tensors)):
+                return torch.empty(first.shape, dtype=first.dtype, device="meta")
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def meta_pointwise() -> Iterator[None]:
+    """Run a model on the meta device faster (see `_MetaPointwise`); the ops dispatched and
+    their shapes are unchanged, so counters and tracers above it see the same run."""
+    with _MetaPointwise():
+        yield
 
 
 # ---------------------------------------------------------------------------- variants

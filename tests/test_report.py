@@ -277,6 +277,41 @@ def test_progress_off_a_terminal_prints_plain_lines_at_most_every_interval():
                      "[report 1:05] stage bench: done (64.5 s)"]
 
 
+def test_progress_says_how_long_the_rest_will_take_at_the_pace_so_far():
+    out, clock = io.StringIO(), FakeClock()
+    p = Progress(out, tty=False, clock=clock, heartbeat_s=0)
+    p.plan({"flops": 10.0, "training": 20.0})
+    p.stage_start("flops", 1, 2)
+    clock.now = 4.0
+    assert p.remaining_s() == 6.0 + 20.0  # the running stage's rest, then the next
+    clock.now = 25.0
+    assert p.remaining_s() == 20.0  # overdue: the running stage is not counted below zero
+    p.stage_end("flops", "done", 20.0)  # twice as long as expected: the rest at that pace
+    assert p.remaining_s() == 40.0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[report 0:00] stage 1 of 2: flops ...; about 0:30 left in the report"
+    assert lines[1] == "[report 0:25] stage flops: done (20.0 s); about 0:40 left in the report"
+
+
+def test_a_stage_without_output_gets_a_heartbeat_line_naming_it_and_the_rest():
+    import time
+
+    out = io.StringIO()
+    p = Progress(out, tty=False, heartbeat_s=0.05)
+    p.plan({"calibrate": 60.0})
+    p.stage_start("calibrate", 1, 1)
+    time.sleep(0.4)
+    p.stage_end("calibrate", "done", 0.4)
+    p.finish()
+    beats = [line for line in out.getvalue().splitlines() if "running for" in line]
+    assert len(beats) >= 2, out.getvalue()
+    assert all("stage calibrate running for 0:00; about 1:00 left in the report" in b or
+               "about 0:59 left" in b for b in beats), beats
+    after = out.getvalue()
+    time.sleep(0.2)
+    assert out.getvalue() == after  # finished: no more lines
+
+
 def test_run_bench_reports_progress_read_from_the_growing_log(tmp_path):
     out = io.StringIO()
     script = ("import sys, pathlib; print('collected 2 items'); print('x::a PASSED');"

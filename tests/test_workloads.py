@@ -83,3 +83,35 @@ def test_flash_and_manual_attention_layers_agree():
 def test_bad_workloads_are_rejected_with_a_clear_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Workload(**kwargs)
+
+
+def test_the_meta_pointwise_shortcut_returns_what_each_meta_kernel_returns():
+    from analysis.workloads import _MetaPointwise, meta_pointwise
+
+    aten = torch.ops.aten
+    a = torch.empty(3, 5, device="meta")
+    b = torch.empty(3, 5, device="meta")
+    calls = {  # every op the shortcut takes, with the argument forms the models use
+        aten.add.Tensor: ((a, b), {"alpha": 2}), aten.sub.Tensor: ((a, b), {}),
+        aten.mul.Tensor: ((a, b), {}), aten.div.Tensor: ((a, b), {}),
+        aten.add.Scalar: ((a, 1.5), {}), aten.mul.Scalar: ((a, 2), {}),
+        aten.rsub.Scalar: ((a, 1), {}), aten.neg.default: ((a,), {}),
+        aten.sigmoid.default: ((a,), {}), aten.tanh.default: ((a,), {}),
+        aten.exp.default: ((a,), {}), aten.sigmoid_backward.default: ((a, b), {}),
+        aten.tanh_backward.default: ((a, b), {}),
+    }
+    assert set(calls) == set(_MetaPointwise.OPS)
+    for op, (args, kwargs) in calls.items():
+        want = op(*args, **kwargs)
+        with meta_pointwise():
+            got = op(*args, **kwargs)
+        assert (got.shape, got.dtype, got.stride(), got.device) == (
+            want.shape, want.dtype, want.stride(), want.device), op
+    # what it leaves to the meta kernel: broadcasting, mixed dtypes, strided views, ints
+    transposed = (a.t() * b.t()).stride()  # (1, 5): the inputs' layout, not contiguous
+    with meta_pointwise():
+        assert (a + torch.empty(5, device="meta")).shape == (3, 5)
+        assert (a * torch.empty(3, 5, device="meta", dtype=torch.float64)).dtype == torch.float64
+        assert (a.t() * b.t()).stride() == transposed
+        ints = torch.empty(3, device="meta", dtype=torch.int64)
+        assert (ints * 1.5).dtype == torch.float32
