@@ -49,7 +49,11 @@ A `Machine` holds:
 - ``sources``: where each constant came from.
 
 Timing statistic: each microbenchmark is repeated and the median per-call time kept, the
-statistic the bench reports. A calibration runs in well under 60 s.
+statistic the bench reports. Every microbenchmark runs in each of `passes` passes (default
+PASSES) and each constant is the median of the passes; `pass_range` keeps each scalar's
+spread. On one thread of this project's 2-core CPU VM, 3 passes took 26 s and 1 pass 10-11 s
+(7 s of a pass are the three matmul tables); `compare_machines` and `compare_tables` set a
+short calibration against a long one's noise.
 """
 
 from __future__ import annotations
@@ -61,17 +65,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from charlm.validate import check_device
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MATMUL_FLOOR = 0.05  # net compute time is at least this share of a matmul's measured time
 CPU_AXIS = (1, 8, 64, 256, 1024, 2048)
 CUDA_AXIS = (1, 8, 64, 256, 1024, 4096, 8192)
 LAYOUTS = ("nn", "nt", "tn", "tt")  # operand storage of a matmul ("t": transposed view)
 MEASURED_LAYOUTS = ("nt", "tn")  # beside "nn": nn.Linear's product and its weight gradient
+PASSES = 3  # each microbenchmark runs this many times, spread over the calibration
+MATMUL_BUDGET_S = 0.008  # seconds of calls per matmul shape and layout in each pass
+# the scalar constants of a Machine whose spread over the passes it records (pass_range)
+TIMES = ("op_fixed_s", "view_fixed_s", "matmul_fixed_s", "min_kernel_s", "module_call_s",
+         "op_autograd_s", "op_backward_s")
+RATES = ("bandwidth_bytes_per_s", "ceiling_flops_per_s")
+SCALARS = (*TIMES, *RATES, "yardstick_s")
 
 
 # ---------------------------------------------------------------------------- interpolation
@@ -170,6 +185,13 @@ class Machine:
     fresh_output_by_size: dict = field(default_factory=dict)  # {"bytes", "s_per_byte"}
     # aten op name -> its fixed cost (a tiny call replayed); missing: op_fixed_s/view_fixed_s
     op_fixed_by_name: dict = field(default_factory=dict)
+    passes: int | None = None  # passes each constant is the median of (None: not recorded)
+    # scalar constant (SCALARS) -> [min, max] over the passes, at the reference pace (the
+    # yardstick: each pass's median yardstick, as measured); empty: one pass, or not recorded
+    pass_range: dict = field(default_factory=dict)
+    # matmul layout -> [median, max] over the table's shapes of log(max / min) of the passes'
+    # throughputs (each pass's table capped as the kept one); empty as pass_range
+    matmul_pass_spread: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -196,6 +218,14 @@ class Machine:
             if any(not v > 0 for r in table for c in r for v in c):
                 raise ValueError("machine matmul throughputs must be > 0")
 
+        if self.passes is not None:
+            from charlm.validate import positive_int
+
+            positive_int("machine passes", self.passes)
+        for name, pair in {**self.pass_range, **self.matmul_pass_spread}.items():
+            if len(pair) != 2 or not pair[0] <= pair[1]:
+                raise ValueError(f"machine pass range of {name} must be [low, high] with "
+                                 f"low <= high, got {pair!r}")
         fresh = self.fresh_output_by_size
         if fresh and (len(fresh.get("bytes", ())) != len(fresh.get("s_per_byte", ()))
                       or list(fresh["bytes"]) != sorted(fresh["bytes"])
@@ -236,7 +266,8 @@ class Machine:
         known = {f for f in cls.__dataclass_fields__}
         optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
                     "op_backward_s", "elementwise_s_per_element", "matmul_layouts",
-                    "yardstick_s", "fresh_output_by_size", "op_fixed_by_name"}
+                    "yardstick_s", "fresh_output_by_size", "op_fixed_by_name", "passes",
+                    "pass_range", "matmul_pass_spread"}
         missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
@@ -270,14 +301,17 @@ def load_machine(path) -> Machine:
     return Machine.from_dict(data)
 
 
-def cache_name(device: str, name: str, threads: int) -> str:
-    """'cpu-x86_64-torch2.13.0+cpu-t1.json': one file per device name, torch and threads."""
+def cache_name(device: str, name: str, threads: int, passes: int = PASSES) -> str:
+    """'cpu-x86_64-torch2.13.0+cpu-t1.json': one file per device name, torch and threads;
+    '...-t1-p1.json' for a calibration of another pass count than PASSES (a short one is never
+    taken for the default)."""
     safe = "".join(c if c.isalnum() or c in "._+-" else "_" for c in name)
-    return f"{device}-{safe}-torch{torch.__version__}-t{threads}.json"
+    suffix = "" if passes == PASSES else f"-p{passes}"
+    return f"{device}-{safe}-torch{torch.__version__}-t{threads}{suffix}.json"
 
 
-def default_cache_path(device: str, threads: int) -> Path:
-    return Path("runs") / "machine" / cache_name(device, device_name(device), threads)
+def default_cache_path(device: str, threads: int, passes: int = PASSES) -> Path:
+    return Path("runs") / "machine" / cache_name(device, device_name(device), threads, passes)
 
 
 def device_name(device: str) -> str:
@@ -696,8 +730,6 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
     return table
 
 
-PASSES = 3  # each microbenchmark runs this many times, spread over the calibration
-MATMUL_BUDGET_S = 0.008  # seconds of calls per matmul shape and layout in each pass
 
 
 def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float) -> dict:
@@ -756,30 +788,69 @@ def median_nested(items: list):
     return statistics.median(items)
 
 
+def pass_scalars(c: dict) -> dict:
+    """The scalar constants (SCALARS but the yardstick) of a rescaled pass (`rescale_pass`),
+    or of the median of several."""
+    costs, bw = c["costs"], c["bw"]
+    return {**{k: costs[k] for k in ("op_fixed_s", "view_fixed_s", "matmul_fixed_s",
+                                     "min_kernel_s")},
+            **c["overheads"],
+            "bandwidth_bytes_per_s": min(bw["copy_bytes_per_s"], bw["add_bytes_per_s"]),
+            "ceiling_flops_per_s": c["tables"]["nn"][-1][-1][-1]}
+
+
+def value_ranges(passes: list[dict]) -> dict:
+    """{name: [min, max]} of each value over the passes (dicts of numbers); {} for one pass."""
+    if len(passes) < 2:
+        return {}
+    return {k: [min(p[k] for p in passes), max(p[k] for p in passes)] for k in passes[0]}
+
+
+def table_spread(tables: list[list]) -> list[float]:
+    """[median, max] over the shapes of log(max / min) of equally shaped [m][k][n] tables."""
+    import statistics
+
+    flat = [[v for plane in t for row in plane for v in row] for t in tables]
+    logs = [math.log(max(cell) / min(cell)) for cell in zip(*flat)]
+    return [statistics.median(logs), max(logs)]
+
+
 def calibrate(device: str = "cpu", threads: int | None = None,
               axis: Sequence[int] | None = None, passes: int = PASSES,
               budget_s: float = MATMUL_BUDGET_S) -> Machine:
     """Measure this machine (see the module docstring). float32, TF32 off on CUDA.
     `passes`: times each microbenchmark runs, spread over the calibration (the median is
     kept); `budget_s`: seconds of calls per matmul shape in each pass."""
+    import statistics
+
+    from charlm.validate import positive_int
+
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
     check_device(device)
+    positive_int("passes", passes)
     if threads is not None:
-        from charlm.validate import positive_int
-
         torch.set_num_threads(positive_int("threads", threads))
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
     axis = tuple(axis or (CUDA_AXIS if device == "cuda" else CPU_AXIS))
     axes = {"m": list(axis), "k": list(axis), "n": list(axis)}
     paced = Paced(device)
+    raw, paces = [], []  # each pass's measurements, and its median yardstick
     with torch.no_grad():
-        raw = [measure_pass(device, axis, paced, budget_s) for _ in range(passes)]
+        for _ in range(passes):
+            start = len(paced.paces)
+            raw.append(measure_pass(device, axis, paced, budget_s))
+            paces.append(statistics.median(paced.paces[start:]))
     # every pass rescaled to the reference pace (the median yardstick of all), then the
     # median of the passes: each constant is measured at `passes` moments apart
-    c = median_nested([rescale_pass(r, paced) for r in raw])
-    costs, overheads, bw = c["costs"], c["overheads"], c["bw"]
+    each = [rescale_pass(r, paced) for r in raw]
+    c = median_nested(each)
+    scalars = pass_scalars(c)
+    pass_range = value_ranges([{**pass_scalars(p), "yardstick_s": y}
+                               for p, y in zip(each, paces)])
+    spread = {layout: table_spread([monotone_table(axes, p["tables"][layout]) for p in each])
+              for layout in c["tables"]} if passes > 1 else {}
     by_size, per_element, fresh = c["by_size"], c["per_element"], c["fresh"]
     replayed = c["replayed"]
     table = monotone_table(axes, c["tables"].pop("nn"))
@@ -800,6 +871,11 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "passes": f"each constant is the median of {passes} passes through every "
                   f"microbenchmark, each taken between two yardsticks and rescaled to the "
                   f"reference pace (yardstick_s)",
+        "pass_range": "each scalar constant's lowest and highest value over the passes, "
+                      "rescaled alike (yardstick_s: each pass's median yardstick); empty "
+                      "for one pass",
+        "matmul_pass_spread": "per layout, the median and the largest over the table's "
+                              "shapes of log(max / min) of the passes' throughputs",
         "matmul_layouts": "as matmul_flops_per_s, one operand a transposed view (nt: the "
                           "right one, tn: the left one)",
         "ceiling_flops_per_s": "the table's largest matmul",
@@ -822,15 +898,12 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     }
     return Machine(
         device=device, name=device_name(device), torch=torch.__version__,
-        threads=torch.get_num_threads(), op_fixed_s=costs["op_fixed_s"],
-        view_fixed_s=costs["view_fixed_s"], matmul_fixed_s=costs["matmul_fixed_s"],
-        min_kernel_s=costs["min_kernel_s"],
-        bandwidth_bytes_per_s=min(bw["copy_bytes_per_s"], bw["add_bytes_per_s"]),
-        ceiling_flops_per_s=table[-1][-1][-1],
+        threads=torch.get_num_threads(), **scalars,
         matmul_axes=axes, matmul_flops_per_s=table, matmul_layouts=layouts, sources=sources,
-        bandwidth_by_size=by_size, **overheads,
+        bandwidth_by_size=by_size,
         elementwise_s_per_element=per_element, yardstick_s=paced.reference,
-        fresh_output_by_size=fresh, op_fixed_by_name=replayed,
+        fresh_output_by_size=fresh, op_fixed_by_name=replayed, passes=passes,
+        pass_range=pass_range, matmul_pass_spread=spread,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
@@ -844,15 +917,77 @@ def planned_seconds(device: str = "cpu", axis: Sequence[int] | None = None,
 
 
 def cached_machine(device: str = "cpu", threads: int = 1, path=None,
-                   force: bool = False) -> Machine:
-    """The machine file at `path` (default runs/machine/<device>-<name>-torch<v>-t<n>.json),
-    calibrating and writing it when missing or when `force`."""
-    path = Path(path) if path is not None else default_cache_path(device, threads)
+                   force: bool = False, passes: int = PASSES) -> Machine:
+    """The machine file at `path` (default runs/machine/<device>-<name>-torch<v>-t<n>.json,
+    `cache_name`), calibrating (`passes` passes) and writing it when missing or when
+    `force`."""
+    path = Path(path) if path is not None else default_cache_path(device, threads, passes)
     if path.is_file() and not force:
         return load_machine(path)
-    machine = calibrate(device, threads)
+    machine = calibrate(device, threads, passes=passes)
     save_machine(machine, path)
     return machine
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+def pace_ratio(of: Machine, to: Machine) -> float:
+    """`to`'s yardstick over `of`'s (1 when either lacks one): a time constant of `of` times
+    this, a rate divided by it, is what a prediction with `of` effectively uses at `to`'s
+    pace."""
+    return to.yardstick_s / of.yardstick_s if of.yardstick_s and to.yardstick_s else 1.0
+
+
+def compare_machines(short: Machine, long: Machine) -> pd.DataFrame:
+    """Each scalar constant (SCALARS) of two calibrations of one machine, the `short` one
+    rescaled to the `long` one's pace (its yardstick_s; the yardstick itself as measured):
+    long, the long one's pass range (long_min, long_max; empty without one), short, ratio
+    short / long, and inside: whether short lies in [long_min, long_max]. With the range of
+    3 passes, even a value drawn from the same distribution falls outside half the time."""
+    import pandas as pd
+
+    rows = []
+    for name in SCALARS:
+        a, b = getattr(short, name), getattr(long, name)
+        if a is None or b is None:
+            continue
+        pace = pace_ratio(short, long)
+        a = a * pace if name in TIMES else a / pace if name in RATES else a
+        low, high = long.pass_range.get(name, (None, None))
+        rows.append({"constant": name, "long": b, "long_min": low, "long_max": high,
+                     "short": a, "ratio": a / b if b else None,
+                     "inside": None if low is None else bool(low <= a <= high)})
+    return pd.DataFrame(rows)
+
+
+def compare_tables(short: Machine, long: Machine) -> pd.DataFrame:
+    """Each matmul layout both machines hold, over the table's shapes, `short` rescaled to
+    `long`'s pace: the median and the largest |log(short / long)| of the throughput
+    (abs_log_median, abs_log_max), the shape m x k x n of the largest (worst_shape), and the
+    long one's own spread over its passes (spread_median, spread_max: its
+    matmul_pass_spread, the median and largest log(max / min); empty without one).
+    ValueError when their tables' axes differ."""
+    import statistics
+
+    import pandas as pd
+
+    if short.matmul_axes != long.matmul_axes:
+        raise ValueError("the two machines' matmul tables have different axes")
+    axes = [long.matmul_axes[a] for a in "mkn"]
+    shapes = [(m, k, n) for m in axes[0] for k in axes[1] for n in axes[2]]
+    pace = pace_ratio(short, long)
+    rows = []
+    for layout in ("nn", *sorted(set(short.matmul_layouts) & set(long.matmul_layouts))):
+        logs = [abs(math.log(short.throughput(*s, layout) / pace
+                             / long.throughput(*s, layout))) for s in shapes]
+        worst = max(range(len(shapes)), key=logs.__getitem__)
+        spread = long.matmul_pass_spread.get(layout, (None, None))
+        rows.append({"layout": layout, "shapes": len(shapes),
+                     "abs_log_median": statistics.median(logs), "abs_log_max": logs[worst],
+                     "worst_shape": "x".join(map(str, shapes[worst])),
+                     "spread_median": spread[0], "spread_max": spread[1]})
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------- H200 from probe
@@ -915,6 +1050,6 @@ def machine_from_probe(probe2: dict, ceiling_flops_per_s: float,
         date="2026-11-28")
 
 
-__all__ = ["Machine", "cache_name", "calibrate", "cached_machine", "default_cache_path",
-           "interpolate_log", "load_machine", "machine_from_probe", "monotone_table",
-           "planned_seconds", "save_machine"]
+__all__ = ["Machine", "cache_name", "calibrate", "cached_machine", "compare_machines",
+           "compare_tables", "default_cache_path", "interpolate_log", "load_machine",
+           "machine_from_probe", "monotone_table", "planned_seconds", "save_machine"]

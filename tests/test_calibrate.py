@@ -6,12 +6,21 @@ import math
 import pytest
 
 from analysis.calibrate import (
+    PASSES,
+    SCALARS,
     Machine,
+    cache_name,
+    calibrate,
+    compare_machines,
+    compare_tables,
     interpolate_log,
     load_machine,
     machine_from_probe,
     save_machine,
+    table_spread,
+    value_ranges,
 )
+from charlm.cli import main
 
 
 def flat_machine(**kw):
@@ -197,3 +206,127 @@ def test_every_tiny_workload_runs_and_its_ops_replay():
     assert _replay_time(recorder.calls["tanh"], "cpu", 3) > 0
     p = prepare(works[0], "cpu")
     p.fn()  # a tiny workload is a real, runnable one
+
+
+# ---------------------------------------------------------------------------- passes and noise
+
+
+def test_pass_count_and_ranges_are_checked_and_optional_in_older_files():
+    with pytest.raises(ValueError, match="passes"):
+        flat_machine(passes=0)
+    with pytest.raises(ValueError, match="op_fixed_s"):
+        flat_machine(pass_range={"op_fixed_s": [2e-6, 1e-6]})  # low above high
+    older = flat_machine().to_dict()
+    for key in ("passes", "pass_range", "matmul_pass_spread"):
+        del older[key]
+    m = Machine.from_dict(older)
+    assert m.passes is None and m.pass_range == {} and m.matmul_pass_spread == {}
+
+
+def test_another_pass_count_is_cached_under_its_own_name():
+    import torch
+
+    v = torch.__version__
+    assert cache_name("cpu", "x", 1) == f"cpu-x-torch{v}-t1.json"
+    assert cache_name("cpu", "x", 1, passes=PASSES) == f"cpu-x-torch{v}-t1.json"
+    assert cache_name("cpu", "x", 2, passes=1) == f"cpu-x-torch{v}-t2-p1.json"
+
+
+def test_a_pass_count_below_one_is_refused_before_measuring():
+    with pytest.raises(ValueError, match="passes must be a positive integer"):
+        calibrate("cpu", passes=0)
+
+
+def test_value_ranges_and_table_spread_by_hand():
+    assert value_ranges([{"a": 1.0, "b": 5.0}, {"a": 3.0, "b": 4.0}, {"a": 2.0, "b": 6.0}]) \
+        == {"a": [1.0, 3.0], "b": [4.0, 6.0]}
+    assert value_ranges([{"a": 1.0}]) == {}  # one pass: no range
+    # shapes (1, 1, 1) and (1, 1, 2): ratios 2 and 1 -> logs [log 2, 0]
+    assert table_spread([[[[1.0, 2.0]]], [[[2.0, 2.0]]]]) == pytest.approx(
+        [math.log(2) / 2, math.log(2)])
+
+
+def _long_and_short():
+    """Two calibrations by hand: the short one ran at a 10% slower pace (yardstick 1.1 ms
+    against 1 ms), so its times are 1.1x and its rates 1/1.1x what they are at the long
+    one's pace."""
+    long = flat_machine(op_fixed_s=2e-6, view_fixed_s=0.5e-6, yardstick_s=1e-3, passes=3,
+                        pass_range={"op_fixed_s": [1.8e-6, 2.2e-6],
+                                    "view_fixed_s": [0.45e-6, 0.55e-6],
+                                    "bandwidth_bytes_per_s": [9e9, 1.1e10],
+                                    "yardstick_s": [0.9e-3, 1.05e-3]},
+                        op_backward_s=3e-6, matmul_pass_spread={"nn": [0.01, 0.2]})
+    short = flat_machine(op_fixed_s=2.31e-6, view_fixed_s=1.1e-6, yardstick_s=1.1e-3,
+                         bandwidth_bytes_per_s=8.8e9, passes=1)
+    return short, long
+
+
+def test_compare_machines_puts_the_short_one_at_the_long_ones_pace():
+    short, long = _long_and_short()
+    rows = compare_machines(short, long).set_index("constant")
+    assert "op_backward_s" not in rows.index  # the short one has none
+    assert set(rows.index) == set(SCALARS) - {"op_backward_s"}
+    op = rows.loc["op_fixed_s"]  # 2.31 us at pace 1.1 -> 2.1 us: inside [1.8, 2.2] us
+    assert (op["long"], op["long_min"], op["long_max"]) == (2e-6, 1.8e-6, 2.2e-6)
+    assert op["short"] == pytest.approx(2.1e-6) and op["ratio"] == pytest.approx(1.05)
+    assert op["inside"] == True  # noqa: E712 (a numpy bool)
+    view = rows.loc["view_fixed_s"]  # 1.1 us -> 1.0 us, twice the long one: outside
+    assert view["ratio"] == pytest.approx(2.0) and view["inside"] == False  # noqa: E712
+    bw = rows.loc["bandwidth_bytes_per_s"]  # 8.8 GB/s at pace 1.1 -> 9.68 GB/s: inside
+    assert bw["short"] == pytest.approx(9.68e9) and bw["inside"] == True  # noqa: E712
+    yard = rows.loc["yardstick_s"]  # the pace itself, as measured: 1.1 ms, above 1.05 ms
+    assert yard["ratio"] == pytest.approx(1.1) and yard["inside"] == False  # noqa: E712
+    ceiling = rows.loc["ceiling_flops_per_s"]  # no range recorded for it
+    assert ceiling["short"] == pytest.approx(1e11 * 1.1) and pd_missing(ceiling["inside"])
+    assert pd_missing(rows.loc["min_kernel_s", "ratio"])  # 0 / 0
+
+
+def pd_missing(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def test_compare_tables_by_hand():
+    short, long = _long_and_short()
+    # measured at the slower pace: every throughput 1/1.1x, one shape also 1.5x faster
+    slow = [[[v / 1.1 for v in row] for row in plane] for plane in long.matmul_flops_per_s]
+    slow[0][0][1] *= 1.5  # m=1, k=1, n=100
+    short = short.replace(matmul_flops_per_s=slow, matmul_layouts={"nt": slow})
+    [row] = compare_tables(short, long).to_dict("records")  # nt: the long one has none
+    assert row["layout"] == "nn" and row["shapes"] == 8
+    assert row["abs_log_median"] == pytest.approx(0, abs=1e-12)
+    assert row["abs_log_max"] == pytest.approx(math.log(1.5))
+    assert row["worst_shape"] == "1x1x100"
+    assert (row["spread_median"], row["spread_max"]) == (0.01, 0.2)
+    other = flat_machine(matmul_axes={"m": [1, 10], "k": [1, 100], "n": [1, 100]})
+    with pytest.raises(ValueError, match="axes"):
+        compare_tables(other, long)
+
+
+def test_cli_compare_prints_both_tables_and_refuses_calibration_flags(tmp_path, capsys):
+    short, long = _long_and_short()
+    a, b = save_machine(short, tmp_path / "short.json"), save_machine(long, tmp_path / "l.json")
+    assert main(["calibrate", "--compare", str(a), str(b), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["constant"] for r in out["constants"]] == [s for s in SCALARS
+                                                          if s != "op_backward_s"]
+    assert [r["layout"] for r in out["matmul"]] == ["nn"]
+    assert main(["calibrate", "--compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert f"short: {a} (1 pass, undated" in out and f"long: {b} (3 passes" in out
+    # the same tables at paces 1.1 ms and 1 ms: every shape log(1.1) apart
+    assert "view_fixed_s" in out and f"{math.log(1.1):.4g}" in out
+    for argv, needle in ((["--passes", "2"], "leave out --passes"),
+                         ([], "--compare: machine file not found")):
+        missing = [str(tmp_path / "none.json")] if not argv else []
+        assert main(["calibrate", "--compare", str(a), *(missing or [str(b)]), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.json", "short.json"]
+
+
+def test_the_clis_pass_count_mirrors_the_librarys():
+    from charlm.commands import calibrate as command
+
+    assert command.PASSES == PASSES

@@ -106,6 +106,28 @@ def test_a_calibration_is_announced_before_it_starts(fake_calibration, capsys, a
     assert f"at least {planned_seconds('cpu'):.0f} s" in line
 
 
+def test_a_short_calibration_is_announced_and_cached_apart(fake_calibration, capsys,
+                                                           monkeypatch):
+    import analysis.calibrate as calibrate
+    from analysis.calibrate import default_cache_path, planned_seconds
+
+    asked, fake = [], calibrate.calibrate
+    monkeypatch.setattr(calibrate, "calibrate", lambda *a, **kw: asked.append(kw) or fake(*a))
+    assert main(["calibrate", "--passes", "1", "--format", "json"]) == 0
+    assert asked == [{"passes": 1}]
+    path = default_cache_path("cpu", 1, passes=1)
+    assert path.name.endswith("-t1-p1.json") and path.is_file()
+    assert not default_cache_path("cpu", 1).exists()  # a full report never reuses it
+    [line] = fake_calibration[0].splitlines()
+    assert f"at least {planned_seconds('cpu', passes=1):.0f} s of timed matmuls in 1 pass," \
+        in line
+
+
+def test_a_pass_count_below_one_is_one_line(fake_calibration, capsys):
+    one_line_error(capsys, ["calibrate", "--passes", "0"], "--passes must be a positive")
+    assert fake_calibration == []
+
+
 def test_calibrate_says_it_reuses_the_cached_file(fake_calibration, capsys):
     from analysis.calibrate import default_cache_path, load_machine
 

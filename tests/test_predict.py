@@ -202,10 +202,15 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
 
 
 def test_a_tiny_calibration_measures_every_constant():
-    from analysis.calibrate import calibrate
+    from analysis.calibrate import SCALARS, calibrate
 
-    m = calibrate("cpu", threads=1, axis=(1, 4))
-    assert m.device == "cpu" and m.threads == 1
+    m = calibrate("cpu", threads=1, axis=(1, 4), passes=2)
+    assert m.device == "cpu" and m.threads == 1 and m.passes == 2
+    assert set(m.pass_range) == set(SCALARS)  # each scalar's spread over the 2 passes
+    assert all(low <= high for low, high in m.pass_range.values())
+    low, high = m.pass_range["op_fixed_s"]
+    assert low <= m.op_fixed_s <= high  # the median of two lies between them
+    assert set(m.matmul_pass_spread) == {"nn", "nt", "tn"}
     assert len(m.matmul_flops_per_s) == 2 and m.ceiling_flops_per_s > 0
     assert m.op_fixed_s > 0 and m.view_fixed_s > 0 and m.bandwidth_bytes_per_s > 0
     assert set(m.sources) >= {"op_fixed_s", "bandwidth_bytes_per_s", "matmul_flops_per_s"}

@@ -536,3 +536,32 @@ def test_every_figure_and_sentence_uses_the_one_ceiling_of_ceiling_csv(tmp_path,
     assert drawn == {"roof": 1e9, "ci": (0.9e9, 1.1e9)}
     intro = _prediction_intro(ctx)
     assert "matmul ceiling" not in intro and "not the ceiling of Achieved FLOP/s" in intro
+
+
+def test_a_quick_report_calibrates_in_one_pass_into_its_own_cache(tmp_path, monkeypatch):
+    import subprocess
+
+    from analysis.calibrate import PASSES, default_cache_path
+    from analysis.report import pipeline
+
+    monkeypatch.setattr(pipeline, "REPO", tmp_path)  # no cached machine file there
+    ran, real = [], subprocess.run
+
+    def run(cmd, **kw):
+        if "calibrate" not in cmd:
+            return real(cmd, **kw)
+        ran.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "stopped by the test")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    for quick, passes in ((True, 1), (False, PASSES)):
+        cfg = ReportConfig(out=tmp_path / "report", quick=quick)
+        with pytest.raises(RuntimeError, match="stopped by the test"):
+            pipeline.stage_calibrate(Context(cfg))
+        cmd = ran[-1]
+        assert cmd[cmd.index("--passes") + 1] == str(passes)
+        cache = Path(cmd[cmd.index("--out") + 1])
+        assert cache == tmp_path / default_cache_path("cpu", 1, passes)
+        assert json.loads(cfg.settings("calibrate"))["passes"] == passes  # a resume knows
+    quick_cache, full_cache = (Path(c[c.index("--out") + 1]).name for c in ran)
+    assert quick_cache.endswith("-p1.json") and quick_cache != full_cache

@@ -128,6 +128,14 @@ class ReportConfig:
         return self.train_steps or (40 if self.quick else 300)
 
     @property
+    def calibration_passes(self) -> int:
+        """Passes of the calibrate stage's calibration: 1 for a quick run (about a third of
+        the time), analysis.calibrate.PASSES for a full one."""
+        from analysis.calibrate import PASSES
+
+        return 1 if self.quick else PASSES
+
+    @property
     def models(self) -> tuple[str, ...]:
         """The models the training stage runs: train_models, or the architecture table's."""
         if self.train_models is not None:
@@ -147,6 +155,7 @@ class ReportConfig:
                  "bench": lambda: {"bench_json": str(self.bench_json) if self.bench_json
                                    else None, "only": self.only, "budget": self.budget},
                  "ceiling": lambda: {"n": self.ceiling_n},
+                 "calibrate": lambda: {"passes": self.calibration_passes},
                  "repeat": lambda: {"repeat": self.repeat, "only": self.only,
                                     "budget": self.budget}}.get(stage, dict)()
         return json.dumps({**common, **extra}, sort_keys=True)
@@ -515,21 +524,24 @@ def stage_repeat(ctx: Context) -> None:
 
 def stage_calibrate(ctx: Context) -> None:
     """machine.json (this device calibrated by microbenchmarks: analysis.calibrate, cached
-    under runs/machine/ per device name, torch and threads) and prediction.csv (every
-    timing.csv row with its predicted time, regime and term shares: analysis.predict);
+    under runs/machine/ per device name, torch, threads and passes: 1 for a quick run) and
+    prediction.csv (every timing.csv row with its predicted time, regime and term shares:
+    analysis.predict);
     prediction_other.csv: the same for each other device's report folder that holds a
     machine.json beside its timing.csv (e.g. results/reference/gpu-h200/)."""
     from analysis.calibrate import default_cache_path, load_machine, save_machine
     from analysis.predict import predict_rows
 
-    cache = REPO / default_cache_path(ctx.cfg.device, ctx.cfg.threads)
+    passes = ctx.cfg.calibration_passes
+    cache = REPO / default_cache_path(ctx.cfg.device, ctx.cfg.threads, passes)
     if ctx.cfg.force or not cache.is_file():
         # in a fresh process, as the bench runs: what allocating a large output costs
         # depends on the allocator's history (in the report's own process, after the
         # training stage, a fresh 64 MiB output cost nothing; in a new one 0.4 ms per MiB)
+        # --force: replaces the cached file when the report is forced
         cmd = [sys.executable, "-m", "charlm", "calibrate", "--device", ctx.cfg.device,
-               "--threads", str(ctx.cfg.threads), "--out", str(cache), "--format", "json",
-               "--force"]  # replaces the cached file when the report is forced
+               "--threads", str(ctx.cfg.threads), "--passes", str(passes),
+               "--out", str(cache), "--format", "json", "--force"]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
