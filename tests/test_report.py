@@ -565,3 +565,31 @@ def test_a_quick_report_calibrates_in_one_pass_into_its_own_cache(tmp_path, monk
         assert json.loads(cfg.settings("calibrate"))["passes"] == passes  # a resume knows
     quick_cache, full_cache = (Path(c[c.index("--out") + 1]).name for c in ran)
     assert quick_cache.endswith("-p1.json") and quick_cache != full_cache
+
+
+def test_only_a_full_report_predicts_the_other_devices_rows(tmp_path, monkeypatch):
+    REPO = Path(__file__).resolve().parent.parent
+    import shutil
+
+    from analysis.calibrate import PASSES, default_cache_path, load_machine, save_machine
+    from analysis.report import pipeline
+
+    h200 = REPO / "results" / "reference" / "gpu-h200"
+    other = tmp_path / "gpu"
+    other.mkdir()
+    shutil.copy(h200 / "machine.json", other / "machine.json")
+    rows = pd.read_csv(h200 / "timing.csv")
+    rows[rows["status"].eq("ok")].head(2).to_csv(other / "timing.csv", index=False)
+    monkeypatch.setattr(pipeline, "REPO", tmp_path)
+    machine = load_machine(REPO / "results" / "reference" / "cpu" / "machine.json")
+    for quick, passes in ((True, 1), (False, PASSES)):  # cached: nothing is calibrated
+        save_machine(machine, tmp_path / default_cache_path("cpu", 1, passes))
+        cfg = ReportConfig(out=tmp_path / f"report-{quick}", quick=quick, compare_with=(other,))
+        ctx = Context(cfg)
+        pipeline.stage_calibrate(ctx)
+        predicted = ctx.read("prediction_other.csv")
+        if quick:
+            assert predicted is None or predicted.empty
+            assert any("not predicted" in str(n) for n in ctx.notes.get("calibrate", []))
+        else:
+            assert len(predicted) == 2 and predicted["predicted_s"].gt(0).all()
