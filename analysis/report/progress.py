@@ -124,8 +124,10 @@ class Progress:
         return "" if rest is None else f"; about {_clock_text(rest)} left in the report"
 
     def _beat(self) -> None:
-        while not self._stop.wait(min(1.0, self.heartbeat_s / 2)):
-            if self._current is None or self.clock() - self._last_line < self.heartbeat_s:
+        poll = min(0.5, self.heartbeat_s / 4)  # a line is due before heartbeat_s has passed
+        while not self._stop.wait(poll):
+            if self._current is None or \
+                    self.clock() - self._last_line < self.heartbeat_s - 2 * poll:
                 continue
             name, started = self._current
             self.line(f"stage {name} running for {_clock_text(self.clock() - started)}"
