@@ -99,6 +99,26 @@ def test_interrupted_run_keeps_the_previous_table_and_resumes_its_cells(tmp_path
     assert not (tmp_path / ".partial").exists()
 
 
+def test_the_partial_file_is_saved_at_most_every_few_seconds(tmp_path):
+    seen = {}
+
+    def cells(every_s):
+        ctx = Context(ReportConfig(out=tmp_path / str(every_s)), stage_settings="v1")
+
+        def look(key):
+            seen[(every_s, key)] = ctx.partial_path("t.csv").is_file()
+            return pd.DataFrame([{"value": 1}])
+
+        run_cells(ctx, "t.csv", [(k, lambda k=k: look(k)) for k in ("a", "b", "c")],
+                  every_s=every_s)
+
+    cells(0.0)
+    cells(3600.0)
+    # saved after every cell when due at once; with an hour between saves, only at the end
+    assert [seen[(0.0, k)] for k in "abc"] == [False, True, True]
+    assert [seen[(3600.0, k)] for k in "abc"] == [False, False, False]
+
+
 def test_partial_cells_of_other_settings_are_not_mixed_in(tmp_path):
     cells = _cells([])
     with pytest.raises(KeyboardInterrupt):
