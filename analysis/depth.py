@@ -50,11 +50,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-try:  # private modules, present from torch 2.0 through 2.13 at least
+from analysis.optrace import tensors_in
+
+try:  # a private module, present from torch 2.0 through 2.13 at least
     from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-except ImportError as exc:  # pragma: no cover - a torch without them
-    raise ImportError(f"analysis.depth needs torch's TorchDispatchMode and pytree: {exc}") from exc
+except ImportError as exc:  # pragma: no cover - a torch without it
+    raise ImportError(f"analysis.depth needs torch's TorchDispatchMode: {exc}") from exc
 
 MATMUL_OPS = frozenset(
     {
@@ -200,7 +201,7 @@ class DepthTracer(TorchDispatchMode):
         name = op_name(func)
         named = _named_tensor_args(func._schema, args, kwargs)  # [(arg name, tensor, written)]
         inputs = [self._source(t) for _, t, _ in named]
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        outs = tensors_in(out)
         # An in-place op that returns nothing (the _foreach_*_ family) still has a result.
         results = len(outs) or int(any(written for _, _, written in named))
         kind = _attention_kind(name)
@@ -315,9 +316,8 @@ def _named_tensor_args(schema, args, kwargs) -> list:
             values[a.name] = (kwargs[a.name], a)
     for arg_name, (value, a) in values.items():
         written = a.alias_info is not None and a.alias_info.is_write
-        for t in tree_flatten(value)[0]:
-            if isinstance(t, torch.Tensor):
-                found.append((arg_name, t, written))
+        for t in tensors_in(value):
+            found.append((arg_name, t, written))
     return found
 
 

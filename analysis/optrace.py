@@ -37,7 +37,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 # metadata-only ops the schema does not always mark as views
@@ -120,6 +119,22 @@ def matmul_layout(name: str, args) -> str:
     return "".join("t" if _transposed(args[i]) else "n" for i in where)
 
 
+def tensors_in(obj, into: list | None = None) -> list:
+    """The tensors in an op's arguments or outputs (nested tuples, lists and dict values, in
+    order): what torch.utils._pytree.tree_flatten finds, at a fraction of its cost, which
+    was a quarter of a trace's time."""
+    into = [] if into is None else into
+    if isinstance(obj, torch.Tensor):
+        into.append(obj)
+    elif isinstance(obj, (tuple, list)):
+        for item in obj:
+            tensors_in(item, into)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            tensors_in(item, into)
+    return into
+
+
 def tensor_bytes(t: torch.Tensor) -> int:
     return int(t.numel()) * int(t.element_size())
 
@@ -146,8 +161,8 @@ class OpTracer(TorchDispatchMode):
             return out
         name = op_name(func)
         packet = func.overloadpacket
-        inputs = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        inputs = tensors_in((args, kwargs))
+        outputs = tensors_in(out)
         flops = 0
         formula = self._formulas.get(packet)
         if formula is not None:

@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+
+from analysis.optrace import tensors_in
 
 NOISE_THRESHOLD = 0.10  # IQR / median above which a measurement is flagged noisy
 
@@ -238,12 +239,10 @@ class TensorMemoryTracker(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         inputs = {
             self._key(t.untyped_storage())
-            for t in tree_flatten((args, kwargs))[0]
-            if isinstance(t, torch.Tensor) and t.layout == torch.strided
+            for t in tensors_in((args, kwargs))
+            if t.layout == torch.strided
         }
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor):
-                continue
+        for t in tensors_in(out):
             try:
                 storage = t.untyped_storage()
             except (RuntimeError, NotImplementedError):  # sparse or storage-less tensors

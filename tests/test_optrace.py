@@ -113,3 +113,17 @@ def test_fresh_outputs_are_the_allocated_ones():
     assert ops["add_"].fresh == ()  # written in place
     assert [op.fresh for op in trace_ops(lambda: torch.add(x, 1, out=y)).ops] == [()]
     assert ops["view"].fresh == ()  # a view allocates nothing
+
+
+def test_tensors_in_finds_what_pytree_finds_in_order():
+    from torch.utils._pytree import tree_flatten
+
+    from analysis.optrace import tensors_in
+
+    a, b, c = torch.zeros(1), torch.ones(2), torch.zeros(3)
+    nested = ((a, [b, 3, None, (c, "x")]), {"out": b, "alpha": 2.0},
+              torch.return_types.max((a, c)), torch.Size([2, 3]))
+    want = [t for t in tree_flatten(nested)[0] if isinstance(t, torch.Tensor)]
+    got = tensors_in(nested)
+    assert [id(t) for t in got] == [id(t) for t in want] and len(got) == 6
+    assert tensors_in(a) == [a] and tensors_in(5) == []
