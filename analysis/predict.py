@@ -125,12 +125,28 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
     return OpTime(compute, memory, fixed, kernel, alloc)
 
 
+def op_times(trace: OpTrace, machine: Machine) -> list[OpTime]:
+    """op_time of every op of the trace, computed once per distinct op: a recurrent loop
+    repeats the same op, shapes and phase at every step. The key holds every field op_time
+    reads (not the op's index, depth or module)."""
+    rates: dict = {}
+    seen: dict = {}
+    out = []
+    for op in trace.ops:
+        key = (op.name, op.kind, op.flops, op.bytes, op.shapes, op.out_shapes, op.phase,
+               op.layout, op.fresh)
+        t = seen.get(key)
+        if t is None:
+            t = seen[key] = op_time(op, machine, rates)
+        out.append(t)
+    return out
+
+
 def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
     """predicted_s, regime and terms of a trace on a machine (see the module docstring);
     `fixed=False` sets every fixed cost (and the host bound) to zero: the bound that CUDA
     graphs or compilation could reach."""
-    cache: dict = {}
-    times = [op_time(op, machine, cache) for op in trace.ops]
+    times = op_times(trace, machine)
     if machine.device == "cuda":
         # a fused recurrence is one cuDNN call: its ops run back to back on the GPU, the
         # host launches it once (counted below), not each op of the CPU decomposition

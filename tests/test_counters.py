@@ -217,16 +217,21 @@ def test_a_model_too_large_for_memory_is_counted_without_allocating():
     assert grown_mib < 300
 
 
-@needs_fvcore
-@pytest.mark.parametrize("cfg", [
+# one small config of every architecture without attention, then the transformer's kernels
+NO_ATTENTION = [
     ModelConfig("rnn", 7, embed=3, hidden=4),
     ModelConfig("mlrnn", 7, embed=3, hidden=4, layers=2),
     ModelConfig("gru", 7, embed=3, hidden=4, layers=2),
     ModelConfig("lstm", 7, embed=3, hidden=4, layers=2),
     ModelConfig("mingru", 7, hidden=4, layers=2),
-    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="flash"),
-    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention="manual"),
-], ids=lambda c: f"{c.model}-{c.attention}")
+]
+EVERY_KERNEL = NO_ATTENTION + [
+    ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6, attention=kernel)
+    for kernel in ("flash", "manual")]
+
+
+@needs_fvcore
+@pytest.mark.parametrize("cfg", EVERY_KERNEL, ids=lambda c: f"{c.model}-{c.attention}")
 def test_fvcore_on_the_meta_device_counts_what_it_counts_on_real_tensors(cfg):
     # the default fvcore path traces a meta model (nothing computed); its every operator
     # count, unsupported ones included, must be those of a real model's trace
@@ -255,13 +260,7 @@ def test_counting_picks_real_tensors_for_tiny_work_meta_or_fake_for_large():
         counters.measure_flops(attention, "train", {"B": 1, "T": 4}, tensors="meta")
 
 
-@pytest.mark.parametrize("cfg", [
-    ModelConfig("rnn", 7, embed=3, hidden=4),
-    ModelConfig("mlrnn", 7, embed=3, hidden=4, layers=2),
-    ModelConfig("gru", 7, embed=3, hidden=4, layers=2),
-    ModelConfig("lstm", 7, embed=3, hidden=4, layers=2),
-    ModelConfig("mingru", 7, hidden=4, layers=2),
-], ids=lambda c: c.model)
+@pytest.mark.parametrize("cfg", NO_ATTENTION, ids=lambda c: c.model)
 def test_meta_tensor_counts_equal_real_tensor_counts(cfg):
     # models without attention count on the meta device at large sizes: every quantity,
     # module attribution included, must be what real tensors give

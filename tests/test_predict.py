@@ -376,3 +376,14 @@ def test_rows_of_one_workload_share_one_trace_and_predict_as_fresh_ones(monkeypa
     assert len(traced) == 2 and len(traces) == 2
     cols = ["predicted_s", "trace_ops", "trace_flops", "trace_bytes", "trace_depth"]
     assert shared[cols].equals(fresh[cols]) and again[cols].equals(fresh[cols])
+
+
+def test_a_repeated_op_costs_its_time_at_every_repeat():
+    # one distinct op computed once (op_times), counted at each of its three steps
+    mm = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1)
+    again = [OpRecord(i, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), i + 1)
+             for i in range(3)]
+    m = uniform(matmul_fixed_s=1e-6)
+    one = predict_trace(OpTrace((mm,)), m)["predicted_s"]
+    assert one == pytest.approx(2e-3 + 1e-6)
+    assert predict_trace(OpTrace(tuple(again)), m)["predicted_s"] == pytest.approx(3 * one)
