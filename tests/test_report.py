@@ -80,6 +80,12 @@ def _interrupt():
     raise KeyboardInterrupt
 
 
+def _pid_frame():
+    import os
+
+    return pd.DataFrame([{"pid": os.getpid()}])
+
+
 def test_interrupted_run_keeps_the_previous_table_and_resumes_its_cells(tmp_path):
     old = pd.DataFrame([{"cell": "old", "status": "ok", "value": 7}])
     old.to_csv(tmp_path / "t.csv", index=False)
@@ -117,6 +123,24 @@ def test_the_partial_file_is_saved_at_most_every_few_seconds(tmp_path):
     # saved after every cell when due at once; with an hour between saves, only at the end
     assert [seen[(0.0, k)] for k in "abc"] == [False, True, True]
     assert [seen[(3600.0, k)] for k in "abc"] == [False, False, False]
+
+
+def test_cells_run_in_two_processes_give_the_table_one_process_gives(tmp_path):
+    import functools
+    import os
+
+    # picklable cells: what a cell computes, and one that fails (int("x") raises)
+    cells = [("a", functools.partial(pd.DataFrame, [{"value": 1}])),
+             ("bb", functools.partial(int, "x")),
+             ("ccc", functools.partial(pd.DataFrame, [{"value": 3}, {"value": 4}]))]
+    one = run_cells(Context(ReportConfig(out=tmp_path / "one")), "t.csv", cells)
+    two = run_cells(Context(ReportConfig(out=tmp_path / "two")), "t.csv", cells, workers=2)
+    assert list(two["cell"]) == ["a", "bb", "ccc", "ccc"]  # in order, whoever finished first
+    assert two.astype(str).equals(one.astype(str))
+    assert two.loc[1, "status"].startswith("failed: ValueError")
+    pids = run_cells(Context(ReportConfig(out=tmp_path / "pids")), "t.csv",
+                     [("p", functools.partial(_pid_frame))], workers=2)
+    assert pids.loc[0, "pid"] != os.getpid()  # it ran in another process
 
 
 def test_partial_cells_of_other_settings_are_not_mixed_in(tmp_path):

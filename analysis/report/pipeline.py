@@ -24,6 +24,7 @@ stage is recorded with its error and the run goes on.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -204,17 +205,56 @@ def _now() -> str:
 PARTIAL_EVERY_S = 2.0  # a loop's partial file is saved at most this often, and on any stop
 
 
+def _call(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    return fn()
+
+
+def _cell_results(todo: list, workers: int):
+    """(key, frame) of each cell in order, a failing cell's frame its one error row; with
+    workers > 1 the cells run in that many fresh processes (each cell's fn must pickle: a
+    module-level function or a functools.partial of one)."""
+    def recorded(key, run):
+        try:
+            return run().assign(cell=key, status="ok")
+        except Exception as exc:  # noqa: BLE001 - recorded as the cell's result
+            return pd.DataFrame([{"cell": key, "status": _error(exc)}])
+
+    if workers <= 1:
+        for key, fn in todo:
+            yield key, recorded(key, fn)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(key, pool.submit(_call, fn)) for key, fn in todo]
+        try:
+            for key, future in futures:
+                yield key, recorded(key, future.result)
+        finally:
+            for _, future in futures:
+                future.cancel()
+
+
+def count_workers() -> int:
+    """Processes for a stage that only counts (FLOPs, depth: no timing, so no measurement
+    minds a busy core): one per core, at most 2, each with one intra-op thread."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def run_cells(ctx: Context, name: str,
               cells: list[tuple[str, Callable[[], pd.DataFrame]]],
-              every_s: float = PARTIAL_EVERY_S) -> pd.DataFrame:
+              every_s: float = PARTIAL_EVERY_S, workers: int = 1) -> pd.DataFrame:
     """Run each (key, fn) cell whose key has no "ok" row yet, saving the rows so far
     atomically to a partial file every `every_s` seconds and whenever the loop stops early
     (an exception, Ctrl-C, SIGTERM: only a kill loses the cells since the last save), and
     leaving the table `name` as it was. (Saving after every cell rewrote the growing file
-    258 times in the flops stage: about 10 s.) When every cell has run, the table is
-    replaced (atomically) and the partial file removed. A cell that raises gets one row with
-    status "failed: ..."; the others go on. Resumes from the partial file of the same
-    settings, or from the table when the last run of the stage had the same settings."""
+    258 times in the flops stage: about 10 s.) `workers` > 1: the cells run in that many
+    processes (`_cell_results`), for stages whose results do not depend on time. When every
+    cell has run, the table is replaced (atomically) and the partial file removed. A cell
+    that raises gets one row with status "failed: ..."; the others go on. Resumes from the
+    partial file of the same settings, or from the table when the last run of the stage had
+    the same settings."""
     partial = ctx.partial_path(name)
     done = None
     if not ctx.cfg.force:
@@ -227,14 +267,9 @@ def run_cells(ctx: Context, name: str,
     finished = set(keep["cell"]) if not keep.empty else set()
     frames = [keep] if not keep.empty else []
     saved, last_save, complete = len(frames), time.monotonic(), False
+    todo = [(key, fn) for key, fn in cells if key not in finished]
     try:
-        for key, fn in cells:
-            if key in finished:
-                continue
-            try:
-                frame = fn().assign(cell=key, status="ok")
-            except Exception as exc:  # noqa: BLE001 - recorded as the cell's result
-                frame = pd.DataFrame([{"cell": key, "status": _error(exc)}])
+        for _, frame in _cell_results(todo, workers):
             frames.append(frame)
             if time.monotonic() - last_save >= every_s:
                 atomic_to_csv(pd.concat(frames, ignore_index=True), partial)
@@ -403,8 +438,9 @@ def stage_flops(ctx: Context) -> None:
     from analysis.reconcile import GRIDS, reconcile
 
     points = GRIDS[ctx.cfg.grid]()
-    cells = [(f"{i:03d}-{p.cfg.model}", lambda p=p: reconcile([p])) for i, p in enumerate(points)]
-    run_cells(ctx, "flops_reconciliation.csv", cells)
+    cells = [(f"{i:03d}-{p.cfg.model}", functools.partial(reconcile, [p]))
+             for i, p in enumerate(points)]
+    run_cells(ctx, "flops_reconciliation.csv", cells, workers=count_workers())
 
 
 DEPTH_SIZES = {"quick": {"T": (4, 8), "L": (1, 2)},
