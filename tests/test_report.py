@@ -637,3 +637,19 @@ def test_only_a_full_report_predicts_the_other_devices_rows(tmp_path, monkeypatc
             assert any("not predicted" in str(n) for n in ctx.notes.get("calibrate", []))
         else:
             assert len(predicted) == 2 and predicted["predicted_s"].gt(0).all()
+
+
+def test_workloads_traced_in_two_processes_are_the_traces_of_one():
+    from analysis.optrace import trace_workload
+    from analysis.predict import workload_from_row
+    from analysis.report.pipeline import trace_workloads
+
+    base = {"kind": "model", "variant": "gru", "model": "gru", "phase": "train",
+            "B": 2, "T": 4, "D": 8, "E": 8, "L": 1, "V": 65}
+    rows = pd.DataFrame([base, {**base, "T": 5}, base])
+    bad = pd.DataFrame([{**base, "variant": "no-such-variant"}])
+    traces = trace_workloads([rows, bad], workers=2)
+    assert len(traces) == 2  # one per distinct workload; the unknown variant is left out
+    for _, row in rows.iterrows():
+        w = workload_from_row(row)
+        assert traces[w] == trace_workload(w)

@@ -601,28 +601,72 @@ def stage_calibrate(ctx: Context) -> None:
     timing = ctx.read("timing.csv")
     ok = timing[timing["status"].eq("ok")] if timing is not None and "status" in timing \
         else timing
-    traces: dict = {}  # one trace per workload, whichever device's rows it serves
-    frame = predict_rows(ok, machine, traces=traces) if ok is not None and not ok.empty \
-        else pd.DataFrame()
-    if frame.empty:
-        ctx.note("calibrate", "no timing.csv rows to predict")
-    atomic_to_csv(frame, ctx.path("prediction.csv"))
-    others = []
     folders = other_devices(ctx.cfg)
     if ctx.cfg.quick and folders:  # ~150 traces of the full grid's workloads: 30 s
         ctx.note("calibrate", "quick run: the other devices' timing rows are not predicted "
                               "(a full run predicts them)")
         folders = []
+    tables = []  # (folder, its ok rows, its machine file); folder None: this run
     for folder in folders:
         other_timing = read_csv(folder / "timing.csv")
         if other_timing is None or not (folder / "machine.json").is_file():
             continue
-        other_ok = other_timing[other_timing["status"].eq("ok")]
-        others.append(predict_rows(other_ok, load_machine(folder / "machine.json"),
-                                   traces=traces).assign(
-            source=folder.name, device_label=_device_label(folder, folder.name)))
+        tables.append((folder, other_timing[other_timing["status"].eq("ok")],
+                       load_machine(folder / "machine.json")))
+    if ok is not None and not ok.empty:
+        tables.insert(0, (None, ok, machine))
+    # one trace per workload, whichever device's rows it serves, traced in parallel
+    traces = trace_workloads([rows for _, rows, _ in tables], count_workers())
+    frame = pd.DataFrame()
+    others = []
+    for folder, rows, their_machine in tables:
+        predicted = predict_rows(rows, their_machine, traces=traces)
+        if folder is None:
+            frame = predicted
+        else:
+            others.append(predicted.assign(source=folder.name,
+                                           device_label=_device_label(folder, folder.name)))
+    if frame.empty:
+        ctx.note("calibrate", "no timing.csv rows to predict")
+    atomic_to_csv(frame, ctx.path("prediction.csv"))
     atomic_to_csv(pd.concat(others, ignore_index=True) if others else pd.DataFrame(),
                   ctx.path("prediction_other.csv"))
+
+
+def _trace_or_none(workload):
+    from analysis.optrace import trace_workload
+
+    try:
+        return trace_workload(workload)
+    except (ValueError, RuntimeError, KeyError, AssertionError):
+        return None  # predict_rows traces it again and records the error on its rows
+
+
+def trace_workloads(tables: list[pd.DataFrame], workers: int = 1) -> dict:
+    """{Workload: OpTrace} for every distinct workload the timing tables' rows describe,
+    traced in `workers` processes (a trace depends on the code only, not on time or the
+    machine); a row that names no workload, or a trace that fails, is left to predict_rows,
+    which records why."""
+    from analysis.predict import workload_from_row
+
+    todo: dict = {}
+    for rows in tables:
+        for _, row in rows.iterrows():
+            try:
+                todo.setdefault(workload_from_row(row), None)
+            except (ValueError, KeyError, TypeError):
+                continue
+    work = list(todo)
+    if workers <= 1 or len(work) < 2:
+        traced = [_trace_or_none(w) for w in work]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            traced = list(pool.map(_trace_or_none, work, chunksize=4))
+    return {w: t for w, t in zip(work, traced) if t is not None}
 
 
 def stage_figures(ctx: Context) -> None:
