@@ -207,13 +207,18 @@ MIN_CI_ROUNDS = 6  # the fewest rounds whose order statistics give a 95% CI of t
 SMOKE_BUDGET_S = 1e-9  # smoke mode: no round fits, so each benchmark runs its minimum
 
 
-def _pilot(fn, device, smoke: bool = False, enough_s: float = math.inf
-           ) -> tuple[int, list[float]]:
+MIN_PILOT_ROUNDS = 3  # the fewest pilot rounds a spread is estimated from
+PILOT_SHARE = 0.2  # pilot rounds past MIN_PILOT_ROUNDS stop at this share of the budget
+
+
+def _pilot(fn, device, smoke: bool = False, enough_s: float = math.inf,
+           max_s: float = math.inf) -> tuple[int, list[float]]:
     """Warm up (at least two calls and WARMUP_S), choose calls per round, and time
-    PILOT_ROUNDS rounds of them. A call so slow that the fewest rounds already fill the
-    budget (`enough_s`: MIN_CI_ROUNDS calls at least that long) needs no pilot rounds: the
-    plan is the fewest rounds whatever their spread, so the one timed call stands for them.
-    Smoke: two calls, one call per round, two rounds."""
+    PILOT_ROUNDS rounds of them, or as many (at least MIN_PILOT_ROUNDS) as fit in `max_s`
+    seconds. A call so slow that the fewest rounds already fill the budget (`enough_s`:
+    MIN_CI_ROUNDS calls at least that long) needs no pilot rounds: the plan is the fewest
+    rounds whatever their spread, so the one timed call stands for them. Smoke: two calls,
+    one call per round, two rounds."""
     import time
 
     start, calls = time.perf_counter(), 0
@@ -225,8 +230,13 @@ def _pilot(fn, device, smoke: bool = False, enough_s: float = math.inf
     iterations = 1 if smoke else iterations_for(one, MIN_ROUND_S[torch.device(device).type])
     if not smoke and iterations == 1 and one >= enough_s:
         return 1, [one]
-    rounds = 2 if smoke else PILOT_ROUNDS
-    return iterations, [time_once(fn, device, iterations) for _ in range(rounds)]
+    if smoke:
+        return iterations, [time_once(fn, device, iterations) for _ in range(2)]
+    rounds: list[float] = []
+    while len(rounds) < PILOT_ROUNDS and (len(rounds) < MIN_PILOT_ROUNDS
+                                          or sum(rounds) < max_s):
+        rounds.append(time_once(fn, device, iterations))
+    return iterations, rounds
 
 
 @pytest.fixture
@@ -296,8 +306,9 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
         synchronize(device)
         pace_before = yardstick(device)
         fewest = min_rounds(grid, timing_options)
-        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"],
-                                   timing_options["budget"] / fewest)
+        budget = timing_options["budget"]
+        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"], budget / fewest,
+                                   PILOT_SHARE * budget)
         plan = plan_rounds(pilot, iterations, fewest,
                            timing_options["budget"], timing_options["target"])
         # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
@@ -348,8 +359,9 @@ def measure_pair(request, benchmark, grid, env_by_device, timing_options):
 
         before = machine_load()
         synchronize(device)
-        ia, pa = _pilot(a.fn, device, timing_options["smoke"])
-        ib, pb = _pilot(b.fn, device, timing_options["smoke"])
+        share = PILOT_SHARE * timing_options["budget"] / 2  # the budget's share, per side
+        ia, pa = _pilot(a.fn, device, timing_options["smoke"], max_s=share)
+        ib, pb = _pilot(b.fn, device, timing_options["smoke"], max_s=share)
         iterations = max(ia, ib)  # both sides' rounds long enough for the clock
         # the pilots ran with their own calls per round: per call, then as planned
         pa, pb = [x / ia * iterations for x in pa], [x / ib * iterations for x in pb]

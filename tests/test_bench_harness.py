@@ -126,6 +126,9 @@ def test_a_call_too_slow_for_more_than_the_fewest_rounds_gets_no_pilot_rounds():
     calls.clear()
     bench._pilot(slow, "cpu")  # the budget affords more rounds: the pilot runs in full
     assert len(calls) == skipped + bench.PILOT_ROUNDS
+    # pilot rounds past the fewest stop once they have taken their share of the budget
+    _, capped = bench._pilot(slow, "cpu", max_s=0.05)
+    assert len(capped) == bench.MIN_PILOT_ROUNDS < bench.PILOT_ROUNDS
 
 
 SMOKE_TEST = '''
