@@ -761,12 +761,12 @@ def check_destination(cfg: ReportConfig, status: pd.DataFrame) -> None:
 # thread; measured 2026-12-01 from fresh clones), for the time-left estimate of the progress
 # lines when the folder holds no earlier run of the stage on the same grid.
 EXPECTED_S = {
-    "quick": {"environment": 0.1, "ceiling": 0.3, "bench": 50, "repeat": 0.1, "flops": 3,
-              "depth": 2, "check": 1, "training": 7, "devices": 0.1, "calibrate": 20,
-              "figures": 3, "markdown": 0.5},
-    "default": {"environment": 0.1, "ceiling": 1.5, "bench": 200, "repeat": 0.1,
-                "flops": 50, "depth": 20, "check": 5, "training": 43, "devices": 0.1,
-                "calibrate": 60, "figures": 6, "markdown": 1},
+    "quick": {"environment": 0.1, "ceiling": 0.2, "bench": 52, "repeat": 0.1, "flops": 3,
+              "depth": 1.3, "check": 0.7, "training": 7, "devices": 0.1, "calibrate": 19,
+              "figures": 3, "markdown": 0.3},
+    "default": {"environment": 0.1, "ceiling": 1.3, "bench": 225, "repeat": 0.1,
+                "flops": 30, "depth": 11, "check": 2.5, "training": 37, "devices": 0.1,
+                "calibrate": 55, "figures": 3.2, "markdown": 0.3},
 }
 
 
