@@ -21,6 +21,7 @@ from analysis import counters
 from analysis.architectures import ARCHITECTURES, architecture
 from analysis.env import environment
 from analysis.formulas import Terms, convention, cost_model
+from analysis.parallel import ordered_map
 from analysis.verdicts import Verdict
 from analysis.workloads import QUANTITIES, check_request
 from charlm.io import atomic_to_csv
@@ -219,17 +220,27 @@ def _without_head(cfg, quantity, measured):
                    fvcore_note="fvcore not compared without the head")
 
 
-def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None) -> pd.DataFrame:
-    """The reconciliation table for a list of grid points, environment columns appended
-    (measured with one intra-op thread, see counters.single_thread)."""
-    rows = []
+def point_rows(point: GridPoint, fvcore: bool = True) -> list[dict]:
+    """The rows of one grid point: every quantity it measures (generate with and without the
+    KV cache where it has one), with one intra-op thread (counters.single_thread)."""
     with counters.single_thread():
-        for point in points:
-            for quantity in point.quantities:
-                for kv in point.kv_cache if quantity == "generate" else (False,):
-                    rows.append(reconcile_row(point, quantity, kv, fvcore=fvcore))
-            if progress is not None:
-                progress(point)
+        return [reconcile_row(point, quantity, kv, fvcore=fvcore)
+                for quantity in point.quantities
+                for kv in (point.kv_cache if quantity == "generate" else (False,))]
+
+
+def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None,
+              workers: int = 1) -> pd.DataFrame:
+    """The reconciliation table for a list of grid points, environment columns appended.
+    workers > 1: the points are counted in that many processes (analysis.parallel; counts do
+    not depend on time), the rows in the points' order. progress(point) after each point."""
+    rows = []
+    count = functools.partial(point_rows, fvcore=fvcore)
+    for point, found in zip(points, ordered_map(count, points, workers, chunksize=4)):
+        rows += found
+        if progress is not None:
+            progress(point)
+    with counters.single_thread():
         env = environment("cpu")
     frame = pd.DataFrame(rows)
     for key in ("torch", "device", "device_name", "threads", "python", "git_commit", "date"):

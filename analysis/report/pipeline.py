@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.parallel import count_workers
 from analysis.report.progress import Progress, Silent, parse_bench_log
 from charlm.io import atomic_to_csv, atomic_write_text
 
@@ -205,41 +206,25 @@ def _now() -> str:
 PARTIAL_EVERY_S = 2.0  # a loop's partial file is saved at most this often, and on any stop
 
 
-def _call(fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    return fn()
+def _run_cell(fn: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame | None, str | None]:
+    """(the cell's frame, None), or (None, why it failed): a failure travels back from a
+    worker process as text."""
+    try:
+        return fn(), None
+    except Exception as exc:  # noqa: BLE001 - recorded as the cell's result
+        return None, _error(exc)
 
 
 def _cell_results(todo: list, workers: int):
     """(key, frame) of each cell in order, a failing cell's frame its one error row; with
-    workers > 1 the cells run in that many fresh processes (each cell's fn must pickle: a
-    module-level function or a functools.partial of one)."""
-    def recorded(key, run):
-        try:
-            return run().assign(cell=key, status="ok")
-        except Exception as exc:  # noqa: BLE001 - recorded as the cell's result
-            return pd.DataFrame([{"cell": key, "status": _error(exc)}])
+    workers > 1 the cells run in that many fresh processes (analysis.parallel: each cell's
+    fn must pickle, a module-level function or a functools.partial of one)."""
+    from analysis.parallel import ordered_map
 
-    if workers <= 1:
-        for key, fn in todo:
-            yield key, recorded(key, fn)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [(key, pool.submit(_call, fn)) for key, fn in todo]
-        try:
-            for key, future in futures:
-                yield key, recorded(key, future.result)
-        finally:
-            for _, future in futures:
-                future.cancel()
-
-
-def count_workers() -> int:
-    """Processes for a stage that only counts (FLOPs, depth: no timing, so no measurement
-    minds a busy core): one per core, at most 2, each with one intra-op thread."""
-    return max(1, min(2, os.cpu_count() or 1))
+    results = ordered_map(_run_cell, [fn for _, fn in todo], workers)
+    for (key, _), (frame, error) in zip(todo, results):
+        yield key, (frame.assign(cell=key, status="ok") if error is None
+                    else pd.DataFrame([{"cell": key, "status": error}]))
 
 
 def run_cells(ctx: Context, name: str,
@@ -656,16 +641,10 @@ def trace_workloads(tables: list[pd.DataFrame], workers: int = 1) -> dict:
                 todo.setdefault(workload_from_row(row), None)
             except (ValueError, KeyError, TypeError):
                 continue
-    work = list(todo)
-    if workers <= 1 or len(work) < 2:
-        traced = [_trace_or_none(w) for w in work]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    from analysis.parallel import ordered_map
 
-        with ProcessPoolExecutor(workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            traced = list(pool.map(_trace_or_none, work, chunksize=4))
+    work = list(todo)
+    traced = ordered_map(_trace_or_none, work, workers, chunksize=4)
     return {w: t for w, t in zip(work, traced) if t is not None}
 
 

@@ -175,12 +175,14 @@ def _run_grid(args) -> int:
         raise ValueError("--grid needs --out PATH for the CSV")
     if args.no_measure:
         raise ValueError("--grid measures every size; drop --no-measure")
+    from analysis.parallel import count_workers
     from analysis.reconcile import GRIDS, reconcile, summary, write_reconciliation
     from charlm.progress import Progress
 
     points = GRIDS[args.grid]()
     with Progress(len(points), desc=f"flops grid {args.grid}", unit="size") as bar:
-        frame = reconcile(points, progress=lambda point: bar.update(1))
+        frame = reconcile(points, progress=lambda point: bar.update(1),
+                          workers=count_workers())
     write_reconciliation(frame, args.out)
     emit(summary(frame), args.format)
     return 0 if frame["verdict"].eq("exact").all() else 1
