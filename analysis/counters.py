@@ -261,10 +261,10 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
 # One measurement of one quantity of one model
 
 # Below both of these a count runs on real tensors, above either on meta or fake ones (see
-# `tensors_for`): a tiny real op
-# costs ~10-20 us under the counter, a fake one ~100-200 us of shape propagation, while a real
-# matmul costs its FLOPs (~2e10 FLOP/s on one CPU thread). 1e8 FLOPs is ~5 ms of real work,
-# less than the shape propagation of the few hundred ops such a workload runs.
+# `tensors_for`): a tiny real op costs ~10-20 us under the counter, a fake one ~100-200 us of
+# shape propagation, while a real matmul costs its FLOPs (~2e10 FLOP/s on one CPU thread).
+# 1e8 FLOPs is ~5 ms of real work, less than the shape propagation of the few hundred ops
+# such a workload runs.
 REAL_TENSOR_MAX_FLOPS = 10**8
 REAL_TENSOR_MAX_BYTES = 2**26
 TENSOR_KINDS = ("auto", "fake", "meta", "real")

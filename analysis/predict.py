@@ -233,6 +233,10 @@ def workload_from_row(row) -> object:
     return Workload(**kw)
 
 
+# what rebuilding or tracing a row's workload may raise: recorded on the row, not raised
+PREDICT_ERRORS = (ValueError, RuntimeError, KeyError, AssertionError)
+
+
 def predict_rows(timing, machine: Machine, progress=None, traces: dict | None = None):
     """timing.csv rows with the prediction beside each (one trace per row, on its config
     columns): predicted_s (at the pace the row ran at: times its pace_factor, from its
@@ -268,7 +272,7 @@ def predict_rows(timing, machine: Machine, progress=None, traces: dict | None = 
                    "trace_ops": p["ops"], "trace_kernels": p["kernels"],
                    "trace_flops": p["flops"], "trace_bytes": p["bytes"],
                    "trace_depth": p["depth"], "predict_error": None}
-        except (ValueError, RuntimeError, KeyError, AssertionError) as exc:
+        except PREDICT_ERRORS as exc:
             rec = {"predicted_s": float("nan"), "predict_error": f"{type(exc).__name__}: {exc}"}
         out.append(rec)
         if progress is not None:
@@ -298,5 +302,5 @@ def accuracy(frame) -> dict:
             "median_factor": float(np.exp(np.median(err)))}
 
 
-__all__ = ["REGIMES", "accuracy", "matmul_shape", "op_time", "pace_factor", "predict_rows",
-           "predict_trace", "predict_workload", "workload_from_row"]
+__all__ = ["PREDICT_ERRORS", "REGIMES", "accuracy", "matmul_shape", "op_time", "pace_factor",
+           "predict_rows", "predict_trace", "predict_workload", "workload_from_row"]

@@ -114,15 +114,6 @@ def shapes_only() -> Iterator[object]:
         yield mode
 
 
-def _pointwise_ops() -> frozenset:
-    aten = torch.ops.aten
-    return frozenset({
-        aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.add.Scalar,
-        aten.mul.Scalar, aten.rsub.Scalar, aten.neg.default, aten.sigmoid.default,
-        aten.tanh.default, aten.exp.default, aten.sigmoid_backward.default,
-        aten.tanh_backward.default})
-
-
 class _MetaPointwise(torch.utils._python_dispatch.TorchDispatchMode):
     """On the meta device, the output of a pointwise op whose tensor inputs share one shape,
     one floating dtype and a contiguous layout (its other inputs Python numbers; no keyword
@@ -131,7 +122,12 @@ class _MetaPointwise(torch.utils._python_dispatch.TorchDispatchMode):
     the Python reference the meta kernel runs (tested against it op by op); every other op
     runs as it would."""
 
-    OPS = _pointwise_ops()
+    _aten = torch.ops.aten
+    OPS = frozenset({
+        _aten.add.Tensor, _aten.sub.Tensor, _aten.mul.Tensor, _aten.div.Tensor,
+        _aten.add.Scalar, _aten.mul.Scalar, _aten.rsub.Scalar, _aten.neg.default,
+        _aten.sigmoid.default, _aten.tanh.default, _aten.exp.default,
+        _aten.sigmoid_backward.default, _aten.tanh_backward.default})
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func in self.OPS and (not kwargs or set(kwargs) == {"alpha"}):
@@ -146,12 +142,11 @@ class _MetaPointwise(torch.utils._python_dispatch.TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@contextlib.contextmanager
-def meta_pointwise() -> Iterator[None]:
-    """Run a model on the meta device faster (see `_MetaPointwise`); the ops dispatched and
-    their shapes are unchanged, so counters and tracers above it see the same run."""
-    with _MetaPointwise():
-        yield
+def meta_pointwise() -> _MetaPointwise:
+    """A dispatch mode (`with meta_pointwise(): ...`) that runs a model on the meta device
+    faster (see `_MetaPointwise`); the ops dispatched and their shapes are unchanged, so
+    counters and tracers above it see the same run."""
+    return _MetaPointwise()
 
 
 # ---------------------------------------------------------------------------- variants

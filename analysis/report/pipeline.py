@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.parallel import count_workers
+from analysis.parallel import count_workers, ordered_map
 from analysis.report.progress import Progress, Silent, parse_bench_log
 from charlm.io import atomic_to_csv, atomic_write_text
 
@@ -219,8 +219,6 @@ def _cell_results(todo: list, workers: int):
     """(key, frame) of each cell in order, a failing cell's frame its one error row; with
     workers > 1 the cells run in that many fresh processes (analysis.parallel: each cell's
     fn must pickle, a module-level function or a functools.partial of one)."""
-    from analysis.parallel import ordered_map
-
     results = ordered_map(_run_cell, [fn for _, fn in todo], workers)
     for (key, _), (frame, error) in zip(todo, results):
         yield key, (frame.assign(cell=key, status="ok") if error is None
@@ -620,10 +618,11 @@ def stage_calibrate(ctx: Context) -> None:
 
 def _trace_or_none(workload):
     from analysis.optrace import trace_workload
+    from analysis.predict import PREDICT_ERRORS
 
     try:
         return trace_workload(workload)
-    except (ValueError, RuntimeError, KeyError, AssertionError):
+    except PREDICT_ERRORS:
         return None  # predict_rows traces it again and records the error on its rows
 
 
@@ -641,8 +640,6 @@ def trace_workloads(tables: list[pd.DataFrame], workers: int = 1) -> dict:
                 todo.setdefault(workload_from_row(row), None)
             except (ValueError, KeyError, TypeError):
                 continue
-    from analysis.parallel import ordered_map
-
     work = list(todo)
     traced = ordered_map(_trace_or_none, work, workers, chunksize=4)
     return {w: t for w, t in zip(work, traced) if t is not None}

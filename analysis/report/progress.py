@@ -97,7 +97,7 @@ class Progress:
         self._expected = dict(expected)
         if self._stop is None and self.heartbeat_s > 0:
             self._stop = threading.Event()
-            threading.Thread(target=self._beat, daemon=True).start()
+            threading.Thread(target=self._beat, args=(self._stop,), daemon=True).start()
 
     def pace(self) -> float:
         """Actual over expected seconds of the stages done so far (1 until they add up to
@@ -123,9 +123,9 @@ class Progress:
         rest = self.remaining_s()
         return "" if rest is None else f"; about {_clock_text(rest)} left in the report"
 
-    def _beat(self) -> None:
+    def _beat(self, stop: threading.Event) -> None:
         poll = min(0.5, self.heartbeat_s / 4)  # a line is due before heartbeat_s has passed
-        while not self._stop.wait(poll):
+        while not stop.wait(poll):
             if self._current is None or \
                     self.clock() - self._last_line < self.heartbeat_s - 2 * poll:
                 continue
