@@ -68,7 +68,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from charlm.validate import check_device
 
@@ -473,12 +472,12 @@ def measure_op_costs(device: str, chain: int = 400) -> dict:
 
 def measure_overheads(device: str, costs: dict, chain: int = 300) -> dict:
     """module_call_s, op_autograd_s, op_backward_s (see the module docstring)."""
-    from analysis.optrace import trace_ops
+    from analysis.trace import trace
 
     lin = torch.nn.Linear(4, 4).to(device)
     x = torch.zeros(1, 4, device=device)
     with torch.no_grad():
-        one = trace_ops(lambda: lin(x))
+        one = trace(lambda: lin(x))
         fixed = sum({"matmul": costs["matmul_fixed_s"], "elementwise": costs["op_fixed_s"]}
                     .get(op.kind, costs["view_fixed_s"]) for op in one.ops)
 
@@ -502,7 +501,7 @@ def measure_overheads(device: str, costs: dict, chain: int = 300) -> dict:
                 y = y * 1.0001
             return y.sum()
 
-        backward_ops = sum(1 for op in trace_ops(lambda: graph().backward()).ops
+        backward_ops = sum(1 for op in trace(lambda: graph().backward()).ops
                            if op.phase == "backward" and op.kind != "view")
         timer = _cuda_time if device == "cuda" else _cpu_time
         samples = []
@@ -609,28 +608,6 @@ def tiny_workloads() -> list:
     return out
 
 
-class FirstCalls(TorchDispatchMode):
-    """Keeps the first call (op, arguments) of each aten op name that has no FLOP formula
-    (the matmuls are timed by shape in the matmul table)."""
-
-    def __init__(self):
-        super().__init__()
-        from analysis.optrace import _flop_formulas
-
-        self.formulas = _flop_formulas()
-        self.calls: dict[str, tuple] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        if func.namespace != "prim" and func.overloadpacket not in self.formulas:
-            from analysis.optrace import is_view_op, op_name
-
-            name = op_name(func)
-            self.calls.setdefault(name, (func, args, kwargs, is_view_op(func, name)))
-        return out
-
-
 def _replay_time(call: tuple, device: str, calls: int) -> float | None:
     func, args, kwargs = call[:3]
 
@@ -653,24 +630,25 @@ def measure_replayed_ops(device: str, costs: dict, calls: int = 50) -> dict:
     add and view, is taken out: fixed = replay - (replayed add - op_fixed_s), or for a view
     replay - (replayed view - view_fixed_s). Tiny ops of different kinds differ: on one CPU
     thread a GELU of 4096 floats took 15 us, an add 6 us, a flash attention step 28 us."""
+    from analysis.trace import Tracer, trace
     from analysis.workloads import prepare
 
-    recorder = FirstCalls()
+    recorder = Tracer(first_calls=True)  # the first call of each op without a FLOP formula
     for w in tiny_workloads():
         p = prepare(w, device)
-        with torch.enable_grad(), recorder:  # the calibration runs under no_grad
-            p.fn()
-    anchors = FirstCalls()
+        with torch.enable_grad():  # the calibration runs under no_grad
+            trace(p.fn, tracer=recorder)
+    anchors = Tracer(first_calls=True)
     x = torch.zeros(8, device=device)
-    with torch.no_grad(), anchors:
-        torch.add(x, 1.0)
-        x.view(2, 4)
     with torch.no_grad():
-        extra = {False: _replay_time(anchors.calls["add"], device, calls) - costs["op_fixed_s"],
-                 True: _replay_time(anchors.calls["view"], device, calls)
+        trace(lambda: (torch.add(x, 1.0), x.view(2, 4)), tracer=anchors)
+    with torch.no_grad():
+        extra = {False: _replay_time(anchors.first_calls["add"], device, calls)
+                 - costs["op_fixed_s"],
+                 True: _replay_time(anchors.first_calls["view"], device, calls)
                  - costs["view_fixed_s"]}
         out = {}
-        for name, call in sorted(recorder.calls.items()):
+        for name, call in sorted(recorder.first_calls.items()):
             t = _replay_time(call, device, calls)
             if t is not None:
                 out[name] = max(0.0, t - extra[call[3]])

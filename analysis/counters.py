@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from analysis.architectures import architecture
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
-from analysis.workloads import check_request, meta_pointwise, runner, shapes_only, token_ids
+from analysis.trace import Tracer, trace
+from analysis.workloads import check_request, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.validate import lookup
 
@@ -42,85 +42,31 @@ FVCORE_MATMUL_OPS = frozenset(
 # PyTorch's counter
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_sdpa_mapping() -> dict:
-    """custom_mapping entries giving the CPU flash-attention kernels PyTorch's SDPA formulas.
-
-    Empty where this torch has neither the kernels nor the formulas (then nothing is fixed and
-    `torch_counter_notes()` says so)."""
-    try:  # not in torch.utils.flop_counter.__all__: guard the import
-        from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
-    except ImportError:
-        return {}
-    aten = torch.ops.aten
-    fwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    bwd = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
-
-    def forward_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs):
-        return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-    def backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args,
-                       out_shape=None, **kwargs):
-        return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
-
-    mapping = {}
-    if fwd is not None:
-        mapping[fwd] = forward_flops
-    if bwd is not None:
-        mapping[bwd] = backward_flops
-    return mapping
-
-
-def torch_counter_notes() -> list[str]:
-    mapping = cpu_sdpa_mapping()
-    if len(mapping) == 2:
-        return ["CPU flash-attention kernels counted with torch's SDPA formulas (full square)"]
-    return ["this torch lacks the CPU SDPA kernels or formulas: flash attention may count 0 on CPU"]
-
-
-class Measured(nn.Module):
-    """Root the counter's module tracker at `model`: the tracker names a module's whole subtree
-    when that module is first entered, and `forward_sequence`/`generate` never call the model
-    itself, so without this root the blocks would be named by class ("Block") and merged."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, fn):
-        return fn()
-
-
-_ROOT = "Measured.model."
-
-
 PROGRESS_EVERY_S = 10.0  # a count running longer than this reports how far it got
 
 
 def count_flops_torch(model: nn.Module | None, fn: Callable[[], object],
                       progress: Callable[[int, float], None] | None = None,
-                      every_s: float = PROGRESS_EVERY_S) -> dict:
-    """Run `fn()` under FlopCounterMode. Returns total, per-module (inclusive of submodules,
-    backward included when the forward ran inside `fn`; paths as in `model.named_modules()`)
-    and per-operator counts. With `progress`, every `every_s` seconds until `fn` returns it
-    is called (from another thread) with the FLOPs counted so far and the seconds elapsed."""
-    mode = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping())
-    with mode, _watch(mode, progress, every_s):
-        if model is None:
-            fn()
-        else:
-            Measured(model)(fn)
-    counts = mode.get_flop_counts()
-    by_module = {name[len(_ROOT):]: int(sum(ops.values()))
-                 for name, ops in counts.items() if name.startswith(_ROOT)}
-    by_operator = {getattr(op, "__name__", str(op)): int(n)
-                   for op, n in counts.get("Global", {}).items()}
-    return {"total": int(mode.get_total_flops()), "by_module": by_module,
-            "by_operator": by_operator}
+                      every_s: float = PROGRESS_EVERY_S, meta_shortcut: bool = False) -> dict:
+    """PyTorch's count of `fn()`: its FLOP formulas (with the CPU SDPA mapping) over the op
+    trace (`analysis.trace`), which equals `FlopCounterMode`'s count (tested). Returns total,
+    per-module (inclusive of submodules, backward included when the forward ran inside
+    `fn`; paths as in `model.named_modules()`), per-operator counts and the unsupported ops
+    (multiply-adds no formula covers, counted 0). With `progress`, every `every_s` seconds
+    until `fn` returns it is called (from another thread) with the FLOPs counted so far and
+    the seconds elapsed. meta_shortcut: see `analysis.trace.recorder`."""
+    tracer = Tracer(dict(model.named_parameters()) if model is not None else None,
+                    meta_shortcut=meta_shortcut)
+    with _watch(tracer, progress, every_s):
+        tr = trace(fn, model, tracer=tracer)
+    by_module = tr.by_module()
+    by_module.pop("", None)
+    return {"total": tr.flops, "by_module": by_module, "by_operator": tr.by_operator(),
+            "unsupported": tr.unsupported()}
 
 
 @contextlib.contextmanager
-def _watch(mode: FlopCounterMode, progress, every_s: float):
+def _watch(tracer: Tracer, progress, every_s: float):
     """Call progress(FLOPs so far, seconds) every `every_s` seconds while the block runs."""
     if progress is None:
         yield
@@ -130,17 +76,9 @@ def _watch(mode: FlopCounterMode, progress, every_s: float):
 
     stop, start = threading.Event(), time.perf_counter()
 
-    def so_far() -> int | None:
-        try:  # the counting thread may add an operator meanwhile: then try next time
-            return int(sum(mode.flop_counts["Global"].values()))
-        except RuntimeError:
-            return None
-
     def loop():
         while not stop.wait(every_s):
-            counted = so_far()
-            if counted is not None:
-                progress(counted, time.perf_counter() - start)
+            progress(tracer.flops, time.perf_counter() - start)
 
     watcher = threading.Thread(target=loop, daemon=True)
     watcher.start()
@@ -319,7 +257,7 @@ def _count(model, quantity, sizes, kv_cache, device="cpu", progress=None) -> dic
     was_training = model.training
     try:
         return count_flops_torch(model, runner(model, quantity, sizes, kv_cache, device=device),
-                                 progress)
+                                 progress, meta_shortcut=device == "meta")
     finally:
         model.train(was_training)
 
@@ -398,8 +336,7 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
         elif kind == "meta":
             with torch.device("meta"):
                 meta_model = build_model(cfg)
-            with meta_pointwise():
-                measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
+            measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
         else:
             with shapes_only():
                 measured = _count(build_model(cfg), quantity, sizes, kv_cache,

@@ -30,12 +30,12 @@ import math
 from dataclasses import dataclass
 
 from analysis.calibrate import Machine
-from analysis.optrace import OpRecord, OpTrace
+from analysis.trace import OpEvent, Trace
 
 REGIMES = ("launch/overhead", "memory", "compute")
 
 
-def matmul_shape(op: OpRecord) -> tuple[int, int, int]:
+def matmul_shape(op: OpEvent) -> tuple[int, int, int]:
     """(m, k, n) an op's FLOPs are spread over: m x k @ k x n with 2mkn = FLOPs; the batch of
     a bmm folds into m; attention kernels read as (B H T, head dim, S)."""
     shapes = [s for s in op.shapes if len(s) >= 1]
@@ -73,7 +73,7 @@ class OpTime:
     alloc_s: float = 0.0  # allocating its outputs (page faults of fresh large blocks)
 
 
-def fused_rnn_flops(op: OpRecord) -> int:
+def fused_rnn_flops(op: OpEvent) -> int:
     """Matmul FLOPs of a fused CPU recurrence layer (`mkldnn_rnn_layer`, which PyTorch's
     counter counts as 0): 2 (T B) (input weights + hidden weights) forward, twice that for
     its backward. 0 for any other op."""
@@ -87,7 +87,7 @@ def fused_rnn_flops(op: OpRecord) -> int:
     return 2 * flops if op.name.endswith("backward") else flops
 
 
-def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime:
+def op_time(op: OpEvent, machine: Machine, cache: dict | None = None) -> OpTime:
     """The op's compute, memory and fixed seconds on `machine` (`cache`: shape -> FLOP/s)."""
     compute = 0.0
     rnn_flops = 0 if op.flops else fused_rnn_flops(op)
@@ -119,13 +119,13 @@ def op_time(op: OpRecord, machine: Machine, cache: dict | None = None) -> OpTime
             op.kind, machine.view_fixed_s)
     if op.kind != "matmul":  # an op whose own tiny call costs more than the generic one
         fixed = max(fixed, machine.op_fixed_by_name.get(op.name, 0.0))
-    if op.phase == "autograd":
+    if op.records_graph:
         fixed += machine.op_autograd_s
     alloc = sum(machine.fresh_output_s(b) for b in op.fresh) if op.fresh else 0.0
     return OpTime(compute, memory, fixed, kernel, alloc)
 
 
-def op_times(trace: OpTrace, machine: Machine) -> list[OpTime]:
+def op_times(trace: Trace, machine: Machine) -> list[OpTime]:
     """op_time of every op of the trace, computed once per distinct op: a recurrent loop
     repeats the same op, shapes and phase at every step. The key holds every field op_time
     reads (not the op's index, depth or module)."""
@@ -134,7 +134,7 @@ def op_times(trace: OpTrace, machine: Machine) -> list[OpTime]:
     out = []
     for op in trace.ops:
         key = (op.name, op.kind, op.flops, op.bytes, op.shapes, op.out_shapes, op.phase,
-               op.layout, op.fresh)
+               op.records_graph, op.layout, op.fresh)
         t = seen.get(key)
         if t is None:
             t = seen[key] = op_time(op, machine, rates)
@@ -142,7 +142,7 @@ def op_times(trace: OpTrace, machine: Machine) -> list[OpTime]:
     return out
 
 
-def predict_trace(trace: OpTrace, machine: Machine, fixed: bool = True) -> dict:
+def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
     """predicted_s, regime and terms of a trace on a machine (see the module docstring);
     `fixed=False` sets every fixed cost (and the host bound) to zero: the bound that CUDA
     graphs or compilation could reach."""

@@ -22,6 +22,7 @@ from analysis.architectures import ARCHITECTURES, architecture
 from analysis.env import environment
 from analysis.formulas import Terms, convention, cost_model
 from analysis.parallel import ordered_map
+from analysis.trace import counter_notes
 from analysis.verdicts import Verdict
 from analysis.workloads import QUANTITIES, check_request
 from charlm.io import atomic_to_csv
@@ -246,7 +247,7 @@ def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None,
     for key in ("torch", "device", "device_name", "threads", "python", "git_commit", "date"):
         frame[f"env_{key}"] = env[key]
     frame["env_fvcore"] = _fvcore_version()
-    frame["env_torch_notes"] = "; ".join(counters.torch_counter_notes())
+    frame["env_torch_notes"] = "; ".join(counter_notes())
     return frame
 
 

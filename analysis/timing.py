@@ -12,10 +12,10 @@ Conventions, stated once:
   the CPU thread count is set there too.
 - Peak memory is measured, not derived from shapes: on CUDA `max_memory_allocated` after a
   reset, minus what was allocated before the call; on CPU the peak of bytes held by tensor
-  storages created during the call, tracked by a TorchDispatchMode that sees every op's
-  outputs and a finalizer on each new storage that sees it freed. Scratch memory a kernel
-  allocates and frees inside itself (not returned as a tensor) is not a tensor and is not
-  seen on CPU; the CUDA caching allocator sees it.
+  storages created during the call, tracked by the op trace (`analysis.trace`, memory on),
+  which sees every op's outputs, and a finalizer on each new storage that sees it freed.
+  Scratch memory a kernel allocates and frees inside itself (not returned as a tensor) is
+  not a tensor and is not seen on CPU; the CUDA caching allocator sees it.
 """
 
 from __future__ import annotations
@@ -23,14 +23,10 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-from analysis.optrace import tensors_in
 
 NOISE_THRESHOLD = 0.10  # IQR / median above which a measurement is flagged noisy
 
@@ -212,52 +208,6 @@ class CudaEventClock:
 # ---------------------------------------------------------------------------- memory
 
 
-class TensorMemoryTracker(TorchDispatchMode):
-    """Tracks bytes held by tensor storages created while the mode is active.
-
-    Every op's outputs pass through `__torch_dispatch__`; an output whose storage is new
-    (not one of the op's inputs' storages, so not a view or an in-place result, and not
-    already tracked) is counted and given a finalizer that subtracts it when the storage
-    is freed. `current` and `peak` are bytes above what existed when tracking began.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.current = 0
-        self.peak = 0
-        self._live: dict[tuple, int] = {}
-
-    @staticmethod
-    def _key(storage) -> tuple:
-        return (storage.device.type, storage.device.index, storage.data_ptr())
-
-    def _freed(self, key):
-        nbytes = self._live.pop(key, 0)
-        self.current -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {
-            self._key(t.untyped_storage())
-            for t in tensors_in((args, kwargs))
-            if t.layout == torch.strided
-        }
-        for t in tensors_in(out):
-            try:
-                storage = t.untyped_storage()
-            except (RuntimeError, NotImplementedError):  # sparse or storage-less tensors
-                continue
-            nbytes = storage.nbytes()
-            key = self._key(storage)
-            if nbytes == 0 or key in inputs or key in self._live:
-                continue
-            self._live[key] = nbytes
-            self.current += nbytes
-            self.peak = max(self.peak, self.current)
-            weakref.finalize(storage, self._freed, key)
-        return out
-
-
 def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") -> int:
     """Bytes of the highest memory use during `fn()` above what was allocated before it."""
     device = torch.device(device)
@@ -268,10 +218,9 @@ def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") ->
         fn()
         synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - before)
-    tracker = TensorMemoryTracker()
-    with tracker:
-        fn()
-    return int(tracker.peak)
+    from analysis.trace import trace
+
+    return int(trace(fn, memory=True, modules=False).peak_bytes)
 
 
 # ---------------------------------------------------------------------------- ceiling

@@ -114,41 +114,6 @@ def shapes_only() -> Iterator[object]:
         yield mode
 
 
-class _MetaPointwise(torch.utils._python_dispatch.TorchDispatchMode):
-    """On the meta device, the output of a pointwise op whose tensor inputs share one shape,
-    one floating dtype and a contiguous layout (its other inputs Python numbers; no keyword
-    but `alpha`) is what its meta kernel returns: a contiguous tensor of that shape and
-    dtype. Allocated here directly, it costs a few microseconds instead of the ~100 us of
-    the Python reference the meta kernel runs (tested against it op by op); every other op
-    runs as it would."""
-
-    _aten = torch.ops.aten
-    OPS = frozenset({
-        _aten.add.Tensor, _aten.sub.Tensor, _aten.mul.Tensor, _aten.div.Tensor,
-        _aten.add.Scalar, _aten.mul.Scalar, _aten.rsub.Scalar, _aten.neg.default,
-        _aten.sigmoid.default, _aten.tanh.default, _aten.exp.default,
-        _aten.sigmoid_backward.default, _aten.tanh_backward.default})
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in self.OPS and (not kwargs or set(kwargs) == {"alpha"}):
-            tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            first = tensors[0] if tensors else None
-            if (first is not None and first.is_meta and first.dtype.is_floating_point
-                    and all(isinstance(a, (torch.Tensor, float, int))
-                            and not isinstance(a, bool) for a in args)
-                    and all(t.is_meta and t.shape == first.shape and t.dtype == first.dtype
-                            and t.is_contiguous() for t in tensors)):
-                return torch.empty(first.shape, dtype=first.dtype, device="meta")
-        return func(*args, **(kwargs or {}))
-
-
-def meta_pointwise() -> _MetaPointwise:
-    """A dispatch mode (`with meta_pointwise(): ...`) that runs a model on the meta device
-    faster (see `_MetaPointwise`); the ops dispatched and their shapes are unchanged, so
-    counters and tracers above it see the same run."""
-    return _MetaPointwise()
-
-
 # ---------------------------------------------------------------------------- variants
 
 

@@ -190,20 +190,21 @@ def test_median_nested_is_elementwise():
 def test_every_tiny_workload_runs_and_its_ops_replay():
     import torch
 
-    from analysis.calibrate import FirstCalls, _replay_time, tiny_workloads
+    from analysis.calibrate import _replay_time, tiny_workloads
+    from analysis.trace import Tracer, trace
     from analysis.workloads import prepare, variants
 
     works = tiny_workloads()
     assert {w.variant for w in works} == set(variants())  # every variant, at least once
     assert {"generate_cache", "train"} <= {w.phase for w in works}
-    recorder = FirstCalls()
+    recorder = Tracer(first_calls=True)
     x = torch.randn(4, 8, requires_grad=True)
-    with recorder:
-        torch.tanh(x @ x.t()).sum().backward()
-    assert {"tanh", "sum", "tanh_backward"} <= set(recorder.calls)
-    assert "mm" not in recorder.calls  # matmuls are timed by shape, not replayed
-    assert recorder.calls["t"][3] is True and recorder.calls["tanh"][3] is False  # views
-    assert _replay_time(recorder.calls["tanh"], "cpu", 3) > 0
+    trace(lambda: torch.tanh(x @ x.t()).sum().backward(), tracer=recorder)
+    calls = recorder.first_calls
+    assert {"tanh", "sum", "tanh_backward"} <= set(calls)
+    assert "mm" not in calls  # matmuls are timed by shape, not replayed
+    assert calls["t"][3] is True and calls["tanh"][3] is False  # views
+    assert _replay_time(calls["tanh"], "cpu", 3) > 0
     p = prepare(works[0], "cpu")
     p.fn()  # a tiny workload is a real, runnable one
 

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from analysis import counters
 from analysis.formulas import ELEMENTWISE_COST
+from analysis.trace import cpu_sdpa_mapping
 from charlm.models.registry import ModelConfig, build_model
 
 needs_fvcore = pytest.mark.skipif(not counters.fvcore_available(), reason="fvcore not installed")
@@ -25,7 +26,7 @@ def _qkv(b=2, h=3, t=5, s=5, hd=4):
 
 
 def test_cpu_sdpa_kernels_get_formulas_on_this_torch():
-    assert len(counters.cpu_sdpa_mapping()) == 2
+    assert len(cpu_sdpa_mapping()) == 2
 
 
 def test_sdpa_forward_counts_full_square_on_cpu():

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from analysis.calibrate import Machine
-from analysis.optrace import OpRecord, OpTrace
 from analysis.predict import accuracy, matmul_shape, predict_trace, workload_from_row
+from analysis.trace import OpEvent, Trace
 
 
 def op(i, kind, flops=0, nbytes=0, depth=1, name=None, shapes=()):
-    return OpRecord(i, name or {"matmul": "mm"}.get(kind, kind), kind, flops, nbytes,
+    return OpEvent(i, name or {"matmul": "mm"}.get(kind, kind), kind, flops, nbytes,
                     shapes, (), depth)
 
 
@@ -25,7 +25,7 @@ def uniform(device="cpu", op_fixed_s=0.0, matmul_fixed_s=0.0, view_fixed_s=0.0,
                    matmul_flops_per_s=[[[1e9] * 2] * 2] * 2)
 
 
-TRACE = OpTrace((
+TRACE = Trace((
     op(0, "matmul", flops=2_000_000, nbytes=1000, shapes=((10, 10), (10, 10))),  # 2 ms, 1 us
     op(1, "elementwise", nbytes=3_000_000, depth=2),  # 3 ms memory
     op(2, "view", depth=2),
@@ -44,14 +44,14 @@ def test_cpu_sums_max_of_compute_and_memory_plus_fixed():
 
 
 def test_cpu_overhead_regime_when_fixed_costs_dominate():
-    tiny = OpTrace(tuple(op(i, "elementwise", nbytes=8, depth=i + 1) for i in range(100)))
+    tiny = Trace(tuple(op(i, "elementwise", nbytes=8, depth=i + 1) for i in range(100)))
     p = predict_trace(tiny, uniform(op_fixed_s=1e-5))
     assert p["regime"] == "launch/overhead"
     assert p["predicted_s"] == pytest.approx(100 * (1e-5 + 8 / 1e9))
 
 
 def test_cuda_host_bound_is_launches_times_kernels():
-    tiny = OpTrace(tuple(op(i, "elementwise", nbytes=8, depth=1) for i in range(100)))
+    tiny = Trace(tuple(op(i, "elementwise", nbytes=8, depth=1) for i in range(100)))
     m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
     p = predict_trace(tiny, m)
     assert p["predicted_s"] == pytest.approx(100 * 8e-6) and p["bound"] == "host"
@@ -64,7 +64,7 @@ def test_cuda_gpu_bound_and_depth_bound():
     m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
     p = predict_trace(TRACE, m)
     assert p["predicted_s"] == pytest.approx(5e-3) and p["bound"] == "gpu"
-    chain = OpTrace(tuple(op(i, "view", depth=50) for i in range(1)))
+    chain = Trace(tuple(op(i, "view", depth=50) for i in range(1)))
     q = predict_trace(chain, m.replace(view_fixed_s=0.0))
     assert q["predicted_s"] == pytest.approx(50 * 1e-6) and q["bound"] == "depth"
 
@@ -217,39 +217,39 @@ def test_a_tiny_calibration_measures_every_constant():
 
 
 def test_autograd_backward_and_module_call_costs():
-    ops = (OpRecord(0, "add", "elementwise", 0, 0, (), (), 1, phase="autograd"),
-           OpRecord(1, "mul", "elementwise", 0, 0, (), (), 2, phase="backward"),
-           OpRecord(2, "add", "elementwise", 0, 0, (), (), 3, phase="forward"))
+    ops = (OpEvent(0, "add", "elementwise", 0, 0, (), (), 1, records_graph=True),
+           OpEvent(1, "mul", "elementwise", 0, 0, (), (), 2, phase="backward"),
+           OpEvent(2, "add", "elementwise", 0, 0, (), (), 3, phase="forward"))
     m = uniform(op_fixed_s=1e-5).replace(op_autograd_s=2e-6, op_backward_s=3e-6,
                                          module_call_s=4e-6)
-    p = predict_trace(OpTrace(ops, module_calls=2), m)
+    p = predict_trace(Trace(ops, module_calls=2), m)
     assert p["predicted_s"] == pytest.approx((1e-5 + 2e-6) + 3e-6 + 1e-5 + 2 * 4e-6)
 
 
 def test_cuda_fused_ops_cost_one_launch_per_call():
-    ops = tuple(OpRecord(i, "tanh", "elementwise", 0, 8, (), (), i + 1, fused=True)
+    ops = tuple(OpEvent(i, "tanh", "elementwise", 0, 8, (), (), i + 1, fused=True)
                 for i in range(10))
     m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
-    p = predict_trace(OpTrace(ops, fused_calls=1), m)
+    p = predict_trace(Trace(ops, fused_calls=1), m)
     # ten 1-us kernels back to back on the GPU, one 8-us launch on the host
     assert p["predicted_s"] == pytest.approx(10e-6) and p["bound"] == "gpu"
-    cpu = predict_trace(OpTrace(ops, fused_calls=1), uniform(op_fixed_s=8e-6))
+    cpu = predict_trace(Trace(ops, fused_calls=1), uniform(op_fixed_s=8e-6))
     assert cpu["predicted_s"] == pytest.approx(10 * (8e-6 + 8 / 1e9))
 
 
 def test_per_element_costs_and_fused_cpu_rnn_flops():
     from analysis.predict import fused_rnn_flops, op_time
 
-    tanh = OpRecord(0, "tanh", "elementwise", 0, 8 * 1000, ((1000,),), ((1000,),), 1)
+    tanh = OpEvent(0, "tanh", "elementwise", 0, 8 * 1000, ((1000,),), ((1000,),), 1)
     m = uniform().replace(elementwise_s_per_element={"tanh": 1e-8})
     t = op_time(tanh, m)
     assert t.compute_s == pytest.approx(1000 * 1e-8)  # 10 us beats 8 kB / 1e9 B/s = 8 us
     assert t.memory_s == pytest.approx(8e-6)
     # mkldnn LSTM layer: input (T=8, B=4, E=64), W_ih (4D=1024, 64), W_hh (1024, 256)
-    layer = OpRecord(0, "mkldnn_rnn_layer", "elementwise", 0, 0,
+    layer = OpEvent(0, "mkldnn_rnn_layer", "elementwise", 0, 0,
                      ((8, 4, 64), (1024, 64), (1024, 256)), (), 1)
     assert fused_rnn_flops(layer) == 2 * 8 * 4 * (1024 * 64 + 1024 * 256)
-    back = OpRecord(0, "mkldnn_rnn_layer_backward", "elementwise", 0, 0, layer.shapes, (), 1)
+    back = OpEvent(0, "mkldnn_rnn_layer_backward", "elementwise", 0, 0, layer.shapes, (), 1)
     assert fused_rnn_flops(back) == 2 * fused_rnn_flops(layer)
 
 
@@ -257,11 +257,11 @@ def test_a_products_layout_picks_its_throughput_table():
     # 2e6 FLOPs: 2 ms at the nn table's 1e9 FLOP/s, 4 ms at the nt table's 5e8
     nt = Machine.from_dict({**uniform().to_dict(),
                             "matmul_layouts": {"nt": [[[5e8] * 2] * 2] * 2}})
-    mm = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nt")
-    assert predict_trace(OpTrace((mm,)), nt)["predicted_s"] == pytest.approx(4e-3)
-    nn = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nn")
-    assert predict_trace(OpTrace((nn,)), nt)["predicted_s"] == pytest.approx(2e-3)
-    assert predict_trace(OpTrace((mm,)), uniform())["predicted_s"] == pytest.approx(2e-3)
+    mm = OpEvent(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nt")
+    assert predict_trace(Trace((mm,)), nt)["predicted_s"] == pytest.approx(4e-3)
+    nn = OpEvent(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1, layout="nn")
+    assert predict_trace(Trace((nn,)), nt)["predicted_s"] == pytest.approx(2e-3)
+    assert predict_trace(Trace((mm,)), uniform())["predicted_s"] == pytest.approx(2e-3)
 
 
 def test_pace_factor_is_the_rows_yardstick_over_the_machines():
@@ -304,22 +304,22 @@ def test_prediction_summary_states_the_accuracy_at_the_calibrations_pace():
 def test_a_large_fresh_output_adds_its_page_faults_to_the_memory_term():
     m = uniform().replace(fresh_output_by_size={"bytes": [1000], "s_per_byte": [1e-6]})
     # 2000 bytes moved at 1e9 B/s = 2 us; a fresh 1000-byte output adds 1000 x 1 us
-    fresh = OpRecord(0, "add", "elementwise", 0, 2000, ((250,),), ((250,),), 1, fresh=(1000,))
-    p = predict_trace(OpTrace((fresh,)), m)
+    fresh = OpEvent(0, "add", "elementwise", 0, 2000, ((250,),), ((250,),), 1, fresh=(1000,))
+    p = predict_trace(Trace((fresh,)), m)
     assert p["predicted_s"] == pytest.approx(2e-6 + 1e-3)
     assert p["terms"]["memory"]["seconds"] == pytest.approx(2e-6 + 1e-3)
-    in_place = OpRecord(0, "add_", "elementwise", 0, 2000, ((250,),), ((250,),), 1)
-    assert predict_trace(OpTrace((in_place,)), m)["predicted_s"] == pytest.approx(2e-6)
+    in_place = OpEvent(0, "add_", "elementwise", 0, 2000, ((250,),), ((250,),), 1)
+    assert predict_trace(Trace((in_place,)), m)["predicted_s"] == pytest.approx(2e-6)
 
 
 def test_an_op_costs_the_larger_of_its_replayed_and_its_kinds_fixed_cost():
     m = uniform(op_fixed_s=5e-6).replace(op_fixed_by_name={"gelu": 15e-6, "add": 3e-6})
-    gelu = OpRecord(0, "gelu", "elementwise", 0, 0, (), (), 1)
-    add = OpRecord(1, "add", "elementwise", 0, 0, (), (), 2)
-    tanh = OpRecord(2, "tanh", "elementwise", 0, 0, (), (), 3)
-    assert predict_trace(OpTrace((gelu,)), m)["predicted_s"] == pytest.approx(15e-6)
-    assert predict_trace(OpTrace((add,)), m)["predicted_s"] == pytest.approx(5e-6)
-    assert predict_trace(OpTrace((tanh,)), m)["predicted_s"] == pytest.approx(5e-6)
+    gelu = OpEvent(0, "gelu", "elementwise", 0, 0, (), (), 1)
+    add = OpEvent(1, "add", "elementwise", 0, 0, (), (), 2)
+    tanh = OpEvent(2, "tanh", "elementwise", 0, 0, (), (), 3)
+    assert predict_trace(Trace((gelu,)), m)["predicted_s"] == pytest.approx(15e-6)
+    assert predict_trace(Trace((add,)), m)["predicted_s"] == pytest.approx(5e-6)
+    assert predict_trace(Trace((tanh,)), m)["predicted_s"] == pytest.approx(5e-6)
 
 
 def test_repeated_timings_of_one_workload_are_compared_by_hand():
@@ -380,10 +380,10 @@ def test_rows_of_one_workload_share_one_trace_and_predict_as_fresh_ones(monkeypa
 
 def test_a_repeated_op_costs_its_time_at_every_repeat():
     # one distinct op computed once (op_times), counted at each of its three steps
-    mm = OpRecord(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1)
-    again = [OpRecord(i, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), i + 1)
+    mm = OpEvent(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1)
+    again = [OpEvent(i, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), i + 1)
              for i in range(3)]
     m = uniform(matmul_fixed_s=1e-6)
-    one = predict_trace(OpTrace((mm,)), m)["predicted_s"]
+    one = predict_trace(Trace((mm,)), m)["predicted_s"]
     assert one == pytest.approx(2e-3 + 1e-6)
-    assert predict_trace(OpTrace(tuple(again)), m)["predicted_s"] == pytest.approx(3 * one)
+    assert predict_trace(Trace(tuple(again)), m)["predicted_s"] == pytest.approx(3 * one)

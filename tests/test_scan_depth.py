@@ -7,9 +7,10 @@ import pytest
 import sympy as sp
 import torch
 
-from analysis.depth import measure_depth, scan_steps, trace
+from analysis.depth import measure_depth, trace
 from analysis.depth_formulas import depth_model
 from analysis.formulas import L, P, T
+from analysis.trace import scan_steps
 from charlm.models.registry import ModelConfig
 
 

@@ -6,7 +6,6 @@ import torch
 from analysis.timing import (
     NOISE_THRESHOLD,
     CudaEventClock,
-    TensorMemoryTracker,
     configure_backends,
     matmul_ceiling,
     peak_memory,
@@ -172,12 +171,19 @@ def test_peak_memory_sees_matmul_outputs_and_backward_gradients():
 
 
 def test_tracker_current_returns_to_zero_when_everything_is_freed():
-    with TensorMemoryTracker() as tracker:
+    from analysis.trace import Tracer, trace
+
+    tracer = Tracer(memory=True)
+
+    def run():
         x = torch.randn(500, 500)
         y = x @ x
         del x, y
-    assert tracker.current == 0
-    assert tracker.peak == 2 * 500 * 500 * 4
+
+    tr = trace(run, memory=True, tracer=tracer)
+    assert tracer.current == 0
+    assert tr.peak_bytes == tracer.peak == 2 * 500 * 500 * 4
+    assert [e.live_bytes for e in tr.ops] == [500 * 500 * 4, 2 * 500 * 500 * 4]
 
 
 def test_configure_backends_sets_and_records_flags():

@@ -141,9 +141,9 @@ def _counter_notes(flops: pd.DataFrame | None) -> list[str]:
         notes = [str(n) for n in flops["env_torch_notes"].dropna().unique()]
         if notes:
             return notes
-    from analysis.counters import torch_counter_notes
+    from analysis.trace import counter_notes
 
-    return torch_counter_notes()
+    return counter_notes()
 
 
 def _grid(ctx: Context, timing: pd.DataFrame | None) -> str:

@@ -125,7 +125,7 @@ def _growth_range(lo: float, hi: float) -> str:
 
 def flops_summary(flops: pd.DataFrame | None, counter_notes: Sequence[str] = ()) -> Summary:
     """Predicted against measured FLOPs per model and quantity. `counter_notes`: how the
-    PyTorch counter was configured (analysis.counters.torch_counter_notes(), or the notes
+    PyTorch counter was configured (analysis.trace.counter_notes(), or the notes
     recorded with the rows); the finding says that CPU flash rows rely on it."""
     ok = _ok(flops)
     if ok.empty or "verdict" not in ok.columns:

@@ -4,7 +4,8 @@ counter on a model."""
 import torch
 
 from analysis.counters import count_flops_torch
-from analysis.optrace import trace_ops, trace_quantity
+from analysis.optrace import trace_quantity
+from analysis.trace import trace as trace_ops
 from analysis.workloads import shapes_only
 from charlm.models.registry import ModelConfig, build_model
 
@@ -61,15 +62,16 @@ def test_module_calls_and_autograd_phases():
     x = torch.ones(4, 3)
     tr = trace_ops(lambda: net(x).sum().backward(), net)
     assert tr.module_calls == 3  # Sequential, Linear, Tanh
-    assert {op.phase for op in tr.ops if op.kind != "view"} == {"autograd", "backward"}
-    forward = [op for op in tr.ops if op.phase == "autograd" and op.kind != "view"]
+    assert {op.phase for op in tr.ops if op.kind != "view"} == {"forward", "backward"}
+    forward = [op for op in tr.ops if op.phase == "forward" and op.kind != "view"]
+    assert all(op.records_graph for op in forward)
     # the forward, then backward()'s seed gradient (ones_like of the loss)
     assert [op.name for op in forward] == ["addmm", "tanh", "sum", "ones_like"]
     assert [op.module for op in forward] == ["0", "1", "", ""]
     backward = [op.name for op in tr.ops if op.phase == "backward" and op.kind != "view"]
     assert "tanh_backward" in backward and "mm" in backward
     with torch.no_grad():
-        assert {op.phase for op in trace_ops(lambda: net(x)).ops} == {"forward"}
+        assert not any(op.records_graph for op in trace_ops(lambda: net(x)).ops)
 
 
 def test_fused_recurrence_ops_and_their_backward_are_marked():
@@ -84,7 +86,8 @@ def test_fused_recurrence_ops_and_their_backward_are_marked():
     tr = trace_ops(step)
     assert tr.fused_calls == 1
     fused = [op for op in tr.ops if op.fused]
-    assert {"autograd", "backward"} <= {op.phase for op in fused}
+    assert {(True, "forward"), (False, "backward")} <= {(op.records_graph, op.phase)
+                                                        for op in fused}
     # the head's forward and backward are not part of the fused call
     assert not any(op.fused for op in tr.ops if op.name == "addmm" and op.shapes[0] == (2,))
 
@@ -98,7 +101,7 @@ def test_linear_products_record_their_operand_layouts():
     products = [op for op in trace_ops(lambda: (lin(x) * r).sum().backward()).ops
                 if op.kind == "matmul"]
     got = sorted((op.phase, op.shapes, op.layout) for op in products)
-    assert got == sorted([("autograd", ((8, 16), (16, 32)), "nt"),
+    assert got == sorted([("forward", ((8, 16), (16, 32)), "nt"),
                           ("backward", ((8, 32), (32, 16)), "nn"),
                           ("backward", ((32, 8), (8, 16)), "tn")])
     assert all(op.layout == "" for op in trace_ops(lambda: x + 1).ops)
@@ -118,7 +121,7 @@ def test_fresh_outputs_are_the_allocated_ones():
 def test_tensors_in_finds_what_pytree_finds_in_order():
     from torch.utils._pytree import tree_flatten
 
-    from analysis.optrace import tensors_in
+    from analysis.trace import tensors_in
 
     a, b, c = torch.zeros(1), torch.ones(2), torch.zeros(3)
     nested = ((a, [b, 3, None, (c, "x")]), {"out": b, "alpha": 2.0},
@@ -127,3 +130,95 @@ def test_tensors_in_finds_what_pytree_finds_in_order():
     got = tensors_in(nested)
     assert [id(t) for t in got] == [id(t) for t in want] and len(got) == 6
     assert tensors_in(a) == [a] and tensors_in(5) == []
+
+
+def _flop_counter_mode(model, fn):
+    """PyTorch's own counter, run apart: the independent check of the trace's count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from analysis.trace import cpu_sdpa_mapping
+
+    class Root(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self):
+            return fn()
+
+    mode = FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping())
+    with mode:
+        Root()()
+    prefix = "Root.model."
+    by_module = {name[len(prefix):]: int(sum(ops.values()))
+                 for name, ops in mode.get_flop_counts().items() if name.startswith(prefix)}
+    return int(mode.get_total_flops()), {k: v for k, v in by_module.items() if v}
+
+
+def test_trace_flops_equal_flop_counter_mode_total_and_per_module_on_every_architecture():
+    from analysis.architectures import ARCHITECTURES
+    from analysis.workloads import runner
+
+    checked = 0
+    for arch in ARCHITECTURES.values():
+        for _, attention in arch.variants:
+            cfg = arch.config({"V": 11, "E": 8, "D": 8, "L": 2, "H": 2, "T": 4, "C": 8},
+                              attention=attention)
+            for quantity, sizes in (("train", {"B": 2, "T": 4}),
+                                    ("generate", {"B": 1, "P": 2, "N": 2})):
+                torch.manual_seed(0)
+                model = build_model(cfg)
+                want_total, want_modules = _flop_counter_mode(
+                    model, runner(model, quantity, sizes))
+                torch.manual_seed(0)
+                model = build_model(cfg)
+                counted = count_flops_torch(model, runner(model, quantity, sizes))
+                assert counted["total"] == want_total > 0, (cfg.model, quantity)
+                assert {k: v for k, v in counted["by_module"].items() if v} == want_modules
+                checked += 1
+    assert checked >= 2 * 7  # six architectures, the Transformer with two kernels
+
+
+def test_optimizer_phase_parameter_names_and_backward_modules():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    opt = torch.optim.Adam(net.parameters())
+    x = torch.ones(4, 3)
+
+    def step():
+        net(x).sum().backward()
+        opt.step()
+
+    tr = trace_ops(step, net)
+    phases = [op.phase for op in tr.ops if op.kind != "view"]
+    assert phases.index("optimizer") > phases.index("backward")  # forward, backward, step
+    assert phases[-1] == "optimizer"
+    addmm = next(op for op in tr.ops if op.name == "addmm")
+    assert set(addmm.params) == {"0.weight", "0.bias"}
+    tanh_backward = next(op for op in tr.ops if op.name == "tanh_backward")
+    assert tanh_backward.module == "1"  # attributed as PyTorch's module tracker does
+    grads = [op for op in tr.ops if op.phase == "backward" and op.name == "mm"]
+    assert grads and all(op.module == "0" for op in grads)
+
+
+def test_unsupported_products_are_named_not_silently_zero():
+    v, m = torch.ones(5), torch.ones(3, 5)
+    tr = trace_ops(lambda: (torch.mv(m, v), torch.dot(v, v), m @ m.t()))
+    assert tr.unsupported() == {"mv": 1, "dot": 1}
+    assert tr.flops == 2 * 3 * 5 * 3  # only the mm has a formula
+
+
+def test_producers_follow_in_place_writes_through_views():
+    x = torch.zeros(4)
+
+    def program():
+        y = x * 2.0  # event 0
+        view = y[:2]  # a view of y's storage
+        y.add_(1.0)  # in place: y's storage now holds this result
+        return view + 1.0  # reads the view: depends on the in-place add
+
+    tr = trace_ops(program)
+    add = next(op for op in tr.ops if op.name == "add_")
+    last = tr.ops[-1]
+    assert last.inputs[0][1] == (add.index, 0)
+    assert add.written == (0,)
+    assert last.depth == 3  # mul, add_, add (the view weighs 0)
