@@ -1,17 +1,18 @@
 """The architecture table: everything the analysis knows about a model, one entry per name.
 
 An `Architecture` ties a registered model (`charlm.models.registry.ModelSpec`) to its
-cost model (`analysis.formulas`), its depth model (`analysis.depth_formulas`), the module
-paths the counters attribute each formula term to, the module that projects to the
-vocabulary (what `head=False` drops), how to read a config back from a model instance,
-how to draw sizes for the FLOP reconciliation grid, and its fused torch.nn twin if any.
-Checker, workloads, bench, reconcile, depth, report and CLI read this table; nothing
-outside it branches on a model's name.
+cost model (`analysis.formulas`), its depth model (`analysis.depth_formulas`), its bytes
+model (`analysis.bytes_formulas`), the module paths the counters and the op trace attribute
+each formula term to, the module that projects to the vocabulary (what `head=False` drops),
+how to read a config back from a model instance, how to draw sizes for the FLOP
+reconciliation grid, and its fused torch.nn twin if any. Checker, workloads, bench,
+reconcile, depth, report and CLI read this table; nothing outside it branches on a model's
+name.
 
 Adding an architecture: its model file (a class with `forward_sequence` and `generate`),
-its cost and depth formulas, and one `register(Architecture(...))` (here for the built-in
-ones; a test or a plug-in may register its own). `register` also registers the model spec
-with `charlm.models.registry`, so `ModelConfig(name, ...)` and `build_model` know it.
+its cost, depth and bytes formulas, and one `register(Architecture(...))` (here for the
+built-in ones; a test or a plug-in may register its own). `register` also registers the model
+spec with `charlm.models.registry`, so `ModelConfig(name, ...)` and `build_model` know it.
 What else a new built-in name touches (learned adding lstm and mingru): the CLI's static
 `charlm.commands.common.MODEL_NAMES` (kept static so `--help` imports no torch; a test
 checks it against the registry); weight names, since `charlm.train.initialise` reads
@@ -33,6 +34,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from analysis.bytes_formulas import (
+    BytesModel,
+    ElmanBytes,
+    GatedBytes,
+    MinGRUBytes,
+    TransformerBytes,
+)
 from analysis.depth_formulas import DepthModel, MinGRUDepth, RecurrentDepth, TransformerDepth
 from analysis.formulas import (
     CostModel,
@@ -69,10 +77,10 @@ class Architecture:
 
     spec: the model registry entry (build, defaults, what sizes it accepts).
     model_class: the class `spec.build` makes (to find the entry for a model instance).
-    cost, depth: its FLOP and depth formulas.
+    cost, depth, bytes: its FLOP, depth and bytes formulas.
     head_module: module path of the vocabulary projection.
-    term_modules: formula term -> regex on module paths whose own FLOPs do that term; terms
-        sharing a regex are compared as their sum.
+    term_modules: formula term (of the FLOP or the bytes model) -> regex on module paths
+        whose own ops do that term; FLOP terms sharing a regex are compared as their sum.
     read_config: model instance -> ModelConfig (the registry's inverse).
     sample: (rng, i) -> Sample, one random reconciliation grid point.
     anchors: named realistic sizes for the reconciliation grid, as (label, config kwargs,
@@ -93,6 +101,7 @@ class Architecture:
     model_class: type
     cost: CostModel
     depth: DepthModel
+    bytes: BytesModel
     head_module: str
     term_modules: Mapping[str, str]
     read_config: Callable[[nn.Module], ModelConfig]
@@ -187,7 +196,8 @@ def register(arch: Architecture, replace_existing: bool = False) -> Architecture
     """Add `arch` to the table and its model spec to the model registry."""
     if arch.name in ARCHITECTURES and not replace_existing:
         raise ValueError(f"architecture {arch.name!r} is already registered")
-    missing = sorted(set(arch.cost.quantity("forward").names) - set(arch.term_modules))
+    terms = set(arch.cost.quantity("forward").names) | set(arch.bytes.forward().names)
+    missing = sorted(terms - set(arch.term_modules))
     if missing:
         raise ValueError(f"architecture {arch.name!r}: no module pattern for forward term(s) "
                          f"{', '.join(missing)}")
@@ -360,6 +370,7 @@ for _arch in (
     Architecture(
         spec=registry.get_spec("rnn"), model_class=SimpleRNN,
         cost=ElmanCost("rnn", layers=1), depth=RecurrentDepth("rnn", 1, 1, layers=1),
+        bytes=ElmanBytes(layers=1),
         head_module="fc", term_modules=ELMAN_TERMS, read_config=_recurrent_config("rnn"),
         sample=recurrent_sampler("rnn", (1,)),
         anchors=(("homework", HOMEWORK_RECURRENT, HOMEWORK_SIZES),
@@ -369,7 +380,7 @@ for _arch in (
     ),
     Architecture(
         spec=registry.get_spec("mlrnn"), model_class=MultiLayerRNN,
-        cost=ElmanCost("mlrnn"), depth=RecurrentDepth("mlrnn", 1, 1),
+        cost=ElmanCost("mlrnn"), depth=RecurrentDepth("mlrnn", 1, 1), bytes=ElmanBytes(),
         head_module="fc", term_modules=ELMAN_TERMS, read_config=_recurrent_config("mlrnn"),
         sample=recurrent_sampler("mlrnn", (2, 3)),
         anchors=(("homework, 2 layers", {**HOMEWORK_RECURRENT, "layers": 2}, HOMEWORK_SIZES),
@@ -379,7 +390,7 @@ for _arch in (
     ),
     Architecture(
         spec=registry.get_spec("gru"), model_class=GRULM,
-        cost=GRUCost(), depth=RecurrentDepth("gru", 3, 3),
+        cost=GRUCost(), depth=RecurrentDepth("gru", 3, 3), bytes=GatedBytes(gates=3),
         head_module="fc",
         term_modules={"W_x": r"\.W_x[rzn]$", "W_h": r"\.W_h[rzn]$", "fc": r"^fc$"},
         read_config=_recurrent_config("gru"), sample=recurrent_sampler("gru", (1, 2, 3)),
@@ -390,7 +401,7 @@ for _arch in (
     ),
     Architecture(
         spec=registry.get_spec("lstm"), model_class=LSTMLM,
-        cost=LSTMCost(), depth=RecurrentDepth("lstm", 4, 4),
+        cost=LSTMCost(), depth=RecurrentDepth("lstm", 4, 4), bytes=GatedBytes(gates=4),
         head_module="fc",
         term_modules={"W_x": r"\.W_x[ifgo]$", "W_h": r"\.W_h[ifgo]$", "fc": r"^fc$"},
         read_config=_recurrent_config("lstm"), sample=recurrent_sampler("lstm", (1, 2, 3)),
@@ -401,7 +412,7 @@ for _arch in (
     ),
     Architecture(
         spec=registry.get_spec("mingru"), model_class=MinGRULM,
-        cost=MinGRUCost(), depth=MinGRUDepth(),
+        cost=MinGRUCost(), depth=MinGRUDepth(), bytes=MinGRUBytes(),
         head_module="fc",
         term_modules={"W_x": r"\.W_x[zh]$", "fc": r"^fc$"},
         read_config=_recurrent_config("mingru"), sample=recurrent_sampler("mingru", (1, 2, 3)),
@@ -414,11 +425,13 @@ for _arch in (
     ),
     Architecture(
         spec=registry.get_spec("transformer"), model_class=Transformer,
-        cost=TransformerCost(), depth=TransformerDepth(),
+        cost=TransformerCost(), depth=TransformerDepth(), bytes=TransformerBytes(),
         head_module="lm_head",
+        # "attention" is the bytes term: all the attention module's own ops
         term_modules={"qkv": r"\.attn\.c_attn$", "scores": r"\.attn$",
-                      "weighted_values": r"\.attn$", "out_proj": r"\.attn\.c_proj$",
-                      "mlp": r"\.mlp\.\d+$", "lm_head": r"^lm_head$"},
+                      "weighted_values": r"\.attn$", "attention": r"\.attn$",
+                      "out_proj": r"\.attn\.c_proj$", "mlp": r"\.mlp\.\d+$",
+                      "lm_head": r"^lm_head$"},
         read_config=_transformer_config, sample=windowed_attention_sampler("transformer"),
         anchors=(
             ("homework", dict(vocab_size=65, hidden=128, layers=1, heads=4, block_size=100),

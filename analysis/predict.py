@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from analysis.calibrate import Machine
 from analysis.trace import OpEvent, Trace
+from charlm.validate import lookup
 
 REGIMES = ("launch/overhead", "memory", "compute")
 
@@ -210,7 +211,8 @@ def predict_workload(workload, machine: Machine, fixed: bool = True) -> dict:
 
 def workload_from_row(row) -> object:
     """The bench Workload a timing.csv row describes (its config columns)."""
-    from analysis.workloads import Workload
+    from analysis.architectures import architecture
+    from analysis.workloads import Workload, variants
 
     def num(key):
         v = row.get(key)
@@ -219,15 +221,15 @@ def workload_from_row(row) -> object:
         except (TypeError, ValueError):
             return None
 
-    kind = row.get("kind")
-    kw = dict(variant=row["variant"], phase=row["phase"], batch=num("B"),
+    variant = lookup(variants(), row["variant"], "variant")
+    kw = dict(variant=variant.name, phase=row["phase"], batch=num("B"),
               seq_len=num("seq_len") or num("T"), hidden=num("D"), vocab=num("V") or 65,
               new_tokens=num("N") or 0, sweep=row.get("sweep") or "base")
-    if kind == "attention":
+    if variant.kind == "attention":
         kw["heads"] = num("H")
     else:
-        kw.update(layers=num("L"), heads=num("H") if row.get("model") == "transformer"
-                  or row.get("attention") in ("flash", "manual") else None)
+        kw.update(layers=num("L"),
+                  heads=num("H") if architecture(variant.model).has_attention else None)
         if row.get("E") is not None and num("E") != num("D"):
             kw["embed"] = num("E")
     return Workload(**kw)

@@ -6,6 +6,9 @@ Per-term breakdown: each formula term is set beside the FLOPs of the modules tha
 (`Architecture.term_modules`). The counter attributes work to modules reliably in forward
 passes (forward and generate); in backward its module tracker mis-attributes modules reused
 across time steps, so backward and train rows compare totals only.
+
+Bytes (`reconcile_bytes`): each term of an architecture's bytes model beside the bytes the
+op trace's ops of the same modules move, in a forward pass; they must agree exactly too.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import pandas as pd
 
 from analysis import counters
 from analysis.architectures import ARCHITECTURES, architecture
+from analysis.bytes_formulas import measured_terms as measured_bytes
 from analysis.env import environment
 from analysis.formulas import Terms, convention, cost_model
+from analysis.optrace import trace_quantity
 from analysis.parallel import ordered_map
 from analysis.trace import counter_notes
 from analysis.verdicts import Verdict
@@ -221,6 +226,26 @@ def _without_head(cfg, quantity, measured):
                    fvcore_note="fvcore not compared without the head")
 
 
+def reconcile_bytes(point: GridPoint) -> list[dict]:
+    """Predicted (the architecture's bytes model) against traced (`analysis.optrace`, fake
+    tensors) bytes of one forward pass over (point.B, point.T), per term (ops attributed by
+    module path: `Architecture.term_modules`), plus the elementwise rest measured only.
+    Rows: term, predicted, measured, ratio."""
+    cfg = point.cfg
+    arch = architecture(cfg.model)
+    bytes_model = arch.bytes
+    predicted = bytes_model.forward(cfg.attention).evaluate(point.sizes())
+    predicted.pop("total")
+    trace = trace_quantity(cfg, "forward", {"B": point.B, "T": point.T})
+    measured = measured_bytes(trace.ops, {t: arch.term_modules[t] for t in predicted},
+                              bytes_model.kinds)
+    rows = [{"term": t, "predicted": predicted[t], "measured": measured[t],
+             "ratio": _ratio(measured[t], predicted[t])} for t in predicted]
+    rows.append({"term": "rest (elementwise, measured only)", "predicted": None,
+                 "measured": trace.bytes - sum(measured.values()), "ratio": None})
+    return rows
+
+
 def point_rows(point: GridPoint, fvcore: bool = True) -> list[dict]:
     """The rows of one grid point: every quantity it measures (generate with and without the
     KV cache where it has one), with one intra-op thread (counters.single_thread)."""
@@ -276,4 +301,4 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["GRIDS", "GridPoint", "convention", "grid_ranges", "default_grid", "reconcile",
-           "reconcile_row", "summary", "write_reconciliation"]
+           "reconcile_bytes", "reconcile_row", "summary", "write_reconciliation"]

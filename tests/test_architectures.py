@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from analysis import architectures as A
+from analysis.bytes_formulas import BytesModel
 from analysis.depth import depth_report
 from analysis.depth_formulas import DepthModel
 from analysis.flops_api import flops_report
 from analysis.formulas import B, CostModel, D, E, N, P, T, V
-from analysis.reconcile import GridPoint, reconcile
+from analysis.reconcile import GridPoint, reconcile, reconcile_bytes
 from analysis.workloads import (
     measured_flops,
     model_workloads,
@@ -34,7 +35,7 @@ def test_every_registered_model_has_a_complete_entry():
         assert type(model) is arch.model_class
         assert arch.read_config(model) == cfg
         assert isinstance(arch.head(model), nn.Module)
-        forward_terms = arch.cost.forward().names
+        forward_terms = arch.cost.forward().names + arch.bytes.forward().names
         assert set(forward_terms) <= set(arch.term_modules), name
         for quantity in ("forward", "backward", "train", "generate"):
             arch.depth.quantity(quantity)  # defined
@@ -67,6 +68,12 @@ def test_an_entry_without_a_module_for_each_term_is_refused():
     with pytest.raises(ValueError, match="no module pattern for forward term"):
         A.register(broken, replace_existing=True)
     assert A.architecture("rnn") is rnn
+    gpt = A.architecture("transformer")
+    flops_only = {t: p for t, p in gpt.term_modules.items() if t != "attention"}
+    broken = A.Architecture(**{**gpt.__dict__, "term_modules": flops_only})
+    with pytest.raises(ValueError, match=r"forward term\(s\) attention$"):
+        A.register(broken, replace_existing=True)
+    assert A.architecture("transformer") is gpt
 
 
 # ---------------------------------------------------------------- a toy architecture
@@ -129,6 +136,15 @@ class ToyCost(CostModel):
         return {"tanh": B * T * D}
 
 
+class ToyBytes(BytesModel):
+    """Hand derivation: W and head each run once over the B T rows with a bias (addmm):
+    input, weight and bias read, output written, 4 bytes a float."""
+
+    def _forward(self, kernel):
+        return {"W": 4 * (B * T * E + E * D + D + B * T * D),
+                "head": 4 * (B * T * D + D * V + V + B * T * V)}
+
+
 class ToyDepth(DepthModel):
     name = "toy"
 
@@ -156,7 +172,8 @@ def toy():
                      lambda c: ToyLM(c.vocab_size, c.embed, c.hidden),
                      dict(embed=4, hidden=6, layers=1), max_layers=1)
     arch = A.register(A.Architecture(
-        spec=spec, model_class=ToyLM, cost=ToyCost(), depth=ToyDepth(), head_module="head",
+        spec=spec, model_class=ToyLM, cost=ToyCost(), depth=ToyDepth(), bytes=ToyBytes(),
+        head_module="head",
         term_modules={"W": r"^W$", "head": r"^head$"},
         read_config=lambda m: ModelConfig("toy", m.vocab_size, embed=m.W.in_features,
                                           hidden=m.hidden_size),
@@ -179,6 +196,9 @@ def test_a_registered_toy_runs_through_every_analysis(toy):
     for quantity in ("forward", "train", "generate"):
         row = depth_report(cfg, quantity, batch=2, seq_len=4, prompt_len=2, new_tokens=3)
         assert row["verdict"] == "exact", row
+    # traced bytes of every matmul term = its bytes formulas
+    for r in reconcile_bytes(GridPoint(cfg, B=2, T=3))[:-1]:
+        assert r["measured"] == r["predicted"] > 0, r
     # the notebook API finds it from an instance
     report = flops_report(build_model(cfg), "forward", batch=2, seq_len=3)
     assert report["predicted"] == 2 * 2 * 3 * (4 * 6 + 6 * 7) == report["measured"]["torch"]

@@ -100,6 +100,16 @@ def test_workload_from_a_timing_row():
     assert (rnn.embed, rnn.heads, rnn.new_tokens) == (64, None, 0)
 
 
+def test_a_row_keeps_its_heads_by_its_variant_not_its_model_column():
+    # an attention model's heads come from the architecture its variant names; a row that
+    # lacks the model and attention columns (or names them differently) keeps its H
+    row = {"variant": "transformer-manual", "phase": "forward", "B": 2, "T": 6, "D": 8,
+           "L": 1, "H": 2, "V": 65, "seq_len": 6}
+    assert workload_from_row(row).heads == 2
+    with pytest.raises(ValueError, match="unknown variant 'no-such'"):
+        workload_from_row({**row, "variant": "no-such"})
+
+
 # ---------------------------------------------------------------------------- report pieces
 
 
