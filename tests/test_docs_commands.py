@@ -30,7 +30,7 @@ ALLOWLIST = {
     "bash scripts/local_slurm.sh stop": ".ci/run",
     "bash scripts/local_slurm.sh status":
         "tests/test_slurm.py::test_three_shard_sweep_on_slurm_times_what_an_unsharded_run_times",
-    "bash bench/gpu_run.sh": "results/reference/gpu-h200-paired/gpu_run.log",
+    "bash bench/gpu_run.sh": "results/reference/gpu-h200-paired/README.md",  # a GPU lease
 }
 
 PYTHON = re.compile(r"(.*/)?python(3(\.\d+)?)?$")
@@ -226,8 +226,6 @@ def test_every_allowlisted_command_names_what_runs_it():
         text = (ROOT / path).read_text()
         if function:
             assert f"def {function}(" in text, runner
-        elif path.endswith(".log"):
-            assert command.split()[-1] in text or command.split()[1] in text, runner
         else:
             assert command in text, f"{runner} does not run {command!r}"
 
