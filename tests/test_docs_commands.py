@@ -184,7 +184,8 @@ def documented():
 
 @pytest.mark.parametrize("words", documented())
 def test_documented_command_is_checked(words, pytest_parser):
-    assert check(words, pytest_parser) is None, check(words, pytest_parser)
+    error = check(words, pytest_parser)
+    assert error is None, f"{' '.join(words)}: {error}"
 
 
 def test_the_docs_show_the_main_commands():
