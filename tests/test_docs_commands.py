@@ -252,3 +252,24 @@ def test_wrong_commands_are_caught(pytest_parser):
     assert "--quik" in check(["make", "report", "REPORT_ARGS=--quik"], pytest_parser)
     assert "ALLOWLIST" in check(["bash", "scripts/unknown.sh"], pytest_parser)
     assert check(["python", "scripts/train_homework.py", "--stepz", "3"], pytest_parser)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_relative_links_and_their_anchors_exist():
+    pages = [*DOCS, *sorted((ROOT / "results").glob("**/README.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.relative_to(ROOT)}: no such file {target}"
+            if anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)
+                assert anchor in {slug(h) for h in headings}, \
+                    f"{page.relative_to(ROOT)}: no heading #{anchor} in {path or page.name}"
