@@ -147,7 +147,7 @@ class TransformerBytes(BytesModel):
 def measured_terms(ops: Iterable, patterns: Mapping[str, str],
                    kinds: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, int]:
     """Bytes per term of per-op records (anything with `module`, `kind` and `bytes`, as
-    `analysis.optrace.OpRecord`): an op counts toward a term when its module path matches the
+    `analysis.trace.OpEvent`): an op counts toward a term when its module path matches the
     term's regex in `patterns` and its kind is one of the term's `kinds` (default matmul)."""
     kinds = kinds or {}
     compiled = {t: (re.compile(p), kinds.get(t, MATMUL_ONLY)) for t, p in patterns.items()}
