@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from analysis.trace import Trace, trace
+
 NOISE_THRESHOLD = 0.10  # IQR / median above which a measurement is flagged noisy
 
 
@@ -210,17 +212,27 @@ class CudaEventClock:
 
 def peak_memory(fn: Callable[[], object], device: str | torch.device = "cpu") -> int:
     """Bytes of the highest memory use during `fn()` above what was allocated before it."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        fn()
-        synchronize(device)
-        return int(torch.cuda.max_memory_allocated(device) - before)
-    from analysis.trace import trace
+    return traced_call(fn, device)[1]
 
-    return int(trace(fn, memory=True, modules=False).peak_bytes)
+
+def traced_call(fn: Callable[[], object], device: str | torch.device = "cpu"
+                ) -> tuple[Trace, int]:
+    """One call of `fn()` under the op trace (`analysis.trace`, memory tracking on, module
+    hooks off): its events (FLOPs, bytes) and its peak memory in bytes above what was
+    allocated before it, so one call measures both. On CUDA the peak is the caching
+    allocator's (`max_memory_allocated` after a reset, minus what was allocated before),
+    on CPU the trace's count of tensor storages. The trace keeps no tensor alive and its
+    formulas allocate nothing, so the peak is the plain call's (tested)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        tr = trace(fn, memory=True, modules=False)
+        return tr, int(tr.peak_bytes)
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    tr = trace(fn, memory=True, modules=False)
+    synchronize(device)
+    return tr, int(torch.cuda.max_memory_allocated(device) - before)
 
 
 # ---------------------------------------------------------------------------- ceiling

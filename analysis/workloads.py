@@ -519,20 +519,20 @@ WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
 # ---------------------------------------------------------------------------- cost columns
 
 
-def measured_flops(p: Prepared) -> dict:
-    """FLOPs of exactly what a round runs, by PyTorch's counter (with the CPU SDPA kernels
-    given their formulas), and fvcore's forward count where fvcore is installed. A call of
-    its own: under the counter (its module tracker's hooks) a call's peak memory grew by a
-    few hundred bytes, so the peak is measured apart."""
+def measured_flops(p: Prepared, counted: int | None = None) -> dict:
+    """FLOPs of exactly what a round runs, by PyTorch's formulas over the op trace (with the
+    CPU SDPA kernels given theirs), and fvcore's forward count where fvcore is installed.
+    `counted`: the trace's FLOPs when the caller already traced a round (the bench traces
+    one call for its FLOPs and peak memory together, `analysis.timing.traced_call`)."""
     from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
 
     w = p.workload
-    out = {"torch": count_flops_torch(p.model, p.fn)["total"], "fvcore": None}
+    torch_count = count_flops_torch(p.model, p.fn)["total"] if counted is None else counted
+    out = {"torch": torch_count, "fvcore": None}
     if w.kind == "model" and w.phase == "forward" and fvcore_available():
-        # fvcore traces a CPU copy built from the same config: counts depend on shapes only,
-        # and the counters' own inputs live on the CPU
-        counted, _ = fvcore_forward(w.model_config(), w.sizes())
-        out["fvcore"] = counted["total"] if counted else None
+        # fvcore traces a meta copy built from the same config: counts depend on shapes only
+        counted_fv, _ = fvcore_forward(w.model_config(), w.sizes())
+        out["fvcore"] = counted_fv["total"] if counted_fv else None
     return out
 
 

@@ -50,6 +50,7 @@ from analysis.timing import (
     summarize,
     synchronize,
     time_once,
+    traced_call,
 )
 from analysis.workloads import (
     GRIDS,
@@ -318,8 +319,8 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
         # scaled by it over the machine file's
         pace = math.sqrt(pace_before * yardstick(device))
         load = {**load_between(before, machine_load()), "yardstick_s": pace}
-        peak = peak_memory(p.fn, device)
-        measured = measured_flops(p)
+        traced, peak = traced_call(p.fn, device)  # one call: FLOPs, bytes and peak memory
+        measured = measured_flops(p, traced.flops)
         predicted = predictions(w)
         samples = benchmark.stats.stats.data if benchmark.stats else []
         info = timing_info(samples, plan, load, timing_options["target"]) if samples else None
