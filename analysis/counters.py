@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from analysis.architectures import architecture
+from analysis.architectures import architecture, cost_model
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
 from analysis.workloads import check_request, meta_pointwise, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
@@ -307,8 +307,6 @@ def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
     """float32 bytes a real forward pass at `sizes` holds at least: the weights and the logits
     (B x T x V), the largest activations of these models. A lower bound, for deciding whether
     real tensors are cheap enough to count on."""
-    from analysis.formulas import cost_model
-
     params = cost_model(cfg.model).params().evaluate(
         {k: v for k, v in {"V": cfg.vocab_size, "E": cfg.embed, "D": cfg.hidden,
                            "L": cfg.layers, "C": cfg.block_size or 1}.items()})["total"]
@@ -329,8 +327,6 @@ def real_tensors_suffice(cfg: ModelConfig, quantity: str, sizes: dict,
     """Whether counting `quantity` on real tensors costs less than on fake ones: its predicted
     matmul FLOPs and its forward's weights and logits are small (REAL_TENSOR_MAX_*). The
     prediction only picks the tensors; the count is measured either way."""
-    from analysis.formulas import cost_model
-
     if forward_bytes_estimate(cfg, sizes) > REAL_TENSOR_MAX_BYTES:
         return False
     kw = {"kv_cache": kv_cache} if quantity == "generate" else {}

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from analysis import counters
-from analysis.architectures import ARCHITECTURES, architecture
+from analysis.architectures import ARCHITECTURES, architecture, cost_model
 from analysis.env import environment
-from analysis.formulas import Terms, convention, cost_model
+from analysis.formulas import Terms, convention
 from analysis.parallel import ordered_map
 from analysis.verdicts import Verdict
 from analysis.workloads import QUANTITIES, check_request
