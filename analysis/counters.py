@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from analysis.architectures import architecture, cost_model
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
-from analysis.workloads import check_request, meta_pointwise, runner, shapes_only, token_ids
+from analysis.quantities import check_request, meta_pointwise, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.validate import lookup
 
@@ -342,7 +342,7 @@ def tensors_for(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = F
                 tensors: str = "auto") -> str:
     """The tensors PyTorch's counter runs `quantity` on: `tensors` if not "auto", else real
     where that is cheaper (`real_tensors_suffice`), else meta for a model without attention
-    (shapes only, about 2x faster than fake), else fake (`workloads.shapes_only`). The meta
+    (shapes only, about 2x faster than fake), else fake (`quantities.shapes_only`). The meta
     device takes SDPA's math path, unlike the CPU's flash kernel, whose backward counts
     2.5x its forward; fake tensors dispatch as the CPU does, so an attention model never
     runs on meta."""

@@ -25,7 +25,7 @@
 - ``depth``: the op's place on the longest chain of data-moving ops (views weigh 0): the
   critical-path depth in kernels that a GPU could not shorten.
 
-Run a workload on fake tensors (`analysis.workloads.shapes_only`) to trace any size without
+Run a workload on fake tensors (`analysis.quantities.shapes_only`) to trace any size without
 allocating: the tracer is entered inside the fake mode, as `analysis.counters` does with
 `FlopCounterMode`, and sees the same aten ops as with real tensors.
 """
@@ -293,7 +293,7 @@ def trace_ops(fn: Callable[[], object], model: torch.nn.Module | None = None) ->
 def workload_callable(workload) -> Callable[[], object]:
     """One round of a bench workload, built as `analysis.workloads.prepare` builds it but
     without moving to a device (so it also works inside `shapes_only`)."""
-    from analysis.workloads import runner
+    from analysis.quantities import runner
     from charlm.models.registry import build_model
 
     w = workload
@@ -339,7 +339,7 @@ def trace_workload(workload, fake: bool | None = None) -> OpTrace:
     torch.nn twin (kind "reference") deep-copies weights, which fake tensors do not
     support: it always runs real."""
     from analysis.counters import single_thread
-    from analysis.workloads import shapes_only
+    from analysis.quantities import shapes_only
 
     if fake is None:
         fake = footprint_estimate(workload) >= REAL_TRACE_BYTES
@@ -352,9 +352,9 @@ def trace_workload(workload, fake: bool | None = None) -> OpTrace:
 
 def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> OpTrace:
     """The ops of `quantity` (forward, backward, train, generate) of the model `cfg`
-    describes, on fake tensors (see `analysis.workloads.runner`)."""
+    describes, on fake tensors (see `analysis.quantities.runner`)."""
     from analysis.counters import single_thread
-    from analysis.workloads import check_request, runner, shapes_only
+    from analysis.quantities import check_request, runner, shapes_only
     from charlm.models.registry import build_model
 
     check_request(cfg, quantity, sizes, kv_cache)

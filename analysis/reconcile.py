@@ -22,8 +22,8 @@ from analysis.architectures import ARCHITECTURES, architecture, cost_model
 from analysis.env import environment
 from analysis.formulas import Terms, convention
 from analysis.parallel import ordered_map
+from analysis.quantities import QUANTITIES, check_request
 from analysis.verdicts import Verdict
-from analysis.workloads import QUANTITIES, check_request
 from charlm.io import atomic_to_csv
 from charlm.models.registry import ModelConfig
 

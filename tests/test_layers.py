@@ -8,8 +8,9 @@ Bottom to top:
 - L1 `analysis` data and formulas: expr_parser, formulas, depth_formulas, bytes_formulas,
   architectures (the table sits on the formula modules: they never import it), env
   (`device_name`), verdicts, parallel.
-- L2 quantities, runners, traces, counters: grids (the quantity registry), workloads (the
-  runners), optrace, depth, counters and the `analysis.trace` subpackage.
+- L2 quantities, runners, traces, counters: quantities (what is measured and the callables
+  that run it), grids (bench grid files), optrace, depth, counters, the `analysis.trace`
+  subpackage, and workloads (bench workloads, on top of the counters).
 - L3 timing, calibrate (the fitted runtime model), predict.
 - L4 the analyses over them: reconcile, checker, questions, gru_exercises, bench_summary,
   bench_sharding, flops_api.
@@ -45,8 +46,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "analysis.bytes_formulas", "analysis.architectures", "analysis.env",
         "analysis.verdicts", "analysis.parallel")),
     ("L2 quantities, runners, traces, counters", (
-        "analysis.grids", "analysis.workloads", "analysis.optrace", "analysis.depth",
-        "analysis.counters", "analysis.trace.*")),
+        "analysis.quantities", "analysis.grids", "analysis.optrace", "analysis.depth",
+        "analysis.counters", "analysis.trace.*", "analysis.workloads")),
     ("L3 timing and prediction", (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (

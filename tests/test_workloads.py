@@ -86,7 +86,7 @@ def test_bad_workloads_are_rejected_with_a_clear_message(kwargs, message):
 
 
 def test_the_meta_pointwise_shortcut_returns_what_each_meta_kernel_returns():
-    from analysis.workloads import _MetaPointwise, meta_pointwise
+    from analysis.quantities import _MetaPointwise, meta_pointwise
 
     aten = torch.ops.aten
     a = torch.empty(3, 5, device="meta")
