@@ -25,7 +25,7 @@ from analysis.report import (
     run_bench,
     run_cells,
 )
-from analysis.report.pipeline import REPO, cpu_model_name, stage_environment
+from analysis.report.pipeline import REPO, stage_environment
 from analysis.report.render import data_dates, md_table, stages_table
 from charlm.cli import main
 
@@ -231,14 +231,6 @@ def test_environment_keeps_the_date_of_the_data_on_a_rerun(tmp_path):
     (tmp_path / "environment.json").write_text(json.dumps(env))
     stage_environment(ctx)
     assert json.loads((tmp_path / "environment.json").read_text())["date"] == env["date"]
-
-
-def test_cpu_model_name_is_read_from_cpuinfo(tmp_path):
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
-                    "model name\t: Intel(R) Xeon(R)  Platinum 8375C CPU @ 2.90GHz\n")
-    assert cpu_model_name(info) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
-    assert cpu_model_name(tmp_path / "absent") is None
 
 
 # ---------------------------------------------------------------------------- outputs

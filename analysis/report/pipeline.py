@@ -273,19 +273,6 @@ def run_cells(ctx: Context, name: str,
 # ---------------------------------------------------------------------------- stages
 
 
-def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """The CPU's marketing name ("model name" in /proc/cpuinfo), None where unreadable."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-            return " ".join(value.split())
-    return None
-
-
 def stage_environment(ctx: Context) -> None:
     """environment.json: what the numbers depend on. A re-run that finds the same environment
     keeps the file (and its date): the date is the data's, not the re-run's."""
@@ -293,8 +280,6 @@ def stage_environment(ctx: Context) -> None:
 
     backends = configure_backends(ctx.cfg.device, threads=ctx.cfg.threads)
     env = {**recorded_environment(ctx.cfg.device), **backends}
-    if ctx.cfg.device == "cpu":
-        env["cpu_model"] = cpu_model_name()
     old_path = ctx.path("environment.json")
     if old_path.is_file():
         try:
