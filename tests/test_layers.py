@@ -12,10 +12,10 @@ Bottom to top:
   that run it), grids (bench grid files), optrace, depth, counters, the `analysis.trace`
   subpackage, and workloads (bench workloads, on top of the counters).
 - L3 timing, calibrate (the fitted runtime model), predict.
-- L4 the analyses over them: reconcile, checker, questions, gru_exercises, bench_summary,
-  bench_sharding, flops_api.
-- L5 bench / sweep / report: sweep (and the bench JSON merge under it), report/*, plots,
-  repro, profile.
+- L4 the analyses over them: reconcile, checker, questions, gru_exercises, flops_api.
+- L5 bench / sweep / report: merge (the bench's files, keys and JSON merge), sweep, the
+  bench harness's plugin and summary (bench_sharding, bench_summary: they use the sweep's
+  shards and the report's number format), report/*, plots, repro, profile.
 - L6 the CLI, inside `charlm/`: charlm.cli, charlm.__main__, charlm.commands.*. The one
   layer that composes the `charlm` library and `analysis`.
 
@@ -52,11 +52,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (
         "analysis.reconcile", "analysis.checker", "analysis.questions",
-        "analysis.gru_exercises", "analysis.bench_summary", "analysis.bench_sharding",
-        "analysis.flops_api")),
+        "analysis.gru_exercises", "analysis.flops_api")),
     ("L5 bench, sweep, report", (
-        "analysis.sweep", "analysis.merge", "analysis.report.*", "analysis.plots",
-        "analysis.repro", "analysis.profile")),
+        "analysis.merge", "analysis.sweep", "analysis.bench_sharding",
+        "analysis.bench_summary", "analysis.report.*", "analysis.plots", "analysis.repro",
+        "analysis.profile")),
     ("L6 CLI", ("charlm.cli", "charlm.__main__", "charlm.commands.*")),
 )
 

@@ -25,7 +25,8 @@ from analysis.report import (
     run_bench,
     run_cells,
 )
-from analysis.report.pipeline import REPO, stage_environment
+from analysis.report.config import REPO
+from analysis.report.pipeline import STAGES, stage_environment
 from analysis.report.render import data_dates, md_table, stages_table
 from charlm.cli import main
 
@@ -472,7 +473,7 @@ def test_stages_table_states_shared_settings_once():
     assert common == "Every stage: grid quick; threads 1.\n"
     assert list(table["settings"]) == ["", "steps 40; models rnn, gru"]
     assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
-    assert data_dates(status) == "2026-01-02 to 2026-01-03"
+    assert data_dates(status, STAGES) == "2026-01-02 to 2026-01-03"
 
 
 # ---------------------------------------------------------------------------- models
@@ -513,7 +514,7 @@ def test_cli_out_that_is_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_devices_stage_sets_other_devices_beside_this_run(tmp_path):
-    from analysis.report.pipeline import Context, other_devices, stage_devices
+    from analysis.report.pipeline import other_devices, stage_devices
 
     def folder(name, device, label, median):
         d = tmp_path / name
