@@ -17,7 +17,8 @@ projections, the traffic that separates the kernels:
 
 `measured_terms(cfg, sizes)` attributes a traced forward's ops to the same terms by module
 path (the architecture table's `term_modules`), so each formula is checked against a
-measurement; the elementwise rest is reported measured only.
+measurement (`analysis.reconcile.reconcile_bytes`); the elementwise rest is reported
+measured only.
 """
 
 from __future__ import annotations
@@ -116,21 +117,5 @@ def measured_terms(trace, model: str) -> dict[str, int]:
     return out
 
 
-def reconcile_bytes(cfg, sizes: Mapping[str, int]) -> list[dict]:
-    """Predicted vs measured bytes per term of a forward pass (fake tensors), plus the
-    elementwise rest measured only. Rows: term, predicted, measured, ratio."""
-    from analysis.optrace import trace_quantity
-
-    trace = trace_quantity(cfg, "forward", dict(sizes))
-    predicted = evaluate(forward_bytes(cfg.model, cfg.attention), sizes_of(cfg, sizes))
-    measured = measured_terms(trace, cfg.model)
-    rows = [{"term": t, "predicted": predicted[t], "measured": measured[t],
-             "ratio": measured[t] / predicted[t] if predicted[t] else None} for t in predicted]
-    covered = sum(measured.values())
-    rows.append({"term": "rest (elementwise, measured only)", "predicted": None,
-                 "measured": trace.bytes - covered, "ratio": None})
-    return rows
-
-
 __all__ = ["BYTES_PER_ELEMENT", "TERM_MODULES", "evaluate", "forward_bytes", "measured_terms",
-           "reconcile_bytes", "sizes_of"]
+           "sizes_of"]

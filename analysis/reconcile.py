@@ -13,14 +13,16 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from analysis import counters
+from analysis import bytes_formulas, counters
 from analysis.architectures import ARCHITECTURES, architecture, cost_model
 from analysis.env import environment
 from analysis.formulas import Terms, convention
+from analysis.optrace import trace_quantity
 from analysis.parallel import ordered_map
 from analysis.quantities import QUANTITIES, check_request
 from analysis.verdicts import Verdict
@@ -265,6 +267,21 @@ def write_reconciliation(frame: pd.DataFrame, path) -> object:
     return atomic_to_csv(frame, path)
 
 
+def reconcile_bytes(cfg, sizes: Mapping[str, int]) -> list[dict]:
+    """Predicted vs measured bytes per term of a forward pass (fake tensors), plus the
+    elementwise rest measured only. Rows: term, predicted, measured, ratio."""
+    trace = trace_quantity(cfg, "forward", dict(sizes))
+    predicted = bytes_formulas.evaluate(bytes_formulas.forward_bytes(cfg.model, cfg.attention),
+                                        bytes_formulas.sizes_of(cfg, sizes))
+    measured = bytes_formulas.measured_terms(trace, cfg.model)
+    rows = [{"term": t, "predicted": predicted[t], "measured": measured[t],
+             "ratio": measured[t] / predicted[t] if predicted[t] else None} for t in predicted]
+    covered = sum(measured.values())
+    rows.append({"term": "rest (elementwise, measured only)", "predicted": None,
+                 "measured": trace.bytes - covered, "ratio": None})
+    return rows
+
+
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows, exact rows and ratio range per model and quantity."""
     return (frame.assign(exact=frame["verdict"].eq(Verdict.EXACT.value))
@@ -275,4 +292,4 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["GRIDS", "GridPoint", "convention", "grid_ranges", "default_grid", "reconcile",
-           "reconcile_row", "summary", "write_reconciliation"]
+           "reconcile_bytes", "reconcile_row", "summary", "write_reconciliation"]

@@ -3,8 +3,9 @@
 import pytest
 import sympy as sp
 
-from analysis.bytes_formulas import forward_bytes, reconcile_bytes
+from analysis.bytes_formulas import forward_bytes
 from analysis.formulas import B, H, T
+from analysis.reconcile import reconcile_bytes
 from charlm.models.registry import ModelConfig
 
 
