@@ -224,6 +224,12 @@ def test_run_bench_replaces_json_and_log_only_when_pytest_finished(tmp_path):
     assert "x::a PASSED" in json_path.with_suffix(".log").read_text()
 
 
+def test_an_unknown_stage_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown stages \['bogus'\]; choose from environment"):
+        build_report(ReportConfig(out=tmp_path / "r", stages=("environment", "bogus")))
+    assert not (tmp_path / "r").exists()
+
+
 def test_environment_keeps_the_date_of_the_data_on_a_rerun(tmp_path):
     ctx = Context(ReportConfig(out=tmp_path))
     stage_environment(ctx)
