@@ -69,7 +69,7 @@ class ReportConfig:
         object.__setattr__(self, "out", Path(out))
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"--out {self.out} is a file, not a folder")
-        if self.bench_json is not None:  # one file, or several to merge (analysis.sweep)
+        if self.bench_json is not None:  # one file, or several to merge (analysis.merge)
             many = [self.bench_json] if isinstance(self.bench_json, (str, Path)) \
                 else list(self.bench_json)
             paths = tuple(Path(p) for p in many)
