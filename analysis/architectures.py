@@ -215,6 +215,16 @@ def architecture(name: str) -> Architecture:
     return lookup(ARCHITECTURES, name, "model")
 
 
+def cost_model(name: str) -> CostModel:
+    """The cost model of a registered architecture."""
+    return architecture(name).cost
+
+
+def depth_model(name: str) -> DepthModel:
+    """The depth model of a registered architecture."""
+    return architecture(name).depth
+
+
 def architecture_of(model: nn.Module) -> Architecture:
     """The entry whose class built `model` (exact type)."""
     for arch in ARCHITECTURES.values():

@@ -139,7 +139,8 @@ def pytest_collection_modifyitems(config, items):
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    from analysis.sweep import assign, item_key, machine_costs
+    from analysis.merge import item_key
+    from analysis.sweep import assign, machine_costs
 
     keys = [item_key(item.nodeid) for item in items]
     state["grid_keys"] = keys
@@ -186,7 +187,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    from analysis.sweep import item_key
+    from analysis.merge import item_key
 
     finished = {item_key(n) for n in state["finished"]}
     output_json["benchmarks"] = [b for b in output_json.get("benchmarks", [])

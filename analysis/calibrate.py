@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from analysis.env import device_name
 from charlm.validate import check_device
 
 if TYPE_CHECKING:
@@ -311,16 +312,6 @@ def cache_name(device: str, name: str, threads: int, passes: int = PASSES) -> st
 
 def default_cache_path(device: str, threads: int, passes: int = PASSES) -> Path:
     return Path("runs") / "machine" / cache_name(device, device_name(device), threads, passes)
-
-
-def device_name(device: str) -> str:
-    if check_device(device) == "cuda":
-        return torch.cuda.get_device_name(0)
-    import platform
-
-    from analysis.report.pipeline import cpu_model_name
-
-    return cpu_model_name() or platform.machine() or "cpu"
 
 
 # ---------------------------------------------------------------------------- timers

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from analysis.architectures import architecture
+from analysis.architectures import architecture, cost_model
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
+from analysis.quantities import check_request, runner, shapes_only, token_ids
 from analysis.trace import Tracer, trace
-from analysis.workloads import check_request, runner, shapes_only, token_ids
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.validate import lookup
 
@@ -245,8 +245,6 @@ def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
     """float32 bytes a real forward pass at `sizes` holds at least: the weights and the logits
     (B x T x V), the largest activations of these models. A lower bound, for deciding whether
     real tensors are cheap enough to count on."""
-    from analysis.formulas import cost_model
-
     params = cost_model(cfg.model).params().evaluate(
         {k: v for k, v in {"V": cfg.vocab_size, "E": cfg.embed, "D": cfg.hidden,
                            "L": cfg.layers, "C": cfg.block_size or 1}.items()})["total"]
@@ -267,8 +265,6 @@ def real_tensors_suffice(cfg: ModelConfig, quantity: str, sizes: dict,
     """Whether counting `quantity` on real tensors costs less than on fake ones: its predicted
     matmul FLOPs and its forward's weights and logits are small (REAL_TENSOR_MAX_*). The
     prediction only picks the tensors; the count is measured either way."""
-    from analysis.formulas import cost_model
-
     if forward_bytes_estimate(cfg, sizes) > REAL_TENSOR_MAX_BYTES:
         return False
     kw = {"kv_cache": kv_cache} if quantity == "generate" else {}
@@ -284,7 +280,7 @@ def tensors_for(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = F
                 tensors: str = "auto") -> str:
     """The tensors PyTorch's counter runs `quantity` on: `tensors` if not "auto", else real
     where that is cheaper (`real_tensors_suffice`), else meta for a model without attention
-    (shapes only, about 2x faster than fake), else fake (`workloads.shapes_only`). The meta
+    (shapes only, about 2x faster than fake), else fake (`quantities.shapes_only`). The meta
     device takes SDPA's math path, unlike the CPU's flash kernel, whose backward counts
     2.5x its forward; fake tensors dispatch as the CPU does, so an attention model never
     runs on meta."""

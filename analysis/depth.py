@@ -188,7 +188,7 @@ def trace(fn: Callable[[], object], zero_weight: Iterable[torch.Tensor] = ()) ->
 
 def measure_depth(cfg, quantity: str, sizes: dict, kv_cache: bool = False, head: bool = True,
                   model: torch.nn.Module | None = None) -> DepthReport:
-    """Trace `quantity` as `analysis.workloads.runner` runs it: forward, train (forward +
+    """Trace `quantity` as `analysis.quantities.runner` runs it: forward, train (forward +
     backward + Adam step), generate (N greedy tokens after a P-token prompt) and backward
     (the cross-entropy's backward alone, its forward run before the trace, so the forward's
     tensors are leaves and backward depth = train depth - forward depth).
@@ -197,7 +197,7 @@ def measure_depth(cfg, quantity: str, sizes: dict, kv_cache: bool = False, head:
     vocabulary projection's matmuls zero weight (its dependency is kept).
     """
     from analysis.architectures import architecture
-    from analysis.workloads import check_request, runner
+    from analysis.quantities import check_request, runner
     from charlm.models.registry import build_model
 
     if quantity == "params":

@@ -212,10 +212,3 @@ class TransformerDepth(DepthModel):
         except KeyError:
             raise ValueError(f"unknown sub-layer {name!r}; choose from "
                              f"{', '.join(self.SUBLAYERS)}") from None
-
-
-def depth_model(name: str) -> DepthModel:
-    """The depth model of a registered architecture (`analysis.architectures`)."""
-    from analysis.architectures import architecture
-
-    return architecture(name).depth

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import torch
 
+from charlm.validate import check_device
+
+CPUINFO = Path("/proc/cpuinfo")
+
 
 def git_commit() -> str | None:
     try:
@@ -24,11 +28,26 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def device_name(device: str | torch.device = "cpu") -> str:
-    device = torch.device(device)
+def device_name(device: str | torch.device = "cpu", cpuinfo: Path | None = None) -> str:
+    """What every record calls the device: a GPU's name; a CPU's marketing name ("model name"
+    in /proc/cpuinfo, or `cpuinfo`), else its machine type (x86_64, arm64), else "cpu".
+    ValueError for a CUDA device this torch cannot use."""
+    device = torch.device(check_device(str(device)))
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "cpu"
+    return _cpu_model(cpuinfo or CPUINFO) or platform.machine() or "cpu"
+
+
+def _cpu_model(cpuinfo: Path) -> str | None:
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return " ".join(value.split())
+    return None
 
 
 def environment(device: str | torch.device = "cpu") -> dict:

@@ -19,9 +19,8 @@ import json
 import pandas as pd
 from torch import nn
 
-from analysis.architectures import config_from_model
+from analysis.architectures import config_from_model, cost_model
 from analysis.env import environment
-from analysis.formulas import cost_model
 from analysis.reconcile import GridPoint, formula_for, reconcile_row
 from charlm.models.registry import ModelConfig
 

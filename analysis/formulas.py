@@ -22,7 +22,7 @@ P prompt length, C context window (the transformer's block_size).
 
 API (stable; other modules and the homework checker import it):
 
-    cost_model(name) -> CostModel          # names: analysis.architectures.ARCHITECTURES
+    analysis.architectures.cost_model(name) -> CostModel   # the table's entry for a name
     cm.params()                            # = sum(p.numel() for p in model.parameters())
     cm.forward(attention_count="full", head=True)
     cm.backward(attention_count="full", head=True, kernel="manual")
@@ -503,10 +503,3 @@ class TransformerCost(CostModel):
             "gelu": c["activation"] * L * rows * 4 * D,
             "residual": c["add"] * L * rows * 2 * D,
         }
-
-
-def cost_model(name: str) -> CostModel:
-    """The cost model of a registered architecture (`analysis.architectures` holds the table)."""
-    from analysis.architectures import architecture
-
-    return architecture(name).cost

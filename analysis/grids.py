@@ -27,10 +27,11 @@ Schema (every key optional unless said; sizes are lists of positive integers):
     T = [64, 256]            # on CPU (required here)
     cuda_T = [128, 1024]     # on CUDA (default: 128 .. 2048)
 
-A table left out times nothing of its kind; a grid that times nothing is an error. Errors
-are one line naming the file and the key: `grid mine.toml: models.variants: unknown model
-'lstm'; choose from ...`, `grid mine.toml: models.D = 30: transformer-flash cannot take it:
-...`.
+A table left out times nothing of its kind; a grid that times nothing is an error. This
+module reads a file; `analysis.workloads.load_grid` also checks that every workload it names
+builds. Errors are one line naming the file and the key: `grid mine.toml: models.variants:
+unknown model 'lstm'; choose from ...`, `grid mine.toml: models.D = 30: transformer-flash
+cannot take it: ...`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class GridSpec:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def _where(source) -> str:
+def source_name(source) -> str:
     return Path(source).name if source else "<grid>"
 
 
@@ -122,8 +123,8 @@ def _names(where: str, key: str, value) -> tuple[str, ...] | None:
 def parse_grid(data: dict, source: str | Path | None = None, name: str | None = None
                ) -> GridSpec:
     """A GridSpec from a parsed grid file: keys, types and positive sizes checked (what the
-    models can take is checked by `check_grid`)."""
-    where = _where(source)
+    models can take is checked by `analysis.workloads.check_grid`)."""
+    where = source_name(source)
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise ValueError(f"grid {where}: unknown key {unknown[0]!r}; "
@@ -188,35 +189,6 @@ def read_grid(path: str | Path, name: str | None = None) -> GridSpec:
 
 def builtin_grids() -> dict[str, GridSpec]:
     return {name: read_grid(GRID_DIR / f"{name}.toml", name) for name in BUILTIN}
-
-
-def check_grid(spec: GridSpec) -> GridSpec:
-    """ValueError naming the key when the grid names an unknown model or phase, holds a size
-    a model cannot take, or times nothing; the spec otherwise."""
-    from analysis.workloads import WORKLOAD_SETS
-
-    total = 0
-    for device in ("cpu", "cuda"):
-        for make in WORKLOAD_SETS.values():
-            total += len(make(spec, device))
-    if total == 0:
-        raise ValueError(f"grid {_where(spec.source)}: empty grid: it times no workload "
-                         "(give sizes under [models], [reference] or [attention])")
-    return spec
-
-
-_LOADED: dict[tuple[str, float], GridSpec] = {}
-
-
-def load_grid(path: str | Path) -> GridSpec:
-    """Read and fully check a grid file (cached while the file is unchanged)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"grid file not found: {path}")
-    key = (str(path.resolve()), path.stat().st_mtime)
-    if key not in _LOADED:
-        _LOADED[key] = check_grid(read_grid(path))
-    return _LOADED[key]
 
 
 def grid_file(grid: str | Path) -> Path:

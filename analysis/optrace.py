@@ -18,7 +18,7 @@ from analysis.trace import Trace, trace
 def workload_callable(workload) -> Callable[[], object]:
     """One round of a bench workload, built as `analysis.workloads.prepare` builds it but
     without moving to a device (so it also works inside `shapes_only`)."""
-    from analysis.workloads import runner
+    from analysis.quantities import runner
     from charlm.models.registry import build_model
 
     w = workload
@@ -64,7 +64,7 @@ def trace_workload(workload, fake: bool | None = None) -> Trace:
     torch.nn twin (kind "reference") deep-copies weights, which fake tensors do not
     support: it always runs real."""
     from analysis.counters import single_thread
-    from analysis.workloads import shapes_only
+    from analysis.quantities import shapes_only
 
     if fake is None:
         fake = footprint_estimate(workload) >= REAL_TRACE_BYTES
@@ -77,9 +77,9 @@ def trace_workload(workload, fake: bool | None = None) -> Trace:
 
 def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> Trace:
     """The ops of `quantity` (forward, backward, train, generate) of the model `cfg`
-    describes, on fake tensors (see `analysis.workloads.runner`)."""
+    describes, on fake tensors (see `analysis.quantities.runner`)."""
     from analysis.counters import single_thread
-    from analysis.workloads import check_request, runner, shapes_only
+    from analysis.quantities import check_request, runner, shapes_only
     from charlm.models.registry import build_model
 
     check_request(cfg, quantity, sizes, kv_cache)

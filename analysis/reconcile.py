@@ -21,15 +21,15 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from analysis import counters
-from analysis.architectures import ARCHITECTURES, architecture
+from analysis.architectures import ARCHITECTURES, architecture, cost_model
 from analysis.bytes_formulas import measured_terms as measured_bytes
 from analysis.env import environment
-from analysis.formulas import Terms, convention, cost_model
+from analysis.formulas import Terms, convention
 from analysis.optrace import trace_quantity
 from analysis.parallel import ordered_map
+from analysis.quantities import QUANTITIES, check_request
 from analysis.trace import counter_notes
 from analysis.verdicts import Verdict
-from analysis.workloads import QUANTITIES, check_request
 from charlm.io import atomic_to_csv
 from charlm.models.registry import ModelConfig
 

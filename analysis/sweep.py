@@ -1,20 +1,14 @@
 """Sweeps past one machine: shards of a bench grid, their merge, SLURM job arrays, resume.
 
-A benchmark's key is its pytest node id without directories
-(`test_models.py::test_model_phase[rnn-forward-B4-T16-D256-L1-cpu]`): the same in the
-collection, in pytest-benchmark's JSON (`fullname`) and in `charlm_failures`.
-
-Shards (`assign`): every key in exactly one shard; by count (sorted keys dealt round-robin)
-or, given predicted seconds per key, longest first onto the least-loaded shard.
-
-Merge (`merge`): shard JSONs of one commit, device, torch version and thread setting (else
-ValueError unless allow_mixed), duplicates dropped (first kept), and the grid's keys that
-no shard timed listed as missing.
+Shards (`assign`): every benchmark key (`analysis.merge.item_key`) in exactly one shard; by
+count (sorted keys dealt round-robin) or, given predicted seconds per key, longest first onto
+the least-loaded shard. The shards' JSONs are merged by `analysis.merge`.
 
 Sweep folder (`charlm sweep --out DIR`): sweep.json (the plan), grid.toml (a copy of the
 grid), workloads.txt (every key), attempt<R>.sbatch, logs/, shards/attempt<R>-shard<K>.json,
-merged.json, report/. SLURM tasks are submitted as one job array from a generated sbatch
-script (no dependency beyond sbatch itself; the script is kept in DIR to read or resubmit).
+merged.json, and report/ (built by the command, `charlm.commands.sweep`). SLURM tasks are
+submitted as one job array from a generated sbatch script (no dependency beyond sbatch
+itself; the script is kept in DIR to read or resubmit).
 """
 
 from __future__ import annotations
@@ -29,9 +23,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from analysis.merge import Merged, bench_files, item_key, merge_files
 from charlm.validate import check_device, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,12 +48,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 1 <= k <= n:
         raise ValueError(f"--charlm-shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n
-
-
-def item_key(nodeid: str) -> str:
-    """A benchmark's key: its node id with the directories of its file dropped."""
-    path, sep, rest = nodeid.partition("::")
-    return path.rsplit("/", 1)[-1] + sep + rest
 
 
 def assign(keys: list[str], count: int, costs: dict[str, float] | None = None
@@ -154,122 +143,6 @@ def write_keys(path: Path, keys: list[str]) -> None:
     path.write_text("".join(f"{k}\n" for k in keys))
 
 
-# ---------------------------------------------------------------------------- merge
-
-
-def identity(data: dict) -> dict:
-    """What a shard's numbers depend on and shards must share: commit, devices (type and
-    name), torch version, thread setting."""
-    block = data.get("charlm") or {}
-    env = block.get("env") or {}
-    commit = block.get("commit") or (data.get("commit_info") or {}).get("id")
-    return {
-        "commit": commit[:7] if commit else None,
-        "devices": ", ".join(f"{d} {e.get('device_name')}" for d, e in sorted(env.items()))
-        or None,
-        "torch": ", ".join(sorted({str(e.get("torch")) for e in env.values()})) or None,
-        "threads": (block.get("backends") or {}).get("threads"),
-    }
-
-
-@dataclass
-class Merged:
-    data: dict
-    missing: list[str]
-    duplicates: int
-    sources: list[dict] = field(default_factory=list)
-
-    @property
-    def timed(self) -> int:
-        return len(self.data["benchmarks"])
-
-
-def merge(shards: list[tuple[str, dict]], allow_mixed: bool = False,
-          expected: list[str] | None = None) -> Merged:
-    """Merge pytest-benchmark JSONs (name, data). ValueError when they differ in commit,
-    devices, torch version or threads (unless allow_mixed); duplicates (the same benchmark
-    on the same devices) keep the first, so with allow_mixed the same benchmark timed on two
-    machines is kept twice, once per machine; `missing`: keys of the grid (expected, else
-    the union of the shards' grid_workloads) that no shard timed, in grid order."""
-    if not shards:
-        raise ValueError("nothing to merge: no shard JSON")
-    first_name, first = shards[0]
-    ref = identity(first)
-    if not allow_mixed:
-        for name, data in shards[1:]:
-            other = identity(data)
-            for what in ("commit", "devices", "torch", "threads"):
-                if other[what] != ref[what]:
-                    raise ValueError(
-                        f"refusing to merge: {what} differs: {first_name} has {ref[what]}, "
-                        f"{name} has {other[what]} (--allow-mixed merges anyway)")
-    benchmarks, seen, duplicates, sources = [], set(), 0, []
-    grid: list[str] = list(expected) if expected is not None else []
-    failures: dict[str, dict] = {}
-    kept = set()  # (key, devices): the same benchmark on another machine is no duplicate
-    for name, data in shards:
-        block = data.get("charlm") or {}
-        machine = identity(data)["devices"]
-        timed = 0
-        for b in data.get("benchmarks", []):
-            key = item_key(b.get("fullname", ""))
-            if (key, machine) in kept:
-                duplicates += 1
-                continue
-            kept.add((key, machine))
-            seen.add(key)
-            benchmarks.append(b)
-            timed += 1
-        for f in data.get("charlm_failures") or []:
-            failures.setdefault(item_key(f.get("test", "")), f)
-        if expected is None:
-            grid += [k for k in block.get("grid_workloads") or [] if k not in grid]
-        shard = block.get("shard") or {}
-        sources.append({"file": name, "shard": shard.get("index"), "of": shard.get("count"),
-                        "node": block.get("node"), "status": block.get("status"),
-                        "timed": timed, **identity(data)})
-    if expected is None:
-        grid += [k for k in (item_key(b["fullname"]) for b in benchmarks) if k not in grid]
-    missing = [k for k in grid if k not in seen]
-    out = {k: v for k, v in first.items() if k not in ("benchmarks", "charlm_failures")}
-    out["benchmarks"] = benchmarks
-    out["charlm"] = {**(first.get("charlm") or {}), "shard": None, "node": None,
-                     "slurm": None, "status": "merged", "merged_from": sources,
-                     "grid_workloads": grid, "workloads": grid,
-                     "finished": sorted(seen), "missing": missing,
-                     "mixed": allow_mixed and len({json.dumps(identity(d), sort_keys=True)
-                                                   for _, d in shards}) > 1}
-    out["charlm_failures"] = [f for k, f in failures.items() if k not in seen]
-    return Merged(out, missing, duplicates, sources)
-
-
-def load_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"bench JSON not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a bench JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        found = (f"keys {', '.join(list(data)[:6])}" if isinstance(data, dict)
-                 else f"a JSON {type(data).__name__}")
-        raise ValueError(f"{path}: not a bench JSON: expected pytest-benchmark's object with a "
-                         f"'benchmarks' list (a shard's or charlm merge's output), found {found}")
-    return data
-
-
-def merge_files(paths: list[str | Path], out: str | Path | None = None,
-                allow_mixed: bool = False, expected: list[str] | None = None) -> Merged:
-    merged = merge([(str(p), load_json(p)) for p in paths], allow_mixed, expected)
-    if out is not None:
-        from charlm.io import atomic_write_text
-
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(out), json.dumps(merged.data, indent=1))
-    return merged
-
-
 # ---------------------------------------------------------------------------- sweeps
 
 
@@ -309,12 +182,6 @@ class SweepConfig:
         if self.executor == "slurm" and self.gpus:
             raise ValueError("--gpus is for --executor local; on SLURM use --gpus-per-task")
         object.__setattr__(self, "pytest_args", tuple(self.pytest_args))
-
-
-def bench_files() -> list[Path]:
-    from analysis.report.pipeline import BENCH_DIR, BENCH_FILES
-
-    return [BENCH_DIR / f for f in BENCH_FILES]
 
 
 def shard_command(cfg: SweepConfig, out: Path, json_path: str, keys_file: str) -> list[str]:
@@ -546,9 +413,8 @@ def wait_slurm(out: Path, record: dict, emit=print, poll: float = 1.0) -> None:
             time.sleep(poll)
 
 
-def collect(out: Path, allow_mixed: bool = False, report: bool = True, emit=print) -> Merged:
-    """Merge every shard JSON of the sweep into DIR/merged.json (missing workloads listed),
-    and build the report's bench tables and REPORT.md under DIR/report."""
+def collect(out: Path, allow_mixed: bool = False, emit=print) -> Merged:
+    """Merge every shard JSON of the sweep into DIR/merged.json (missing workloads listed)."""
     out = Path(out)
     manifest = read_manifest(out)
     expected = read_keys(out / "workloads.txt")
@@ -562,17 +428,10 @@ def collect(out: Path, allow_mixed: bool = False, report: bool = True, emit=prin
     if merged.missing:
         shown = ", ".join(merged.missing[:5]) + (" ..." if len(merged.missing) > 5 else "")
         emit(f"missing {len(merged.missing)}: {shown} (charlm sweep --resume {out})")
-    if report:
-        from analysis.report import ReportConfig, build_report
-
-        status = build_report(ReportConfig(out=out / "report", bench_json=out / "merged.json",
-                                           stages=("environment", "bench", "markdown")))
-        emit(f"report: {out / 'report' / 'REPORT.md'} "
-             f"({', '.join(f'{r.stage} {r.status}' for r in status.itertuples())})")
     return merged
 
 
-def finish(out: Path, record: dict, wait: bool, report: bool, emit=print,
+def finish(out: Path, record: dict, wait: bool, emit=print,
            allow_mixed: bool = False) -> Merged | None:
     if record["executor"] == "local":
         run_local(out, record, emit)
@@ -584,21 +443,21 @@ def finish(out: Path, record: dict, wait: bool, report: bool, emit=print,
         emit(f"submitted job array {record['job_id']} ({record['shards']} shards), "
              "waiting (Ctrl-C stops waiting, not the jobs)")
         wait_slurm(out, record, emit)
-    return collect(out, allow_mixed, report, emit)
+    return collect(out, allow_mixed, emit)
 
 
-def sweep(cfg: SweepConfig, wait: bool = True, report: bool = True, emit=print,
+def sweep(cfg: SweepConfig, wait: bool = True, emit=print,
           allow_mixed: bool = False) -> Merged | None:
-    """Plan, submit every shard, and (unless not waiting) wait, merge and report."""
+    """Plan, submit every shard, and (unless not waiting) wait and merge."""
     manifest = plan(cfg)
     record = submit(cfg.out)
     emit(f"sweep {cfg.out}: grid {cfg.grid}, {manifest['workloads']} benchmarks in "
          f"{record['shards']} shards balanced by {manifest['balance']}, executor "
          f"{cfg.executor} on {socket.gethostname()}")
-    return finish(cfg.out, record, wait, report, emit, allow_mixed)
+    return finish(cfg.out, record, wait, emit, allow_mixed)
 
 
-def resume(out: Path, wait: bool = True, report: bool = True, emit=print,
+def resume(out: Path, wait: bool = True, emit=print,
            allow_mixed: bool = False) -> Merged | None:
     """Resubmit only the workloads no shard timed (failed, timed out, cancelled)."""
     out = Path(out)
@@ -610,7 +469,7 @@ def resume(out: Path, wait: bool = True, report: bool = True, emit=print,
     missing = [k for k in expected if k not in timed]
     if not missing:
         emit(f"nothing missing in {out}: all {len(expected)} benchmarks timed")
-        return collect(out, allow_mixed, report, emit)
+        return collect(out, allow_mixed, emit)
     record = submit(out, keys=missing, shards=config_of(manifest).shards)
     emit(f"resuming {out}: {len(missing)} missing benchmarks in {record['shards']} shards")
-    return finish(out, record, wait, report, emit, allow_mixed)
+    return finish(out, record, wait, emit, allow_mixed)

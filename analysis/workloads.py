@@ -1,117 +1,40 @@
-"""One home for workloads: what the FLOP counters, the depth tracer and the bench run.
+"""Bench workloads: what the bench times, built from grids, run by the runners of
+`analysis.quantities`.
 
-Quantities (what a cost model predicts and a counter measures): params, forward (no grad,
-all T positions), backward (of the cross-entropy alone, its forward run beforehand),
-train (one `charlm.steps.TrainStep`: forward, backward and Adam's update) and generate
-(N greedy tokens after a P-token prompt, optionally with the KV cache). `runner` turns a
-model and sizes into the zero-argument callable that runs one of them; every measurement
-of this project runs exactly those callables.
-
-Bench workloads: a `Workload` names a variant (a registered model with its attention
+A workload: a `Workload` names a variant (a registered model with its attention
 kernel, the model's fused torch.nn twin, or one attention layer), a phase (forward, train,
 generate, generate_cache) and sizes; `prepare` builds it. Variants and grids come from the
 architecture table (`analysis.architectures`), so a registered architecture is benchmarked
-without edits here.
+without edits here. A grid file is read by `analysis.grids` and checked here (`load_grid`:
+every workload it names must build).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.utils._python_dispatch
 from torch import nn
 
 from analysis.architectures import ARCHITECTURES, Architecture, architecture
+from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
 from analysis.grids import (
     GPU_ATTENTION_T,  # noqa: F401  (re-exported)
     GridSpec,
     builtin_grids,
     is_grid_path,
-    load_grid,
+    read_grid,
+    source_name,
 )
+from analysis.quantities import runner, token_ids
 from charlm.models.registry import ModelConfig, build_model
-from charlm.steps import TrainStep, lm_loss
-from charlm.validate import lookup, positive_int
+from charlm.validate import lookup
 
-QUANTITIES = ("params", "forward", "backward", "train", "generate")
-REQUIRED_SIZES = {"params": (), "forward": ("B", "T"), "backward": ("B", "T"),
-                  "train": ("B", "T"), "generate": ("B", "P", "N")}
 # bench phase -> (quantity, KV cache)
 PHASES = {"forward": ("forward", False), "train": ("train", False),
           "generate": ("generate", False), "generate_cache": ("generate", True)}
-
-
-def check_request(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False) -> None:
-    """ValueError for a quantity or sizes the model cannot run."""
-    if quantity not in QUANTITIES:
-        raise ValueError(f"unknown quantity {quantity!r}; choose from {', '.join(QUANTITIES)}")
-    for key in REQUIRED_SIZES[quantity]:
-        positive_int(f"{quantity} size {key}", sizes.get(key))
-    if quantity in ("forward", "backward", "train"):
-        cfg.check_seq_len(sizes["T"])
-    if kv_cache and not (architecture(cfg.model).kv_cache and quantity == "generate"):
-        with_cache = [a.name for a in ARCHITECTURES.values() if a.kv_cache]
-        raise ValueError(f"kv_cache=True (a KV cache) applies only to generate, of "
-                         f"{', '.join(with_cache)}")
-
-
-# ---------------------------------------------------------------------------- running
-
-
-def token_ids(vocab: int, batch: int, length: int, seed: int = 0,
-              device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded (B, length) input ids and targets, drawn on the CPU and moved to `device`."""
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, vocab, (batch, length), generator=gen)
-    targets = torch.randint(0, vocab, (batch, length), generator=gen)
-    return idx.to(device), targets.to(device)
-
-
-def runner(model: nn.Module, quantity: str, sizes: dict, kv_cache: bool = False,
-           device: str | torch.device = "cpu", seed: int = 0) -> Callable[[], object]:
-    """The callable that runs `quantity` once on `model` (its train/eval mode set here).
-
-    backward: the forward runs now, so the callable is `loss.backward` of the cross-entropy
-    (only one call possible). train: a `TrainStep` on a fixed batch (callable repeatedly).
-    """
-    vocab = model.vocab_size
-    if quantity == "generate":
-        model.eval()
-        prompt, _ = token_ids(vocab, sizes["B"], sizes["P"], seed, device)
-        kw = {"use_cache": True} if kv_cache else {}
-        return lambda: model.generate(prompt, sizes["N"], greedy=True, **kw)
-    idx, targets = token_ids(vocab, sizes["B"], sizes["T"], seed, device)
-    if quantity == "forward":
-        model.eval()
-
-        def forward():
-            with torch.no_grad():
-                return model.forward_sequence(idx)[0]
-
-        return forward
-    model.train()
-    if quantity == "backward":
-        return lm_loss(model, idx, targets).backward
-    if quantity == "train":
-        return TrainStep(model, idx, targets)
-    raise ValueError(f"quantity {quantity!r} runs no code; choose from "
-                     f"{', '.join(q for q in QUANTITIES if REQUIRED_SIZES[q])}")
-
-
-@contextlib.contextmanager
-def shapes_only() -> Iterator[object]:
-    """Tensors made inside carry shapes, dtypes and devices but no data (PyTorch's fake
-    tensors): models of any size are built and run without allocating, and ops dispatch to
-    the same CPU kernels (SDPA included) as with real tensors, so dispatch-level counters and
-    tracers see the same ops. Values cannot be read inside."""
-    from torch._subclasses.fake_tensor import FakeTensorMode  # private, stable since 2.0
-
-    with FakeTensorMode() as mode:
-        yield mode
 
 
 # ---------------------------------------------------------------------------- variants
@@ -516,6 +439,34 @@ WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
 }
 
 
+def check_grid(spec: GridSpec) -> GridSpec:
+    """ValueError naming the key when the grid names an unknown model or phase, holds a size
+    a model cannot take, or times nothing; the spec otherwise."""
+    total = 0
+    for device in ("cpu", "cuda"):
+        for make in WORKLOAD_SETS.values():
+            total += len(make(spec, device))
+    if total == 0:
+        raise ValueError(f"grid {source_name(spec.source)}: empty grid: it times no workload "
+                         "(give sizes under [models], [reference] or [attention])")
+    return spec
+
+
+_LOADED: dict[tuple[str, float], GridSpec] = {}
+
+
+def load_grid(path: str | Path) -> GridSpec:
+    """Read and fully check a grid file (cached while the file is unchanged)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"grid file not found: {path}")
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _LOADED:
+        _LOADED[key] = check_grid(read_grid(path))
+    return _LOADED[key]
+
+
+
 # ---------------------------------------------------------------------------- cost columns
 
 
@@ -524,7 +475,6 @@ def measured_flops(p: Prepared, counted: int | None = None) -> dict:
     CPU SDPA kernels given theirs), and fvcore's forward count where fvcore is installed.
     `counted`: the trace's FLOPs when the caller already traced a round (the bench traces
     one call for its FLOPs and peak memory together, `analysis.timing.traced_call`)."""
-    from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
 
     w = p.workload
     torch_count = count_flops_torch(p.model, p.fn)["total"] if counted is None else counted

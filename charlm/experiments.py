@@ -27,7 +27,8 @@ Experiments:
 
 `run_experiment` trains every model of an experiment on one corpus and returns per model
 the loss curve, parameter count, time per step, tokens/s, final train and validation loss
-and a sample; `write_experiment` writes them (CSV, PNG, Markdown). `steps` caps every run's
+and a sample; `write_experiment` writes them (CSV, Markdown, and the PNG its caller's
+`plot` draws: this library imports no `analysis`). `steps` caps every run's
 step count for a quick look.
 
 Homework losses are the last printed training loss of one batch on TinyStories (10M
@@ -463,11 +464,13 @@ def summary_markdown(result: ExperimentResult, env: dict | None = None) -> str:
 
 
 def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None = None,
-                     keep_checkpoints: bool = False) -> dict:
+                     keep_checkpoints: bool = False, *,
+                     plot: Callable[[pd.DataFrame, Path], Path] | None) -> dict:
     """Files under out/<experiment>/: <run>/loss.csv, <run>/sample.txt, summary.md,
-    loss_curves.png, and last summary.csv, which marks the experiment complete
-    (`written_summary`). Then each run's checkpoint.pt and log.csv are removed, unless
-    `keep_checkpoints`. Returns {kind: path}."""
+    loss_curves.png (drawn by `plot` from the curves, columns model, step, train_loss, ...:
+    `analysis.plots.training_curves`; None draws none), and last summary.csv, which marks
+    the experiment complete (`written_summary`). Then each run's checkpoint.pt and log.csv
+    are removed, unless `keep_checkpoints`. Returns {kind: path}."""
     folder = Path(out) / result.experiment.name
     files = {}
     for r in result.runs:
@@ -477,10 +480,9 @@ def write_experiment(result: ExperimentResult, out: str | Path, env: dict | None
                                                             r.sample + "\n")
     files["summary_md"] = atomic_write_text(folder / "summary.md",
                                             summary_markdown(result, env))
-    from analysis.plots import training_curves  # after the tables, in case plotting fails
-
-    files["figure"] = training_curves(result.curves().rename(columns={"run": "model"}),
-                                      folder / "loss_curves.png")
+    if plot is not None:  # after the tables, in case plotting fails
+        files["figure"] = plot(result.curves().rename(columns={"run": "model"}),
+                               folder / "loss_curves.png")
     files["summary_csv"] = atomic_to_csv(result.summary(), folder / "summary.csv")
     if not keep_checkpoints:
         for r in result.runs:

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from analysis.formulas import cost_model
+from analysis.architectures import cost_model
 from charlm.cli import main
 
 

@@ -3,9 +3,8 @@
 import pytest
 import sympy as sp
 
-from analysis.architectures import architecture
+from analysis.architectures import architecture, depth_model
 from analysis.depth import measure_depth
-from analysis.depth_formulas import depth_model
 from analysis.formulas import L, N, P, T
 
 

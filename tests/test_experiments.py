@@ -4,6 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.plots import training_curves
 from charlm.data import builtin_corpus
 from charlm.experiments import (
     ALL,
@@ -119,7 +120,7 @@ def quick(tmp_path_factory):
     text = builtin_corpus(seed=1, n_chars=20_000)
     result = run_experiment("rnn-vs-gru", text, steps=3, device="cpu", val_batches=1)
     out = tmp_path_factory.mktemp("exp")
-    return text, result, write_experiment(result, out), out
+    return text, result, write_experiment(result, out, plot=training_curves), out
 
 
 def test_quick_run_caps_steps_and_reports_each_model(quick):

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 import torch
 
-from analysis.architectures import ARCHITECTURES
+from analysis.architectures import ARCHITECTURES, cost_model
 from analysis.counters import measure_flops
 from analysis.formulas import (
     B,
@@ -17,7 +17,6 @@ from analysis.formulas import (
     P,
     T,
     V,
-    cost_model,
 )
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 

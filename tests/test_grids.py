@@ -4,11 +4,12 @@ key."""
 
 import pytest
 
-from analysis.grids import BUILTIN, GridSpec, load_grid, parse_grid
+from analysis.grids import BUILTIN, GridSpec, parse_grid
 from analysis.workloads import (
     GRIDS,
     attention_workloads,
     get_grid,
+    load_grid,
     model_workloads,
     reference_workloads,
 )

@@ -4,9 +4,8 @@ generation with O(1) state, and its cost and depth models against the counters."
 import pytest
 import torch
 
-from analysis.architectures import architecture
+from analysis.architectures import architecture, cost_model
 from analysis.depth import measure_depth
-from analysis.formulas import cost_model
 from analysis.reconcile import GridPoint, reconcile_row
 from charlm.data import builtin_corpus
 from charlm.models.lstm import LSTMLM

@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from analysis.architectures import architecture
+from analysis.architectures import architecture, cost_model
 from analysis.depth import measure_depth
-from analysis.formulas import cost_model
 from analysis.reconcile import GridPoint, reconcile_row
 from charlm.data import builtin_corpus
 from charlm.models.mingru import MinGRULM, g, log_g, log_space_scan

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from analysis import counters, reconcile
+from analysis.architectures import cost_model
 from analysis.flops_api import flops
-from analysis.formulas import cost_model
 from charlm.models.registry import ModelConfig, build_model
 
 

@@ -25,7 +25,8 @@ from analysis.report import (
     run_bench,
     run_cells,
 )
-from analysis.report.pipeline import REPO, cpu_model_name, stage_environment
+from analysis.report.config import REPO
+from analysis.report.pipeline import STAGES, stage_environment
 from analysis.report.render import data_dates, md_table, stages_table
 from charlm.cli import main
 
@@ -223,6 +224,12 @@ def test_run_bench_replaces_json_and_log_only_when_pytest_finished(tmp_path):
     assert "x::a PASSED" in json_path.with_suffix(".log").read_text()
 
 
+def test_an_unknown_stage_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown stages \['bogus'\]; choose from environment"):
+        build_report(ReportConfig(out=tmp_path / "r", stages=("environment", "bogus")))
+    assert not (tmp_path / "r").exists()
+
+
 def test_environment_keeps_the_date_of_the_data_on_a_rerun(tmp_path):
     ctx = Context(ReportConfig(out=tmp_path))
     stage_environment(ctx)
@@ -231,14 +238,6 @@ def test_environment_keeps_the_date_of_the_data_on_a_rerun(tmp_path):
     (tmp_path / "environment.json").write_text(json.dumps(env))
     stage_environment(ctx)
     assert json.loads((tmp_path / "environment.json").read_text())["date"] == env["date"]
-
-
-def test_cpu_model_name_is_read_from_cpuinfo(tmp_path):
-    info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
-                    "model name\t: Intel(R) Xeon(R)  Platinum 8375C CPU @ 2.90GHz\n")
-    assert cpu_model_name(info) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
-    assert cpu_model_name(tmp_path / "absent") is None
 
 
 # ---------------------------------------------------------------------------- outputs
@@ -480,7 +479,7 @@ def test_stages_table_states_shared_settings_once():
     assert common == "Every stage: grid quick; threads 1.\n"
     assert list(table["settings"]) == ["", "steps 40; models rnn, gru"]
     assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
-    assert data_dates(status) == "2026-01-02 to 2026-01-03"
+    assert data_dates(status, STAGES) == "2026-01-02 to 2026-01-03"
 
 
 # ---------------------------------------------------------------------------- models
@@ -521,7 +520,7 @@ def test_cli_out_that_is_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_devices_stage_sets_other_devices_beside_this_run(tmp_path):
-    from analysis.report.pipeline import Context, other_devices, stage_devices
+    from analysis.report.pipeline import other_devices, stage_devices
 
     def folder(name, device, label, median):
         d = tmp_path / name

@@ -7,8 +7,8 @@ import pytest
 import sympy as sp
 import torch
 
+from analysis.architectures import depth_model
 from analysis.depth import measure_depth, trace
-from analysis.depth_formulas import depth_model
 from analysis.formulas import L, P, T
 from analysis.trace import scan_steps
 from charlm.models.registry import ModelConfig

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.sweep import bench_files, item_key, read_keys
+from analysis.merge import bench_files, item_key
+from analysis.sweep import read_keys
 from charlm.cli import main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from analysis.merge import item_key, merge
 from analysis.sweep import (
     BENCH_OVERHEAD_S,
     SweepConfig,
     assign,
-    item_key,
     machine_costs,
-    merge,
     parse_shard,
     sbatch_script,
 )

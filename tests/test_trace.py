@@ -5,8 +5,8 @@ import torch
 
 from analysis.counters import count_flops_torch
 from analysis.optrace import trace_quantity
+from analysis.quantities import shapes_only
 from analysis.trace import trace as trace_ops
-from analysis.workloads import shapes_only
 from charlm.models.registry import ModelConfig, build_model
 
 
@@ -46,7 +46,7 @@ def test_train_step_total_equals_pytorchs_counter_flash_included():
     cfg = ModelConfig("transformer", 11, hidden=8, layers=1, heads=2, block_size=6,
                       attention="flash")
     tr = trace_quantity(cfg, "train", {"B": 2, "T": 6})
-    from analysis.workloads import runner
+    from analysis.quantities import runner
 
     with shapes_only():
         torch.manual_seed(0)

@@ -2,24 +2,16 @@
 REPORT.md under one folder.
 
 Three layers:
-- `pipeline`: configuration, stages, context, resume (`ReportConfig`, `build_report`,
-  `run_cells`), the only layer that reads or writes files;
+- `pipeline`: stages and resume (`build_report`, `run_cells`), the only layer that reads or
+  writes files, on `config` (`ReportConfig`, `Context`);
 - `summaries`: pure functions, DataFrame in -> key table and findings out;
 - `render`: figures (calls into analysis.plots) and REPORT.md.
 `ingest` turns the bench's JSON into tables; `progress` prints where a run is.
 """
 
+from analysis.report.config import Context, ReportConfig, default_out, reference_out
 from analysis.report.ingest import bench_tables, expected_workload_ids
-from analysis.report.pipeline import (
-    STAGES,
-    Context,
-    ReportConfig,
-    build_report,
-    default_out,
-    reference_out,
-    run_bench,
-    run_cells,
-)
+from analysis.report.pipeline import STAGES, build_report, run_bench, run_cells
 from analysis.report.progress import BenchProgress, Progress, parse_bench_log
 from analysis.report.render import md_table, render
 

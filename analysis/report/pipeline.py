@@ -1,4 +1,5 @@
-"""The report's stage pipeline: configuration, context, stages, resume.
+"""The report's stage pipeline: stages and resume (`analysis.report.config` holds the
+configuration and the context the stages share).
 
 Stages (in order): environment, ceiling (a large matmul: the device's FLOP/s ceiling),
 bench (pytest-benchmark suite, or a saved JSON of it) -> timing/attention/torch-reference
@@ -25,173 +26,32 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from analysis.merge import BENCH_DIR, BENCH_FILES
 from analysis.parallel import count_workers, ordered_map
+from analysis.report.config import (
+    FULL_GRID,
+    REFERENCE_DIR,
+    REPO,
+    STAGES_FILE,
+    Context,
+    ReportConfig,
+    default_out,
+    read_csv,
+)
 from analysis.report.progress import Progress, Silent, parse_bench_log
+from analysis.report.render import draw_figures, render
 from charlm.io import atomic_to_csv, atomic_write_text
-
-REPO = Path(__file__).resolve().parents[2]
-BENCH_DIR = REPO / "bench"
-BENCH_FILES = ("test_models.py", "test_reference.py", "test_attention.py", "test_pairs.py")
-STAGES_FILE = "stages.csv"
-PARTIAL_DIR = ".partial"
-RUNS_DIR = Path("runs") / "report"
-REFERENCE_DIR = REPO / "results" / "reference"
-FULL_GRID = "default"
-
-
-def default_out(device: str, quick: bool = False) -> Path:
-    """Where a run writes unless told otherwise: git-ignored, never a committed reference."""
-    return RUNS_DIR / (f"{device}-quick" if quick else device)
-
-
-def reference_out(device: str) -> Path:
-    return REFERENCE_DIR / device
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    out: Path | None = None  # None: default_out(device, quick), or reference_out(device)
-    device: str = "cpu"
-    quick: bool = False
-    force: bool = False
-    threads: int = 1
-    bench_json: Path | tuple[Path, ...] | None = None  # saved bench JSON(s) instead of a run
-    train_steps: int | None = None  # default: 300, quick: 40
-    train_models: tuple[str, ...] | None = None  # None: every model of the architecture table
-    ceiling_n: int | None = None  # matmul size; default per device
-    stages: tuple[str, ...] | None = None  # a subset of STAGES (None: all)
-    reference: bool = False  # refresh the committed reference results/reference/<device>/
-    compare_with: tuple[Path, ...] | None = None  # other report folders (None: every other
-    # committed reference under results/reference/ holding a timing.csv)
-    repeat: int = 1  # >= 2: run the paired comparisons that many times, in separate processes
-    only: str | None = None  # a pytest -k expression: bench only the matching benchmarks
-    budget: float | None = None  # seconds of timed rounds per benchmark (bench default: 1)
-
-    def __post_init__(self):
-        from charlm.validate import positive_int
-
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
-        positive_int("threads", self.threads)
-        positive_int("train_steps", self.train_steps, allow_none=True)
-        if self.reference:
-            if self.out is not None:
-                raise ValueError("--reference writes to results/reference/<device>/; "
-                                 "leave out --out")
-            if self.quick:
-                raise ValueError("a reference holds a full run; --quick cannot refresh it")
-            object.__setattr__(self, "out", reference_out(self.device))
-        out = default_out(self.device, self.quick) if self.out is None else self.out
-        object.__setattr__(self, "out", Path(out))
-        if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"--out {self.out} is a file, not a folder")
-        if self.bench_json is not None:  # one file, or several to merge (analysis.sweep)
-            many = [self.bench_json] if isinstance(self.bench_json, (str, Path)) \
-                else list(self.bench_json)
-            paths = tuple(Path(p) for p in many)
-            for p in paths:
-                if not p.is_file():
-                    raise FileNotFoundError(f"bench JSON not found: {p}")
-            object.__setattr__(self, "bench_json", paths[0] if len(paths) == 1 else paths)
-        if self.train_models is not None:
-            object.__setattr__(self, "train_models", tuple(self.train_models))
-        positive_int("repeat", self.repeat)
-        if self.budget is not None and not self.budget > 0:
-            raise ValueError(f"budget must be a positive number of seconds, got {self.budget}")
-        if self.compare_with is not None:
-            object.__setattr__(self, "compare_with", tuple(Path(p) for p in self.compare_with))
-            for folder in self.compare_with:
-                if not (folder / "timing.csv").is_file():
-                    raise FileNotFoundError(f"--compare-with {folder}: no timing.csv there")
-        if self.stages is not None:
-            unknown = set(self.stages) - set(STAGES)
-            if unknown:
-                raise ValueError(f"unknown stages {sorted(unknown)}; "
-                                 f"choose from {', '.join(STAGES)}")
-
-    @property
-    def grid(self) -> str:
-        return "quick" if self.quick else FULL_GRID
-
-    @property
-    def steps(self) -> int:
-        return self.train_steps or (40 if self.quick else 300)
-
-    @property
-    def calibration_passes(self) -> int:
-        """Passes of the calibrate stage's calibration: 1 for a quick run (about a third of
-        the time), analysis.calibrate.PASSES for a full one."""
-        from analysis.calibrate import PASSES
-
-        return 1 if self.quick else PASSES
-
-    @property
-    def models(self) -> tuple[str, ...]:
-        """The models the training stage runs: train_models, or the architecture table's."""
-        if self.train_models is not None:
-            return self.train_models
-        from analysis.architectures import ARCHITECTURES
-
-        return tuple(ARCHITECTURES)
-
-    def settings(self, stage: str) -> str:
-        """What a stage's result depends on (code version and machine included); a change
-        discards the saved result instead of mixing it with new cells."""
-        from analysis.env import device_name, git_commit
-
-        common = {"device": self.device, "device_name": device_name(self.device),
-                  "threads": self.threads, "grid": self.grid, "commit": git_commit()}
-        extra = {"training": lambda: {"steps": self.steps, "models": list(self.models)},
-                 "bench": lambda: {"bench_json": str(self.bench_json) if self.bench_json
-                                   else None, "only": self.only, "budget": self.budget},
-                 "ceiling": lambda: {"n": self.ceiling_n},
-                 "calibrate": lambda: {"passes": self.calibration_passes},
-                 "repeat": lambda: {"repeat": self.repeat, "only": self.only,
-                                    "budget": self.budget}}.get(stage, dict)()
-        return json.dumps({**common, **extra}, sort_keys=True)
-
-
-@dataclass
-class Context:
-    cfg: ReportConfig
-    notes: dict[str, list[str]] = field(default_factory=dict)
-    progress: Progress = field(default_factory=Silent)
-    stage_settings: str = ""  # the settings of the stage running now (names its partial file)
-    resume_table: bool = True  # whether the stage's last table may seed run_cells
-
-    def path(self, name: str) -> Path:
-        return self.cfg.out / name
-
-    def read(self, name: str) -> pd.DataFrame | None:
-        return read_csv(self.path(name))
-
-    def note(self, stage: str, text: str) -> None:
-        self.notes.setdefault(stage, []).append(text)
-
-    def partial_path(self, name: str) -> Path:
-        key = hashlib.sha1(self.stage_settings.encode()).hexdigest()[:10]
-        return self.path(PARTIAL_DIR) / f"{Path(name).stem}.{key}.csv"
-
-
-def read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file() or path.stat().st_size == 0:
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
 
 
 def _error(exc: BaseException) -> str:
@@ -273,19 +133,6 @@ def run_cells(ctx: Context, name: str,
 # ---------------------------------------------------------------------------- stages
 
 
-def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """The CPU's marketing name ("model name" in /proc/cpuinfo), None where unreadable."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-            return " ".join(value.split())
-    return None
-
-
 def stage_environment(ctx: Context) -> None:
     """environment.json: what the numbers depend on. A re-run that finds the same environment
     keeps the file (and its date): the date is the data's, not the re-run's."""
@@ -293,8 +140,6 @@ def stage_environment(ctx: Context) -> None:
 
     backends = configure_backends(ctx.cfg.device, threads=ctx.cfg.threads)
     env = {**recorded_environment(ctx.cfg.device), **backends}
-    if ctx.cfg.device == "cpu":
-        env["cpu_model"] = cpu_model_name()
     old_path = ctx.path("environment.json")
     if old_path.is_file():
         try:
@@ -394,7 +239,7 @@ def stage_bench(ctx: Context) -> None:
 
     cfg = ctx.cfg
     if isinstance(cfg.bench_json, tuple):  # several: merged (refused if mixed)
-        from analysis.sweep import merge_files
+        from analysis.merge import merge_files
 
         merged = merge_files(cfg.bench_json)
         path, data = Path(" + ".join(map(str, cfg.bench_json))), merged.data
@@ -646,15 +491,11 @@ def trace_workloads(tables: list[pd.DataFrame], workers: int = 1) -> dict:
 
 
 def stage_figures(ctx: Context) -> None:
-    from analysis.report.render import draw_figures
-
     draw_figures(ctx)
 
 
 def stage_markdown(ctx: Context) -> None:
-    from analysis.report.render import render
-
-    atomic_write_text(ctx.path("REPORT.md"), render(ctx))
+    atomic_write_text(ctx.path("REPORT.md"), render(ctx, STAGES))
 
 
 @dataclass(frozen=True)
@@ -769,8 +610,12 @@ def build_report(cfg: ReportConfig, progress: Progress | bool | None = None) -> 
     """Run the stages; return the stage table (stage, status, seconds, finished, settings)
     that is also written to stages.csv. Never raises for a failing stage: its status says
     why. Raises ValueError before writing anything when a quick run targets a folder that
-    holds a full run. `progress`: a Progress, True (a terminal bar/lines on stdout) or
-    None/False (silent)."""
+    holds a full run, or when `cfg.stages` names a stage not in STAGES. `progress`: a
+    Progress, True (a terminal bar/lines on stdout) or None/False (silent)."""
+    if cfg.stages is not None:
+        unknown = set(cfg.stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
     if not isinstance(progress, Progress):
         progress = Progress() if progress else Silent()
     ctx = Context(cfg, progress=progress)

@@ -9,13 +9,14 @@ from them (the summaries' findings, computed from the numbers). Each section is 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.report import summaries as S
-from analysis.report.pipeline import STAGES, STAGES_FILE, Context
+from analysis.report.config import STAGES_FILE, Context
 
 # ---------------------------------------------------------------------------- tables
 
@@ -316,11 +317,12 @@ def symbols_line() -> str:
     return "Symbols: " + "; ".join(f"{k} = {names[k]}" for k in order if k in names) + "."
 
 
-def data_dates(status: pd.DataFrame | None) -> str | None:
-    """The dates the data stages finished (a re-run that skipped them keeps their dates)."""
+def data_dates(status: pd.DataFrame | None, stages: Mapping) -> str | None:
+    """The dates the data stages finished (a re-run that skipped them keeps their dates);
+    `stages`: the pipeline's stages by name (their `always` flag marks the others)."""
     if status is None or "finished" not in status.columns:
         return None
-    data = status[status["stage"].map(lambda s: s in STAGES and not STAGES[s].always)
+    data = status[status["stage"].map(lambda s: s in stages and not stages[s].always)
                   & status["status"].eq("done")]
     days = sorted({str(v)[:10] for v in data["finished"].dropna()})
     if not days:
@@ -332,12 +334,13 @@ def device_label(env: dict, device: str) -> str:
     return env.get("cpu_model") or env.get("device_name") or device
 
 
-def header(ctx: Context, env: dict, status: pd.DataFrame | None, grid: str) -> str:
+def header(ctx: Context, env: dict, status: pd.DataFrame | None, grid: str,
+           stages: Mapping) -> str:
     from analysis.formulas import convention
     from analysis.timing import NOISE_THRESHOLD
 
     cfg = ctx.cfg
-    date = data_dates(status) or str(env.get("date"))[:10]
+    date = data_dates(status, stages) or str(env.get("date"))[:10]
     return (f"# charlm report\n\nDevice: **{device_label(env, cfg.device)}** ({cfg.device}), "
             f"torch {env.get('torch')}, {env.get('threads')} thread(s), grid `{grid}`, "
             f"git {env.get('git_commit')}, data of {date}.\n\n"
@@ -348,15 +351,16 @@ def header(ctx: Context, env: dict, status: pd.DataFrame | None, grid: str) -> s
             "(2^20 bytes).\n\n" + symbols_line() + "\n\n")
 
 
-def render(ctx: Context) -> str:
-    """REPORT.md: header, findings, sections, then the environment and the stage table."""
+def render(ctx: Context, stages: Mapping) -> str:
+    """REPORT.md: header, findings, sections, then the environment and the stage table
+    (`stages`: the pipeline's stages by name)."""
     data = Data(ctx)
     findings: list[str] = []
     body = sections(ctx, data, findings)
     env_path = ctx.path("environment.json")
     env = json.loads(env_path.read_text()) if env_path.is_file() else {}
     status = ctx.read(STAGES_FILE)
-    text = header(ctx, env, status, _grid(ctx, data.timing))
+    text = header(ctx, env, status, _grid(ctx, data.timing), stages)
     text += "## Findings\n\n" + "".join(f"- {f}\n" for f in findings) + "\n"
     text += "".join(body)
     text += "## Environment\n\n" + md_table(

@@ -66,8 +66,8 @@ def add_workload_args(parser: argparse.ArgumentParser):
 def refuse_unused_sizes(args) -> None:
     """ValueError for a size flag the user set that --quantity does not use (--new-tokens
     with --quantity train). Which quantity uses which size is one table:
-    analysis.workloads.REQUIRED_SIZES; a flag left at its default is never refused."""
-    from analysis.workloads import REQUIRED_SIZES
+    analysis.quantities.REQUIRED_SIZES; a flag left at its default is never refused."""
+    from analysis.quantities import REQUIRED_SIZES
 
     for symbol, dest in SYMBOL_FLAGS.items():
         users = [q for q, sizes in REQUIRED_SIZES.items() if symbol in sizes]

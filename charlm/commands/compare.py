@@ -104,6 +104,7 @@ def _compare(args, names: list[str]) -> int:
     import pandas as pd
 
     from analysis.env import environment
+    from analysis.plots import training_curves
     from charlm.data import load_corpus
     from charlm.experiments import run_experiment, write_experiment, written_summary
     from charlm.train import resolve_device
@@ -139,7 +140,7 @@ def _compare(args, names: list[str]) -> int:
                   file=sys.stderr)
             return getattr(exc, "exit_status", 130)
         files = write_experiment(result, args.out, env=_env_line(env),
-                                 keep_checkpoints=args.keep_checkpoints)
+                                 keep_checkpoints=args.keep_checkpoints, plot=training_curves)
         table = result.summary()[COLUMNS].assign(experiment=name)
         if args.format == "table":
             lines = [f"== {name}: {result.experiment.description} ({threads} CPU thread(s))"]

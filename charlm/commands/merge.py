@@ -26,7 +26,7 @@ def register(subparsers):
 
 @writes_out("file")
 def run(args) -> int:
-    from analysis.sweep import merge_files
+    from analysis.merge import merge_files
 
     merged = merge_files(args.files, args.out, allow_mixed=args.allow_mixed)
     for s in merged.sources:

@@ -102,7 +102,8 @@ def _collect(cfg, extra: list[str]) -> tuple[int, list[str], str]:
     import tempfile
     from dataclasses import replace
 
-    from analysis.report.pipeline import REPO, bench_command
+    from analysis.report.config import REPO
+    from analysis.report.pipeline import bench_command
 
     with tempfile.TemporaryDirectory() as tmp:
         cmd = bench_command(replace(cfg, only=None), Path(tmp) / "collect.json")

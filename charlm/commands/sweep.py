@@ -75,12 +75,11 @@ def run(args) -> int:
 def _sweep(args) -> int:
     from analysis.sweep import SweepConfig, collect, resume, sweep
 
-    report = not args.no_report
+    folder = args.collect or args.resume or args.out
     if args.collect is not None:
-        merged = collect(args.collect, allow_mixed=args.allow_mixed, report=report)
+        merged = collect(args.collect, allow_mixed=args.allow_mixed)
     elif args.resume is not None:
-        merged = resume(args.resume, wait=not args.no_wait, report=report,
-                        allow_mixed=args.allow_mixed)
+        merged = resume(args.resume, wait=not args.no_wait, allow_mixed=args.allow_mixed)
     else:
         cfg = SweepConfig(out=args.out, grid=args.grid, shards=args.shards,
                           executor=args.executor, device=args.device, threads=args.threads,
@@ -88,5 +87,17 @@ def _sweep(args) -> int:
                           time_min=args.time, exclusive=args.exclusive, gpus=args.gpus,
                           machine=str(args.machine) if args.machine else None,
                           pytest_args=tuple(shlex.split(args.bench_args)))
-        merged = sweep(cfg, wait=not args.no_wait, report=report, allow_mixed=args.allow_mixed)
+        merged = sweep(cfg, wait=not args.no_wait, allow_mixed=args.allow_mixed)
+    if merged is not None and not args.no_report:
+        _report(Path(folder))
     return 1 if merged is not None and merged.missing else 0
+
+
+def _report(folder: Path) -> None:
+    """The report's bench tables and REPORT.md of the merged shards, under DIR/report."""
+    from analysis.report import ReportConfig, build_report
+
+    status = build_report(ReportConfig(out=folder / "report", bench_json=folder / "merged.json",
+                                       stages=("environment", "bench", "markdown")))
+    print(f"report: {folder / 'report' / 'REPORT.md'} "
+          f"({', '.join(f'{r.stage} {r.status}' for r in status.itertuples())})")
