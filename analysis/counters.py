@@ -55,8 +55,7 @@ def count_flops_torch(model: nn.Module | None, fn: Callable[[], object],
     (multiply-adds no formula covers, counted 0). With `progress`, every `every_s` seconds
     until `fn` returns it is called (from another thread) with the FLOPs counted so far and
     the seconds elapsed. meta_shortcut: see `analysis.trace.recorder`."""
-    tracer = Tracer(dict(model.named_parameters()) if model is not None else None,
-                    meta_shortcut=meta_shortcut)
+    tracer = Tracer(meta_shortcut=meta_shortcut)  # parameters unnamed: not needed here
     with _watch(tracer, progress, every_s):
         tr = trace(fn, model, tracer=tracer)
     by_module = tr.by_module()

@@ -258,9 +258,19 @@ class Tracer(TorchDispatchMode):
                     wrote += tensor_bytes(t)
             given = {id(t) for t in inputs}  # in place, or out=: written, not allocated
             fresh = tuple(tensor_bytes(t) for t in outputs if id(t) not in given)
-        keys = [storage_key(t) for t in inputs]
-        sources = tuple(self._source(t, key) for t, key in zip(inputs, keys))
-        depth = max((self._depth.get(s, 0) for s in sources if s is not None), default=0)
+        # storages matter once a write happened (reads after it depend on it), for naming
+        # parameters and for memory; a run without them skips the lookups
+        if self._writer or written or self._params or self.memory:
+            keys = [storage_key(t) for t in inputs]
+        else:
+            keys = [None] * len(inputs)
+        if self._writer:
+            sources = tuple(self._source(t, key) for t, key in zip(inputs, keys))
+        else:  # no write yet: a tensor holds what its maker made
+            where = self._where
+            sources = tuple(where.get(id(t)) for t in inputs)
+        depths = self._depth
+        depth = max((depths.get(s, 0) for s in sources if s is not None), default=0)
         depth += 1 if moves else 0
         results = len(outputs) or int(bool(written))
         for i, t in enumerate(outputs):
