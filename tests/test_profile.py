@@ -241,10 +241,11 @@ def run_cli(argv, capsys):
 
 def test_cli_table_and_json(factory_file, machine_file, capsys):
     code, out, _ = run_cli([f"{factory_file}:good", "--size", "B=2", "--size", "T=5",
-                            "--machine", machine_file], capsys)
+                            "--machine", machine_file, "--time"], capsys)
     assert code == 0
     assert f"FLOPs {TINY_FORWARD:,} (PyTorch), {TINY_FORWARD:,} (fvcore)" in out
-    assert "regime compute" in out and "up" in out
+    assert "regime compute" in out and "95% interval" in out and "over 21 rounds" in out
+    assert any(line.split()[:2] == ["up", f"{D * F + F}"] for line in out.splitlines())
     assert max(len(line) for line in out.splitlines()) <= 100
     code, out, _ = run_cli([f"{factory_file}:good", "--quantity", "train", "--optimizer",
                             "adam", "--machine", machine_file, "--format", "json"], capsys)
