@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from charlm.models import registry
 from charlm.models.gru import GRULM
 from charlm.models.lstm import GATES, LSTMLM
 from charlm.models.mingru import MinGRULM, MinGRULoop
-from charlm.models.registry import ModelConfig, ModelSpec
+from charlm.models.registry import ModelConfig, ModelSpec, build_model
 from charlm.models.rnn import MultiLayerRNN, SimpleRNN
 from charlm.models.transformer import CausalSelfAttention, Transformer, TransformerConfig
 from charlm.validate import lookup
@@ -187,6 +188,59 @@ class Architecture:
 
     def head(self, model: nn.Module) -> nn.Module:
         return model.get_submodule(self.head_module)
+
+    # ------------------------------------------------------------------ factory
+    @property
+    def factory_sizes(self) -> dict[str, int | None]:
+        """The sizes its model factory takes, with their defaults: B, T, V, D and, where the
+        entry has them, E, L, H and C (None: a context window that fits T)."""
+        defaults = self.spec.defaults
+        sizes: dict[str, int | None] = {"B": 1, "T": 20, "V": 65, "D": defaults["hidden"]}
+        if not self.spec.embed_is_hidden:
+            sizes["E"] = defaults["embed"]
+        if self.stacked:
+            sizes["L"] = defaults["layers"]
+        if self.has_attention:
+            sizes["H"] = defaults["heads"]
+        if self.windowed:
+            sizes["C"] = None
+        return sizes
+
+    @property
+    def factory(self) -> Callable[..., tuple[nn.Module, torch.Tensor]]:
+        """Its model factory: sizes as keyword arguments (`factory_sizes`, the signature says
+        which) -> (model, inputs), the model called as `model(inputs)` for the logits of all
+        T positions (`LogitsOnly`), the inputs (B, T) seeded token ids."""
+        defaults = self.factory_sizes
+
+        def build(**sizes):
+            unknown = sorted(set(sizes) - set(defaults))
+            if unknown:
+                raise TypeError(f"{self.name}() got unexpected size(s) {', '.join(unknown)}")
+            sizes = {**defaults, **sizes}
+            cfg = self.config(sizes)
+            cfg.check_seq_len(sizes["T"])
+            gen = torch.Generator().manual_seed(0)
+            idx = torch.randint(0, sizes["V"], (sizes["B"], sizes["T"]), generator=gen)
+            return LogitsOnly(build_model(cfg)), idx
+
+        build.__signature__ = inspect.Signature(
+            [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+             for k, v in defaults.items()])
+        build.__name__ = build.__qualname__ = self.name
+        return build
+
+
+class LogitsOnly(nn.Module):
+    """A language model called as `model(idx)` -> the logits of every position
+    (`forward_sequence(idx)[0]`): what a TorchScript trace (fvcore) or a profile calls."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx):
+        return self.model.forward_sequence(idx)[0]
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -460,6 +514,6 @@ for _arch in (
     register(_arch)
 
 
-__all__ = ["ARCHITECTURES", "Architecture", "TorchRecurrentLM", "architecture",
+__all__ = ["ARCHITECTURES", "Architecture", "LogitsOnly", "TorchRecurrentLM", "architecture",
            "architecture_of", "config_from_model", "recurrent_sampler", "register",
            "unregister", "windowed_attention_sampler"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from analysis.architectures import architecture, cost_model
+from analysis.architectures import LogitsOnly, architecture, cost_model
 from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
 from analysis.quantities import check_request, runner, shapes_only, token_ids
 from analysis.trace import Tracer, trace
@@ -149,24 +149,14 @@ def _fvcore_sdpa_handle(inputs, outputs) -> int:
     return batch_heads * tq * s * (hd + hdv)
 
 
-class _LogitsOnly(nn.Module):
-    """Wraps a language model so a trace sees `forward_sequence(idx)` and returns the logits."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, idx):
-        return self.model.forward_sequence(idx)[0]
-
-
 def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
     """fvcore's forward count of `model(*inputs)`, converted to 2 FLOPs per multiply-add.
 
     Returns None when fvcore is absent, else "total" (its matmul operators, FVCORE_MATMUL_OPS,
     times 2), "elementwise" (its other handled operators, e.g. layer_norm at 5 per element, in
     fvcore's own units: no multiply-adds there to double), per-operator and per-module counts in
-    fvcore's units, and the unsupported operators with their call counts.
+    fvcore's units, "by_module" (each module's matmul operators times 2, its submodules'
+    included) and the unsupported operators with their call counts.
     """
     cls = _fvcore_analysis_class()
     if cls is None:
@@ -181,6 +171,10 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
     try:
         by_op = {op: int(n) for op, n in analysis.by_operator().items()}
         by_module = {m: int(n) for m, n in analysis.by_module().items()}
+        matmul_by_module = {
+            m: FLOPS_PER_MULTIPLY_ADD * sum(int(n) for op, n in ops.items()
+                                            if op in FVCORE_MATMUL_OPS)
+            for m, ops in analysis.by_module_and_operator().items()}
         unsupported = dict(sorted(analysis.unsupported_ops().items()))
     finally:
         fvcore_log.setLevel(level)
@@ -190,6 +184,7 @@ def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
         "elementwise": sum(n for op, n in by_op.items() if op not in FVCORE_MATMUL_OPS),
         "by_operator_fvcore_units": by_op,
         "by_module_fvcore_units": by_module,
+        "by_module": matmul_by_module,
         "unsupported": unsupported,
     }
 
@@ -364,7 +359,7 @@ def fvcore_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
     idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"], device=device)
     was_training = model.training
     try:
-        return count_flops_fvcore(_LogitsOnly(model).eval(), (idx,)), None
+        return count_flops_fvcore(LogitsOnly(model).eval(), (idx,)), None
     finally:
         model.train(was_training)
 

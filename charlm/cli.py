@@ -30,6 +30,7 @@ COMMANDS = [
     "charlm.commands.merge",
     "charlm.commands.calibrate",
     "charlm.commands.predict_time",
+    "charlm.commands.profile",
 ]
 
 # An example for the commands whose modules do not give one (their epilog wins).
