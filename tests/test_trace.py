@@ -205,6 +205,12 @@ def test_unsupported_products_are_named_not_silently_zero():
     tr = trace_ops(lambda: (torch.mv(m, v), torch.dot(v, v), m @ m.t()))
     assert tr.unsupported() == {"mv": 1, "dot": 1}
     assert tr.flops == 2 * 3 * 5 * 3  # only the mm has a formula
+    # torch.nn's encoder in eval mode under no_grad runs one fused op per layer
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    with torch.no_grad():
+        fast = trace_ops(lambda: encoder(torch.ones(2, 4, 8)))
+    assert fast.flops == 0 and fast.unsupported() == {"_transformer_encoder_layer_fwd": 2}
 
 
 def test_producers_follow_in_place_writes_through_views():

@@ -43,7 +43,7 @@ KINDS = ("matmul", "elementwise", "view", "alloc")
 # ops that do multiply-adds where the trace has no formula for them: counted 0 by PyTorch's
 # counter, so named as unsupported rather than left silently at 0
 UNCOUNTED_PRODUCT = re.compile(r"(^|_)(mv|addmv|dot|vdot|addr|ger|outer|addbmm|einsum|"
-                               r"tensordot|linear|matmul|int_mm|conv|attention|rnn|lstm|gru)"
+                               r"tensordot|linear|matmul|int_mm|conv|attention|rnn|lstm|gru|transformer)"
                                r"(_|$)")
 
 
@@ -145,7 +145,8 @@ class Trace:
 
     def unsupported(self) -> dict[str, int]:
         """Calls of ops that do multiply-adds the FLOP formulas do not cover (counted 0), by
-        name: e.g. `mkldnn_rnn_layer` (a fused CPU recurrence), `mv`, `dot`."""
+        name: e.g. `mkldnn_rnn_layer` (a fused CPU recurrence), `mv`, `dot`, or
+        `_transformer_encoder_layer_fwd` (torch.nn's fused encoder layer in eval mode)."""
         return dict(Counter(op.name for op in self.ops
                             if op.kind != "matmul" and UNCOUNTED_PRODUCT.search(op.name)))
 
