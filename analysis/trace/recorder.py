@@ -87,7 +87,8 @@ def tensors_in(obj, into: list | None = None) -> list:
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
-    return int(t.numel()) * int(t.element_size())
+    """numel x item size: the bytes of the tensor's elements (a view's, not its storage's)."""
+    return int(t.nbytes)
 
 
 def storage_key(t: torch.Tensor) -> int | None:
@@ -251,13 +252,13 @@ class Tracer(TorchDispatchMode):
             for t in inputs:
                 if id(t) not in seen:
                     seen.add(id(t))
-                    read += tensor_bytes(t)
+                    read += t.nbytes
+            given = set(seen)  # in place, or out=: written, not allocated
             for t in outputs:
                 if id(t) not in seen:
                     seen.add(id(t))
-                    wrote += tensor_bytes(t)
-            given = {id(t) for t in inputs}  # in place, or out=: written, not allocated
-            fresh = tuple(tensor_bytes(t) for t in outputs if id(t) not in given)
+                    wrote += t.nbytes
+            fresh = tuple(t.nbytes for t in outputs if id(t) not in given)
         # storages matter once a write happened (reads after it depend on it), for naming
         # parameters and for memory; a run without them skips the lookups
         if self._writer or written or self._params or self.memory:
@@ -289,8 +290,8 @@ class Tracer(TorchDispatchMode):
         modules, module = self._modules()
         self.events.append(OpEvent(
             index=index, name=info.name, kind=kind, flops=flops, bytes=read + wrote,
-            shapes=tuple(tuple(t.shape) for t in inputs),
-            out_shapes=tuple(tuple(t.shape) for t in outputs), depth=depth,
+            shapes=tuple(t.shape for t in inputs),  # torch.Size: a tuple
+            out_shapes=tuple(t.shape for t in outputs), depth=depth,
             module=module, phase=phase,
             fused=fused,
             layout=matmul_layout(info.name, args) if kind == "matmul" else "", fresh=fresh,
@@ -299,7 +300,8 @@ class Tracer(TorchDispatchMode):
             inputs=tuple(zip([name for name, _ in named], sources)),
             written=tuple(written), results=results,
             scan=_scan_weight(info.name, args, kwargs) if info.scan else 0,
-            params=tuple(dict.fromkeys(self._params[k] for k in keys if k in self._params)),
+            params=tuple(dict.fromkeys(self._params[k] for k in keys if k in self._params))
+            if self._params else (),
             modules=modules, live_bytes=self.current if self.memory else None))
         if self.first_calls is not None and info.formula is None:
             self.first_calls.setdefault(info.name, (func, args, kwargs, info.view))
@@ -357,6 +359,8 @@ class Tracer(TorchDispatchMode):
         """Inside a fused torch.nn recurrence: its forward ops run inside its module call;
         their autograd nodes are marked, and a backward op belongs to it when the engine
         runs a marked node."""
+        if not self.fused_calls:
+            return False
         if phase == "backward":
             node = torch._C._current_autograd_node()
             return node is not None and node.metadata.get(_FUSED, False)
