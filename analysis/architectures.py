@@ -233,7 +233,8 @@ class Architecture:
 
 class LogitsOnly(nn.Module):
     """A language model called as `model(idx)` -> the logits of every position
-    (`forward_sequence(idx)[0]`): what a TorchScript trace (fvcore) or a profile calls."""
+    (`forward_sequence(idx)[0]`): what a second counter (a TorchScript trace, say) or a
+    profile calls."""
 
     def __init__(self, model: nn.Module):
         super().__init__()

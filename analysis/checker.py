@@ -146,7 +146,7 @@ def _flop_counts(cfg, phase: str, sizes: tuple) -> tuple:
 
     # The grid's models are tiny: real tensors count them faster than fake ones.
     torch.manual_seed(0)
-    m = measure_flops(cfg, phase, dict(sizes), fvcore=False, model=build_model(cfg))
+    m = measure_flops(cfg, phase, dict(sizes), second_counters=False, model=build_model(cfg))
     return m.torch, tuple(sorted(m.by_module.items()))
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from torch import nn
 
 from analysis.architectures import config_from_model, cost_model
+from analysis.counters import FORWARD_COUNTERS
 from analysis.env import environment
 from analysis.reconcile import GridPoint, formula_for, reconcile_row
 from charlm.models.registry import ModelConfig
@@ -30,10 +31,12 @@ DEFAULT_RECURRENT_SEQ_LEN = 20  # the homework's training sequence length
 def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, batch: int = 1,
                  seq_len: int | None = None, prompt_len: int = 1, new_tokens: int = 1,
                  kv_cache: bool = False, attention_count: str = "full", measure: bool = True,
-                 fvcore: bool = True, head: bool = True, progress=None) -> dict:
+                 second_counters: bool = True, head: bool = True, progress=None) -> dict:
     """Predicted and (unless measure=False) measured FLOPs of one quantity, as a dict:
-    predicted, formula, terms, measured {counter: int|None}, ratio, measured_terms, verdict,
-    elementwise (forward), convention, sizes, config, environment.
+    predicted, formula, terms, measured {counter: int|None} ("torch" and every second
+    counter, `counters.FORWARD_COUNTERS`), ratio, measured_terms, verdict, `<name>_note` and
+    (when it counted) `<name>_unsupported` per second counter, elementwise (forward),
+    convention, sizes, config, environment.
 
     A ModelConfig is counted on real, meta or fake tensors, whichever is fastest (the same
     counts; counters.tensors_for), at any size; a model instance is counted as it is.
@@ -50,23 +53,25 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         raise ValueError(f"expected a model or a ModelConfig, got {type(target).__name__}")
     if seq_len is None:
         seq_len = cfg.block_size if not cfg.recurrent else DEFAULT_RECURRENT_SEQ_LEN
+    names = ("torch", *FORWARD_COUNTERS)
     point = GridPoint(cfg, B=batch, T=seq_len, P=prompt_len, N=new_tokens)
-    row = reconcile_row(point, quantity, kv_cache, attention_count, fvcore=fvcore, model=model,
-                        measure=measure, head=head, progress=progress)
+    row = reconcile_row(point, quantity, kv_cache, attention_count,
+                        second_counters=second_counters, model=model, measure=measure,
+                        head=head, progress=progress)
     report = {
         "model": cfg.model,
         "quantity": row["quantity"],
         "predicted": row["predicted"],
         "formula": row["formula"],
         "terms": json.loads(row["terms_predicted"]),
-        "measured": {"torch": row["measured_torch"], "fvcore": row["measured_fvcore"]},
-        "ratio": {"torch": row["ratio_torch"], "fvcore": row["ratio_fvcore"]},
+        "measured": {name: row[f"measured_{name}"] for name in names},
+        "ratio": {name: row[f"ratio_{name}"] for name in names},
         "measured_terms": json.loads(row["terms_measured"]),
         "verdict": row["verdict"],
         "verdict_detail": row["verdict_detail"],
         "head": head,
         "tensors": row["tensors"],
-        "fvcore_note": row["fvcore_note"],
+        **{f"{name}_note": row[f"{name}_note"] for name in FORWARD_COUNTERS},
         "convention": row["convention"],
         "attention_count": attention_count,
         "sizes": {k: v for k, v in point.sizes().items()
@@ -80,8 +85,9 @@ def flops_report(target: nn.Module | ModelConfig, quantity: str = "forward", *, 
         report["elementwise"] = tier.evaluate(
             {k: v for k, v in point.sizes().items() if k in tier.free_symbols()})
         report["elementwise_convention"] = tier.convention
-    if row["fvcore_unsupported"] is not None:
-        report["fvcore_unsupported"] = json.loads(row["fvcore_unsupported"])
+    for name in FORWARD_COUNTERS:
+        if row[f"{name}_unsupported"] is not None:
+            report[f"{name}_unsupported"] = json.loads(row[f"{name}_unsupported"])
     return report
 
 
@@ -97,13 +103,12 @@ def report_frame(report: dict) -> pd.DataFrame:
                      "measured_group": None if group in (None, term) else
                      f"{group}={measured_terms[group]}"})
     rows.append({"tier": "matmul", "term": "total", "predicted": report["predicted"],
-                 "measured_torch": report["measured"]["torch"],
-                 "measured_fvcore": report["measured"]["fvcore"],
+                 **{f"measured_{name}": n for name, n in report["measured"].items()},
                  "ratio_torch": report["ratio"]["torch"], "verdict": report["verdict"]})
     for term, value in report.get("elementwise", {}).items():
         rows.append({"tier": "elementwise", "term": term, "predicted": value})
     frame = pd.DataFrame(rows)
-    for column in ("predicted", "measured_torch", "measured_fvcore"):
+    for column in ("predicted", *(f"measured_{name}" for name in report["measured"])):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     frame["quantity"] = report["quantity"]

@@ -12,10 +12,10 @@ quantity is one call:
 The model's train/eval mode is left as the caller set it. One op trace of the call
 (`analysis.trace`) gives PyTorch's FLOPs (its formulas with the CPU SDPA mapping), bytes,
 per-module counts and the matmul and scan depth (`analysis.depth`); a second, with memory
-tracking, the peak (`analysis.timing.peak_memory`); fvcore counts the forward on its own
-engine (`analysis.counters.count_flops_fvcore`); a machine file (`analysis.calibrate`)
-gives the predicted time (`analysis.predict`), and `measure_time` the measured median with
-its 95% interval (`analysis.timing`).
+tracking, the peak (`analysis.timing.peak_memory`); every second counter counts the
+forward on its own engine (`analysis.counters.FORWARD_COUNTERS`); a machine file
+(`analysis.calibrate`) gives the predicted time (`analysis.predict`), and `measure_time` the
+measured median with its 95% interval (`analysis.timing`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from analysis.calibrate import Machine, load_machine
-from analysis.counters import count_flops_fvcore, fvcore_available
+from analysis.counters import FORWARD_COUNTERS, Count, forward_counts, not_counted
 from analysis.depth import depth_of
 from analysis.predict import predict_trace
 from analysis.timing import median_ci, peak_memory, recorded_environment, time_call
@@ -41,14 +41,19 @@ from charlm.validate import check_device, lookup, positive_int
 QUANTITIES = ("forward", "train")
 OPTIMIZERS = {None: None, "adam": torch.optim.Adam}
 CONVENTIONS = (
-    "FLOPs: 2 per multiply-add, matrix products only (PyTorch's formulas; fvcore's matmul "
-    "operators doubled); elementwise work is not counted",
+    "FLOPs: 2 per multiply-add, matrix products only (PyTorch's formulas; the second "
+    "counters' below); elementwise work is not counted",
     "attention: the full T x T square as the kernels compute it (no causal halving)",
     "bytes: inputs read + outputs written by every op, unfused (the op trace)",
     "peak memory: bytes of tensors made during one call and alive at once (parameters, "
     "inputs and what existed before the call not included)",
 )
-MODULE_COLUMNS = ("module", "level", "params", "flops", "flops_fvcore", "bytes")
+
+
+def module_columns() -> list[str]:
+    """The columns of ProfileResult.modules: flops_<name> for every second counter."""
+    return ["module", "level", "params", "flops", *(f"flops_{n}" for n in FORWARD_COUNTERS),
+            "bytes"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,13 @@ class ProfileResult:
 
     modules: one row per module of `model.named_modules()` ("" the whole model): its nesting
     level, parameters and, with its submodules', the FLOPs and bytes of its forward ops
-    (`forward_by_module`; for train too: the totals hold the backward) and fvcore's FLOPs
-    (None when fvcore did not count).
+    (`forward_by_module`; for train too: the totals hold the backward) and each second
+    counter's FLOPs, `flops_<name>` (None when it did not count).
+    forward_counts: the second counters' counts (`analysis.counters.FORWARD_COUNTERS`) by
+    name; a forward only (for train, a Count saying so).
     terms: the predicted time's terms (seconds, share), empty without a machine.
-    unsupported: per counter, ops doing multiply-adds it has no formula for (counted 0) or,
-    for fvcore, operators it has no handle for, with their call counts.
+    unsupported: per counter ("torch" and each second counter's name), ops doing work it has
+    no formula or handle for (counted 0), with their call counts; None: not counted.
     measured_ci: the 95% interval of the measured median (order statistics).
     """
 
@@ -70,7 +77,7 @@ class ProfileResult:
     modules: pd.DataFrame
     params: int
     flops: int
-    flops_fvcore: int | None
+    forward_counts: dict[str, Count]
     bytes: int
     matmul_depth: int
     scan_depth: int
@@ -90,10 +97,13 @@ class ProfileResult:
     environment: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """Everything, JSON-ready: the frames as lists of rows."""
+        """Everything, JSON-ready: the frames as lists of rows; `flops_<name>` each second
+        counter's total."""
         return {
             "quantity": self.quantity, "optimizer": self.optimizer, "params": self.params,
-            "flops": self.flops, "flops_fvcore": self.flops_fvcore, "bytes": self.bytes,
+            "flops": self.flops,
+            **{f"flops_{name}": c.total for name, c in self.forward_counts.items()},
+            "bytes": self.bytes,
             "depth": {"matmul": self.matmul_depth, "scan": self.scan_depth,
                       "total": self.depth},
             "peak_bytes": self.peak_bytes, "predicted_s": self.predicted_s,
@@ -132,7 +142,8 @@ def first_tensor(out) -> torch.Tensor:
 
 
 class _FirstTensor(nn.Module):
-    """`model(*args)` reduced to its first tensor, for fvcore's TorchScript trace."""
+    """`model(*args)` reduced to its first tensor, for the second counters (a TorchScript
+    trace, say)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -192,17 +203,13 @@ def _machine(machine, device: str) -> Machine | None:
     return found
 
 
-def _fvcore(model: nn.Module, args: tuple, quantity: str) -> tuple[dict | None, str | None]:
+def second_counts(model: nn.Module, args: tuple, quantity: str) -> dict[str, Count]:
+    """The second counters' counts of a forward `model(*args)` by name (paths the model's
+    own); for train, Counts saying they count a forward only."""
     if quantity != "forward":
-        return None, "fvcore counts a forward pass only: no fvcore count for train"
-    if not fvcore_available():
-        return None, "fvcore is not installed: no fvcore count"
-    counted = count_flops_fvcore(_FirstTensor(model), args)
-    by_module = {}  # its paths under the wrapper's "model", back to the model's own
-    for name, n in counted["by_module"].items():
-        if name == "model" or name.startswith("model."):
-            by_module[name.removeprefix("model").removeprefix(".")] = n
-    return {**counted, "by_module": by_module}, None
+        return not_counted(lambda name: f"{name} counts a forward pass only")
+    counts = forward_counts(_FirstTensor(model), args)
+    return {name: c.under("model") for name, c in counts.items()}
 
 
 def forward_by_module(tr, field: str = "flops") -> dict[str, int]:
@@ -220,16 +227,17 @@ def forward_by_module(tr, field: str = "flops") -> dict[str, int]:
     return dict(out)
 
 
-def module_table(model: nn.Module, tr, fvcore: dict | None) -> pd.DataFrame:
-    """One row per module (see ProfileResult.modules)."""
+def module_table(model: nn.Module, tr, counts: dict[str, Count]) -> pd.DataFrame:
+    """One row per module (see ProfileResult.modules); counts: the second counters'."""
     flops, bytes_ = forward_by_module(tr), forward_by_module(tr, "bytes")
     rows = []
     for name, module in model.named_modules():
         rows.append({"module": name, "level": name.count(".") + 1 if name else 0,
                      "params": count_parameters(module), "flops": flops.get(name, 0),
-                     "flops_fvcore": fvcore.get(name, 0) if fvcore is not None else None,
+                     **{f"flops_{n}": c.by_module.get(name, 0) if c.total is not None
+                        else None for n, c in counts.items()},
                      "bytes": bytes_.get(name, 0)})
-    return pd.DataFrame(rows, columns=list(MODULE_COLUMNS))
+    return pd.DataFrame(rows, columns=module_columns())
 
 
 def profile(model: nn.Module, inputs, quantity: str = "forward", optimizer: str | None = None,
@@ -262,8 +270,8 @@ def profile(model: nn.Module, inputs, quantity: str = "forward", optimizer: str 
         notes.append("per module: the forward ops only; the totals include the backward")
     tr = trace(runner(model, args, quantity, optimizer), model)
     depth = depth_of(tr)
-    fv, fv_note = _fvcore(model, args, quantity)
-    notes += [fv_note] if fv_note else []
+    counts = second_counts(model, args, quantity)
+    notes += [f"no {name} count: {c.note}" for name, c in counts.items() if c.total is None]
     predicted = predict_trace(tr, found_machine) if found_machine is not None else None
     measured: list[float] = []
     stats = None
@@ -272,12 +280,12 @@ def profile(model: nn.Module, inputs, quantity: str = "forward", optimizer: str 
                   warmup=warmup, record=measured)
     return ProfileResult(
         quantity=quantity, optimizer=optimizer,
-        modules=module_table(model, tr, fv["by_module"] if fv else None),
-        params=count_parameters(model), flops=tr.flops,
-        flops_fvcore=fv["total"] if fv else None, bytes=tr.bytes,
+        modules=module_table(model, tr, counts),
+        params=count_parameters(model), flops=tr.flops, forward_counts=counts, bytes=tr.bytes,
         matmul_depth=depth.matmul_depth, scan_depth=depth.scan_depth, depth=depth.depth,
         peak_bytes=peak_memory(runner(model, args, quantity, optimizer), device),
-        unsupported={"torch": tr.unsupported(), "fvcore": fv["unsupported"] if fv else None},
+        unsupported={"torch": tr.unsupported(),
+                     **{name: c.unsupported for name, c in counts.items()}},
         terms=pd.DataFrame(
             [{"term": k, **v} for k, v in (predicted or {}).get("terms", {}).items()],
             columns=["term", "seconds", "share"]),
@@ -288,9 +296,12 @@ def profile(model: nn.Module, inputs, quantity: str = "forward", optimizer: str 
                  f"{found_machine.threads} thread(s)") if found_machine else None,
         measured_s=stats.median if stats else None,
         measured_ci=median_ci(measured) if measured else None, rounds=len(measured),
-        conventions=(*CONVENTIONS, *counter_notes()), notes=tuple(notes),
+        conventions=(*CONVENTIONS, *(f"{name}: {c.description}"
+                                     for name, c in FORWARD_COUNTERS.items()),
+                     *counter_notes()), notes=tuple(notes),
         environment=recorded_environment(device))
 
 
 __all__ = ["CONVENTIONS", "ProfileResult", "QUANTITIES", "check_call", "first_tensor",
-           "forward_by_module", "module_table", "profile", "runner"]
+           "forward_by_module", "module_columns", "module_table", "profile", "runner",
+           "second_counts"]

@@ -1,6 +1,8 @@
 """Predicted (analysis.formulas) against measured (analysis.counters) FLOPs, one row per
 model x size x quantity, with a verdict. Matmul FLOPs must agree exactly with PyTorch's counter
-for every quantity and with fvcore for the forward pass; any difference is a bug.
+for every quantity and with every second counter (`counters.FORWARD_COUNTERS`, their columns
+`measured_<name>`, `ratio_<name>`, `<name>_elementwise`, `<name>_unsupported`, `<name>_note`)
+for the forward pass; any difference is a bug.
 
 Per-term breakdown: each formula term is set beside the FLOPs of the modules that do it
 (`Architecture.term_modules`). The counter attributes work to modules reliably in forward
@@ -144,7 +146,7 @@ def _ratio(measured, predicted):
 
 
 def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
-                  attention_count: str = "full", fvcore: bool = True, model=None,
+                  attention_count: str = "full", second_counters: bool = True, model=None,
                   measure: bool = True, head: bool = True, progress=None) -> dict:
     """Predicted and measured counts of one quantity at one grid point, as a flat row
     (measure=False: the prediction alone, measured columns None). progress: called as
@@ -160,7 +162,8 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
         report = None if progress is None else (
             lambda counted, seconds: progress(counted, predicted, seconds))
         measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
-                                          fvcore=fvcore, model=model, progress=report)
+                                          second_counters=second_counters, model=model,
+                                          progress=report)
         if not head:
             measured = _without_head(cfg, quantity, measured)
     else:
@@ -178,8 +181,9 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
     elif comparable:
         if measured.torch != predicted:
             problems.append(f"torch {measured.torch} != {predicted}")
-        if measured.fvcore is not None and measured.fvcore != predicted:
-            problems.append(f"fvcore {measured.fvcore} != {predicted}")
+        problems += [f"{name} {c.total} != {predicted}"
+                     for name, c in measured.forward_counts.items()
+                     if c.total is not None and c.total != predicted]
         problems += [f"{g}: measured {by_term[g]} != {predicted_by_group[g]}"
                      for g in by_term if by_term[g] != predicted_by_group[g]]
         verdict = Verdict.MISMATCH if problems else Verdict.EXACT
@@ -188,8 +192,7 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
         verdict = Verdict.NOT_COMPARED
         detail = "causal convention, the counters count the full square"
     mt = measured.torch if measured is not None else None
-    mf = measured.fvcore if measured is not None else None
-    unsupported = measured.fvcore_unsupported if measured is not None else None
+    counts = _second_counts(measured)
     return {
         "model": cfg.model,
         "attention": cfg.attention or "",
@@ -199,16 +202,15 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
         "head": head,
         "predicted": predicted,
         "measured_torch": mt,
-        "measured_fvcore": mf,
+        **{f"measured_{name}": c.total for name, c in counts.items()},
         "ratio_torch": _ratio(mt, predicted),
-        "ratio_fvcore": _ratio(mf, predicted),
+        **{f"ratio_{name}": _ratio(c.total, predicted) for name, c in counts.items()},
         "verdict": str(verdict),
         "verdict_detail": detail,
         "terms_predicted": json.dumps(values),
         "terms_measured": json.dumps(by_term),
-        "fvcore_elementwise": measured.fvcore_elementwise if measured is not None else None,
-        "fvcore_unsupported": json.dumps(unsupported) if unsupported is not None else None,
-        "fvcore_note": measured.fvcore_note if measured is not None else "not measured",
+        **{column: value for name, c in counts.items()
+           for column, value in _count_columns(name, c).items()},
         "tensors": measured.tensors if measured is not None else None,
         "formula": formula,
         "convention": terms.convention,
@@ -222,8 +224,23 @@ def _without_head(cfg, quantity, measured):
     if quantity not in ("forward", "generate"):
         raise ValueError(f"head=False is measured for forward and generate only, not {quantity}")
     head = counters.module_flops(measured.by_module, f"^{architecture(cfg.model).head_module}$")
-    return replace(measured, torch=measured.torch - head, fvcore=None,
-                   fvcore_note="fvcore not compared without the head")
+    return replace(measured, torch=measured.torch - head, forward_counts=counters.not_counted(
+        lambda name: f"{name} not compared without the head"))
+
+
+def _second_counts(measured) -> dict:
+    """Every registered second counter's Count of a row: what it counted, an empty Count
+    where it did not count this quantity, "not measured" without a measurement."""
+    if measured is None:
+        return counters.not_counted(lambda name: "not measured")
+    return {name: measured.forward_counts.get(name, counters.Count(None))
+            for name in counters.FORWARD_COUNTERS}
+
+
+def _count_columns(name: str, c) -> dict:
+    unsupported = json.dumps(c.unsupported) if c.unsupported is not None else None
+    return {f"{name}_elementwise": c.elementwise, f"{name}_unsupported": unsupported,
+            f"{name}_note": c.note}
 
 
 def reconcile_bytes(point: GridPoint) -> list[dict]:
@@ -246,22 +263,22 @@ def reconcile_bytes(point: GridPoint) -> list[dict]:
     return rows
 
 
-def point_rows(point: GridPoint, fvcore: bool = True) -> list[dict]:
+def point_rows(point: GridPoint, second_counters: bool = True) -> list[dict]:
     """The rows of one grid point: every quantity it measures (generate with and without the
     KV cache where it has one), with one intra-op thread (counters.single_thread)."""
     with counters.single_thread():
-        return [reconcile_row(point, quantity, kv, fvcore=fvcore)
+        return [reconcile_row(point, quantity, kv, second_counters=second_counters)
                 for quantity in point.quantities
                 for kv in (point.kv_cache if quantity == "generate" else (False,))]
 
 
-def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None,
+def reconcile(points: list[GridPoint], second_counters: bool = True, progress=None,
               workers: int = 1) -> pd.DataFrame:
     """The reconciliation table for a list of grid points, environment columns appended.
     workers > 1: the points are counted in that many processes (analysis.parallel; counts do
     not depend on time), the rows in the points' order. progress(point) after each point."""
     rows = []
-    count = functools.partial(point_rows, fvcore=fvcore)
+    count = functools.partial(point_rows, second_counters=second_counters)
     for point, found in zip(points, ordered_map(count, points, workers, chunksize=4)):
         rows += found
         if progress is not None:
@@ -271,20 +288,10 @@ def reconcile(points: list[GridPoint], fvcore: bool = True, progress=None,
     frame = pd.DataFrame(rows)
     for key in ("torch", "device", "device_name", "threads", "python", "git_commit", "date"):
         frame[f"env_{key}"] = env[key]
-    frame["env_fvcore"] = _fvcore_version()
+    for name, c in counters.FORWARD_COUNTERS.items():
+        frame[f"env_{name}"] = c.version()
     frame["env_torch_notes"] = "; ".join(counter_notes())
     return frame
-
-
-def _fvcore_version() -> str | None:
-    if not counters.fvcore_available():
-        return None
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fvcore")
-    except PackageNotFoundError:
-        return None
 
 
 def write_reconciliation(frame: pd.DataFrame, path) -> object:

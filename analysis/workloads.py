@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from analysis.architectures import ARCHITECTURES, Architecture, architecture
-from analysis.counters import count_flops_torch, fvcore_available, fvcore_forward
+from analysis.counters import FORWARD_COUNTERS, count_flops_torch, count_forward
 from analysis.grids import (
     GPU_ATTENTION_T,  # noqa: F401  (re-exported)
     GridSpec,
@@ -472,18 +472,19 @@ def load_grid(path: str | Path) -> GridSpec:
 
 def measured_flops(p: Prepared, counted: int | None = None) -> dict:
     """FLOPs of exactly what a round runs, by PyTorch's formulas over the op trace (with the
-    CPU SDPA kernels given theirs), and fvcore's forward count where fvcore is installed.
+    CPU SDPA kernels given theirs), "torch"; and "forward": every second counter's forward
+    count by name (`counters.FORWARD_COUNTERS`), None where it did not count.
     `counted`: the trace's FLOPs when the caller already traced a round (the bench traces
     one call for its FLOPs and peak memory together, `analysis.timing.traced_call`)."""
 
     w = p.workload
     torch_count = count_flops_torch(p.model, p.fn)["total"] if counted is None else counted
-    out = {"torch": torch_count, "fvcore": None}
-    if w.kind == "model" and w.phase == "forward" and fvcore_available():
-        # fvcore traces a meta copy built from the same config: counts depend on shapes only
-        counted_fv, _ = fvcore_forward(w.model_config(), w.sizes())
-        out["fvcore"] = counted_fv["total"] if counted_fv else None
-    return out
+    forward = dict.fromkeys(FORWARD_COUNTERS)
+    if w.kind == "model" and w.phase == "forward":
+        # they count a meta copy built from the same config: counts depend on shapes only
+        forward.update({name: c.total
+                        for name, c in count_forward(w.model_config(), w.sizes()).items()})
+    return {"torch": torch_count, "forward": forward}
 
 
 def predictions(w: Workload) -> dict:

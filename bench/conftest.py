@@ -331,7 +331,7 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
             "config": w.to_dict(),
             "predicted_flops": predicted["flops"],
             "measured_flops": measured["torch"],
-            "measured_flops_fvcore": measured["fvcore"],
+            **{f"measured_flops_{name}": n for name, n in measured["forward"].items()},
             "model_flops": model,
             "flops_per_second": model / median if model and median else None,
             "hardware_flops_per_second": hardware / median if hardware and median else None,

@@ -188,7 +188,7 @@ def test_a_registered_toy_runs_through_every_analysis(toy):
     rng = random.Random(1)
     points = [GridPoint(c, **s, kv_cache=kv) for c, s, kv in (toy.sample(rng, i)
                                                               for i in range(3))]
-    frame = reconcile(points, fvcore=True)
+    frame = reconcile(points, second_counters=True)
     assert frame["verdict"].eq("exact").all(), frame[["quantity", "verdict_detail"]]
     assert set(frame["quantity"]) == {"params", "forward", "backward", "train", "generate"}
     # traced depth = its depth formulas

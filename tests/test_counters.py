@@ -15,7 +15,8 @@ from analysis.formulas import ELEMENTWISE_COST
 from analysis.trace import cpu_sdpa_mapping
 from charlm.models.registry import ModelConfig, build_model
 
-needs_fvcore = pytest.mark.skipif(not counters.fvcore_available(), reason="fvcore not installed")
+FVCORE = counters.FORWARD_COUNTERS["fvcore"]
+needs_fvcore = pytest.mark.skipif(not FVCORE.available(), reason="fvcore not installed")
 
 
 def _qkv(b=2, h=3, t=5, s=5, hd=4):
@@ -49,8 +50,10 @@ def test_sdpa_backward_counts_five_matmuls():
 def test_flash_and_manual_attention_differ_only_by_backward_recompute(quantity):
     sizes = {"B": 2, "T": 6}
     base = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8)
-    flash = counters.measure_flops(base.with_(attention="flash"), quantity, sizes, fvcore=False)
-    manual = counters.measure_flops(base.with_(attention="manual"), quantity, sizes, fvcore=False)
+    flash = counters.measure_flops(base.with_(attention="flash"), quantity, sizes,
+                                   second_counters=False)
+    manual = counters.measure_flops(base.with_(attention="manual"), quantity, sizes,
+                                    second_counters=False)
     recompute = 2 * 2 * 2 * 6 * 6 * 8 if quantity == "backward" else 0  # 2 B L T^2 D
     assert flash.torch - manual.torch == recompute
 
@@ -59,7 +62,8 @@ def test_recurrent_backward_misses_input_gradient_through_h0():
     b, t, d, e, layers, v = 2, 5, 6, 4, 3, 7
     cfg = ModelConfig("mlrnn", v, embed=e, hidden=d, layers=layers)
     model = build_model(cfg)
-    fwd = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=False, model=model)
+    fwd = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, second_counters=False,
+                                 model=model)
     bwd = counters.measure_flops(cfg, "backward", {"B": b, "T": t}, model=model)
     assert bwd.torch == 2 * fwd.torch - 2 * b * layers * d * d
 
@@ -68,14 +72,14 @@ def test_train_step_is_forward_plus_backward_adam_adds_no_matmul():
     cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
     sizes = {"B": 2, "T": 4}
     model = build_model(cfg)
-    parts = [counters.measure_flops(cfg, q, sizes, fvcore=False, model=model).torch
+    parts = [counters.measure_flops(cfg, q, sizes, second_counters=False, model=model).torch
              for q in ("forward", "backward", "train")]
     assert parts[2] == parts[0] + parts[1]
 
 
 def test_module_attribution_names_every_block_separately():
     cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8)
-    measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 4}, fvcore=False)
+    measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 4}, second_counters=False)
     names = measured.by_module
     assert {"transformer.blocks.0.attn.c_attn", "transformer.blocks.1.attn.c_attn",
             "lm_head"} <= set(names)
@@ -95,30 +99,31 @@ def test_fvcore_forward_matches_torch_counter_after_doubling(attention):
     cfg = ModelConfig("transformer", 11, hidden=8, layers=2, heads=2, block_size=8,
                       attention=attention)
     measured = counters.measure_flops(cfg, "forward", {"B": 3, "T": 5})
-    assert measured.fvcore == measured.torch
-    assert "aten::scaled_dot_product_attention" not in measured.fvcore_unsupported
+    fv = measured.forward_counts["fvcore"]
+    assert fv.total == measured.torch
+    assert "aten::scaled_dot_product_attention" not in fv.unsupported
 
 
 @needs_fvcore
 def test_fvcore_lists_unsupported_ops_and_counts_layernorm_as_elementwise():
     b, t, d, layers = 3, 5, 8, 2
     cfg = ModelConfig("transformer", 11, hidden=d, layers=layers, heads=2, block_size=8)
-    measured = counters.measure_flops(cfg, "forward", {"B": b, "T": t})
-    assert "aten::gelu" in measured.fvcore_unsupported
+    fv = counters.measure_flops(cfg, "forward", {"B": b, "T": t}).forward_counts["fvcore"]
+    assert "aten::gelu" in fv.unsupported
     # fvcore's LayerNorm count is the elementwise tier's: 5 per element, 2L + 1 norms
     layernorms = 2 * layers + 1
-    assert measured.fvcore_elementwise == ELEMENTWISE_COST["layernorm"] * b * t * d * layernorms
+    assert fv.elementwise == ELEMENTWISE_COST["layernorm"] * b * t * d * layernorms
 
 
 @needs_fvcore
 def test_fvcore_unrolls_recurrent_loops_and_matches():
     cfg = ModelConfig("gru", 9, embed=4, hidden=6, layers=2)
     measured = counters.measure_flops(cfg, "forward", {"B": 2, "T": 3})
-    assert measured.fvcore == measured.torch > 0
+    assert measured.forward_counts["fvcore"].total == measured.torch > 0
 
 
 def test_fvcore_import_warning_filter_matches_only_torch_jit_script_message():
-    pattern = re.compile(counters.FVCORE_IMPORT_WARNING)
+    pattern = re.compile(counters.fvcore.FVCORE_IMPORT_WARNING)
     assert pattern.match("`torch.jit.script` is deprecated. Please switch to `torch.compile`")
     assert pattern.match("torch.jit.script is deprecated")
     assert not pattern.match("torch.jit.trace is deprecated")
@@ -128,8 +133,8 @@ def test_fvcore_import_warning_filter_matches_only_torch_jit_script_message():
 def test_fvcore_import_under_warnings_as_errors_keeps_other_warnings_raising():
     code = (
         "import warnings\n"
-        "from analysis.counters import fvcore_available\n"
-        "assert fvcore_available()\n"
+        "from analysis.counters import FORWARD_COUNTERS\n"
+        "assert FORWARD_COUNTERS['fvcore'].available()\n"
         "try:\n"
         "    warnings.warn('something else', DeprecationWarning)\n"
         "except DeprecationWarning:\n"
@@ -163,11 +168,12 @@ def test_no_warning_escapes_a_measurement():
 
 def test_without_fvcore_its_counts_are_none_and_torch_still_counts(monkeypatch):
     # the GPU machines have no fvcore
-    monkeypatch.setattr(counters, "_fvcore_analysis_class", lambda: None)
-    assert not counters.fvcore_available()
+    monkeypatch.setattr(counters.fvcore, "_fvcore_analysis_class", lambda: None)
+    assert not FVCORE.available() and FVCORE.version() is None
     cfg = ModelConfig("rnn", 5, embed=3, hidden=4)
     measured = counters.measure_flops(cfg, "forward", {"B": 1, "T": 2})
-    assert measured.fvcore is None and measured.fvcore_unsupported is None
+    fv = measured.forward_counts["fvcore"]
+    assert fv.total is None and fv.unsupported is None and fv.note == "fvcore is not installed"
     assert measured.torch == 2 * 1 * 2 * (3 * 4 + 4 * 4 + 4 * 5)
 
 
@@ -188,9 +194,9 @@ def test_fake_tensor_counts_equal_real_tensor_counts(cfg):
     for quantity in ("params", "forward", "backward", "train", "generate"):
         for kv in (False, True) if quantity == "generate" and cfg.model == "transformer" else (
                 False,):
-            fake = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False,
+            fake = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, second_counters=False,
                                           tensors="fake")
-            real = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, fvcore=False,
+            real = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv, second_counters=False,
                                           model=build_model(cfg))
             assert (fake.tensors, real.tensors) == ("fake", "real")
             assert fake.torch == real.torch > 0, (quantity, kv)
@@ -210,10 +216,11 @@ def test_a_model_too_large_for_memory_is_counted_without_allocating():
     # the flash kernel's recomputed scores 2 B L T^2 D
     forward = b * (24 * n_layer * t * d * d + 4 * n_layer * t * t * d + 2 * t * d * v)
     assert measured.torch == 3 * forward + 2 * b * n_layer * t * t * d
-    both = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, fvcore=True)
+    both = counters.measure_flops(cfg, "forward", {"B": b, "T": t}, second_counters=True)
     assert both.torch == forward
-    if counters.fvcore_available():  # fvcore traces the meta device: any size, no memory
-        assert both.fvcore == forward and both.fvcore_note is None
+    if FVCORE.available():  # fvcore traces the meta device: any size, no memory
+        fv = both.forward_counts["fvcore"]
+        assert fv.total == forward and fv.note is None
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 300
 
@@ -237,11 +244,11 @@ def test_fvcore_on_the_meta_device_counts_what_it_counts_on_real_tensors(cfg):
     # the default fvcore path traces a meta model (nothing computed); its every operator
     # count, unsupported ones included, must be those of a real model's trace
     sizes = {"B": 2, "T": 5}
-    meta, _ = counters.fvcore_forward(cfg, sizes)
-    real, _ = counters.fvcore_forward(cfg, sizes, model=build_model(cfg))
-    assert meta["total"] == real["total"] > 0
-    assert meta["by_operator_fvcore_units"] == real["by_operator_fvcore_units"]
-    assert meta["unsupported"] == real["unsupported"]
+    meta = counters.count_forward(cfg, sizes)["fvcore"]
+    real = counters.count_forward(cfg, sizes, model=build_model(cfg))["fvcore"]
+    assert meta.total == real.total > 0
+    assert meta.by_operator == real.by_operator
+    assert meta.unsupported == real.unsupported
 
 
 def test_counting_picks_real_tensors_for_tiny_work_meta_or_fake_for_large():
@@ -267,8 +274,8 @@ def test_meta_tensor_counts_equal_real_tensor_counts(cfg):
     # module attribution included, must be what real tensors give
     sizes = {"B": 2, "T": 5, "P": 2, "N": 3}
     for quantity in ("forward", "backward", "train", "generate"):
-        meta = counters.measure_flops(cfg, quantity, sizes, fvcore=False, tensors="meta")
-        real = counters.measure_flops(cfg, quantity, sizes, fvcore=False, tensors="real")
+        meta = counters.measure_flops(cfg, quantity, sizes, second_counters=False, tensors="meta")
+        real = counters.measure_flops(cfg, quantity, sizes, second_counters=False, tensors="real")
         assert (meta.tensors, real.tensors) == ("meta", "real")
         assert meta.torch == real.torch > 0, quantity
         assert meta.by_module == real.by_module, quantity

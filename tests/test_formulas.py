@@ -121,7 +121,7 @@ COUNTED = [
 
 def _counted(cfg, quantity, sizes):
     torch.manual_seed(0)
-    return measure_flops(cfg, quantity, sizes, fvcore=False, model=build_model(cfg)).torch
+    return measure_flops(cfg, quantity, sizes, second_counters=False, model=build_model(cfg)).torch
 
 
 def test_every_cost_model_is_counted_here():

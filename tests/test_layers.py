@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "analysis.verdicts", "analysis.parallel")),
     ("L2 quantities, runners, traces, counters", (
         "analysis.quantities", "analysis.grids", "analysis.optrace", "analysis.depth",
-        "analysis.counters", "analysis.trace.*", "analysis.workloads")),
+        "analysis.counters.*", "analysis.trace.*", "analysis.workloads")),
     ("L3 timing and prediction", (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (

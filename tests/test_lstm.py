@@ -98,7 +98,7 @@ def test_parameter_formula_counts_the_four_gates():
 @pytest.mark.parametrize("quantity", ["forward", "backward", "train", "generate"])
 def test_flops_equal_pytorchs_counter(quantity):
     point = GridPoint(ModelConfig("lstm", 11, embed=5, hidden=7, layers=2), B=2, T=4, P=3, N=2)
-    row = reconcile_row(point, quantity, fvcore=False)
+    row = reconcile_row(point, quantity, second_counters=False)
     assert row["verdict"] == "exact", row["verdict_detail"]
     if quantity == "forward":  # by hand: T steps x (4 input + 4 hidden matmuls per layer + head)
         assert row["predicted"] == 4 * 2 * 2 * (4 * (5 * 7 + 7 * 7) + 4 * 2 * 7 * 7 + 7 * 11)

@@ -119,7 +119,7 @@ def test_parameter_formula():
 @pytest.mark.parametrize("t", [1, 6])
 def test_flops_equal_pytorchs_counter(quantity, t):
     point = GridPoint(ModelConfig("mingru", 11, hidden=8, layers=2), B=2, T=t, P=t, N=3)
-    row = reconcile_row(point, quantity, fvcore=False)
+    row = reconcile_row(point, quantity, second_counters=False)
     assert row["verdict"] == "exact", row["verdict_detail"]
     per_position = 2 * 2 * (2 * 2 * 8 * 8 + 8 * 11)  # 2 B (2 L D^2 + D V)
     want = {"forward": t, "backward": 2 * t, "train": 3 * t, "generate": t + 3 - 1}[quantity]

@@ -59,7 +59,7 @@ def test_quick_grid_is_exact_for_every_model_and_quantity(quick_table):
 
 
 def test_fvcore_is_compared_on_every_forward_row(quick_table):
-    if not counters.fvcore_available():
+    if not counters.FORWARD_COUNTERS["fvcore"].available():
         pytest.skip("fvcore not installed")
     forward = quick_table[quick_table["quantity"] == "forward"]
     assert (forward["ratio_fvcore"] == 1.0).all()
@@ -92,7 +92,7 @@ def test_mismatch_is_reported_not_hidden(monkeypatch):
 
     monkeypatch.setattr(counters, "measure_flops", off_by_two)
     point = reconcile.GridPoint(ModelConfig("rnn", 5, embed=3, hidden=4), B=1, T=2)
-    row = reconcile.reconcile_row(point, "forward", fvcore=False)
+    row = reconcile.reconcile_row(point, "forward", second_counters=False)
     assert row["verdict"] == "mismatch"
     assert f"torch {row['predicted'] + 2} != {row['predicted']}" in row["verdict_detail"]
     assert row["ratio_torch"] == pytest.approx((row["predicted"] + 2) / row["predicted"])
@@ -101,7 +101,7 @@ def test_mismatch_is_reported_not_hidden(monkeypatch):
 def test_causal_convention_is_not_compared_against_full_square_counters():
     point = reconcile.GridPoint(ModelConfig("transformer", 5, hidden=4, layers=1, heads=2,
                                             block_size=6), B=1, T=5)
-    row = reconcile.reconcile_row(point, "forward", attention_count="causal", fvcore=False)
+    row = reconcile.reconcile_row(point, "forward", attention_count="causal", second_counters=False)
     assert row["verdict"].startswith("not compared")
     causal = cost_model("transformer").forward(attention_count="causal")
     assert row["predicted"] == causal.evaluate({"B": 1, "T": 5, "D": 4, "L": 1, "V": 5})["total"]
@@ -120,8 +120,8 @@ def test_notebook_api_gives_same_frame_for_model_and_config_and_leaves_model_unt
                       attention="manual")
     model = build_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    from_model = flops(model, "train", batch=2, seq_len=5, fvcore=False)
-    from_config = flops(cfg, "train", batch=2, seq_len=5, fvcore=False)
+    from_model = flops(model, "train", batch=2, seq_len=5, second_counters=False)
+    from_config = flops(cfg, "train", batch=2, seq_len=5, second_counters=False)
     pd.testing.assert_frame_equal(from_model, from_config)
     total = from_model[(from_model["tier"] == "matmul") & (from_model["term"] == "total")]
     assert total["verdict"].item() == "exact"

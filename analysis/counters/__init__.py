@@ -1,24 +1,20 @@
-"""Measured FLOPs from two independent counters, both reported as 2 FLOPs per multiply-add.
+"""Measured FLOPs from independent counters, all reported as 2 FLOPs per multiply-add.
 
-* PyTorch's `torch.utils.flop_counter.FlopCounterMode` (dispatch level: sees every aten op of
-  forward, backward and generation, counts only matmul-like ops). On CPU,
-  `F.scaled_dot_product_attention` runs `aten._scaled_dot_product_flash_attention_for_cpu`
-  (and `..._backward`), which it has no formula for and silently counts as 0; we map them to
-  PyTorch's own SDPA formulas (full square, backward 5 matmuls), guarded for torch 2.4-2.13.
-* fvcore's `FlopCountAnalysis` (TorchScript trace of a forward pass). It counts one per
-  multiply-add, so we double it; it has no handle for `aten::scaled_dot_product_attention`, so
-  we add one; it counts LayerNorm & co. as elementwise work, which we report apart from its
-  matmul ops; unsupported operators are listed, not dropped. fvcore is optional (absent on the
-  GPU machines): its counts are None there.
+* PyTorch's counter, the primary one: PyTorch's FLOP formulas over the project's op trace
+  (`analysis.trace`; sees every aten op of any callable: forward, backward, generation;
+  counts only matmul-like ops). On CPU, `F.scaled_dot_product_attention` runs
+  `aten._scaled_dot_product_flash_attention_for_cpu` (and `..._backward`), which PyTorch
+  has no formula for and counts as 0; the trace maps them to PyTorch's own SDPA formulas
+  (full square, backward 5 matmuls).
+* The second counters (`FORWARD_COUNTERS`, the interface in `analysis.counters.base`): each
+  an engine of its own counting a forward pass `model(*inputs)`, one module of this package
+  each, listed in COUNTER_MODULES. A counter not installed here gives no count, and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,17 +22,12 @@ import torch
 from torch import nn
 
 from analysis.architectures import LogitsOnly, architecture, cost_model
-from analysis.formulas import FLOPS_PER_MULTIPLY_ADD
+from analysis.counters import fvcore
+from analysis.counters.base import Count, ForwardCounter
 from analysis.quantities import check_request, runner, shapes_only, token_ids
 from analysis.trace import Tracer, trace
 from charlm.models.registry import ModelConfig, build_model, count_parameters
 from charlm.validate import lookup
-
-# fvcore operators that are matmuls (after `by_operator()` strips the "aten::" prefix).
-FVCORE_MATMUL_OPS = frozenset(
-    {"addmm", "bmm", "matmul", "mm", "linear", "einsum", "scaled_dot_product_attention"}
-)
-
 
 # ---------------------------------------------------------------------------------------------
 # PyTorch's counter
@@ -109,84 +100,44 @@ def exclusive_module_flops(by_module: dict[str, int]) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# fvcore
+# The second counters: a registry of ForwardCounters, one module each
 
-# The message torch (2.10+) gives when fvcore.nn's focal-loss module calls torch.jit.script at
-# import ("`torch.jit.script` is deprecated. Please switch to ..."); older torch says nothing.
-FVCORE_IMPORT_WARNING = r"`?torch\.jit\.script`? is deprecated"
-
-
-@functools.lru_cache(maxsize=1)
-def _fvcore_analysis_class():
-    """fvcore's FlopCountAnalysis, or None when fvcore is not installed.
-
-    `import fvcore.nn` emits "torch.jit.script is deprecated" DeprecationWarnings from its
-    focal-loss module on recent torch; that message only is filtered, at import only.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=FVCORE_IMPORT_WARNING,
-                                category=DeprecationWarning)
-        try:
-            from fvcore.nn import FlopCountAnalysis
-        except ImportError:
-            return None
-    return FlopCountAnalysis
+COUNTER_MODULES = (fvcore,)  # a third counter: one module in this package, one entry here
+FORWARD_COUNTERS: dict[str, ForwardCounter] = {m.COUNTER.name: m.COUNTER
+                                               for m in COUNTER_MODULES}
 
 
-def fvcore_available() -> bool:
-    return _fvcore_analysis_class() is not None
+def forward_counts(model: nn.Module, inputs: tuple) -> dict[str, Count]:
+    """Every registered second counter's count of `model(*inputs)` (`model` returning one
+    tensor), by name; a counter not available here gives a Count saying why."""
+    return {name: c.measure(model, inputs) for name, c in FORWARD_COUNTERS.items()}
 
 
-def _fvcore_sdpa_handle(inputs, outputs) -> int:
-    """Multiply-adds of aten::scaled_dot_product_attention: q @ k^T and att @ v, full square."""
-    from fvcore.nn.jit_handles import get_shape
-
-    q, k, v = (get_shape(x) for x in inputs[:3])
-    batch_heads = 1
-    for n in q[:-2]:
-        batch_heads *= n
-    tq, hd, s, hdv = q[-2], q[-1], k[-2], v[-1]
-    return batch_heads * tq * s * (hd + hdv)
+def not_counted(why: Callable[[str], str]) -> dict[str, Count]:
+    """Every registered second counter's Count of a call it does not count; why(name): the
+    note."""
+    return {name: Count.not_counted(why(name)) for name in FORWARD_COUNTERS}
 
 
-def count_flops_fvcore(model: nn.Module, inputs: tuple) -> dict | None:
-    """fvcore's forward count of `model(*inputs)`, converted to 2 FLOPs per multiply-add.
+def count_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
+                  ) -> dict[str, Count]:
+    """The second counters' counts of a forward over (sizes B, T) of the model `cfg`
+    describes, called as `LogitsOnly(model)(idx)` (paths read below the wrapper).
 
-    Returns None when fvcore is absent, else "total" (its matmul operators, FVCORE_MATMUL_OPS,
-    times 2), "elementwise" (its other handled operators, e.g. layer_norm at 5 per element, in
-    fvcore's own units: no multiply-adds there to double), per-operator and per-module counts in
-    fvcore's units, "by_module" (each module's matmul operators times 2, its submodules'
-    included) and the unsupported operators with their call counts.
-    """
-    cls = _fvcore_analysis_class()
-    if cls is None:
-        return None
-    analysis = cls(model, inputs)
-    analysis.set_op_handle("aten::scaled_dot_product_attention", _fvcore_sdpa_handle)
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    fvcore_log = logging.getLogger("fvcore")
-    level = fvcore_log.level
-    fvcore_log.setLevel(logging.ERROR)  # tracing notes go to logging; we return them instead
+    Without `model`, they count a model built on the meta device with meta inputs: a
+    TorchScript trace records the same aten ops with the same shapes as on real tensors
+    (tested), and nothing is computed, so any size counts in milliseconds."""
+    device = "meta" if model is None else "cpu"
+    if model is None:
+        with torch.device("meta"):
+            model = build_model(cfg)
+    idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"], device=device)
+    was_training = model.training
     try:
-        by_op = {op: int(n) for op, n in analysis.by_operator().items()}
-        by_module = {m: int(n) for m, n in analysis.by_module().items()}
-        matmul_by_module = {
-            m: FLOPS_PER_MULTIPLY_ADD * sum(int(n) for op, n in ops.items()
-                                            if op in FVCORE_MATMUL_OPS)
-            for m, ops in analysis.by_module_and_operator().items()}
-        unsupported = dict(sorted(analysis.unsupported_ops().items()))
+        counts = forward_counts(LogitsOnly(model).eval(), (idx,))
     finally:
-        fvcore_log.setLevel(level)
-    return {
-        "total": FLOPS_PER_MULTIPLY_ADD * sum(n for op, n in by_op.items()
-                                              if op in FVCORE_MATMUL_OPS),
-        "elementwise": sum(n for op, n in by_op.items() if op not in FVCORE_MATMUL_OPS),
-        "by_operator_fvcore_units": by_op,
-        "by_module_fvcore_units": by_module,
-        "by_module": matmul_by_module,
-        "unsupported": unsupported,
-    }
+        model.train(was_training)
+    return {name: c.under("model") for name, c in counts.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,18 +158,15 @@ class FlopMeasurement:
     """Measured matmul FLOPs of one quantity (2 per multiply-add).
 
     torch: PyTorch's counter (for "params", the parameter count); by_module: its per-module
-    counts (inclusive of submodules); fvcore: fvcore's forward count doubled, None when not
-    measured (fvcore_note says why); fvcore_elementwise / fvcore_unsupported: fvcore's
-    non-matmul operators; tensors: what PyTorch's counter ran on, "fake" or "meta" (shapes
-    only, nothing allocated) or "real" (the counts are the same: tested).
+    counts (inclusive of submodules); forward_counts: the second counters' counts of a
+    forward pass, by name (FORWARD_COUNTERS; empty when not asked for or not a forward);
+    tensors: what PyTorch's counter ran on, "fake" or "meta" (shapes only, nothing
+    allocated) or "real" (the counts are the same: tested).
     """
 
     torch: int
     by_module: dict = field(default_factory=dict)
-    fvcore: int | None = None
-    fvcore_elementwise: int | None = None
-    fvcore_unsupported: dict | None = None
-    fvcore_note: str | None = None
+    forward_counts: dict[str, Count] = field(default_factory=dict)
     tensors: str = "fake"
 
 
@@ -297,7 +245,7 @@ def _config_sizes(cfg: ModelConfig) -> dict:
 
 
 def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
-                  fvcore: bool = True, model: nn.Module | None = None,
+                  second_counters: bool = True, model: nn.Module | None = None,
                   tensors: str = "auto", progress: Callable[[int, float], None] | None = None
                   ) -> FlopMeasurement:
     """Measured count of `quantity` for the model `cfg` describes.
@@ -305,8 +253,9 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     Without `model`, PyTorch's counter runs on a model built from `cfg`, on the tensors
     `tensors_for` picks (`tensors` "auto") or `tensors` names: real, meta or fake; the counts
     are the same (tested), only the time differs.
-    With `model` (a real instance), it runs on that model. fvcore (forward only) traces a
-    model built on the meta device (shapes only: any size, in milliseconds), or `model`.
+    With `model` (a real instance), it runs on that model. With `second_counters`, every
+    registered second counter counts a forward too (`count_forward`: a model built on the
+    meta device, shapes only, any size in milliseconds; or `model`).
     sizes: B, T for forward/backward/train; B, P, N for generate. progress: see
     `count_flops_torch`.
     """
@@ -331,37 +280,10 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
             with shapes_only():
                 measured = _count(build_model(cfg), quantity, sizes, kv_cache,
                                   progress=progress)
-        fv, note = None, None
-        if fvcore and quantity == "forward":
-            fv, note = fvcore_forward(cfg, sizes, model)
-    return FlopMeasurement(
-        torch=measured["total"], by_module=measured["by_module"],
-        fvcore=fv["total"] if fv else None,
-        fvcore_elementwise=fv["elementwise"] if fv else None,
-        fvcore_unsupported=fv["unsupported"] if fv else None,
-        fvcore_note=note, tensors=kind)
-
-
-def fvcore_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
-                   ) -> tuple[dict | None, str | None]:
-    """fvcore's forward count of the model `cfg` describes (count_flops_fvcore's dict), or
-    None and the reason it was not counted (fvcore absent).
-
-    Without `model`, fvcore traces a model built on the meta device with meta inputs: its
-    TorchScript trace records the same aten ops with the same shapes as on real tensors
-    (tested), and nothing is computed, so any size traces in milliseconds."""
-    if not fvcore_available():
-        return None, "fvcore is not installed"
-    device = "meta" if model is None else "cpu"
-    if model is None:
-        with torch.device("meta"):
-            model = build_model(cfg)
-    idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"], device=device)
-    was_training = model.training
-    try:
-        return count_flops_fvcore(LogitsOnly(model).eval(), (idx,)), None
-    finally:
-        model.train(was_training)
+        forward = (count_forward(cfg, sizes, model)
+                   if second_counters and quantity == "forward" else {})
+    return FlopMeasurement(torch=measured["total"], by_module=measured["by_module"],
+                           forward_counts=forward, tensors=kind)
 
 
 def module_flops(by_module: dict[str, int], pattern: str) -> int:

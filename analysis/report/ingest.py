@@ -7,6 +7,7 @@ import pandas as pd
 
 CONFIG_COLUMNS = ("id", "kind", "variant", "model", "attention", "impl", "phase", "sweep", "B",
                   "T", "D", "E", "L", "H", "V", "N", "P", "seq_len")
+SECOND_COUNTER_KEY = "measured_flops_"  # + a second counter's name: its forward count
 
 
 def _tokens(cfg: dict) -> int:
@@ -56,7 +57,7 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
             "tokens_per_second": info.get("tokens_per_second"),
             "predicted_flops": info.get("predicted_flops"),
             "measured_flops": info.get("measured_flops"),
-            "measured_flops_fvcore": info.get("measured_flops_fvcore"),
+            **{k: v for k, v in info.items() if k.startswith(SECOND_COUNTER_KEY)},
             "model_flops": info.get("model_flops"),
             "flops_per_second": info.get("flops_per_second"),
             "hardware_flops_per_second": info.get("hardware_flops_per_second"),

@@ -147,6 +147,13 @@ def _counter_notes(flops: pd.DataFrame | None) -> list[str]:
     return counter_notes()
 
 
+def _counter_names(flops: pd.DataFrame | None) -> list[str]:
+    """The counters a reconciliation table holds a column of (measured_<name>)."""
+    if flops is None:
+        return ["torch"]
+    return [c.removeprefix("measured_") for c in S.measured_columns(flops)]
+
+
 def _grid(ctx: Context, timing: pd.DataFrame | None) -> str:
     if timing is not None and "grid" in timing.columns and timing["grid"].notna().any():
         return str(timing["grid"].dropna().iloc[0])
@@ -174,8 +181,9 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 S.flops_summary(data.flops_reconciliation,
                                 _counter_notes(data.flops_reconciliation)),
                 findings, (("flops_predicted_vs_measured",
-                            "Cost-model FLOPs against PyTorch's counter and fvcore (x2), "
-                            "log-log; the dashed line is equality"),),
+                            "Cost-model FLOPs against the counters ("
+                            + ", ".join(_counter_names(data.flops_reconciliation))
+                            + "), log-log; the dashed line is equality"),),
                 floatfmt=".6f"),
         "## Time\n\n",
         section(ctx, "Bench coverage",
@@ -396,7 +404,7 @@ def draw_figures(ctx: Context) -> list:
     if flops is not None and "predicted" in flops.columns:
         long = flops[flops["status"].eq("ok") & flops["quantity"].ne("params")].melt(
             id_vars=["model", "quantity", "predicted"],
-            value_vars=[c for c in ("measured_torch", "measured_fvcore") if c in flops.columns],
+            value_vars=S.measured_columns(flops),
             var_name="counter", value_name="measured").dropna(subset=["measured"])
         long["counter"] = long["counter"].str.replace("measured_", "", regex=False)
         attempt("flops_predicted_vs_measured", lambda p: plots.flops_predicted_vs_measured(long, p))

@@ -123,6 +123,26 @@ def _growth_range(lo: float, hi: float) -> str:
 # ---------------------------------------------------------------------------- FLOPs
 
 
+def measured_columns(flops: pd.DataFrame) -> list[str]:
+    """The counters' columns of a reconciliation table: measured_torch, then measured_<name>
+    of every second counter it holds (analysis.counters.FORWARD_COUNTERS when written)."""
+    return [c for c in flops.columns if c.startswith("measured_")]
+
+
+def second_counter_columns(flops: pd.DataFrame) -> list[str]:
+    return [c for c in measured_columns(flops) if c != "measured_torch"]
+
+
+def counter_description(column: str) -> str:
+    """Who counted `column` (measured_<name>) and how: the registered counter's description,
+    else its name."""
+    from analysis.counters import FORWARD_COUNTERS
+
+    name = column.removeprefix("measured_")
+    counter = FORWARD_COUNTERS.get(name)
+    return counter.description if counter is not None else name
+
+
 def flops_summary(flops: pd.DataFrame | None, counter_notes: Sequence[str] = ()) -> Summary:
     """Predicted against measured FLOPs per model and quantity. `counter_notes`: how the
     PyTorch counter was configured (analysis.trace.counter_notes(), or the notes
@@ -152,11 +172,13 @@ def flops_summary(flops: pd.DataFrame | None, counter_notes: Sequence[str] = ())
         findings.append(f"The {n} CPU flash-attention rows are counted with the project's SDPA "
                         "mapping (PyTorch's raw counter gives 0 FLOPs for CPU flash SDPA): "
                         f"{note}.")
-    if "measured_fvcore" in ok.columns and ok["measured_fvcore"].notna().any():
-        fv = ok.dropna(subset=["measured_fvcore"])
-        same = int((fv["measured_fvcore"] == fv["predicted"]).sum())
-        findings.append(f"fvcore's forward counts (doubled to 2 FLOPs per multiply-add) equal "
-                        f"the prediction on {same} of {len(fv)} rows.")
+    for column in second_counter_columns(ok):
+        counted = ok.dropna(subset=[column])
+        if counted.empty:
+            continue
+        same = int((counted[column] == counted["predicted"]).sum())
+        findings.append(f"The forward counts of {counter_description(column)} equal the "
+                        f"prediction on {same} of {len(counted)} rows.")
     failed = len(flops) - len(ok) if flops is not None else 0
     if failed:
         findings.append(f"{failed} reconciliation cells failed (see flops_reconciliation.csv).")

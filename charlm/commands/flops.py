@@ -1,6 +1,6 @@
 """charlm flops: the FLOPs of one model and quantity, predicted by the cost formulas term by
-term beside what PyTorch's counter and fvcore measure, with a verdict; or, with --grid, the
-reconciliation of a whole grid of sizes written as CSV.
+term beside what the counters measure (PyTorch's; the second counters on a forward), with a
+verdict; or, with --grid, the reconciliation of a whole grid of sizes written as CSV.
 
 FLOPs are 2 per multiply-add and count matmuls (model FLOPs); elementwise work is a separate
 tier, predicted only. The attention square is the full T x T unless --attention-count causal.
@@ -36,7 +36,7 @@ EXAMPLE = """examples:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "flops", help="predicted vs measured FLOPs (formulas, PyTorch's counter, fvcore)",
+        "flops", help="predicted vs measured FLOPs (formulas and the counters)",
         description=__doc__, epilog=EXAMPLE)
     add_model_args(p, vocab=True, model_default="transformer")
     p.add_argument("--quantity", choices=QUANTITIES, default="forward",
@@ -135,21 +135,22 @@ def elementwise_convention(text: str) -> str:
 
 def flops_table(report: dict, width: int = TABLE_WIDTH) -> str:
     """The report as text at most `width` wide: heading, conventions, formula, the matmul
-    terms with both counters and the verdict, then the elementwise tier."""
+    terms with every counter and the verdict, then the elementwise tier."""
     measured_terms = report.get("measured_terms") or {}
     group_of = {t: g for g in measured_terms for t in g.split("+")}
+    measured = report.get("measured") or {}
+    second = [name for name in measured if name != "torch"]
     rows = []
     for term, value in report["terms"].items():
         group = group_of.get(term)
         rows.append({"term": term, "predicted": value,
                      "torch": measured_terms.get(group) if group == term else None,
-                     "fvcore": None, "ratio": None, "verdict": None,
+                     **dict.fromkeys(second), "ratio": None, "verdict": None,
                      "measured together": None if group in (None, term) else
                      f"{group}: {format_number(measured_terms[group])}"})
-    measured = report.get("measured") or {}
     ratio = (report.get("ratio") or {}).get("torch")
     rows.append({"term": "total", "predicted": report["predicted"],
-                 "torch": measured.get("torch"), "fvcore": measured.get("fvcore"),
+                 "torch": measured.get("torch"), **{n: measured[n] for n in second},
                  "ratio": ratio, "verdict": str(report["verdict"]), "measured together": None})
     if not any(r["measured together"] for r in rows):
         for r in rows:

@@ -1,7 +1,7 @@
 """charlm profile: what any PyTorch model costs at your sizes. Parameters; FLOPs by PyTorch's
-counter and by fvcore, per module; bytes moved; matmul and scan depth; peak memory; the
-time predicted on a calibrated machine with its regime; with --time, the measured median
-beside it.
+counter and by every second counter (forward), per module; bytes moved; matmul and scan
+depth; peak memory; the time predicted on a calibrated machine with its regime; with --time,
+the measured median beside it.
 
 TARGET is a model factory, FILE.py:FUNC: a Python function taking sizes as keyword
 arguments and returning (model, inputs), the model called as model(*inputs) (inputs a
@@ -30,7 +30,7 @@ EXAMPLE = """examples:
   charlm profile examples/hf_gpt2.py:gpt2 --size T=128 --size D=96
   charlm profile examples/hf_gpt2.py:gpt2 --quantity train --optimizer adam --time
   charlm profile gru --size T=64 --size B=8 --format json"""
-MODULE_DEPTH = 3  # module levels the table shows, as fvcore's flop_count_table
+MODULE_DEPTH = 3  # module levels the table shows, as a flop_count_table does
 
 
 def register(subparsers) -> None:
@@ -190,11 +190,13 @@ def profile_table(result, label: str, sizes: dict, module_depth: int = MODULE_DE
     r = result
     words = " ".join(f"{k}={v}" for k, v in sizes.items())
     step = f" + {r.optimizer} step" if r.optimizer else ""
-    fv = format_number(r.flops_fvcore) if r.flops_fvcore is not None else "not counted"
+    second = "".join(
+        f", {format_number(c.total) if c.total is not None else 'not counted'} ({name})"
+        for name, c in r.forward_counts.items())
     env = r.environment
     lines = [f"{label} {r.quantity}{step}  {words}".rstrip(),
-             f"params {format_number(r.params)}  FLOPs {format_number(r.flops)} (PyTorch), "
-             f"{fv} (fvcore)  bytes {format_number(r.bytes)}  peak memory "
+             f"params {format_number(r.params)}  FLOPs {format_number(r.flops)} (PyTorch)"
+             f"{second}  bytes {format_number(r.bytes)}  peak memory "
              f"{format_number(r.peak_bytes)} B",
              f"depth: {r.matmul_depth} matmuls, {r.scan_depth} scan steps ({r.depth} on the "
              f"longest chain of both)"]
@@ -206,15 +208,15 @@ def profile_table(result, label: str, sizes: dict, module_depth: int = MODULE_DE
         low, high = r.measured_ci
         lines.append(f"measured {format_number(r.measured_s)} s median, 95% interval "
                      f"[{format_number(low)}, {format_number(high)}] over {r.rounds} rounds")
-    lines.append(f"unsupported (counted 0): PyTorch: {_unsupported(r.unsupported['torch'])}; "
-                 f"fvcore: {_unsupported(r.unsupported['fvcore'])}")
+    lines.append("unsupported (counted 0): " + "; ".join(
+        f"{'PyTorch' if name == 'torch' else name}: {_unsupported(ops)}"
+        for name, ops in r.unsupported.items()))
     shown = r.modules[r.modules["level"] <= module_depth]
-    rows = [{"module": " " * m.level + (m.module or "model"), "params": m.params,
-             "FLOPs": m.flops, "FLOPs fvcore": m.flops_fvcore, "bytes": m.bytes}
-            for m in shown.itertuples()]
-    if r.flops_fvcore is None:
-        for row in rows:
-            row.pop("FLOPs fvcore")
+    counted = [name for name, c in r.forward_counts.items() if c.total is not None]
+    rows = [{"module": " " * m["level"] + (m["module"] or "model"), "params": m["params"],
+             "FLOPs": m["flops"], **{f"FLOPs {name}": m[f"flops_{name}"] for name in counted},
+             "bytes": m["bytes"]}
+            for m in shown.to_dict(orient="records")]
     hidden = len(r.modules) - len(shown)
     table = ["per module, submodules included"
              + ("; its forward ops only" if r.quantity == "train" else "")
