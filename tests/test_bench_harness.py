@@ -59,6 +59,7 @@ def test_measure_fixture_records_what_a_fake_clock_dictates(pytester):
     b, t, d = 4, 64, 128
     flops = 6 * b * t * d * d + 4 * b * t * t * d + 2 * b * t * d * d
     assert info["measured_flops"] == info["predicted_flops"] == flops
+    assert info["measured_flops_fvcore"] is None  # a second counter counts a model's forward
     per_call = timing["median"]
     assert info["hardware_flops_per_second"] == pytest.approx(flops / per_call)
     # model FLOPs count the causal pairs only: T(T+1)/2 instead of T^2 for scores and values
