@@ -195,7 +195,7 @@ class Tracer(TorchDispatchMode):
         self.flops = 0  # FLOPs of the events so far (read by a progress watcher)
         self.current = 0  # bytes of storages made during the trace and alive now
         self.peak = 0
-        self._live: dict[int, int] = {}
+        self._live: dict[int, tuple] = {}  # storage key -> (bytes, weak reference)
         # set by trace()'s hooks
         self.module_tracker = None
         self.module_prefix = ""
@@ -334,18 +334,22 @@ class Tracer(TorchDispatchMode):
         for t in outputs:
             if t.layout != torch.strided:
                 continue
-            key = storage_key(t)
-            if key is None or key in given or key in self._live:
+            try:
+                storage = t.untyped_storage()
+            except (RuntimeError, NotImplementedError):
                 continue
-            storage = t.untyped_storage()
             nbytes = storage.nbytes()
-            self._live[key] = nbytes
+            key = storage._cdata
+            if not nbytes or key in given or key in self._live:
+                continue
+            # a weak reference with a callback: a tenth of weakref.finalize's cost
+            self._live[key] = (nbytes, weakref.ref(storage, lambda _, key=key: self._freed(key)))
             self.current += nbytes
             self.peak = max(self.peak, self.current)
-            weakref.finalize(storage, self._freed, key)
 
     def _freed(self, key: int):
-        self.current -= self._live.pop(key, 0)
+        nbytes, _ = self._live.pop(key, (0, None))
+        self.current -= nbytes
         self._writer.pop(key, None)
 
     def _phase(self, inputs) -> tuple[str, bool]:
