@@ -289,16 +289,9 @@ def save_machine(machine: Machine, path) -> Path:
 
 
 def load_machine(path) -> Machine:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"machine file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"machine file {path} is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"machine file {path} holds no object")
-    return Machine.from_dict(data)
+    from charlm.io import read_json_object
+
+    return Machine.from_dict(read_json_object(path, "machine file"))
 
 
 def cache_name(device: str, name: str, threads: int, passes: int = PASSES) -> str:

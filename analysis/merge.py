@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charlm.io import atomic_write_text
+from charlm.io import atomic_write_text, read_json_object
 
 BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 BENCH_FILES = ("test_models.py", "test_reference.py", "test_attention.py", "test_pairs.py")
@@ -121,16 +121,9 @@ def merge(shards: list[tuple[str, dict]], allow_mixed: bool = False,
 
 
 def load_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"bench JSON not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a bench JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        found = (f"keys {', '.join(list(data)[:6])}" if isinstance(data, dict)
-                 else f"a JSON {type(data).__name__}")
+    data = read_json_object(path, "bench JSON")
+    if not isinstance(data.get("benchmarks"), list):
+        found = f"keys {', '.join(list(data)[:6])}"
         raise ValueError(f"{path}: not a bench JSON: expected pytest-benchmark's object with a "
                          f"'benchmarks' list (a shard's or charlm merge's output), found {found}")
     return data

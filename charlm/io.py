@@ -1,6 +1,7 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it,
-so an interrupted run never leaves a half-written checkpoint or table. Output locks: one
-writer at a time per output folder or file (`output_lock`).
+"""Atomic file writes: write to a temporary file beside the target, then rename over it, so
+an interrupted run never leaves a half-written checkpoint or table. Output locks: one writer
+at a time per output folder or file (`output_lock`). JSON files read with a clear error
+(`read_json_object`).
 
 A target that cannot be written (an existing folder, a path below an existing file, a folder
 without write permission, a full disk) is a ValueError that names the target path as the
@@ -10,11 +11,30 @@ caller gave it, never the temporary file's name.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object `path` holds. FileNotFoundError when there is no such file, ValueError
+    when it is not JSON or holds something other than an object; each message names `what`
+    the file should be ("machine file", "bench JSON") and the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not text"
+        raise ValueError(f"{path}: not a {what}: not JSON ({reason})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a {what}: it holds a JSON {type(data).__name__}, "
+                         "not an object")
+    return data
 
 
 def _refuse(path: Path) -> None:

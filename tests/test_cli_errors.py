@@ -178,16 +178,17 @@ def test_report_stage_table_stays_aligned_with_a_long_failure(monkeypatch, capsy
 # --- 5. merge takes bench JSONs only ---
 
 @pytest.mark.parametrize("text, found", [
-    (None, "found keys device, name, torch"),  # the committed machine file
-    ("[1, 2]", "found a JSON list"),
+    (None, ("'benchmarks' list", "found keys device, name, torch")),  # a machine file
+    ("[1, 2]", ("it holds a JSON list, not an object",)),
+    ("{oops", ("not JSON",)),
 ])
 def test_merge_of_what_is_no_bench_json_names_the_file(capsys, tmp_path, text, found):
     path = ROOT / "results/reference/cpu/machine.json"
     if text is not None:
-        path = tmp_path / "list.json"
+        path = tmp_path / "other.json"
         path.write_text(text)
     one_line_error(capsys, ["merge", str(path), "--out", str(tmp_path / "m.json")],
-                   f"{path}: not a bench JSON", "'benchmarks' list", found)
+                   f"{path}: not a bench JSON", *found)
     assert not (tmp_path / "m.json").exists()
 
 

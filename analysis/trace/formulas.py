@@ -63,9 +63,22 @@ def flop_formulas() -> dict:
     return formulas
 
 
+@functools.lru_cache(maxsize=1)
+def shape_formulas() -> dict:
+    """{op overload packet: (formula, on_shapes)}. on_shapes: the formula before PyTorch's
+    `shape_wrapper` (which maps every argument to its shape with pytree), to be called on
+    the shapes (`recorder.shapes_of` maps them at a fraction of pytree's cost); otherwise
+    (a formula registered raw) it is called on the tensors as they are."""
+    out = {}
+    for op, fn in flop_formulas().items():
+        raw = getattr(fn, "__wrapped__", None)
+        out[op] = (raw, True) if raw is not None else (fn, False)
+    return out
+
+
 def is_matmul(packet) -> bool:
     """The one definition of a matmul-like op: the trace has a FLOP formula for it."""
     return packet in flop_formulas()
 
 
-__all__ = ["counter_notes", "cpu_sdpa_mapping", "flop_formulas", "is_matmul"]
+__all__ = ["counter_notes", "cpu_sdpa_mapping", "flop_formulas", "is_matmul", "shape_formulas"]

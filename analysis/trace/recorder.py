@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from analysis.trace.events import OpEvent, Trace
-from analysis.trace.formulas import flop_formulas
+from analysis.trace.formulas import shape_formulas
 
 # metadata-only ops the schema does not always mark as views
 VIEW_NAMES = frozenset({
@@ -84,6 +84,19 @@ def tensors_in(obj, into: list | None = None) -> list:
         for item in obj.values():
             tensors_in(item, into)
     return into
+
+
+def shapes_of(obj):
+    """`obj` with every tensor replaced by its shape, plain tuples, lists and dicts rebuilt
+    around them (what PyTorch's `shape_wrapper` does with pytree's tree_map)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.shape
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        return kind(shapes_of(x) for x in obj)
+    if kind is dict:
+        return {k: shapes_of(v) for k, v in obj.items()}
+    return obj
 
 
 def tensor_bytes(t: torch.Tensor) -> int:
@@ -150,25 +163,35 @@ def _meta_shortcut(func, args, kwargs):
     return None
 
 
+_new_event = tuple.__new__  # builds a named tuple from a tuple, without keyword handling
 _FUSED = "charlm.fused"  # autograd-node metadata key: made inside a fused recurrence
 
 
 class _OpInfo:
     """What the tracer needs of an op overload, worked out once per overload."""
 
-    __slots__ = ("name", "view", "formula", "alloc", "arguments", "scan")
+    __slots__ = ("name", "view", "formula", "on_shapes", "alloc", "arguments", "scan")
 
     def __init__(self, func, formulas: dict):
         self.name = op_name(func)
         self.view = is_view_op(func, self.name)
-        self.formula = formulas.get(func.overloadpacket)
+        self.formula, self.on_shapes = formulas.get(func.overloadpacket, (None, False))
         self.alloc = self.name in ALLOC_NAMES
         self.scan = self.name in SCAN_OPS
-        # (position or None for keyword-only, name, written)
+        # the arguments that can hold tensors: (position or None for keyword-only, name,
+        # written)
         self.arguments = tuple(
             (None if a.kwarg_only else i, a.name,
              a.alias_info is not None and a.alias_info.is_write)
-            for i, a in enumerate(func._schema.arguments))
+            for i, a in enumerate(func._schema.arguments) if "Tensor" in str(a.type))
+
+    def flops(self, args, kwargs, out) -> int:
+        if self.formula is None:
+            return 0
+        if self.on_shapes:
+            return int(self.formula(*shapes_of(args), out_shape=shapes_of(out),
+                                    **shapes_of(kwargs)))
+        return int(self.formula(*args, **kwargs, out_val=out))
 
 
 class Tracer(TorchDispatchMode):
@@ -183,7 +206,7 @@ class Tracer(TorchDispatchMode):
         self.memory = memory
         self.meta_shortcut = meta_shortcut
         self.first_calls: dict[str, tuple] | None = {} if first_calls else None
-        self._formulas = flop_formulas()
+        self._formulas = shape_formulas()
         self._info: dict = {}
         self._where: dict[int, tuple[int, int]] = {}  # id(tensor) -> (event, output)
         self._writer: dict[int, tuple[int, int]] = {}  # storage key -> last in-place write
@@ -234,7 +257,7 @@ class Tracer(TorchDispatchMode):
         inputs = [t for _, t in named]
         outputs = tensors_in(out)
         index = len(self.events)
-        flops = int(info.formula(*args, **kwargs, out_val=out)) if info.formula else 0
+        flops = info.flops(args, kwargs, out)
         self.flops += flops
         if info.formula is not None:
             kind = "matmul"
@@ -288,21 +311,17 @@ class Tracer(TorchDispatchMode):
         phase, records_graph = self._phase(inputs)
         fused = self._fused(phase, records_graph, outputs)
         modules, module = self._modules()
-        self.events.append(OpEvent(
-            index=index, name=info.name, kind=kind, flops=flops, bytes=read + wrote,
-            shapes=tuple(t.shape for t in inputs),  # torch.Size: a tuple
-            out_shapes=tuple(t.shape for t in outputs), depth=depth,
-            module=module, phase=phase,
-            fused=fused,
-            layout=matmul_layout(info.name, args) if kind == "matmul" else "", fresh=fresh,
-            records_graph=records_graph, dtypes=tuple(t.dtype for t in inputs),
-            read_bytes=read, written_bytes=wrote,
-            inputs=tuple(zip([name for name, _ in named], sources)),
-            written=tuple(written), results=results,
-            scan=_scan_weight(info.name, args, kwargs) if info.scan else 0,
-            params=tuple(dict.fromkeys(self._params[k] for k in keys if k in self._params))
+        self.events.append(_new_event(OpEvent, (  # positional, in OpEvent's field order
+            index, info.name, kind, flops, read + wrote,
+            tuple(t.shape for t in inputs),  # torch.Size: a tuple
+            tuple(t.shape for t in outputs), depth, module, phase, fused,
+            matmul_layout(info.name, args) if kind == "matmul" else "", fresh,
+            records_graph, tuple(t.dtype for t in inputs), read, wrote,
+            tuple(zip([name for name, _ in named], sources)), tuple(written), results,
+            _scan_weight(info.name, args, kwargs) if info.scan else 0,
+            tuple(dict.fromkeys(self._params[k] for k in keys if k in self._params))
             if self._params else (),
-            modules=modules, live_bytes=self.current if self.memory else None))
+            modules, self.current if self.memory else None)))
         if self.first_calls is not None and info.formula is None:
             self.first_calls.setdefault(info.name, (func, args, kwargs, info.view))
 
