@@ -235,6 +235,36 @@ def traced_call(fn: Callable[[], object], device: str | torch.device = "cpu"
     return tr, int(torch.cuda.max_memory_allocated(device) - before)
 
 
+def prepared_costs(p, device: str | torch.device = "cpu") -> dict:
+    """What one round of a prepared bench workload (`analysis.workloads.prepare`) costs
+    besides its time: "peak" memory bytes, "torch" FLOPs (PyTorch's formulas over one
+    traced call, `traced_call`) and "forward": each second counter's count by name
+    (`workloads.measured_flops`)."""
+    from analysis.workloads import measured_flops
+
+    traced, peak = traced_call(p.fn, device)
+    return {"peak": peak, **measured_flops(p, traced.flops)}
+
+
+WARM_CALLS = 2  # calls before a round's costs are measured: Adam's moments made, caches warm
+
+
+def round_costs(workload, device: str = "cpu") -> dict:
+    """`prepared_costs` of a freshly prepared copy of a bench workload, after WARM_CALLS
+    calls: the state a timed round runs in (tested equal to measuring after the timing).
+    Shapes and allocations, not times: the bench measures them before it times anything,
+    in parallel processes (`bench/conftest.py`), one CPU thread each."""
+    from analysis.counters import single_thread
+    from analysis.workloads import prepare
+
+    with single_thread():
+        p = prepare(workload, device)
+        for _ in range(WARM_CALLS):
+            p.fn()
+        synchronize(device)
+        return prepared_costs(p, device)
+
+
 # ---------------------------------------------------------------------------- ceiling
 
 

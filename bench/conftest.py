@@ -43,20 +43,19 @@ from analysis.timing import (
     machine_load,
     median_ci,
     paired_ratio,
-    peak_memory,
     plan_rounds,
+    prepared_costs,
     recorded_environment,
     robust_spread,
+    round_costs,
     summarize,
     synchronize,
     time_once,
-    traced_call,
 )
 from analysis.workloads import (
     GRIDS,
     WORKLOAD_SETS,
     Prepared,
-    measured_flops,
     pair_workloads,
     predicted_flops,
     predictions,
@@ -199,6 +198,46 @@ def env_by_device(request):
             for d in devices(request.config)}
 
 
+def _cpu_workloads(items) -> list:
+    """The CPU workloads whose costs the session's benchmarks record, in collection order:
+    each timed workload, and both sides of a pair that records peak memory."""
+    found: dict = {}
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("device") != "cpu":
+            continue
+        if "workload" in params:
+            found.setdefault(params["workload"])
+        pair = params.get("pair")
+        if pair is not None and pair.memory:
+            found.setdefault(pair.a)
+            found.setdefault(pair.b)
+    return list(found)
+
+
+@pytest.fixture(scope="session")
+def cpu_costs(request) -> dict:
+    """FLOPs (both counters) and peak memory of every CPU workload this session times, by
+    workload (`analysis.timing.round_costs`): counts and allocations, not times, so they are
+    measured once, before the first benchmark is timed, in `count_workers()` processes (at
+    most 2), instead of inside each benchmark. CUDA workloads are measured in place."""
+    import functools
+
+    from analysis.parallel import count_workers, ordered_map
+
+    workloads = _cpu_workloads(request.session.items)
+    costs = ordered_map(functools.partial(round_costs, device="cpu"), workloads,
+                        workers=count_workers())
+    return dict(zip(workloads, costs))
+
+
+def costs_of(p: Prepared, device: str, cpu_costs: dict) -> dict:
+    """The round costs of a prepared workload: measured before the session on CPU, now on
+    CUDA (its allocator's peak is this process's)."""
+    found = cpu_costs.get(p.workload) if device == "cpu" else None
+    return found if found is not None else prepared_costs(p, device)
+
+
 MIN_ROUND_S = {"cpu": 1e-3, "cuda": 1e-4}  # a round at least this long: the clock's noise
 PILOT_ROUNDS = 8
 WARMUP_S = 0.05  # warm-up calls continue until this much time has passed (caches, clocks)
@@ -297,7 +336,7 @@ def timing_info(samples, plan, load: dict, target: float) -> dict:
 
 
 @pytest.fixture
-def measure(request, benchmark, grid, env_by_device, timing_options, machine):
+def measure(request, benchmark, grid, env_by_device, timing_options, machine, cpu_costs):
     """Time a prepared workload with adaptive rounds and fill benchmark.extra_info with its
     statistics and cost columns."""
 
@@ -319,8 +358,8 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
         # scaled by it over the machine file's
         pace = math.sqrt(pace_before * yardstick(device))
         load = {**load_between(before, machine_load()), "yardstick_s": pace}
-        traced, peak = traced_call(p.fn, device)  # one call: FLOPs, bytes and peak memory
-        measured = measured_flops(p, traced.flops)
+        measured = costs_of(p, device, cpu_costs)
+        peak = measured["peak"]
         predicted = predictions(w)
         samples = benchmark.stats.stats.data if benchmark.stats else []
         info = timing_info(samples, plan, load, timing_options["target"]) if samples else None
@@ -349,7 +388,7 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine):
 
 
 @pytest.fixture
-def measure_pair(request, benchmark, grid, env_by_device, timing_options):
+def measure_pair(request, benchmark, grid, env_by_device, timing_options, cpu_costs):
     """Time two prepared workloads as interleaved pairs: each round runs A and B once each
     (the same number of calls), in an order drawn per round from a seeded generator, on the
     same device clock. The ratio A/B is the median of per-round ratios with its bootstrap 95%
@@ -397,7 +436,8 @@ def measure_pair(request, benchmark, grid, env_by_device, timing_options):
             **load,
         }
         if pair.memory:
-            ma, mb = peak_memory(a.fn, device), peak_memory(b.fn, device)
+            ma = costs_of(a, device, cpu_costs)["peak"]
+            mb = costs_of(b, device, cpu_costs)["peak"]
             info.update(a_peak_memory_bytes=ma, b_peak_memory_bytes=mb,
                         memory_ratio=ma / mb if mb else None)
         benchmark.extra_info.update({"pair": info, "env": env_by_device[device]})

@@ -320,3 +320,22 @@ def test_load_between_gives_the_stolen_share_of_cpu_time():
     after = {"loadavg_1m": 1.5, "jiffies_total": 1400, "jiffies_steal": 30}
     assert load_between(before, after) == {"load_before": 0.5, "load_after": 1.5,
                                            "steal_fraction": 20 / 400}
+
+
+def test_round_costs_measured_apart_equal_those_after_the_timed_rounds():
+    """The bench measures FLOPs and peak memory of each workload before timing, on a fresh
+    copy after two calls: they must equal what the same copy gives after many calls (the
+    state its timed rounds leave), for every variant and phase (tiny sizes)."""
+    from analysis.calibrate import tiny_workloads
+    from analysis.timing import prepared_costs, round_costs
+    from analysis.workloads import prepare
+
+    works = tiny_workloads()
+    assert {w.phase for w in works} >= {"forward", "train", "generate"}
+    for w in works:
+        p = prepare(w)
+        for _ in range(7):  # a pilot and a few timed rounds
+            p.fn()
+        after = prepared_costs(p)
+        assert round_costs(w) == after, w.id
+        assert after["peak"] > 0 and after["torch"] > 0
