@@ -6,6 +6,7 @@ import torch
 from analysis.counters import count_flops_torch
 from analysis.optrace import trace_quantity
 from analysis.quantities import shapes_only
+from analysis.trace import trace
 from analysis.trace import trace as trace_ops
 from charlm.models.registry import ModelConfig, build_model
 
@@ -228,3 +229,29 @@ def test_producers_follow_in_place_writes_through_views():
     assert last.inputs[0][1] == (add.index, 0)
     assert add.written == (0,)
     assert last.depth == 3  # mul, add_, add (the view weighs 0)
+
+
+def test_peak_is_the_highest_live_bytes_not_the_last():
+    def run():
+        big = torch.empty(1000)  # 4000 bytes, freed before the small one is made
+        del big
+        small = torch.empty(10)
+        return small
+
+    tr = trace(run, memory=True, modules=False)
+    assert [e.live_bytes for e in tr.ops] == [4000, 40]
+    assert tr.peak_bytes == 4000
+
+
+def test_a_graph_is_recorded_only_for_inputs_that_require_grad():
+    w = torch.ones(3, requires_grad=True)
+    x = torch.ones(3)
+    with torch.enable_grad():
+        tr = trace_ops(lambda: (x + 1.0, w * 2.0))
+    assert [(e.name, e.records_graph) for e in tr.ops] == [("add", False), ("mul", True)]
+
+
+def test_a_counted_attention_kernel_is_not_unsupported():
+    q = torch.randn(1, 2, 4, 8)
+    tr = trace_ops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
+    assert tr.flops == 4 * 1 * 2 * 4 * 4 * 8 and tr.unsupported() == {}
