@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from analysis.calibrate import Machine
-from analysis.predict import accuracy, matmul_shape, predict_trace, workload_from_row
+from analysis.predict import (
+    accuracy,
+    matmul_shape,
+    predict_rows,
+    predict_trace,
+    workload_from_row,
+)
 from analysis.trace import OpEvent, Trace
 
 
@@ -397,3 +403,26 @@ def test_a_repeated_op_costs_its_time_at_every_repeat():
     one = predict_trace(Trace((mm,)), m)["predicted_s"]
     assert one == pytest.approx(2e-3 + 1e-6)
     assert predict_trace(Trace(tuple(again)), m)["predicted_s"] == pytest.approx(3 * one)
+
+
+def test_committed_cpu_reference_predictions_reproduce_from_todays_trace():
+    """The smallest timing row of every variant and phase in results/reference/cpu, predicted
+    again from a fresh op trace with the committed machine file, equals the committed
+    prediction.csv (made by the tracer that preceded analysis.trace)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from analysis.calibrate import load_machine
+
+    ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "cpu"
+    timing, committed = pd.read_csv(ref / "timing.csv"), pd.read_csv(ref / "prediction.csv")
+    assert list(timing["id"]) == list(committed["id"])
+    small = timing.assign(size=timing["T"].fillna(0) * timing["D"].fillna(0)
+                          + timing["N"].fillna(0))
+    rows = small.sort_values("size").groupby(["variant", "phase"], sort=False).head(1)
+    assert rows["variant"].nunique() == 14 and len(rows) >= 20
+    again = predict_rows(timing.loc[rows.index], load_machine(ref / "machine.json"))
+    want = committed.loc[rows.index, "predicted_s"].to_numpy()
+    assert again["predicted_s"].to_numpy() == pytest.approx(want, rel=1e-12)
+    assert (again["trace_flops"].to_numpy() == committed.loc[rows.index, "trace_flops"]).all()
