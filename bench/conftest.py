@@ -253,20 +253,23 @@ PILOT_SHARE = 0.2  # pilot rounds past MIN_PILOT_ROUNDS stop at this share of th
 
 def _pilot(fn, device, smoke: bool = False, enough_s: float = math.inf,
            max_s: float = math.inf) -> tuple[int, list[float]]:
-    """Warm up (at least two calls and WARMUP_S), choose calls per round, and time
-    PILOT_ROUNDS rounds of them, or as many (at least MIN_PILOT_ROUNDS) as fit in `max_s`
-    seconds. A call so slow that the fewest rounds already fill the budget (`enough_s`:
-    MIN_CI_ROUNDS calls at least that long) needs no pilot rounds: the plan is the fewest
-    rounds whatever their spread, so the one timed call stands for them. Smoke: two calls,
-    one call per round, two rounds."""
+    """Warm up (at least two calls and WARMUP_S, the last one timed to plan with), choose
+    calls per round, and time PILOT_ROUNDS rounds of them, or as many (at least
+    MIN_PILOT_ROUNDS) as fit in `max_s` seconds. A call so slow that the fewest rounds
+    already fill the budget (`enough_s`: MIN_CI_ROUNDS calls at least that long) needs no
+    pilot rounds: the plan is the fewest rounds whatever their spread, so the one timed
+    call stands for them. Smoke: two calls, one call per round, two rounds."""
     import time
 
-    start, calls = time.perf_counter(), 0
-    while calls < 2 or (not smoke and time.perf_counter() - start < WARMUP_S):
-        fn()
+    start = time.perf_counter()
+    fn()  # the first call: allocations, optimizer state, caches
+    calls = 1
+    while True:  # the last warm-up call is timed: it plans the rounds (not a sample)
+        synchronize(device)
+        one = time_once(fn, device)
         calls += 1
-    synchronize(device)
-    one = time_once(fn, device)
+        if calls >= 2 and (smoke or time.perf_counter() - start >= WARMUP_S):
+            break
     iterations = 1 if smoke else iterations_for(one, MIN_ROUND_S[torch.device(device).type])
     if not smoke and iterations == 1 and one >= enough_s:
         return 1, [one]

@@ -117,13 +117,15 @@ def test_a_call_too_slow_for_more_than_the_fewest_rounds_gets_no_pilot_rounds():
     bench = _conftest_module()
     calls = []
 
-    def slow():
+    def slow():  # two calls already exceed WARMUP_S
         calls.append(1)
-        time.sleep(0.02)
+        time.sleep(0.03)
 
+    assert 2 * 0.03 > bench.WARMUP_S
     iterations, pilot = bench._pilot(slow, "cpu", enough_s=0.01)
-    assert (iterations, len(pilot)) == (1, 1) and pilot[0] >= 0.02
+    assert (iterations, len(pilot)) == (1, 1) and pilot[0] >= 0.03
     skipped = len(calls)
+    assert skipped == 2  # a first call, then a timed warm-up call that plans the rounds
     calls.clear()
     bench._pilot(slow, "cpu")  # the budget affords more rounds: the pilot runs in full
     assert len(calls) == skipped + bench.PILOT_ROUNDS
