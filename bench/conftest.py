@@ -198,6 +198,9 @@ def env_by_device(request):
             for d in devices(request.config)}
 
 
+PARALLEL_COSTS_MIN = 32  # workloads; fewer are measured in this process (0.1-0.5 s each)
+
+
 def _cpu_workloads(items) -> list:
     """The CPU workloads whose costs the session's benchmarks record, in collection order:
     each timed workload, and both sides of a pair that records peak memory."""
@@ -220,14 +223,17 @@ def cpu_costs(request) -> dict:
     """FLOPs (both counters) and peak memory of every CPU workload this session times, by
     workload (`analysis.timing.round_costs`): counts and allocations, not times, so they are
     measured once, before the first benchmark is timed, in `count_workers()` processes (at
-    most 2), instead of inside each benchmark. CUDA workloads are measured in place."""
+    most 2; in this one for fewer than PARALLEL_COSTS_MIN), instead of inside each
+    benchmark. CUDA workloads are measured in place."""
     import functools
 
     from analysis.parallel import count_workers, ordered_map
 
     workloads = _cpu_workloads(request.session.items)
+    # a worker process costs seconds to start (it imports torch): worth it for a grid only
+    workers = count_workers() if len(workloads) >= PARALLEL_COSTS_MIN else 1
     costs = ordered_map(functools.partial(round_costs, device="cpu"), workloads,
-                        workers=count_workers())
+                        workers=workers)
     return dict(zip(workloads, costs))
 
 
