@@ -6,7 +6,7 @@ each input tensor. From that graph, `depth_of(trace)` gives:
 
 - ``matmul_depth``: the critical-path matmul depth, the largest number of matrix
   multiplications on any dependency chain. Matmul-like ops (the ones with a FLOP formula,
-  `analysis.trace.formulas.is_matmul`: mm, addmm, bmm, baddbmm, convolutions) weigh 1;
+  the trace's event kind "matmul": mm, addmm, bmm, baddbmm, convolutions) weigh 1;
   elementwise, reduction, view, indexing and sampling ops weigh 0. A fused attention kernel
   (SDPA, flash, efficient, cuDNN, and their backwards) weighs the dependent matmuls it
   stands for, per (input, output) pair, so that the fused and the manual kernels give the

@@ -224,13 +224,14 @@ def traced_call(fn: Callable[[], object], device: str | torch.device = "cpu"
     on CPU the trace's count of tensor storages. The trace keeps no tensor alive and its
     formulas allocate nothing, so the peak is the plain call's (tested)."""
     device = torch.device(device)
-    if device.type != "cuda":
-        tr = trace(fn, memory=True, modules=False)
-        return tr, int(tr.peak_bytes)
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
     tr = trace(fn, memory=True, modules=False)
+    if not cuda:
+        return tr, int(tr.peak_bytes)
     synchronize(device)
     return tr, int(torch.cuda.max_memory_allocated(device) - before)
 

@@ -2,7 +2,7 @@
 callable under the project's one dispatch-mode tracer and returns its events."""
 
 from analysis.trace.events import KINDS, OpEvent, Trace
-from analysis.trace.formulas import counter_notes, cpu_sdpa_mapping, flop_formulas, is_matmul
+from analysis.trace.formulas import counter_notes, cpu_sdpa_mapping, flop_formulas
 from analysis.trace.recorder import (
     Tracer,
     is_view_op,
@@ -10,11 +10,10 @@ from analysis.trace.recorder import (
     op_name,
     scan_steps,
     storage_key,
-    tensor_bytes,
     tensors_in,
     trace,
 )
 
 __all__ = ["KINDS", "OpEvent", "Trace", "Tracer", "counter_notes", "cpu_sdpa_mapping",
-           "flop_formulas", "is_matmul", "is_view_op", "matmul_layout", "op_name",
-           "scan_steps", "storage_key", "tensor_bytes", "tensors_in", "trace"]
+           "flop_formulas", "is_view_op", "matmul_layout", "op_name",
+           "scan_steps", "storage_key", "tensors_in", "trace"]

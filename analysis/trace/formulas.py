@@ -6,8 +6,9 @@ On CPU, `F.scaled_dot_product_attention` runs `aten._scaled_dot_product_flash_at
 gives them PyTorch's own SDPA formulas (the full T x T square; backward 5 matmuls), guarded
 for torch 2.4-2.13.
 
-One definition of a matmul for every analysis: an op with a formula here. Fused attention
-kernels have one too; depth weighs them by the matmuls they stand for (`analysis.depth`).
+One definition of a matmul for every analysis: an op with a formula here (the trace's
+event kind "matmul"). Fused attention kernels have one too; depth weighs them by the
+matmuls they stand for (`analysis.depth`).
 """
 
 from __future__ import annotations
@@ -76,9 +77,4 @@ def shape_formulas() -> dict:
     return out
 
 
-def is_matmul(packet) -> bool:
-    """The one definition of a matmul-like op: the trace has a FLOP formula for it."""
-    return packet in flop_formulas()
-
-
-__all__ = ["counter_notes", "cpu_sdpa_mapping", "flop_formulas", "is_matmul", "shape_formulas"]
+__all__ = ["counter_notes", "cpu_sdpa_mapping", "flop_formulas", "shape_formulas"]

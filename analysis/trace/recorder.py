@@ -99,11 +99,6 @@ def shapes_of(obj):
     return obj
 
 
-def tensor_bytes(t: torch.Tensor) -> int:
-    """numel x item size: the bytes of the tensor's elements (a view's, not its storage's)."""
-    return int(t.nbytes)
-
-
 def storage_key(t: torch.Tensor) -> int | None:
     """Identity of a tensor's storage (shared by its views), on real, fake and meta tensors
     alike; None for a tensor without one."""
@@ -495,4 +490,4 @@ def trace(fn: Callable[[], object], model: nn.Module | None = None, *,
 
 
 __all__ = ["Tracer", "is_view_op", "matmul_layout", "op_name", "scan_steps", "storage_key",
-           "tensor_bytes", "tensors_in", "trace"]
+           "tensors_in", "trace"]
