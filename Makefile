@@ -17,8 +17,11 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
+# the tests in pytest-xdist workers, one per core (TEST_WORKERS=0: in this process)
+TEST_WORKERS ?= auto
+
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 report: venv
 	$(BIN)/charlm report $(REPORT_ARGS)
