@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from analysis.report.summaries import with_interval
+from analysis.report.summaries import target_text, with_interval
 
 WIDTH = 100
 
@@ -37,9 +37,10 @@ def summary_lines(records: list[tuple[str, dict]], counts: dict[str, int], grid:
             converged = sum(bool(t.get("converged")) for t in timings)
             half = statistics.median((t["ci_high"] - t["ci_low"]) / 2 / t["median"]
                                      for t in timings if t.get("median"))
+            target = target_text(t.get("ci_target") for t in timings)
             lines.append(_fit(f"timed {len(timings)}: {converged} medians reached their "
-                              f"precision target (95% interval); median half-width "
-                              f"{half:.1%}"))
+                              f"precision target{target} (95% interval); median "
+                              f"half-width {half:.1%}"))
         if pairs:
             lines.append("paired ratios A/B (median of per-pair ratios, 95% interval):")
             for p in pairs:

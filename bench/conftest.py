@@ -337,7 +337,7 @@ def timing_info(samples, plan, load: dict, target: float) -> dict:
     """Median, minimum, the median's 95% CI, whether it met the target, drift, load."""
     stats = summarize(samples)
     lo, hi = median_ci(samples)
-    return {**stats.to_dict(), "ci_low": lo, "ci_high": hi,
+    return {**stats.to_dict(), "ci_low": lo, "ci_high": hi, "ci_target": target,
             "converged": (hi - lo) / 2 <= target * stats.median,
             "calls_per_round": plan.iterations, "plan": plan.to_dict(),
             "rounds_rule": "pilot-decided (analysis.timing.RoundPlan)",

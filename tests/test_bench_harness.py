@@ -41,7 +41,8 @@ def test_measure_fixture_records_what_a_fake_clock_dictates(pytester):
     out = pytester.path / "bench.json"
     result = pytester.runpytest_subprocess(
         "--benchmark-only", "--charlm-grid=quick", "--charlm-device=cpu", "--charlm-budget=0.05",
-        "-p", "no:cacheprovider", "-k", "attention-flash-forward-B4-T64", f"--benchmark-json={out}")
+        "-p", "no:cacheprovider", "-k", "attention-flash-forward-B4-T64", f"--benchmark-json={out}",
+        "--charlm-ci-target=0.04")
     result.assert_outcomes(passed=1)
     data = json.loads(out.read_text())
     (bench,) = data["benchmarks"]
@@ -54,6 +55,7 @@ def test_measure_fixture_records_what_a_fake_clock_dictates(pytester):
     assert timing["ci_low"] == pytest.approx(timing["ci_high"]) == pytest.approx(
         timing["median"])
     assert timing["converged"] is True and timing["drifted"] is False
+    assert timing["ci_target"] == 0.04  # the target asked for, kept with the median it judged
     assert {"load_before", "load_after", "steal_fraction", "min"} <= set(timing)
     # one layer, B=4, T=64, width 128: qkv 6BTD^2 + scores and values 2 * 2BT^2D + out 2BTD^2
     b, t, d = 4, 64, 128

@@ -45,3 +45,11 @@ def test_a_smoke_run_shows_no_numbers():
                           COUNTS, grid="quick", devices=["cpu"], smoke=True)
     assert "smoke" in lines[0]
     assert not any("[" in line for line in lines)
+
+
+def test_the_summary_names_the_precision_target_the_medians_were_timed_to():
+    records = [("timing", {"timing": {"median": 1.0, "ci_low": 0.96, "ci_high": 1.04,
+                                      "converged": True, "ci_target": 0.05}})] * 2
+    lines = summary_lines(records, COUNTS, grid="quick", devices=["cpu"])
+    assert lines[2] == ("timed 2: 2 medians reached their precision target (+-5%) (95% "
+                        "interval); median half-width 4.0%")

@@ -652,3 +652,18 @@ def test_workloads_traced_in_two_processes_are_the_traces_of_one():
     for _, row in rows.iterrows():
         w = workload_from_row(row)
         assert traces[w] == trace_workload(w)
+
+
+def test_a_quick_report_times_its_bench_to_a_wider_precision_target(tmp_path):
+    from analysis.report.config import QUICK_CI_TARGET
+    from analysis.report.pipeline import bench_command
+
+    quick = ReportConfig(out=tmp_path / "q", quick=True)
+    full = ReportConfig(out=tmp_path / "f")
+    assert f"--charlm-ci-target={QUICK_CI_TARGET}" in bench_command(quick, tmp_path / "b.json")
+    assert QUICK_CI_TARGET == 0.05
+    assert not any(a.startswith("--charlm-ci-target") for a in bench_command(
+        full, tmp_path / "b.json"))  # the bench's own 2%
+    # a bench result timed to one target is not resumed as the other's
+    assert json.loads(quick.settings("bench"))["ci_target"] == 0.05
+    assert json.loads(full.settings("bench"))["ci_target"] is None

@@ -353,6 +353,11 @@ def test_timing_quality_counts_converged_and_drifted_and_states_load():
                              "intervals); the 1-minute load average was 0.50 to 1.90, CPU steal "
                              "at most 1.0%.")
     assert s.table.iloc[0]["rounds"] == "6..50"
+    # the target each median was timed to is named once recorded (a quick run's is wider)
+    quick = S.timing_quality_summary(timing.assign(ci_target=0.05)).findings[0]
+    assert "within the precision target (+-5%) (median half-width 3.5%)" in quick
+    mixed = S.timing_quality_summary(timing.assign(ci_target=[0.02, 0.05, 0.05, 0.02]))
+    assert "precision target (+-2% to +-5%)" in mixed.findings[0]
 
 
 @pytest.mark.parametrize("slope,words", [(0.05, "about flat"), (0.75, "sublinear"),

@@ -20,6 +20,7 @@ PARTIAL_DIR = ".partial"
 RUNS_DIR = Path("runs") / "report"
 REFERENCE_DIR = REPO / "results" / "reference"
 FULL_GRID = "default"
+QUICK_CI_TARGET = 0.05  # the bench's precision target in a quick run (a full one: 2%)
 
 
 def default_out(device: str, quick: bool = False) -> Path:
@@ -97,6 +98,13 @@ class ReportConfig:
         return self.train_steps or (40 if self.quick else 300)
 
     @property
+    def ci_target(self) -> float | None:
+        """The bench's precision target (half-width of each median's 95% interval, as a
+        fraction of it): QUICK_CI_TARGET for a quick run, None (the bench's CI_TARGET, 2%)
+        for a full one. A 5% target needs about a sixth of a 2% target's rounds."""
+        return QUICK_CI_TARGET if self.quick else None
+
+    @property
     def calibration_passes(self) -> int:
         """Passes of the calibrate stage's calibration: 1 for a quick run (about a third of
         the time), analysis.calibrate.PASSES for a full one."""
@@ -122,7 +130,8 @@ class ReportConfig:
                   "threads": self.threads, "grid": self.grid, "commit": git_commit()}
         extra = {"training": lambda: {"steps": self.steps, "models": list(self.models)},
                  "bench": lambda: {"bench_json": str(self.bench_json) if self.bench_json
-                                   else None, "only": self.only, "budget": self.budget},
+                                   else None, "only": self.only, "budget": self.budget,
+                                   "ci_target": self.ci_target},
                  "ceiling": lambda: {"n": self.ceiling_n},
                  "calibrate": lambda: {"passes": self.calibration_passes},
                  "repeat": lambda: {"repeat": self.repeat, "only": self.only,

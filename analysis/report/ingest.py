@@ -45,6 +45,7 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
             "min_s": timing.get("min", stats.get("min")),
             "ci_low_s": timing.get("ci_low"),
             "ci_high_s": timing.get("ci_high"),
+            "ci_target": timing.get("ci_target"),
             "converged": timing.get("converged"),
             "drifted": timing.get("drifted"),
             "drift_rel": timing.get("drift_rel"),

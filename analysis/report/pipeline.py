@@ -167,7 +167,8 @@ def bench_json_path(cfg: ReportConfig) -> Path:
 def bench_command(cfg: ReportConfig, json_path: Path,
                   files: tuple[str, ...] = BENCH_FILES) -> list[str]:
     extra = (["-k", cfg.only] if cfg.only else []) + (
-        [f"--charlm-budget={cfg.budget}"] if cfg.budget is not None else [])
+        [f"--charlm-budget={cfg.budget}"] if cfg.budget is not None else []) + (
+        [f"--charlm-ci-target={cfg.ci_target}"] if cfg.ci_target is not None else [])
     return [sys.executable, "-m", "pytest", *(str(BENCH_DIR / f) for f in files),
             "--benchmark-only", f"--charlm-grid={cfg.grid}", f"--charlm-device={cfg.device}",
             f"--charlm-threads={cfg.threads}", f"--benchmark-json={json_path}",

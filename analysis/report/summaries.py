@@ -487,6 +487,17 @@ def with_interval(x, lo, hi, digits: int = 2) -> str:
     return f"{show(x)} [{show(lo)}, {show(hi)}]"
 
 
+def target_text(targets) -> str:
+    """' (+-2%)': the precision target(s) the medians were timed to (the half-width of the
+    median's 95% interval, as a fraction of it), ' (+-2% to +-5%)' if they differ, '' where
+    none was recorded (bench JSON older than the record)."""
+    values = sorted({float(t) for t in targets if t is not None and np.isfinite(float(t))})
+    if not values:
+        return ""
+    shown = [f"+-{v:.0%}" if round(v * 100, 6).is_integer() else f"+-{v:.1%}" for v in values]
+    return f" ({shown[0]})" if len(shown) == 1 else f" ({shown[0]} to {shown[-1]})"
+
+
 def supported_digits(value, lo, hi, most: int = 3) -> int:
     """Significant digits of `value` that its 95% interval [lo, hi] supports: the last digit
     printed is the first one the interval's half-width reaches (1 to `most`; `most` for an
@@ -569,8 +580,10 @@ def timing_quality_summary(timing: pd.DataFrame | None) -> Summary:
         "load average": (f"{load.min():.2f}..{load.max():.2f}" if not load.empty else ""),
         "max CPU steal": f"{steal.max():.1%}" if not steal.empty else "",
     }])
+    targets = ok["ci_target"] if "ci_target" in ok.columns else ()
     text = (f"Timing quality: {converged} of {n} medians have a 95% interval within the "
-            f"precision target (median half-width {width.median():.1%}); {drifted} of {n} "
+            f"precision target{target_text(targets)} (median half-width "
+            f"{width.median():.1%}); {drifted} of {n} "
             "drifted during their run (first and last quarter of rounds with disjoint "
             "intervals)")
     if not load.empty:
