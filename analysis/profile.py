@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -32,14 +31,14 @@ from torch import nn
 from analysis.calibrate import Machine, load_machine
 from analysis.counters import FORWARD_COUNTERS, Count, forward_counts, not_counted
 from analysis.depth import depth_of
+from analysis.factories import OPTIMIZERS, QUANTITIES, check_call, first_tensor
+from analysis.factories import call as runner
 from analysis.predict import predict_trace
 from analysis.timing import median_ci, peak_memory, recorded_environment, time_call
-from analysis.trace import counter_notes, tensors_in, trace
+from analysis.trace import counter_notes, trace
 from charlm.models.registry import count_parameters
 from charlm.validate import check_device, lookup, positive_int
 
-QUANTITIES = ("forward", "train")
-OPTIMIZERS = {None: None, "adam": torch.optim.Adam}
 CONVENTIONS = (
     "FLOPs: 2 per multiply-add, matrix products only (PyTorch's formulas; the second "
     "counters' below); elementwise work is not counted",
@@ -120,27 +119,6 @@ class ProfileResult:
         }
 
 
-def check_call(model, inputs) -> tuple:
-    """The arguments `model(*args)` takes: `inputs` as a tuple; ValueError for a model that
-    is not an nn.Module or inputs that are neither a tensor nor a tuple."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(inputs, torch.Tensor):
-        return (inputs,)
-    if isinstance(inputs, tuple):
-        return inputs
-    raise ValueError(f"inputs must be a tensor or a tuple of arguments for model(*inputs), "
-                     f"got {type(inputs).__name__}")
-
-
-def first_tensor(out) -> torch.Tensor:
-    """The output a profile reads: `out` if a tensor, else the first tensor in it."""
-    found = tensors_in(out)
-    if not found:
-        raise ValueError(f"the model returned {type(out).__name__} with no tensor in it")
-    return found[0]
-
-
 class _FirstTensor(nn.Module):
     """`model(*args)` reduced to its first tensor, for the second counters (a TorchScript
     trace, say)."""
@@ -166,27 +144,6 @@ def _probe(model: nn.Module, args: tuple, grad: bool) -> tuple[torch.Tensor, lis
         f"the model returns {type(out).__name__}: its first tensor, of shape "
         f"{tuple(tensor.shape)}, is the output"]
     return tensor, notes
-
-
-def runner(model: nn.Module, args: tuple, quantity: str, optimizer: str | None
-           ) -> Callable[[], object]:
-    """One call of `quantity` (see the module docstring); train makes a fresh optimizer."""
-    if quantity == "forward":
-        def forward():
-            with torch.no_grad():
-                return model(*args)
-        return forward
-    opt = OPTIMIZERS[optimizer](model.parameters()) if optimizer else None
-
-    zero_grad = opt.zero_grad if opt is not None else model.zero_grad
-
-    def train():
-        zero_grad(set_to_none=True)
-        out = first_tensor(model(*args))
-        (out if out.dim() == 0 else out.sum()).backward()
-        if opt is not None:
-            opt.step()
-    return train
 
 
 def _machine(machine, device: str) -> Machine | None:

@@ -31,6 +31,7 @@ COMMANDS = [
     "charlm.commands.calibrate",
     "charlm.commands.predict_time",
     "charlm.commands.profile",
+    "charlm.commands.derive",
 ]
 
 # An example for the commands whose modules do not give one (their epilog wins).

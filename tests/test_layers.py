@@ -10,9 +10,10 @@ Bottom to top:
   (`device_name`), verdicts, parallel.
 - L2 quantities, runners, traces, counters: quantities (what is measured and the callables
   that run it), grids (bench grid files), optrace, depth, counters, the `analysis.trace`
-  subpackage, and workloads (bench workloads, on top of the counters).
+  subpackage, workloads (bench workloads, on top of the counters) and factories (any
+  model at any sizes: `charlm profile` and `charlm derive` take one).
 - L3 timing, calibrate (the fitted runtime model), predict.
-- L4 the analyses over them: reconcile, checker, questions, gru_exercises, flops_api.
+- L4 the analyses over them: reconcile, checker, questions, gru_exercises, flops_api, derive.
 - L5 bench / sweep / report: merge (the bench's files, keys and JSON merge), sweep, the
   bench harness's plugin and summary (bench_sharding, bench_summary: they use the sweep's
   shards and the report's number format), report/*, plots, repro, profile.
@@ -47,12 +48,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "analysis.verdicts", "analysis.parallel")),
     ("L2 quantities, runners, traces, counters", (
         "analysis.quantities", "analysis.grids", "analysis.optrace", "analysis.depth",
-        "analysis.counters.*", "analysis.trace.*", "analysis.workloads")),
+        "analysis.counters.*", "analysis.trace.*", "analysis.workloads",
+        "analysis.factories")),
     ("L3 timing and prediction", (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (
         "analysis.reconcile", "analysis.checker", "analysis.questions",
-        "analysis.gru_exercises", "analysis.flops_api")),
+        "analysis.gru_exercises", "analysis.flops_api", "analysis.derive")),
     ("L5 bench, sweep, report", (
         "analysis.merge", "analysis.sweep", "analysis.bench_sharding",
         "analysis.bench_summary", "analysis.report.*", "analysis.plots", "analysis.repro",

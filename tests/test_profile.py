@@ -133,7 +133,7 @@ def test_transformer_encoder_train_equals_the_hand_count_attention_included():
 
 def test_hugging_face_gpt2_forward_equals_the_hand_count(capsys):
     pytest.importorskip("transformers")
-    from charlm.commands.profile import load_factory
+    from analysis.factories import load_factory
 
     factory, _ = load_factory("examples/hf_gpt2.py:gpt2")
     b, t, d, layers, heads, vocab = 2, 16, 32, 2, 4, 50

@@ -12,9 +12,6 @@ transformer), whose factory is its architecture table entry.
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-
 from charlm.commands.common import (
     MODEL_NAMES,
     add_threads_arg,
@@ -79,79 +76,6 @@ def parse_sizes(items: list[str]) -> dict[str, int]:
     return sizes
 
 
-def load_factory(target: str):
-    """(factory, label) for TARGET: a built-in model's table entry, or FUNC of FILE.py
-    (FILE loaded by path and run). ValueError for a missing file or function."""
-    if target in MODEL_NAMES:
-        from analysis.architectures import architecture
-
-        return architecture(target).factory, target
-    path, sep, name = target.rpartition(":")
-    if not sep or not path or not name:
-        raise ValueError(f"TARGET {target!r}: give FILE.py:FUNC (a model factory) or a "
-                         f"built-in model: {', '.join(MODEL_NAMES)}")
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"TARGET {target!r}: no file {file}")
-    module = _load_file(file)
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        found = sorted(k for k, v in vars(module).items()
-                       if inspect.isfunction(v) and v.__module__ == module.__name__)
-        raise ValueError(f"TARGET {target!r}: {file} has no function {name}"
-                         + (f"; its functions: {', '.join(found)}" if found else ""))
-    return factory, target
-
-
-def _load_file(file: Path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"charlm_factory_{file.stem}", file)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"cannot load {file} as Python")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the user's file: its error, in one line
-        raise ValueError(f"loading {file} raised {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def check_sizes(factory, label: str, sizes: dict) -> None:
-    """ValueError for a size the factory's signature does not take, or a size it needs
-    that --size does not give."""
-    params = inspect.signature(factory).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    named = {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    takes = ", ".join(f"{k}={p.default}" if p.default is not p.empty else k
-                      for k, p in named.items()) or "none"
-    unknown = [k for k in sizes if k not in named]
-    if unknown:
-        raise ValueError(f"--size {unknown[0]}: {label} takes no size {unknown[0]}; its "
-                         f"sizes: {takes}")
-    missing = [k for k, p in named.items() if p.default is p.empty and k not in sizes]
-    if missing:
-        raise ValueError(f"{label} needs --size {missing[0]}=N; its sizes: {takes}")
-
-
-def build(factory, label: str, sizes: dict):
-    """(model, inputs) the factory returns; ValueError when it raises or returns anything
-    else."""
-    from torch import nn
-
-    check_sizes(factory, label, sizes)
-    try:
-        made = factory(**sizes)
-    except Exception as exc:  # noqa: BLE001 - the user's factory: its error, in one line
-        raise ValueError(f"{label} raised {type(exc).__name__}: {exc}") from exc
-    if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module)):
-        got = type(made[0] if isinstance(made, tuple) and made else made).__name__
-        raise ValueError(f"{label} must return (model, inputs) with model a torch.nn.Module, "
-                         f"got {got}")
-    return made
-
-
 def run(args) -> int:
     from charlm.validate import check_device, positive_int
 
@@ -162,9 +86,11 @@ def run(args) -> int:
     if args.time or not args.machine:  # both run on the device; a file alone does not
         check_device(args.device)
     threads = use_threads(args.threads)
+    from analysis.factories import build, check_call, load_factory
+    from analysis.profile import profile
+
     factory, label = load_factory(args.target)
     model, inputs = build(factory, label, sizes)
-    from analysis.profile import check_call, profile
     from charlm.commands.predict_time import machine_for
 
     check_call(model, inputs)
