@@ -414,8 +414,9 @@ def _step_hint(variables: tuple, steps: Mapping[str, int]) -> str:
     unstepped = [v for v in variables if steps.get(v, 1) == 1]
     if not unstepped:
         return ""
-    return (f" (if the model takes {unstepped[0]} only in multiples of something, give a "
-            f"step: --step {unstepped[0]}=K)")
+    names = " or ".join(unstepped)
+    return (f" (if the model takes {names} only in multiples of some K, give a step, "
+            f"e.g. --step {unstepped[-1]}=K)")
 
 
 # ---------------------------------------------------------------------------- sources
