@@ -109,8 +109,80 @@ def _derive_sublayer(q: Question, phase=None, **kw) -> sp.Expr:
     return sp.Integer(architecture(q.model).depth.sublayer(q.sublayer))
 
 
-# The question kinds: one derivation (and one measurement, MEASUREMENTS) each.
-DERIVATIONS = {"flops": _derive_flops, "depth": _derive_depth, "sublayer_depth": _derive_sublayer}
+@lru_cache(maxsize=64)
+def _derivation(model: str, phase: str, folder: str, spec: str):
+    """The `analysis.derive` Derivation a "derived" question names (cached per question
+    spec, a JSON string). model: a built-in, or a factory FILE.py:FUNC relative to the
+    questions file's folder (course staff's code, loaded and run as `charlm derive` does).
+    DerivationMismatch when the counts do not verify as a polynomial."""
+    import json
+
+    from analysis import derive as D
+
+    table = json.loads(spec)
+    source = _source(model, phase, folder, spec)
+    found = D.derive(source, table["vary"], table.get("fix"), table.get("step"))
+    if not found.verified:
+        first = found.failures[0]
+        raise DerivationMismatch(f"{model} {phase}: the derived formula did not verify "
+                                 f"({first.get('message') or first})")
+    return found
+
+
+@lru_cache(maxsize=64)
+def _source(model: str, phase: str, folder: str, spec: str):
+    """The `analysis.derive.Source` of a "derived" question (see `_derivation`)."""
+    import json
+    from pathlib import Path
+
+    from analysis import derive as D
+
+    table = json.loads(spec)
+    measure = table.get("measure", "flops")
+    if model in architecture_names():
+        return D.builtin_source(model, phase or "forward", measure,
+                                table.get("kv_cache", False))
+    from analysis.factories import load_factory
+
+    file, sep, func = model.rpartition(":")
+    path = Path(file) if Path(file).is_absolute() else Path(folder) / file
+    factory, _ = load_factory(f"{path}{sep}{func}")
+    return D.factory_source(factory, model, phase or "forward", measure)
+
+
+def architecture_names() -> tuple[str, ...]:
+    from analysis.architectures import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+def _key(q: Question) -> tuple:
+    import json
+
+    return q.model, q.phase or "forward", q.folder, json.dumps(q.derive, sort_keys=True)
+
+
+def derivation_of(q: Question):
+    return _derivation(*_key(q))
+
+
+def _derive_measured(q: Question, phase: str | None = None, **kw) -> sp.Expr:
+    """A "derived" question's reference: the formula `analysis.derive` derives from counts
+    (the sum of the named terms `q.terms` when given, e.g. every term but the head)."""
+    found = derivation_of(q)
+    if not q.terms:
+        return found.formula
+    unknown = [t for t in q.terms if t not in found.terms]
+    if unknown:
+        raise ValueError(f"question {q.id}: no derived term {unknown[0]!r}; the terms: "
+                         f"{', '.join(found.terms)}")
+    return sp.expand(sp.Add(*(found.terms[t] for t in q.terms)))
+
+
+# The question kinds: one derivation (and one measurement, MEASUREMENTS) each. "derived":
+# the reference is derived from counts (its measurement is the derivation's own check).
+DERIVATIONS = {"flops": _derive_flops, "depth": _derive_depth, "sublayer_depth": _derive_sublayer,
+               "derived": _derive_measured}
 
 
 def homework_questions(path=QUESTIONS_FILE) -> dict[str, Question]:
@@ -200,8 +272,17 @@ def _measure_sublayer(q: Question, sizes: dict) -> int:
         return trace(lambda: module(x)).matmul_depth
 
 
+def _measure_derived(q: Question, sizes: dict) -> int:
+    """A "derived" question's count at `sizes` (its varied sizes; the rest held as its
+    derivation held them), counted afresh by the derivation's source: the total, or the
+    sum of the question's terms."""
+    found = derivation_of(q)
+    counted = _source(*_key(q)).count({**_source(*_key(q)).defaults, **found.fixed, **sizes})
+    return sum(counted.get(t, 0) for t in q.terms) if q.terms else counted["total"]
+
+
 MEASUREMENTS = {"flops": _measure_flops, "depth": _measure_depth,
-                "sublayer_depth": _measure_sublayer}
+                "sublayer_depth": _measure_sublayer, "derived": _measure_derived}
 
 
 def _measured_expression(q: Question, derived: sp.Expr) -> sp.Expr:
@@ -318,12 +399,42 @@ def _alternatives(q: Question, answer: sp.Expr) -> list[str]:
     return found
 
 
+def _derived_rows(q: Question, answer: sp.Expr, derived: sp.Expr) -> list[tuple]:
+    """A "derived" question's measured rows: at the held-out sizes of its derivation, the
+    answer's and the formula's values and a fresh count (DerivationMismatch if they
+    differ)."""
+    from analysis.derive import evaluate
+
+    rows = []
+    for point in derivation_of(q).held_out:
+        value, measured = evaluate(derived, point), MEASUREMENTS[q.kind](q, dict(point))
+        if value != measured:
+            raise DerivationMismatch(f"{q.id}: derived {_show(derived)} = {value} but "
+                                     f"measured {measured} at {point}")
+        rows.append((dict(point), evaluate(answer, point), value, measured))
+    return rows
+
+
 def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
     answer = assumed(parse_answer(answer_text, q.id), q)
+    if q.kind == "derived":  # the sizes the derivation held, as stated assumptions
+        from analysis.derive import symbol
+
+        held = derivation_of(q).fixed
+        answer = sp.expand(answer.xreplace({symbol(k): v for k, v in held.items()
+                                            if isinstance(v, int)}))
     derived = derived_expression(q)
     measured_expr = _measured_expression(q, derived)
     how, diff = compare(answer, derived, q.lower_order_ok)
     free = {s.name for s in (derived.free_symbols | answer.free_symbols)}
+    if q.kind == "derived":
+        rows = _derived_rows(q, answer, derived)
+    else:
+        rows = _measured_rows(q, answer, derived, measured_expr, free, grid)
+    return _verdict_row(q, answer_text, answer, derived, measured_expr, how, diff, free, rows)
+
+
+def _measured_rows(q: Question, answer, derived, measured_expr, free: set, grid: dict) -> list:
     # Vary every size the measurement depends on and the question leaves open, not only the
     # symbols in the expressions: a constant answer (6 per layer) is measured at several T, D.
     arch = architecture(q.model)
@@ -340,6 +451,11 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
                 f"{q.id}: derived {_show(measured_expr)} = {expected} but measured {measured} "
                 f"at {point}")
         rows.append((point, _value(answer, point), _value(derived, point), measured))
+    return rows
+
+
+def _verdict_row(q: Question, answer_text: str, answer, derived, measured_expr, how, diff,
+                 free: set, rows: list) -> dict:
     verdict = Verdict.CORRECT if how != "different" else Verdict.INCORRECT
     measured_what = ("" if measured_expr == derived
                      else f" (the measurement covers {', '.join(q.measured_terms)} together)")
@@ -362,8 +478,16 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
         if holds:
             reasoning.append("holds only when " + " or ".join(f"{s.name} = 1" for s in holds))
         reasoning += _alternatives(q, answer)
-    reasoning.append(f"derived agrees with measurement on {len(rows)} grid "
-                     f"point{'s' if len(rows) != 1 else ''}{measured_what}")
+    if q.kind == "derived":
+        found = derivation_of(q)
+        held = ", ".join(f"{k} = {v}" for k, v in found.fixed.items()) or "none"
+        reasoning.append(f"derived from {found.points} counts of {found.label} "
+                         f"({found.quantity}, {found.convention}; sizes held: {held}) and "
+                         f"verified exactly at {len(rows)} held-out "
+                         f"size{'s' if len(rows) != 1 else ''}")
+    else:
+        reasoning.append(f"derived agrees with measurement on {len(rows)} grid "
+                         f"point{'s' if len(rows) != 1 else ''}{measured_what}")
     if q.note:
         reasoning.append(q.note.rstrip("."))
     counterexample = None
@@ -417,8 +541,13 @@ def check_answers(answers: dict[str, str], grid: dict = GRID,
     return frame[list(ROW_FIELDS) + [c for c in frame.columns if c not in ROW_FIELDS]]
 
 
-def check_file(path, grid: dict = GRID) -> pd.DataFrame:
-    return check_answers(load_answers(path), grid)
+def check_file(path, grid: dict = GRID, questions_path=None) -> pd.DataFrame:
+    """The answers of `path` checked against the homework's questions, or those of
+    `questions_path` (a course's own TOML, in the homework file's format; a "derived"
+    question's reference is derived from counts, `analysis.derive`)."""
+    known = None if questions_path is None else load_questions(questions_path,
+                                                               kinds=DERIVATIONS)
+    return check_answers(load_answers(path), grid, questions=known)
 
 
 def list_questions() -> pd.DataFrame:

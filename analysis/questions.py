@@ -45,6 +45,39 @@ class Question:
     measure: dict = field(default_factory=dict)
     note: str = ""
     lower_order_ok: bool = True
+    # kind "derived": how `analysis.derive` derives the reference from counts (DERIVE_KEYS;
+    # checked by `derive_spec`); folder: the questions file's, for a factory FILE.py:FUNC
+    derive: dict = field(default_factory=dict)
+    folder: str = "."
+
+
+DERIVE_KEYS = {"vary": list, "fix": dict, "step": dict, "measure": str, "kv_cache": bool}
+
+
+def derive_spec(qid: str, table) -> dict:
+    """A question's `derive` table, checked: vary (a list of size names, required), fix and
+    step (size name -> positive integer), measure (flops | params | bytes | depth),
+    kv_cache. ValueError naming the question for anything else."""
+    if not isinstance(table, dict):
+        raise ValueError(f"question {qid}: derive must be a table, e.g. "
+                         'derive = { vary = ["T", "D"] }')
+    for key, value in table.items():
+        want = DERIVE_KEYS.get(key)
+        if want is None:
+            raise ValueError(f"question {qid}: derive has no key {key!r}; its keys: "
+                             f"{', '.join(DERIVE_KEYS)}")
+        if not isinstance(value, want):
+            raise ValueError(f"question {qid}: derive.{key} must be a {want.__name__}")
+    vary = table.get("vary")
+    if not vary or not all(isinstance(v, str) and v.isidentifier() for v in vary):
+        raise ValueError(f"question {qid}: derive.vary must list the size names the formula "
+                         'is in, e.g. vary = ["T", "D"]')
+    for key in ("fix", "step"):
+        for name, value in table.get(key, {}).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"question {qid}: derive.{key}.{name} must be a positive "
+                                 f"integer, got {value!r}")
+    return dict(table)
 
 
 def _read_text(path: Path) -> str:
@@ -104,6 +137,8 @@ def load_questions(path: Path = QUESTIONS_FILE, kinds: Collection[str] | None = 
             measure=dict(spec.get("measure", {})),
             note=spec.get("note", ""),
             lower_order_ok=bool(spec.get("lower_order_ok", True)),
+            derive=derive_spec(qid, spec.get("derive")) if spec["kind"] == "derived" else {},
+            folder=str(Path(path).resolve().parent),
         )
     return out
 

@@ -81,7 +81,7 @@ def test_question_kinds_come_from_the_derivations(tmp_path):
     bad.write_text('[questions."x.y"]\nsection = "s"\nquestion = "q"\nkind = "speed"\n'
                    'model = "transformer"\n')
     with pytest.raises(ValueError, match="kind must be one of flops, depth, sublayer_depth, "
-                                         "got 'speed'"):
+                                         "derived, got 'speed'"):
         checker.homework_questions(bad)
 
 

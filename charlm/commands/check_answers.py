@@ -36,6 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table: fits 100 columns, long cells wrapped; csv / json: every "
                         "field in full")
+    p.add_argument("--questions", metavar="FILE",
+                   help="a course's own questions TOML in the homework file's format "
+                        "(analysis/data/homework_questions.toml); kind = \"derived\" takes "
+                        "its reference from charlm derive (a model FILE.py:FUNC there is "
+                        "loaded and run, as charlm derive runs it); default: the homework's")
     p.add_argument("--grid", choices=["default", "quick"], default="default",
                    help="sizes the derivations are measured on")
     p.add_argument("--out", help="also write the verdicts as CSV here, and a Markdown table "
@@ -63,7 +68,10 @@ def run(args) -> int:
         return 0
     if not args.file:
         raise ValueError("give an answers FILE.toml (or --list)")
-    frame = check_file(args.file, QUICK_GRID if args.grid == "quick" else GRID)
+    if args.questions and not Path(args.questions).is_file():
+        raise ValueError(f"--questions {args.questions}: no such file")
+    frame = check_file(args.file, QUICK_GRID if args.grid == "quick" else GRID,
+                       questions_path=args.questions)
     if args.out:
         write_results(frame, args.out, source=args.file)
     if args.format == "json":
