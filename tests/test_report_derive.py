@@ -107,7 +107,7 @@ def test_a_disagreeing_row_is_named_with_its_difference():
     s = S.derived_summary(_rows())
     assert s.findings[0] == (
         "Derived formulas: 1 of 2 formulas derived from counts alone (1 model; quantities "
-        "forward, train; measures FLOPs) equal the hand-written ones; not equal: transformer "
+        "forward, train; measure FLOPs) equal the hand-written ones; not equal: transformer "
         "train FLOPs (derived - hand-written = 2LT^2D).")
     assert s.findings[1] == ("All 2 were verified on 4 held-out sizes each (110 sizes counted "
                              "in 3 s of counting).")

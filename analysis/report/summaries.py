@@ -799,9 +799,14 @@ def derived_summary(derived: pd.DataFrame | None) -> Summary:
             table["failure"] = ok["failure"].fillna("")
         n = len(ok)
         held = _names(ok["held_out"].astype(int)) if "held_out" in ok.columns else "?"
+        def listed(one: str, many: str, values: pd.Series) -> str:
+            names = list(dict.fromkeys(values))
+            return f"{one if len(names) == 1 else many} {', '.join(map(str, names))}"
+
         models = ok["model"].nunique()
-        scope = (f"{models} model{'s' if models != 1 else ''}; quantities "
-                 f"{_names(table['quantity'])}; measures {_names(table['measure'])}")
+        scope = (f"{models} model{'s' if models != 1 else ''}; "
+                 f"{listed('quantity', 'quantities', table['quantity'])}; "
+                 f"{listed('measure', 'measures', table['measure'])}")
         counted = (f"{int(ok['points'].sum()):,} sizes counted in "
                    f"{float(ok['seconds'].sum()):.0f} s of counting")
         if equal.all() and verified.all():
