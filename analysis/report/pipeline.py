@@ -4,7 +4,8 @@ configuration and the context the stages share).
 Stages (in order): environment, ceiling (a large matmul: the device's FLOP/s ceiling),
 bench (pytest-benchmark suite, or a saved JSON of it) -> timing/attention/torch-reference
 tables, flops (reconciliation of predicted and measured FLOPs), depth (predicted and traced
-sequential depth), check (the homework's answers), training (a short run of each model),
+sequential depth), check (the homework's answers), derive (each built-in's formulas derived
+from counts beside the hand-written ones), training (a short run of each model),
 calibrate (machine constants; every timing row's predicted time), figures, markdown.
 
 Outputs: a run writes under `ReportConfig.out`, by default `runs/report/<device>` (git
@@ -318,6 +319,109 @@ def stage_check(ctx: Context) -> None:
     atomic_to_csv(frame, ctx.path("homework_check.csv"))
 
 
+# the derive stage: (quantity, measure, kv_cache) per grid, and the sizes each varies (those
+# the model takes); a quick run derives the FLOPs of forward alone (about 5 s of counting)
+DERIVE_CASES = {
+    "quick": (("forward", "flops", False),),
+    "default": (("params", "params", False), ("forward", "flops", False),
+                ("backward", "flops", False), ("train", "flops", False),
+                ("generate", "flops", False), ("generate", "flops", True),
+                ("forward", "depth", False)),
+}
+DERIVE_VARY = {"params": ("D", "L", "V"), "generate": ("P", "N", "D", "L", "V")}
+DERIVE_VARY_DEFAULT = ("T", "D", "L", "V")
+
+
+def hand_written_formula(model: str, quantity: str, measure: str, kv_cache: bool = False,
+                         kernel: str | None = None):
+    """The hand-written total a derivation is compared with (sympy): the cost model's
+    (analysis.reconcile.formula_for: FLOPs, parameters) or the depth model's (matmuls plus
+    scan steps). A Piecewise (the windowed transformer's generate: the context window fits
+    the prompt and new tokens, or it slides) is read in its first branch, the regime a
+    derivation counts (no context window given: one that fits)."""
+    import sympy as sp
+
+    from analysis.architectures import architecture
+    from analysis.reconcile import formula_for
+
+    if measure == "depth":
+        total = architecture(model).depth.quantity(quantity, kv_cache=kv_cache).total
+    else:
+        total = formula_for(model, quantity, kernel, kv_cache)[0].total
+    return total.replace(sp.Piecewise, lambda *args: args[0][0])
+
+
+def derived_formula_row(model: str, quantity: str, measure: str,
+                        kv_cache: bool = False) -> pd.DataFrame:
+    """One row of derived_formulas.csv: `model`'s `quantity` (`measure`) derived from counts
+    (analysis.derive, the sizes of DERIVE_VARY the model takes varied, the others held at
+    the source's defaults), beside the hand-written formula at the same held sizes, and
+    whether the two are equal (their expanded difference is zero)."""
+    import sympy as sp
+
+    from analysis.architectures import architecture
+    from analysis.counters import single_thread
+    from analysis.derive import builtin_source, derive, reading
+    from analysis.formulas import SYMBOLS
+
+    arch = architecture(model)
+    kernel = arch.attention_kinds[0] if arch.has_attention else None
+    source = builtin_source(model, quantity, measure, kv_cache, kernel)
+    varied = [v for v in DERIVE_VARY.get(quantity, DERIVE_VARY_DEFAULT) if v in source.sizes]
+    with single_thread():
+        found = derive(source, varied)
+    hand = hand_written_formula(model, quantity, measure, kv_cache, kernel)
+    hand = hand.xreplace({SYMBOLS[k]: sp.Integer(v) for k, v in found.fixed.items()
+                          if k in SYMBOLS})
+    difference = sp.expand(found.formula - hand)
+    return pd.DataFrame([{
+        "model": model, "attention": kernel or "", "quantity": quantity, "measure": measure,
+        "kv_cache": kv_cache, "varied": ", ".join(varied),
+        "fixed": ", ".join(f"{k}={v}" for k, v in found.fixed.items()),
+        "derived": found.reading(), "hand_written": reading(hand),
+        "equal": difference == 0, "difference": "" if difference == 0 else reading(difference),
+        "verified": found.verified, "held_out": len(found.held_out),
+        "failure": _failure_text(found.failures[0]) if found.failures else "",
+        "points": found.points, "seconds": round(found.seconds, 2),
+        "convention": found.convention}])
+
+
+def _failure_text(failure: dict) -> str:
+    """A derivation's first failure in words: where a held-out count and the formula
+    differ, or why a size's counts are no low-degree polynomial."""
+    if "counted" in failure:
+        at = ", ".join(f"{k}={v}" for k, v in failure["sizes"].items())
+        return (f"at {at}: {failure['what']} counted {failure['counted']}, the formula "
+                f"gives {failure['formula']}")
+    return str(failure.get("message", failure))
+
+
+def derive_cells(grid: str) -> list[tuple[str, Callable[[], pd.DataFrame]]]:
+    """One cell per built-in model x (quantity, measure, kv_cache) of DERIVE_CASES[grid]
+    (the KV cache where the architecture has one), each a picklable partial."""
+    from analysis.architectures import ARCHITECTURES
+
+    cells = []
+    for quantity, measure, kv_cache in DERIVE_CASES[grid]:
+        for name, arch in ARCHITECTURES.items():
+            if kv_cache and not arch.kv_cache:
+                continue
+            key = f"{name}-{quantity}{'-kv' if kv_cache else ''}-{measure}"
+            cells.append((key, functools.partial(derived_formula_row, name, quantity,
+                                                 measure, kv_cache)))
+    return cells
+
+
+def stage_derive(ctx: Context) -> None:
+    """derived_formulas.csv: each built-in's formulas derived from counts (analysis.derive)
+    and compared with the hand-written ones. A full run counts in count_workers() processes
+    (counts do not depend on time; 37 cells: 47 s against 61 s in one); a quick one in this
+    process (6 cells: 5 s, against 10 s in two fresh processes that each import and warm
+    up torch first)."""
+    run_cells(ctx, "derived_formulas.csv", derive_cells(ctx.cfg.grid),
+              workers=1 if ctx.cfg.quick else count_workers())
+
+
 def stage_training(ctx: Context) -> None:
     from charlm.train import TrainConfig, train
 
@@ -518,6 +622,7 @@ STAGES: dict[str, Stage] = {
         Stage("flops", stage_flops, ("flops_reconciliation.csv",)),
         Stage("depth", stage_depth, ("depth.csv",)),
         Stage("check", stage_check, ("homework_check.csv",)),
+        Stage("derive", stage_derive, ("derived_formulas.csv",)),
         Stage("training", stage_training, ("training_curves.csv",)),
         Stage("devices", stage_devices, ("devices_timing.csv", "devices_ratios.csv"),
               always=True),
@@ -577,14 +682,16 @@ def check_destination(cfg: ReportConfig, status: pd.DataFrame) -> None:
 
 # Seconds each stage takes on this project's CI machine kind (2 cores, torch 2.13.0 CPU, one
 # thread; measured 2026-12-01 from fresh clones), for the time-left estimate of the progress
-# lines when the folder holds no earlier run of the stage on the same grid.
+# lines when the folder holds no earlier run of the stage on the same grid. derive: the stage
+# alone, on the same machine kind under other load (quick 5 s in one process; full 47 s in
+# two, its cells' counting 81 s in all).
 EXPECTED_S = {
     "quick": {"environment": 0.1, "ceiling": 0.2, "bench": 52, "repeat": 0.1, "flops": 3,
-              "depth": 1.3, "check": 0.7, "training": 7, "devices": 0.1, "calibrate": 19,
-              "figures": 3, "markdown": 0.3},
+              "depth": 1.3, "check": 0.7, "derive": 5, "training": 7, "devices": 0.1,
+              "calibrate": 19, "figures": 3, "markdown": 0.3},
     "default": {"environment": 0.1, "ceiling": 1.3, "bench": 225, "repeat": 0.1,
-                "flops": 30, "depth": 11, "check": 2.5, "training": 37, "devices": 0.1,
-                "calibrate": 55, "figures": 3.2, "markdown": 0.3},
+                "flops": 30, "depth": 11, "check": 2.5, "derive": 47, "training": 37,
+                "devices": 0.1, "calibrate": 55, "figures": 3.2, "markdown": 0.3},
 }
 
 

@@ -185,6 +185,9 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                             + ", ".join(_counter_names(data.flops_reconciliation))
                             + "), log-log; the dashed line is equality"),),
                 floatfmt=".6f"),
+        section(ctx, "Formulas derived from counts", S.derived_summary(data.derived_formulas),
+                findings, intro=_derived_intro(data.derived_formulas),
+                empty="not derived (stage derive)", max_rows=60, wrap=120),
         "## Time\n\n",
         section(ctx, "Bench coverage",
                 S.missing_summary(data.timing, expected_workload_ids(grid, ctx.cfg.device), grid)
@@ -273,6 +276,40 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                   "short default run of each model"),)),
     ]
     return out
+
+
+def _derived_intro(derived: pd.DataFrame | None) -> str:
+    """How a formula is derived and compared, and the conventions of its counts (those the
+    rows name, once each)."""
+    from analysis.derive import MAX_DEGREE
+
+    measures = set() if derived is None or "measure" not in derived else set(derived["measure"])
+    quantities = set() if derived is None or "quantity" not in derived \
+        else set(derived["quantity"])
+    text = ("Each built-in model's formula derived from exact counts alone (`charlm derive`, "
+            "`analysis.derive`): the degree along each varied size from finite differences "
+            f"(at most {MAX_DEGREE}"
+            + ("; depth: linear, with ceil(log2 T) in the basis" if "depth" in measures
+               else "")
+            + "), the coefficients solved in exact rationals on a grid of sizes, and the "
+            "formula verified on held-out random sizes, most outside the grid. The sizes not "
+            "varied are held at the values shown; the hand-written formula "
+            "(`analysis.formulas`, `analysis.depth_formulas`) is taken at the same values, "
+            "and the two are equal when their expanded difference is zero.")
+    if "generate" in quantities:
+        text += (" Generate: the context window holds the prompt and every new token (the "
+                 "hand-written formula's first branch: no sliding window).")
+    if derived is None or not {"convention", "measure", "model"} <= set(derived.columns):
+        return text
+    rows = derived.dropna(subset=["convention", "measure"])
+    parts = []
+    for measure, sub in rows.groupby("measure", sort=False):
+        kinds = sub.groupby("convention", sort=False)["model"].unique()
+        word = S.MEASURE_WORDS.get(str(measure), str(measure))
+        for convention, models in kinds.items():
+            who = f" ({', '.join(map(str, models))})" if len(kinds) > 1 else ""
+            parts.append(f"{word}{who}: {str(convention).rstrip('.')}")
+    return text + (" Conventions: " + "; ".join(parts) + "." if parts else "")
 
 
 def _prediction_intro(ctx: Context) -> str:

@@ -756,6 +756,87 @@ def check_summary(check: pd.DataFrame | None, depth: pd.DataFrame | None = None)
     return Summary(table, findings)
 
 
+# ---------------------------------------------------------------------------- derived formulas
+
+MEASURE_WORDS = {"flops": "FLOPs", "params": "parameters", "bytes": "bytes", "depth": "depth"}
+
+
+def _derived_label(row: pd.Series, kv: bool) -> str:
+    quantity = str(row["quantity"]) + (" (KV cache)" if kv else "")
+    measure = MEASURE_WORDS.get(str(row["measure"]), str(row["measure"]))
+    return f"{row['model']} {quantity} {measure}"
+
+
+def derived_summary(derived: pd.DataFrame | None) -> Summary:
+    """The formulas derived from counts (derived_formulas.csv) beside the hand-written ones:
+    how many are equal (expanded difference zero) and verified on held-out sizes; every
+    formula that differs is named with its difference, every unverified one with where its
+    held-out count failed, and every derivation that failed with its error."""
+    if derived is None or derived.empty:
+        return Summary()
+    ok = _ok(derived)
+    failed = derived[~derived["status"].eq("ok")] if "status" in derived.columns \
+        else derived.iloc[:0]
+    findings = []
+    table = pd.DataFrame()
+    if not ok.empty:
+        kv = _flag(ok["kv_cache"]) if "kv_cache" in ok.columns else pd.Series(False, ok.index)
+        equal, verified = _flag(ok["equal"]), _flag(ok["verified"])
+        labels = pd.Series([_derived_label(r, k) for (_, r), k in zip(ok.iterrows(), kv)],
+                           index=ok.index)
+        table = pd.DataFrame({
+            "model": ok["model"],
+            "quantity": [str(q) + (" (KV cache)" if k else "") for q, k in zip(ok["quantity"],
+                                                                             kv)],
+            "measure": ok["measure"].map(lambda m: MEASURE_WORDS.get(str(m), str(m))),
+            "varied": ok["varied"], "fixed": ok["fixed"], "derived": ok["derived"],
+            "hand-written": ok["hand_written"], "equal": equal.map({True: "yes", False: "NO"}),
+            "verified": verified.map({True: "yes", False: "NO"}), "points": ok["points"],
+            "seconds": ok["seconds"]})
+        if not equal.all():
+            table.insert(7, "derived - hand-written", ok["difference"].fillna(""))
+        if not verified.all():
+            table["failure"] = ok["failure"].fillna("")
+        n = len(ok)
+        held = _names(ok["held_out"].astype(int)) if "held_out" in ok.columns else "?"
+        def listed(one: str, many: str, values: pd.Series) -> str:
+            names = list(dict.fromkeys(values))
+            return f"{one if len(names) == 1 else many} {', '.join(map(str, names))}"
+
+        models = ok["model"].nunique()
+        scope = (f"{models} model{'s' if models != 1 else ''}; "
+                 f"{listed('quantity', 'quantities', table['quantity'])}; "
+                 f"{listed('measure', 'measures', table['measure'])}")
+        counted = (f"{int(ok['points'].sum()):,} sizes counted in "
+                   f"{float(ok['seconds'].sum()):.0f} s of counting")
+        if equal.all() and verified.all():
+            findings.append(f"Derived formulas: {n} of {n} formulas derived from counts alone "
+                            f"({scope}) equal the hand-written ones, and all {n} were "
+                            f"verified on {held} held-out sizes each ({counted}).")
+        else:
+            text = (f"Derived formulas: {int(equal.sum())} of {n} formulas derived from counts "
+                    f"alone ({scope}) equal the hand-written ones")
+            if not equal.all():
+                text += "; not equal: " + "; ".join(
+                    f"{labels[i]} (derived - hand-written = {ok.loc[i, 'difference']})"
+                    for i in ok.index[~equal])
+            findings.append(text + ".")
+            if verified.all():
+                findings.append(f"All {n} were verified on {held} held-out sizes each "
+                                f"({counted}).")
+            else:
+                findings.append(
+                    f"{int(verified.sum())} of {n} were verified on {held} held-out sizes "
+                    "each; not verified: " + "; ".join(
+                        f"{labels[i]} ({ok.loc[i, 'failure']})"
+                        for i in ok.index[~verified]) + f" ({counted}).")
+    if not failed.empty:
+        findings.append(f"{len(failed)} derivation(s) failed (see derived_formulas.csv): "
+                        + "; ".join(f"{r['cell']}: {r['status']}" for _, r in
+                                    failed.iterrows()) + ".")
+    return Summary(table, findings)
+
+
 # ---------------------------------------------------------------------------- training
 
 

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                         "every committed reference under results/reference/)")
     p.add_argument("--stages", nargs="+", metavar="STAGE",
                    help="run only these stages (environment ceiling bench repeat flops depth "
-                        "check training devices figures markdown)")
+                        "check derive training devices calibrate figures markdown)")
     p.set_defaults(func=run)
 
 
