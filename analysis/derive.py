@@ -699,7 +699,8 @@ def _mono_text(coeff: sp.Rational, factors, tex: bool) -> str:
         p, q = magnitude.p, magnitude.q
         lead = rf"\frac{{{p}}}{{{q}}} " if tex else f"{p}/{q} "
     else:
-        lead = "" if magnitude == 1 else (f"{magnitude.p} " if tex else f"{magnitude.p}")
+        apart = tex or not factors[0][0].is_Symbol  # '2 ceil(log2 T)', not '2ceil(log2 T)'
+        lead = "" if magnitude == 1 else (f"{magnitude.p} " if apart else f"{magnitude.p}")
     return lead + body
 
 

@@ -205,3 +205,16 @@ def test_gpt2_beside_kaplan(gpt2_forward):
     # token and layer, 2TD: the derived attention is twice Kaplan's term
     assert sp.expand(body - kaplan) == 2 * L * T * D
     assert sp.expand(found.terms["transformer.h.*.attn"] / T) == 2 * (2 * L * T * D)
+
+
+# ------------------------------------------------------------------ printing
+
+
+def test_a_negative_tail_and_a_ceil_log2_factor_read_as_written_by_hand():
+    from analysis.derive import _ceil_log2_expr, reading
+
+    lg = _ceil_log2_expr(T)
+    assert factored(72 * L * T * D**2 + 12 * L * T**2 * D - 6 * T * D**2) == \
+        "L(72TD^2 + 12T^2D) - 6TD^2"
+    assert reading(2 * L * lg + L + 1) == "2L ceil(log2 T) + L + 1"
+    assert factored(2 * L * lg + L + 1) == "L(2 ceil(log2 T) + 1) + 1"
