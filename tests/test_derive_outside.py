@@ -145,6 +145,18 @@ def test_the_fast_path_in_eval_mode_is_one_fused_op_counted_zero():
     with torch.no_grad():
         fast = trace(lambda: model(x), model)
     assert fast.flops == 0 and fast.unsupported() == {"_transformer_encoder_layer_fwd": 2}
+    # nn.MultiheadAttention on its own has a fast path of its own (eval mode, no_grad): one
+    # _native_multi_head_attention, counted 0 too; in train mode its 6TD^2 + 4T^2D + 2TD^2
+    attention = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def attend():
+        with torch.no_grad():
+            return attention(x, x, x, need_weights=False)
+
+    assert trace(attend, attention).flops == 6 * 8 * 16**2 + 4 * 8**2 * 16 + 2 * 8 * 16**2
+    attention.eval()
+    fused = trace(attend, attention)
+    assert fused.flops == 0 and fused.unsupported() == {"_native_multi_head_attention": 1}
 
 
 def test_derive_refuses_a_count_that_leaves_a_fused_kernel_out(tmp_path, capsys):
