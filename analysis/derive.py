@@ -55,6 +55,11 @@ READING_ORDER = ("L", "B", "T", "P", "N", "C", "E", "D", "H", "V")  # how monomi
 Count = dict  # {"total": int, term name: int, ...}
 
 
+class Uncounted(ValueError):
+    """A count that would leave work out: ops doing multiply-adds no FLOP formula covers
+    (counted 0), so no formula of the model's FLOPs can come from it."""
+
+
 @dataclass(frozen=True)
 class Source:
     """What a derivation counts: `count(sizes) -> {"total": n, term: n, ...}` with every
@@ -311,8 +316,9 @@ def derive(source: Source, variables: Sequence[str], fixed: Mapping[str, int] | 
                 cache[key] = {k: int(v) for k, v in source.count(sizes).items()}
             except ValueError as exc:
                 shown = ", ".join(f"{k}={sizes[k]}" for k in variables)
+                hint = "" if isinstance(exc, Uncounted) else _step_hint(variables, step_of)
                 raise ValueError(f"{source.label} could not be counted at {shown}: {exc}"
-                                 + _step_hint(variables, step_of)) from None
+                                 + hint) from None
             if len(cache) % 10 == 0:
                 say(f"derive: {len(cache)} sizes counted ({time.perf_counter() - t0:.1f} s)")
         return cache[key]
@@ -600,6 +606,13 @@ def factory_source(factory: Callable, label: str, quantity: str = "forward",
                 hint = " (try tensors real: --tensors real)" if tensors == "fake" else ""
                 raise ValueError(f"model(*inputs) raised {type(exc).__name__}: {exc}{hint}"
                                  ) from exc
+        uncounted = tr.unsupported() if measure == "flops" else {}
+        if uncounted:
+            calls = ", ".join(f"{name} x{n}" for name, n in sorted(uncounted.items()))
+            raise Uncounted(f"ops that do multiply-adds with no FLOP formula ran (counted "
+                            f"0: {calls}), so a formula would leave their work out (torch.nn's "
+                            f"encoder layer in eval mode under no_grad is one such fused "
+                            f"kernel; in train mode it runs unfused)")
         if measure == "bytes":
             return {"total": tr.bytes}
         if measure == "depth":
@@ -686,7 +699,8 @@ def _mono_text(coeff: sp.Rational, factors, tex: bool) -> str:
         p, q = magnitude.p, magnitude.q
         lead = rf"\frac{{{p}}}{{{q}}} " if tex else f"{p}/{q} "
     else:
-        lead = "" if magnitude == 1 else (f"{magnitude.p} " if tex else f"{magnitude.p}")
+        apart = tex or not factors[0][0].is_Symbol  # '2 ceil(log2 T)', not '2ceil(log2 T)'
+        lead = "" if magnitude == 1 else (f"{magnitude.p} " if apart else f"{magnitude.p}")
     return lead + body
 
 
@@ -729,9 +743,12 @@ def factored(expr: sp.Expr) -> str:
     inner = [(c, [(b, e) for b, e in f if e]) for c, f in inner]
     rest = [m for m in monos if m not in has]
     head = f"{name}({_join(inner, tex=False)})"
-    return head + ("" if not rest else " + " + _join(rest, tex=False).replace("+ -", "- "))
+    if not rest:
+        return head
+    tail = _join(rest, tex=False)  # its first monomial's sign joins the two: ' - 6TD^2'
+    return head + (f" - {tail[1:]}" if tail.startswith("-") else f" + {tail}")
 
 
-__all__ = ["Derivation", "HELD_OUT", "MAX_DEGREE", "MEASURES", "Source", "builtin_source",
-           "ceil_log2", "degree_of", "derive", "evaluate", "factored", "factory_source",
-           "latex", "reading", "solve", "symbol"]
+__all__ = ["Derivation", "HELD_OUT", "MAX_DEGREE", "MEASURES", "Source", "Uncounted",
+           "builtin_source", "ceil_log2", "degree_of", "derive", "evaluate", "factored",
+           "factory_source", "latex", "reading", "solve", "symbol"]
