@@ -428,6 +428,26 @@ def _step_hint(variables: tuple, steps: Mapping[str, int]) -> str:
 # ---------------------------------------------------------------------------- sources
 
 
+def term_key(module: str, params: Sequence[str]) -> str:
+    """The named term an op's FLOPs belong to, by role: a product with a weight is the
+    weight's (its path less `.weight` or `_weight`: `h.*.attn.c_attn`, and
+    `layers.*.self_attn.in_proj` for nn.MultiheadAttention's packed projection, which is no
+    module of its own); a weight tied from outside the op's module (an LM head reading the
+    token embedding) counts as the op's module; a product of activations only (attention
+    scores and values) is its module's, marked `(activations)`. Layer indices are folded."""
+    weights = [p for p in params if p.endswith(("weight", "_weight"))] or list(params)
+    if not weights:
+        return f"{_fold_indices(module) or '(model)'} (activations)"
+    path = weights[0]
+    if module and not path.startswith(module + "."):
+        return _fold_indices(module)
+    for suffix in (".weight", "_weight"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return _fold_indices(path)
+
+
 def _fold_indices(path: str) -> str:
     """A module path with its layer indices folded: 'h.0.attn' -> 'h.*.attn'."""
     return re.sub(r"(^|\.)\d+(?=\.|$)", r"\1*", path)
@@ -622,7 +642,7 @@ def factory_source(factory: Callable, label: str, quantity: str = "forward",
         if quantity == "forward":
             for op in tr.ops:
                 if op.flops and op.phase == "forward":
-                    key = _fold_indices(op.module) or "(outside any module)"
+                    key = term_key(op.module, op.params)
                     out[key] = out.get(key, 0) + op.flops
         return out
 

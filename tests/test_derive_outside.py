@@ -77,9 +77,12 @@ def test_the_encoder_derives_the_hand_count_through_the_cli(capsys):
     assert out["reading"] == "24LTD^2 + 4LT^2D"
     terms = {k: parse(v["formula"]) for k, v in out["terms"].items()}
     # F.multi_head_attention_forward uses in_proj_weight and out_proj.weight itself (the
-    # out_proj module is never called), so in-projection, attention and out-projection all
-    # land on self_attn: 6TD^2 + 4T^2D + 2TD^2 per layer
-    assert terms == {"layers.*.self_attn": sp.expand(L * (8 * T * D**2 + 4 * T**2 * D)),
+    # out_proj module is never called): the ops all run in self_attn, and the terms split
+    # them by the weight each reads: in-projection 6TD^2, out-projection 2TD^2 and the
+    # products of activations alone (scores and values) 4T^2D per layer
+    assert terms == {"layers.*.self_attn.in_proj": 6 * L * T * D**2,
+                     "layers.*.self_attn.out_proj": 2 * L * T * D**2,
+                     "layers.*.self_attn (activations)": 4 * L * T**2 * D,
                      "layers.*.linear1": 8 * L * T * D**2, "layers.*.linear2": 8 * L * T * D**2}
 
 
@@ -197,7 +200,7 @@ def test_gpt2_derives_the_hand_count(gpt2_forward):
     assert sp.expand(found.formula - (24 * L * T * D**2 + 4 * L * T**2 * D
                                       + 2 * T * D * V)) == 0
     assert found.terms["lm_head"] == 2 * T * D * V
-    assert found.terms["transformer.h.*.attn"] == 4 * L * T**2 * D
+    assert found.terms["transformer.h.*.attn (activations)"] == 4 * L * T**2 * D
     assert found.terms["transformer.h.*.attn.c_attn"] == 6 * L * T * D**2
     factory, _ = load_factory(GPT2)
     model, _ = factory(T=4, D=8, L=1, H=2, V=11)
@@ -216,7 +219,7 @@ def test_gpt2_beside_kaplan(gpt2_forward):
     # 2N = 24LD^2 exactly; the attention over the context differs by one T x T product per
     # token and layer, 2TD: the derived attention is twice Kaplan's term
     assert sp.expand(body - kaplan) == 2 * L * T * D
-    assert sp.expand(found.terms["transformer.h.*.attn"] / T) == 2 * (2 * L * T * D)
+    assert sp.expand(found.terms["transformer.h.*.attn (activations)"] / T) == 2 * (2 * L * T * D)
 
 
 # ------------------------------------------------------------------ printing
