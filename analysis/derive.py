@@ -686,7 +686,8 @@ def _mono_text(coeff: sp.Rational, factors, tex: bool) -> str:
         p, q = magnitude.p, magnitude.q
         lead = rf"\frac{{{p}}}{{{q}}} " if tex else f"{p}/{q} "
     else:
-        lead = "" if magnitude == 1 else (f"{magnitude.p} " if tex else f"{magnitude.p}")
+        apart = tex or not factors[0][0].is_Symbol  # '2 ceil(log2 T)', not '2ceil(log2 T)'
+        lead = "" if magnitude == 1 else f"{magnitude.p}" + (" " if apart else "")
     return lead + body
 
 
@@ -729,7 +730,10 @@ def factored(expr: sp.Expr) -> str:
     inner = [(c, [(b, e) for b, e in f if e]) for c, f in inner]
     rest = [m for m in monos if m not in has]
     head = f"{name}({_join(inner, tex=False)})"
-    return head + ("" if not rest else " + " + _join(rest, tex=False).replace("+ -", "- "))
+    if not rest:
+        return head
+    tail = _join(rest, tex=False)  # '-2D^2 + ...' when its first monomial is negative
+    return head + (f" - {tail[1:]}" if tail.startswith("-") else f" + {tail}")
 
 
 __all__ = ["Derivation", "HELD_OUT", "MAX_DEGREE", "MEASURES", "Source", "builtin_source",
