@@ -276,7 +276,8 @@ def toy(T=8, D=4, F=6, L=2, V=5, B=1):
 # forward = 4 L B T D F + 4 B T^2 D + 2 B T D V.
 TOY_FORWARD = 4 * L * B * T * D * F + 4 * B * T**2 * D + 2 * B * T * D * V
 TOY_TERMS = {"blocks.*.fc": 2 * L * B * T * D * F, "blocks.*.proj": 2 * L * B * T * D * F,
-             "(outside any module)": 4 * B * T**2 * D, "head": 2 * B * T * D * V}
+             # the two T x T products read no weight: the model's own activation products
+             "(model) (activations)": 4 * B * T**2 * D, "head": 2 * B * T * D * V}
 # params: embedding V D; per block fc D F + F, proj F D + D; head D V:
 #   2 V D + L (2 D F + F + D)
 TOY_PARAMS = 2 * V * D + L * (2 * D * F + F + D)
@@ -588,3 +589,21 @@ def test_a_factory_that_rejects_a_grid_size_names_step(factories, capsys):
     found = derive(factory_source(ns["heads"], "heads"), ["D"], steps={"D": 2})
     assert found.verified, found.failures
     assert all(d % 2 == 0 for d in found.grid["D"])
+
+
+@pytest.mark.parametrize("module,params,key", [
+    ("h.0.attn.c_attn", ("h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias"), "h.*.attn.c_attn"),
+    # nn.MultiheadAttention's packed projection is a parameter of the attention module itself
+    ("layers.1.self_attn", ("layers.1.self_attn.in_proj_bias",
+                            "layers.1.self_attn.in_proj_weight"), "layers.*.self_attn.in_proj"),
+    ("layers.1.self_attn", ("layers.1.self_attn.out_proj.weight",),
+     "layers.*.self_attn.out_proj"),
+    # an LM head whose weight is the token embedding's (tied): the running module's term
+    ("lm_head", ("transformer.wte.weight",), "lm_head"),
+    ("h.3.attn", (), "h.*.attn (activations)"),
+    ("", (), "(model) (activations)"),
+])
+def test_a_products_term_is_the_weight_it_reads(module, params, key):
+    from analysis.derive import term_key
+
+    assert term_key(module, params) == key
