@@ -366,3 +366,22 @@ def fit(lines: list[str], width: int = TABLE_WIDTH) -> str:
             out += [part] if len(part) <= width else \
                 textwrap.wrap(part, width, subsequent_indent="  ")
     return "\n".join(out)
+
+
+def parse_pairs(items: list[str], flag: str, example: str = "T=128") -> dict[str, int]:
+    """['T=128', 'D=96'] given as `flag NAME=N` each -> {'T': 128, 'D': 96}; ValueError
+    naming `flag` for a pair that is not NAME=INTEGER or a name given twice."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if not sep or not name.isidentifier() or number is None:
+            raise ValueError(f"{flag} {item!r}: give NAME=INTEGER, e.g. {flag} {example}")
+        if name in out:
+            raise ValueError(f"{flag} {name} given twice")
+        out[name] = number
+    return out

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import sys
 
-from charlm.commands.common import MODEL_NAMES, add_threads_arg, emit, fit, use_threads
+from charlm.commands.common import (
+    MODEL_NAMES,
+    add_threads_arg,
+    emit,
+    fit,
+    parse_pairs,
+    use_threads,
+)
 
 BUILTIN_QUANTITIES = ("params", "forward", "backward", "train", "generate")
 MEASURES = ("flops", "params", "bytes", "depth")
@@ -68,24 +75,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_pairs(items: list[str], flag: str) -> dict[str, int]:
-    """['V=65', 'H=4'] -> {'V': 65, 'H': 4}; ValueError naming `flag`."""
-    out: dict[str, int] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        try:
-            number = int(value)
-        except ValueError:
-            number = None
-        if not sep or not name.isidentifier() or number is None:
-            raise ValueError(f"{flag} {item!r}: give NAME=INTEGER, e.g. {flag} D=4")
-        if name in out:
-            raise ValueError(f"{flag} {name} given twice")
-        out[name] = number
-    return out
-
-
 def parse_vary(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if not n.isidentifier()]
@@ -119,8 +108,8 @@ def source_for(args):
 
 def run(args) -> int:
     variables = parse_vary(args.vary)
-    fixed = parse_pairs(args.fix, "--fix")
-    steps = parse_pairs(args.step, "--step")
+    fixed = parse_pairs(args.fix, "--fix", "V=65")
+    steps = parse_pairs(args.step, "--step", "D=4")
     threads = use_threads(args.threads)
     from analysis.derive import derive
 

@@ -19,6 +19,7 @@ from charlm.commands.common import (
     fit,
     format_number,
     format_table,
+    parse_pairs,
     use_threads,
 )
 
@@ -60,20 +61,7 @@ def register(subparsers) -> None:
 
 def parse_sizes(items: list[str]) -> dict[str, int]:
     """['T=128', 'D=96'] -> {'T': 128, 'D': 96}; ValueError naming --size."""
-    sizes: dict[str, int] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        try:
-            number = int(value)
-        except ValueError:
-            number = None
-        if not sep or not name.isidentifier() or number is None:
-            raise ValueError(f"--size {item!r}: give NAME=INTEGER, e.g. --size T=128")
-        if name in sizes:
-            raise ValueError(f"--size {name} given twice")
-        sizes[name] = number
-    return sizes
+    return parse_pairs(items, "--size")
 
 
 def run(args) -> int:
