@@ -13,7 +13,8 @@ Bottom to top:
   subpackage, workloads (bench workloads, on top of the counters) and factories (any
   model at any sizes: `charlm profile` and `charlm derive` take one).
 - L3 timing, calibrate (the fitted runtime model), predict.
-- L4 the analyses over them: reconcile, checker, questions, gru_exercises, flops_api, derive.
+- L4 the analyses over them: reconcile, checker, questions, gru_exercises, flops_api, derive,
+  submissions (answers read from notebooks and their exports).
 - L5 bench / sweep / report: merge (the bench's files, keys and JSON merge), sweep, the
   bench harness's plugin and summary (bench_sharding, bench_summary: they use the sweep's
   shards and the report's number format), report/*, plots, repro, profile.
@@ -54,7 +55,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (
         "analysis.reconcile", "analysis.checker", "analysis.questions",
-        "analysis.gru_exercises", "analysis.flops_api", "analysis.derive")),
+        "analysis.gru_exercises", "analysis.flops_api", "analysis.derive",
+        "analysis.submissions")),
     ("L5 bench, sweep, report", (
         "analysis.merge", "analysis.sweep", "analysis.bench_sharding",
         "analysis.bench_summary", "analysis.report.*", "analysis.plots", "analysis.repro",
