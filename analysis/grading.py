@@ -63,8 +63,9 @@ SUMMARY_FIELDS = ("submission", "score", "max_score", "correct", "asymptotic", "
 
 # What a folder's submission files are: by suffix, in the order an autograder prefers one
 # when a student's folder holds several (the notebook over its exports).
-SUFFIXES = (".toml", ".ipynb", ".md", ".txt", ".html", ".htm", ".pdf")
-AUTOGRADER_PREFERENCE = (".ipynb", ".toml", ".md", ".txt", ".html", ".htm", ".pdf")
+SUFFIXES = (".toml", ".ipynb", ".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
+AUTOGRADER_PREFERENCE = (".ipynb", ".toml", ".md", ".markdown", ".txt", ".html", ".htm",
+                         ".pdf")
 RESULTS_FILE, FEEDBACK_FILE = "results.json", "feedback.md"
 GRADES_FILE, SUMMARY_FILE = "grades.csv", "summary.csv"
 MAX_SHOWN = 2000  # characters of a student's text shown in feedback (the rest elided)
@@ -208,13 +209,14 @@ def read_submission(path) -> Submission:
 
 
 def submission_suffixes() -> tuple[str, ...]:
-    """The suffixes a folder's submission files have: .toml, and those the notebook reader
-    reads (`analysis.submissions.SUFFIXES` where it says, else SUFFIXES) when present."""
+    """The suffixes a folder's submission files have: .toml, and, where the notebook reader
+    is present, those it reads (its SUFFIXES, or the keys of its FORMATS, else SUFFIXES)."""
     if _notebook_reader() is None:
         return (".toml",)
     import analysis.submissions as subs
 
-    return tuple(dict.fromkeys((".toml", *getattr(subs, "SUFFIXES", SUFFIXES))))
+    read = getattr(subs, "SUFFIXES", None) or tuple(getattr(subs, "FORMATS", ())) or SUFFIXES
+    return tuple(dict.fromkeys((".toml", *read)))
 
 
 def _visible(path: Path) -> bool:
