@@ -32,6 +32,7 @@ COMMANDS = [
     "charlm.commands.predict_time",
     "charlm.commands.profile",
     "charlm.commands.derive",
+    "charlm.commands.grade",
 ]
 
 # An example for the commands whose modules do not give one (their epilog wins).

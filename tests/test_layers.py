@@ -17,7 +17,8 @@ Bottom to top:
   submissions (answers read from notebooks and their exports).
 - L5 bench / sweep / report: merge (the bench's files, keys and JSON merge), sweep, the
   bench harness's plugin and summary (bench_sharding, bench_summary: they use the sweep's
-  shards and the report's number format), report/*, plots, repro, profile.
+  shards and the report's number format), report/*, plots, repro, profile, grading (batch
+  grading over the checker).
 - L6 the CLI, inside `charlm/`: charlm.cli, charlm.__main__, charlm.commands.*. The one
   layer that composes the `charlm` library and `analysis`.
 
@@ -60,7 +61,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("L5 bench, sweep, report", (
         "analysis.merge", "analysis.sweep", "analysis.bench_sharding",
         "analysis.bench_summary", "analysis.report.*", "analysis.plots", "analysis.repro",
-        "analysis.profile")),
+        "analysis.profile", "analysis.grading")),
     ("L6 CLI", ("charlm.cli", "charlm.__main__", "charlm.commands.*")),
 )
 
