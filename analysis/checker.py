@@ -472,7 +472,8 @@ def check_question(q: Question, answer_text: str | None, grid: dict = GRID) -> d
     if answer.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         return _unread(q, answer_text, Verdict.UNPARSED,
                        "could not read the answer: it divides by zero under the stated "
-                       f"assumptions ({'; '.join(q.assumptions)}).")
+                       "assumptions ("
+                       + ", ".join(f"{k} = {_show(v)}" for k, v in q.substitute.items()) + ").")
     if q.kind == "derived":  # the sizes the derivation held, as stated assumptions
         from analysis.derive import symbol
 
@@ -599,8 +600,9 @@ def _extra_row(extra: ExtraCheck, qid: str, text) -> dict:
     except ValueError as err:
         if qid not in asked:
             return _unknown_row(qid, text, list(asked))
+        reason = str(err).removeprefix(f"{qid}: ").rstrip(".")
         return {**_plain_row(None, qid, text, Verdict.UNPARSED,
-                             f"could not read the answer: {err}."), "question": asked[qid]}
+                             f"could not read the answer: {reason}."), "question": asked[qid]}
     missing = set(ROW_FIELDS) - set(row)
     if missing:
         raise TypeError(f"check for {extra.prefix!r} returned a row without {missing}")

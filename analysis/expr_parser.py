@@ -125,6 +125,7 @@ _APPROX_MACROS = {"approx", "sim", "simeq"}
 _ALLOWED_LATEX = (r"\cdot, \times, \frac{a}{b}, ^{...}, \left( \right), \text{...}, "
                   r"\mathbf{...}, \mathcal{O}(...) and spacing")
 
+_SIZING_RE = re.compile(r"\\(left|bigl?|Bigl?|biggl?|Biggl?)(?![A-Za-z])")
 _UNIT = (r"(?:(?:sequential|total)\s+)?(?:flops?|matmuls?|matrix[\s-]+multiplications?"
          r"|multiplications?|operations?|mults?)")
 _UNIT_RE = re.compile(_UNIT + r"(?![A-Za-z])", re.IGNORECASE)
@@ -196,6 +197,9 @@ class _Lexer:
                 i = self.macro(i, end, depth)
             elif _is_digit(c):
                 i = self.number(i, end)
+            elif c == "Θ":
+                self.emit("bigo", c, pos)
+                i += 1
             elif c.isalpha():
                 i = self.word(i, end)
             elif c == "*":
@@ -222,9 +226,6 @@ class _Lexer:
                 i += 1
             elif c in "≈∼":
                 self.emit("approx", c, pos)
-                i += 1
-            elif c == "Θ":
-                self.emit("bigo", c, pos)
                 i += 1
             elif c == "_":
                 self.emit("sub", c, pos)
@@ -311,7 +312,7 @@ class _Lexer:
             if text[i] in _SPACE or text[i] == "$":
                 i += 1
                 continue
-            m = re.compile(r"\\(left|bigl?|Bigl?|biggl?|Biggl?)(?![A-Za-z])").match(text, i, end)
+            m = _SIZING_RE.match(text, i, end)
             if m:
                 i = m.end()
                 continue
