@@ -634,9 +634,8 @@ def check_answers(answers: dict[str, str | None], grid: dict = GRID,
             ids = list(known) + [row["id"] for e in EXTRA_CHECKS.values()
                                  for row in e.questions()]
             rows.append(_unknown_row(qid, text, ids))
-    frame = pd.DataFrame(rows)
-    if SEEN in frame:
-        frame[SEEN] = frame[SEEN].fillna("")
+    frame = pd.DataFrame(rows, columns=None if rows else [*ROW_FIELDS, SEEN])
+    frame[SEEN] = frame[SEEN].fillna("") if SEEN in frame else ""
     return frame[list(ROW_FIELDS) + [c for c in frame.columns if c not in ROW_FIELDS]]
 
 

@@ -152,6 +152,12 @@ def test_unknown_id_is_a_row_with_the_closest_id(questions):
     assert frame.iloc[1]["verdict"] == Verdict.CORRECT
 
 
+def test_no_answers_is_an_empty_table_with_the_columns(questions):
+    frame = check_answers({}, TINY, questions)
+    assert frame.empty and list(frame.columns)[: len(checker.ROW_FIELDS)] == list(
+        checker.ROW_FIELDS) and checker.SEEN in frame
+
+
 def test_blank_or_none_is_missing(questions):
     frame = check_answers({"rnn.train.flops": "  ", "rnn.generate.flops": None}, TINY,
                           questions)
