@@ -21,26 +21,41 @@ For every answered question (`analysis.questions`):
      of X dominates. Then A keeps exactly X's leading terms with their coefficients and
      A/X -> 1 as all sizes grow (e.g. `12TLD^2` for 12TLD^2 - 2LD^2; not `6L` for 6LT);
    - INCORRECT otherwise, with a counterexample row: the smallest grid point where A != X,
-     with the answered, derived and measured values.
+     with the answered, derived and measured values;
+   - for an O(...) answer (also `mathcal{O}`, Theta): ASYMPTOTIC when its leading monomials,
+     coefficients aside, are exactly X's (`O(TLD^2)` for 12TLD^2 - 2LD^2; `O(LTD^2 + LT^2D)`,
+     not `O(LTD^2)`, for 24LTD^2 + 4LT^2D), INCORRECT otherwise (no counterexample: a bound
+     has no value to compare). Never CORRECT.
    The reasoning names the exact difference, whether the answer holds when a size is 1, and
    whether it equals another derived quantity of the same model (e.g. the backward pass
    instead of forward + backward, or, for a model with attention, the causal lower-triangle
    count where the question counts the full T x T square), all computed, never looked up.
 
-Rows have the schema ROW_FIELDS: id, question, answer, verdict (an `analysis.verdicts.Verdict`,
-CORRECT or INCORRECT; the CSV and JSON carry its string), derived, counterexample, reasoning
-(plus section, measured_points).
+Every answer gets one row, whatever its text: an answer that cannot be read is the row
+UNPARSED (the parser's reason and column in the reasoning), None or blank text is MISSING, an
+id no question has is UNKNOWN_ID (with the closest id). Only the question bank itself (a
+kind with no derivation, an unknown term, a derivation that disagrees with measurement) and
+an answers file none of whose ids is a question (`check_file`) still raise.
+
+Rows have the schema ROW_FIELDS: id, question, answer, verdict (an `analysis.verdicts.Verdict`
+of ANSWER_VERDICTS: CORRECT, INCORRECT, ASYMPTOTIC, UNPARSED, MISSING, UNKNOWN_ID; the CSV and
+JSON carry its string), derived, counterexample, reasoning (plus section, measured_points,
+and `read`: the expression the parser read, `O(...)` for a bound, "" when nothing was read).
+The reasoning says how the text was read where that matters (lowercase letters read as
+sizes, "per token" after the unit not read).
 
 Question families checked elsewhere join through EXTRA_CHECKS, a table built here from plain
 imports (the import goes one way: those modules import nothing from this one). An entry's
 `check(qid, answer_text) -> dict` returns one row with the ROW_FIELDS keys, raising ValueError
-for an unusable answer; `questions() -> list[dict]` gives {id, question, assumptions, symbols}
-for `charlm check-answers --list`. An answer id that is not one of the homework questions here
+for an unusable answer (the row is then UNPARSED, the message its reasoning);
+`questions() -> list[dict]` gives {id, question, assumptions, symbols} for
+`charlm check-answers --list`. An answer id that is not one of the homework questions here
 goes to the entry with the longest matching prefix.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,12 +67,13 @@ import torch
 
 from analysis import gru_exercises
 from analysis.architectures import architecture
-from analysis.expr_parser import SYMBOL_MEANING, parse_answer
+from analysis.expr_parser import SYMBOL_MEANING, Answer, AnswerParseError, read_answer
 from analysis.formulas import SYMBOLS
 from analysis.questions import QUESTIONS_FILE, Question, assumed, load_answers, load_questions
 from analysis.verdicts import Verdict
 
 ROW_FIELDS = ("id", "question", "answer", "verdict", "derived", "counterexample", "reasoning")
+SEEN = "read"  # the column after ROW_FIELDS with the expression the parser read
 GRID = {"T": (2, 5), "D": (4, 8), "L": (1, 2, 3), "H": (1, 2), "V": (5,)}
 QUICK_GRID = {"T": (2, 3), "D": (4,), "L": (1, 2), "H": (1, 2), "V": (5,)}
 DEFAULTS = {"T": 3, "D": 4, "L": 2, "H": 2, "V": 5}  # sizes a question's expression lacks
@@ -415,8 +431,49 @@ def _derived_rows(q: Question, answer: sp.Expr, derived: sp.Expr) -> list[tuple]
     return rows
 
 
-def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
-    answer = assumed(parse_answer(answer_text, q.id), q)
+def leading_shapes(expr: sp.Expr) -> frozenset:
+    """The leading monomials of `expr` without their coefficients (what O(...) compares)."""
+    return frozenset(frozenset(p.items()) for _, p in _monomials(leading_part(expr)))
+
+
+def _shapes_text(expr: sp.Expr) -> str:
+    monos = [t.as_coeff_Mul()[1] for t, _ in _monomials(leading_part(expr))]
+    return " + ".join(sorted(_show(m) for m in monos)) or "0"
+
+
+def _plain_row(q: Question | None, qid: str, answer_text, verdict: Verdict, reasoning: str,
+               derived: str = "") -> dict:
+    """A row with nothing measured: MISSING, UNPARSED, UNKNOWN_ID."""
+    return {"id": qid, "question": q.question if q else "", "answer": answer_text,
+            "verdict": verdict, "derived": derived, "counterexample": None,
+            "reasoning": reasoning, "section": q.section if q else "", "measured_points": 0,
+            SEEN: ""}
+
+
+def _unread(q: Question, answer_text, verdict: Verdict, reasoning: str) -> dict:
+    return _plain_row(q, q.id, answer_text, verdict, reasoning, _show(derived_expression(q)))
+
+
+def is_blank(answer_text) -> bool:
+    return answer_text is None or (isinstance(answer_text, str) and not answer_text.strip())
+
+
+def check_question(q: Question, answer_text: str | None, grid: dict = GRID) -> dict:
+    """One row for `answer_text` (see the module docstring): never raises for the answer's
+    text; DerivationMismatch or ValueError only for the question itself."""
+    if is_blank(answer_text):
+        return _unread(q, answer_text, Verdict.MISSING, "no answer given.")
+    try:
+        read = read_answer(answer_text, q.id)
+    except AnswerParseError as err:
+        return _unread(q, answer_text, Verdict.UNPARSED,
+                       f"could not read the answer: {err.reason} (position {err.position}).")
+    answer = assumed(read.expr, q)
+    if answer.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        return _unread(q, answer_text, Verdict.UNPARSED,
+                       "could not read the answer: it divides by zero under the stated "
+                       "assumptions ("
+                       + ", ".join(f"{k} = {_show(v)}" for k, v in q.substitute.items()) + ").")
     if q.kind == "derived":  # the sizes the derivation held, as stated assumptions
         from analysis.derive import symbol
 
@@ -426,12 +483,15 @@ def check_question(q: Question, answer_text: str, grid: dict = GRID) -> dict:
     derived = derived_expression(q)
     measured_expr = _measured_expression(q, derived)
     how, diff = compare(answer, derived, q.lower_order_ok)
+    if read.asymptotic:
+        how = "asymptotic" if leading_shapes(answer) == leading_shapes(derived) else "unbounded"
     free = {s.name for s in (derived.free_symbols | answer.free_symbols)}
     if q.kind == "derived":
         rows = _derived_rows(q, answer, derived)
     else:
         rows = _measured_rows(q, answer, derived, measured_expr, free, grid)
-    return _verdict_row(q, answer_text, answer, derived, measured_expr, how, diff, free, rows)
+    return _verdict_row(q, answer_text, answer, derived, measured_expr, how, diff, free, rows,
+                        read)
 
 
 def _measured_rows(q: Question, answer, derived, measured_expr, free: set, grid: dict) -> list:
@@ -455,12 +515,21 @@ def _measured_rows(q: Question, answer, derived, measured_expr, free: set, grid:
 
 
 def _verdict_row(q: Question, answer_text: str, answer, derived, measured_expr, how, diff,
-                 free: set, rows: list) -> dict:
-    verdict = Verdict.CORRECT if how != "different" else Verdict.INCORRECT
+                 free: set, rows: list, read: Answer) -> dict:
+    verdict = {"exact": Verdict.CORRECT, "lower_order": Verdict.CORRECT,
+               "asymptotic": Verdict.ASYMPTOTIC}.get(how, Verdict.INCORRECT)
     measured_what = ("" if measured_expr == derived
                      else f" (the measurement covers {', '.join(q.measured_terms)} together)")
-    reasoning = []
-    if how == "exact":
+    reasoning = list(read.notes)
+    if how == "asymptotic":
+        reasoning.append(f"an O(...) bound: its leading terms ({_shapes_text(answer)}) are the "
+                         f"derived expression's ({_show(leading_part(derived))}), coefficients "
+                         "aside; a bound gives no count, so it is asymptotic, never correct")
+    elif how == "unbounded":
+        reasoning.append(f"an O(...) bound whose leading terms ({_shapes_text(answer)}) are not "
+                         f"the derived expression's ({_shapes_text(derived)}; derived "
+                         f"{_show(derived)})")
+    elif how == "exact":
         reasoning.append("equals the derived expression exactly under the stated assumptions")
     elif how == "lower_order":
         reasoning.append(
@@ -491,7 +560,7 @@ def _verdict_row(q: Question, answer_text: str, answer, derived, measured_expr, 
     if q.note:
         reasoning.append(q.note.rstrip("."))
     counterexample = None
-    if verdict == Verdict.INCORRECT:
+    if verdict == Verdict.INCORRECT and not read.asymptotic:
         bad = next((r for r in rows if r[1] != r[2]), None)
         if bad is None:  # the difference vanishes on the grid: search further, symbolically
             names = sorted(free)
@@ -513,41 +582,77 @@ def _verdict_row(q: Question, answer_text: str, answer, derived, measured_expr, 
         "reasoning": "; ".join(reasoning) + ".",
         "section": q.section,
         "measured_points": len(rows),
+        SEEN: f"O({_show(read.expr)})" if read.asymptotic else _show(read.expr),
     }
 
 
 # ------------------------------------------------------------------------------ files
 
 
-def check_answers(answers: dict[str, str], grid: dict = GRID,
+def _extra_row(extra: ExtraCheck, qid: str, text) -> dict:
+    """A row of another family: its check's, or UNPARSED / MISSING / UNKNOWN_ID."""
+    asked = {row["id"]: row.get("question", "") for row in extra.questions()}
+    if is_blank(text) and qid in asked:
+        return {**_plain_row(None, qid, text, Verdict.MISSING, "no answer given."),
+                "question": asked[qid]}
+    try:
+        row = extra.check(qid, text)
+    except ValueError as err:
+        if qid not in asked:
+            return _unknown_row(qid, text, list(asked))
+        reason = str(err).removeprefix(f"{qid}: ").rstrip(".")
+        return {**_plain_row(None, qid, text, Verdict.UNPARSED,
+                             f"could not read the answer: {reason}."), "question": asked[qid]}
+    missing = set(ROW_FIELDS) - set(row)
+    if missing:
+        raise TypeError(f"check for {extra.prefix!r} returned a row without {missing}")
+    return row
+
+
+def _unknown_row(qid: str, text, ids) -> dict:
+    close = difflib.get_close_matches(qid, list(ids), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return _plain_row(None, qid, text, Verdict.UNKNOWN_ID,
+                      f"unknown question id {qid!r}{hint}; `charlm check-answers --list` "
+                      "shows the ids.")
+
+
+def check_answers(answers: dict[str, str | None], grid: dict = GRID,
                   questions: dict[str, Question] | None = None) -> pd.DataFrame:
-    """One row per answer (ROW_FIELDS first). ValueError for an unknown id or an answer that
-    cannot be parsed (naming the id and the position)."""
+    """One row per answer, in order (ROW_FIELDS first, then section, measured_points, read).
+    No answer's text makes it raise: unreadable text is a row UNPARSED, None or blank text
+    MISSING, an id no question has UNKNOWN_ID (see the module docstring). It raises only
+    for the question bank (ValueError, DerivationMismatch)."""
     known = questions if questions is not None else homework_questions()
     rows = []
     for qid, text in answers.items():
         if qid in known:
             rows.append(check_question(known[qid], text, grid))
         elif (extra := _extra_for(qid)) is not None:
-            row = extra.check(qid, text)
-            missing = set(ROW_FIELDS) - set(row)
-            if missing:
-                raise TypeError(f"check for {extra.prefix!r} returned a row without {missing}")
-            rows.append(row)
+            rows.append(_extra_row(extra, qid, text))
         else:
-            raise ValueError(f"unknown question id {qid!r}; `charlm check-answers --list` "
-                             "shows the ids")
-    frame = pd.DataFrame(rows)
+            ids = list(known) + [row["id"] for e in EXTRA_CHECKS.values()
+                                 for row in e.questions()]
+            rows.append(_unknown_row(qid, text, ids))
+    frame = pd.DataFrame(rows, columns=None if rows else [*ROW_FIELDS, SEEN])
+    frame[SEEN] = frame[SEEN].fillna("") if SEEN in frame else ""
     return frame[list(ROW_FIELDS) + [c for c in frame.columns if c not in ROW_FIELDS]]
 
 
 def check_file(path, grid: dict = GRID, questions_path=None) -> pd.DataFrame:
     """The answers of `path` checked against the homework's questions, or those of
     `questions_path` (a course's own TOML, in the homework file's format; a "derived"
-    question's reference is derived from counts, `analysis.derive`)."""
+    question's reference is derived from counts, `analysis.derive`). ValueError when the
+    file is unusable: unreadable (`load_answers`) or no id of it is a question here."""
     known = None if questions_path is None else load_questions(questions_path,
                                                                kinds=DERIVATIONS)
-    return check_answers(load_answers(path), grid, questions=known)
+    frame = check_answers(load_answers(path), grid, questions=known)
+    if frame["verdict"].eq(Verdict.UNKNOWN_ID).all():  # the file is no answers to these
+        bank = questions_path or "the homework's questions"
+        raise ValueError(f"{path}: no id is a question of {bank} (unknown question id "
+                         f"{frame['id'].iloc[0]!r}); `charlm check-answers --list` shows the "
+                         "ids, --questions FILE takes a course's own")
+    return frame
 
 
 def list_questions() -> pd.DataFrame:
@@ -561,5 +666,6 @@ def list_questions() -> pd.DataFrame:
 
 
 __all__ = ["DerivationMismatch", "EXTRA_CHECKS", "ExtraCheck", "GRID", "QUICK_GRID",
-           "ROW_FIELDS", "check_answers", "check_file", "check_question", "compare",
-           "derived_expression", "homework_questions", "leading_part", "list_questions"]
+           "ROW_FIELDS", "SEEN", "check_answers", "check_file", "check_question", "compare",
+           "derived_expression", "homework_questions", "is_blank", "leading_part",
+           "leading_shapes", "list_questions"]

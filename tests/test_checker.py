@@ -130,15 +130,39 @@ def test_a_wrong_derivation_is_caught_by_measurement(questions):
         check_question(broken, "24LTD^2 + 4LT^2D", TINY)
 
 
-def test_unparsable_answer_names_id_and_position(questions):
-    # the whole unknown word is named, from where it starts (the T belongs to it)
-    with pytest.raises(ValueError, match=r"'rnn.train.flops'.*'T__import__'.*position 2"):
-        check_answers({"rnn.train.flops": "8T__import__"}, TINY, questions)
+def test_unparsable_answer_is_a_row_naming_the_word_and_position(questions):
+    # the whole unknown word is named, from where it starts (the T belongs to it); the
+    # other answer of the file is still checked
+    frame = check_answers({"rnn.train.flops": "8T__import__",
+                           "transformer.layer.sequential_matmuls": "6"}, TINY, questions)
+    bad, good = frame.to_dict("records")
+    assert bad["id"] == "rnn.train.flops" and bad["verdict"] == Verdict.UNPARSED
+    assert "'T__import__'" in bad["reasoning"] and "position 2" in bad["reasoning"]
+    assert bad["counterexample"] is None and bad["read"] == ""
+    assert good["verdict"] == Verdict.CORRECT
 
 
-def test_unknown_id_is_a_value_error(questions):
-    with pytest.raises(ValueError, match="unknown question id"):
-        check_answers({"rnn.sideways.flops": "1"}, TINY, questions)
+def test_unknown_id_is_a_row_with_the_closest_id(questions):
+    frame = check_answers({"rnn.train.flop": "1", "transformer.layer.sequential_matmuls": "6"},
+                          TINY, questions)
+    row = frame.iloc[0]
+    assert row["verdict"] == Verdict.UNKNOWN_ID
+    assert "unknown question id 'rnn.train.flop' (did you mean 'rnn.train.flops'?)" \
+        in row["reasoning"]
+    assert frame.iloc[1]["verdict"] == Verdict.CORRECT
+
+
+def test_no_answers_is_an_empty_table_with_the_columns(questions):
+    frame = check_answers({}, TINY, questions)
+    assert frame.empty and list(frame.columns)[: len(checker.ROW_FIELDS)] == list(
+        checker.ROW_FIELDS) and checker.SEEN in frame
+
+
+def test_blank_or_none_is_missing(questions):
+    frame = check_answers({"rnn.train.flops": "  ", "rnn.generate.flops": None}, TINY,
+                          questions)
+    assert list(frame["verdict"]) == [Verdict.MISSING, Verdict.MISSING]
+    assert frame.iloc[0]["derived"] == "12*D^2*L*T - 2*D^2*L"  # the reference is still shown
 
 
 def test_other_families_join_the_table_by_prefix(questions, monkeypatch):
@@ -189,13 +213,25 @@ def _cli(tmp_path, content, *flags):
 
 
 def test_cli_exit_codes(tmp_path, capsys):
+    """0 all correct; 1 any not correct (incorrect, unparsed, asymptotic, missing, unknown
+    id); 2 only when the file itself is unusable."""
     assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "6"') == 0
     assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "7"') == 1
-    assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "os.system"') == 2
+    capsys.readouterr()
+    # an answer that does not parse is a row; the rest of the file is checked
+    assert _cli(tmp_path, '"transformer.layer.sequential_matmuls" = "os.system"\n'
+                          '"transformer.layer.mlp.sequential_matmuls" = "2"') == 1
+    out = capsys.readouterr().out
+    assert "unparsed" in out and "position 1" in out and "correct" in out
+    assert _cli(tmp_path, '"transformer.forward.flops" = "O(LTD^2 + LT^2D)"') == 1
+    assert _cli(tmp_path, '"transformer.forward.flops" = ""') == 1
+    assert _cli(tmp_path, '"no.such.id" = "6"\n"transformer.layer.sequential_matmuls" = "6"') == 1
+    capsys.readouterr()
+    # a file none of whose ids is a question is unusable
     assert _cli(tmp_path, '"no.such.id" = "6"') == 2
     assert main(["check-answers", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
-    assert "position 1" in err and "no.such.id" in err
+    assert "no.such.id" in err and len(err.strip().splitlines()) == 2
 
 
 def test_cli_json_and_out_files(tmp_path, capsys):

@@ -53,7 +53,7 @@ def test_operators_and_precedence(text, expected):
     ("'T'", 1),
     ("lambda: 1", 1),
     ("T; D", 2),
-    ("[T]", 1),
+    ("[T, D]", 3),  # a list; [T] alone is a bracket
     ("T**T", 2),
     ("D2", 2),
     ("(T", 3),

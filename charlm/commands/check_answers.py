@@ -1,7 +1,9 @@
 """charlm check-answers FILE.toml: check cost answers (a student's or the homework's own)
-against the toolkit's derivations and measurements. Exit 0 when every answer is correct, 1
-when any is incorrect, 2 when the file is unusable (missing, a folder, not UTF-8 TOML, an id
-given twice, an unknown id, an answer that does not parse)."""
+against the toolkit's derivations and measurements. Every answer gets a verdict: correct,
+incorrect, asymptotic (an O(...) bound with the right leading terms), unparsed (the reason
+is given), missing (blank) or unknown id. Exit 0 when every answer is correct, 1 when any is
+not, 2 only when the file itself is unusable (missing, a folder, not UTF-8 TOML, an id given
+twice, no id of it a question here)."""
 
 from __future__ import annotations
 
@@ -191,15 +193,17 @@ def write_results(frame, out: str, source: str) -> None:
 
 def markdown(frame, source: str) -> str:
     from analysis.env import environment
-    from analysis.verdicts import Verdict
+    from analysis.verdicts import ANSWER_VERDICTS, Verdict
 
     env = environment("cpu")
     counts = frame["verdict"].value_counts().to_dict()
+    tally = ", ".join([f"{counts.get(Verdict.CORRECT, 0)} correct",
+                       f"{counts.get(Verdict.INCORRECT, 0)} incorrect"]
+                      + [f"{counts[v]} {v}" for v in ANSWER_VERDICTS[2:] if counts.get(v)])
     lines = [
         f"# Cost answers checked: `{source}`",
         "",
-        f"`charlm check-answers {source}`: {counts.get(Verdict.CORRECT, 0)} correct, "
-        f"{counts.get(Verdict.INCORRECT, 0)} incorrect. torch {env['torch']}, {env['date']}, "
+        f"`charlm check-answers {source}`: {tally}. torch {env['torch']}, {env['date']}, "
         f"commit {env['git_commit']}.",
         "",
         "| id | answer | verdict | derived | counterexample |",
@@ -212,7 +216,13 @@ def markdown(frame, source: str) -> str:
             sizes = ", ".join(f"{k}={v}" for k, v in c["sizes"].items())
             ce = (f"{sizes}: answered {c['answered']}, derived {c['derived']}, "
                   f"measured {c['measured']}")
-        lines.append(f"| `{r.id}` | `{r.answer}` | {r.verdict} | `{r.derived}` | {ce} |")
+        lines.append(f"| `{r.id}` | `{_cell(r.answer)}` | {r.verdict} | `{r.derived}` | {ce} |")
     lines += ["", "## Reasoning", ""]
     lines += [f"- `{r.id}` ({r.verdict}): {r.reasoning}" for r in frame.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text) -> str:
+    """An answer as one Markdown table cell inside backticks (a LaTeX answer may span lines
+    or hold a | or a backtick)."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("`", "'")
