@@ -69,7 +69,7 @@ from analysis import gru_exercises
 from analysis.architectures import architecture
 from analysis.expr_parser import SYMBOL_MEANING, Answer, AnswerParseError, read_answer
 from analysis.formulas import SYMBOLS
-from analysis.questions import QUESTIONS_FILE, Question, assumed, load_answers, load_questions
+from analysis.questions import QUESTIONS_FILE, Question, assumed, load_questions
 from analysis.verdicts import Verdict
 
 ROW_FIELDS = ("id", "question", "answer", "verdict", "derived", "counterexample", "reasoning")
@@ -642,11 +642,22 @@ def check_answers(answers: dict[str, str | None], grid: dict = GRID,
 def check_file(path, grid: dict = GRID, questions_path=None) -> pd.DataFrame:
     """The answers of `path` checked against the homework's questions, or those of
     `questions_path` (a course's own TOML, in the homework file's format; a "derived"
-    question's reference is derived from counts, `analysis.derive`). ValueError when the
-    file is unusable: unreadable (`load_answers`) or no id of it is a question here."""
+    question's reference is derived from counts, `analysis.derive`). `path` is an answers
+    TOML, or a submission the homework's template reads (`analysis.submissions`: a
+    notebook, its .md/.txt/.html/.pdf export): then every template id is a row, `missing`
+    where no answer was found, and the column `extracted` holds the block each answer was
+    read from (what a grader checks the reading against). ValueError when the file is
+    unusable: unreadable, or no id of it is a question here."""
+    from analysis.submissions import load_template, read_submission
+
     known = None if questions_path is None else load_questions(questions_path,
                                                                kinds=DERIVATIONS)
-    frame = check_answers(load_answers(path), grid, questions=known)
+    submission = read_submission(path)
+    answers: dict[str, str | None] = dict(submission.answers)
+    if submission.format != "toml":
+        answers = {qid: submission.answers.get(qid) for qid in load_template().ids}
+    frame = check_answers(answers, grid, questions=known)
+    frame["extracted"] = frame["id"].map(lambda qid: submission.extracted.get(qid, ""))
     if frame["verdict"].eq(Verdict.UNKNOWN_ID).all():  # the file is no answers to these
         bank = questions_path or "the homework's questions"
         raise ValueError(f"{path}: no id is a question of {bank} (unknown question id "

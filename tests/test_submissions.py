@@ -763,3 +763,42 @@ def test_the_docs_example_template_reads_a_course_notebook(tmp_path):
     nbformat.write(nb, tmp_path / "ours.ipynb")
     sub = read_submission(tmp_path / "ours.ipynb", load_template(tmp_path / "ours.toml"))
     assert sub.answers == {"ours.forward": "2 \\cdot 12 L D^{2}"} and sub.problems == []
+
+
+# ------------------------------------------------------------------------------ verdicts
+
+
+def _verdicts(path, ids=None) -> dict:
+    from analysis.checker import QUICK_GRID, check_file
+
+    frame = check_file(path, QUICK_GRID)
+    rows = dict(zip(frame["id"], frame["verdict"].map(str)))
+    return {k: v for k, v in rows.items() if ids is None or k in ids}
+
+
+COST_IDS = [k for k in load_answers(HOMEWORK_ANSWERS) if k.startswith(("rnn.", "transformer."))]
+
+
+@pytest.fixture(scope="module")
+def homework_verdicts():
+    return _verdicts(HOMEWORK_ANSWERS, COST_IDS)
+
+
+def test_the_seed_and_its_notebook_get_the_homework_files_verdicts(seed_ipynb,
+                                                                   homework_verdicts):
+    # the Done-when: every cost question of the seed's text, and of an .ipynb built from it,
+    # gets the verdict analysis/data/homework_answers.toml gets (its hand transcription)
+    assert len(homework_verdicts) == 22
+    assert _verdicts(SEED, COST_IDS) == homework_verdicts
+    assert _verdicts(seed_ipynb, COST_IDS) == homework_verdicts
+
+
+def test_a_second_students_notebook_gets_its_transcriptions_verdicts(student2, tmp_path):
+    transcription = tmp_path / "student2.toml"
+    transcription.write_text("".join(f'"{k}" = "{v}"\n' for k, v in STUDENT2_SEMANTICS.items()
+                                     if not k.startswith("gru.")))
+    want = _verdicts(transcription)
+    got = _verdicts(student2, set(want))
+    assert got == want
+    # what the reading could not find is a row, never a crash: the unanswered out-projection
+    assert _verdicts(student2)["transformer.layer.out_proj.flops"] == "missing"

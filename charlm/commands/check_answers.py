@@ -1,9 +1,12 @@
-"""charlm check-answers FILE.toml: check cost answers (a student's or the homework's own)
-against the toolkit's derivations and measurements. Every answer gets a verdict: correct,
-incorrect, asymptotic (an O(...) bound with the right leading terms), unparsed (the reason
-is given), missing (blank) or unknown id. Exit 0 when every answer is correct, 1 when any is
-not, 2 only when the file itself is unusable (missing, a folder, not UTF-8 TOML, an id given
-twice, no id of it a question here)."""
+"""charlm check-answers FILE: check cost answers (a student's or the homework's own)
+against the toolkit's derivations and measurements. FILE is an answers TOML or a submitted
+notebook (.ipynb) or its export (.md, .txt, .html, .pdf): its answers are read by the
+homework's answer template, and --format json/csv show the block each came from. Every
+answer gets a verdict: correct, incorrect, asymptotic (an O(...) bound with the right leading
+terms), unparsed (the reason is given), missing (blank, or not found in a notebook) or
+unknown id. Exit 0 when every answer is correct, 1 when any is not, 2 only when the file
+itself is unusable (missing, a folder, not UTF-8, not TOML or a notebook, an id given twice,
+no id of it a question here)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from charlm.commands.common import (
 
 EPILOG = """examples:
   charlm check-answers analysis/data/homework_answers.toml
+  charlm check-answers homework.ipynb --format json
   charlm check-answers my_answers.toml --format json
   charlm check-answers --list"""
 
@@ -32,7 +36,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "check-answers", help="verdicts on cost answers (TOML: question id = answer)",
         description=__doc__, epilog=EPILOG)
-    p.add_argument("file", nargs="?", help="answers TOML, e.g. analysis/data/homework_answers.toml")
+    p.add_argument("file", nargs="?",
+                   help="answers TOML (e.g. analysis/data/homework_answers.toml), or a "
+                        "submitted notebook (.ipynb) or its export (.md, .txt, .html, .pdf), "
+                        "read by the homework's answer template")
     p.add_argument("--list", action="store_true",
                    help="show the question ids, their assumptions and the symbols")
     p.add_argument("--format", choices=FORMATS, default="table",
