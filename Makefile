@@ -17,11 +17,12 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-# the tests in pytest-xdist workers, one per core (TEST_WORKERS=0: in this process)
+# the tests in pytest-xdist workers, one per core (TEST_WORKERS=0: in this process); an idle
+# worker takes tests from a busy one (worksteal), so the slow SLURM tests end no tail
 TEST_WORKERS ?= auto
 
 test: venv
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 report: venv
 	$(BIN)/charlm report $(REPORT_ARGS)
