@@ -1,10 +1,9 @@
 """Batch grading of cost-answer submissions: points per question, a grade sheet, per-student
 feedback and Gradescope's autograder `results.json`.
 
-A submission is one file a student handed in: an answers TOML (`analysis.questions
-.load_answers`), or, where `analysis.submissions` is present, whatever its `read_submission`
-reads (notebooks and their exports). Its answers are checked one by one with
-`analysis.checker.check_answers`, so one answer that cannot be read costs that answer only.
+A submission is one file a student handed in, read by `analysis.submissions
+.read_submission`: an answers TOML, a notebook or its export. Its answers are checked one by
+one with `analysis.checker.check_answers`, so one answer that cannot be read costs that answer only.
 
 What is graded is a `Scheme`: the question ids, their points and the partial credit:
 
@@ -37,6 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.submissions import FORMATS, Submission
+from analysis.submissions import read_submission as read_any
 from analysis.verdicts import Verdict
 
 if sys.version_info >= (3, 11):
@@ -63,7 +64,6 @@ SUMMARY_FIELDS = ("submission", "score", "max_score", "correct", "asymptotic", "
 
 # What a folder's submission files are: by suffix, in the order an autograder prefers one
 # when a student's folder holds several (the notebook over its exports).
-SUFFIXES = (".toml", ".ipynb", ".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 AUTOGRADER_PREFERENCE = (".ipynb", ".toml", ".md", ".markdown", ".txt", ".html", ".htm",
                          ".pdf")
 RESULTS_FILE, FEEDBACK_FILE = "results.json", "feedback.md"
@@ -165,58 +165,18 @@ def load_scheme(points_path=None, questions_path=None) -> Scheme:
 # ------------------------------------------------------------------------------ reading
 
 
-@dataclass
-class Submission:
-    """What a reader took from one file (the shape of `analysis.submissions.Submission`):
-    the answers to check, the text each was read from, problems met while reading."""
-
-    answers: dict[str, str]
-    extracted: dict[str, str]
-    problems: list[str]
-    source: str
-
-
-def _notebook_reader() -> Callable | None:
-    """`analysis.submissions.read_submission` when that module is present, else None."""
-    try:
-        from analysis.submissions import read_submission
-    except ModuleNotFoundError as exc:
-        if exc.name in ("analysis.submissions",):
-            return None
-        raise
-    return read_submission
-
-
 def read_submission(path) -> Submission:
-    """One submission file read. An answers TOML through `load_answers`; any other file
-    through `analysis.submissions.read_submission` where that module is present. ValueError
-    (or the reader's own exception) when it cannot be read."""
-    from analysis.questions import load_answers
-
+    """One submission file read (`analysis.submissions.read_submission`: an answers TOML, a
+    notebook or its export). ValueError when it cannot be read, a folder included."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a submission file")
-    if path.suffix.lower() == ".toml":
-        answers = load_answers(path)
-        return Submission(answers, dict(answers), [], str(path))
-    reader = _notebook_reader()
-    if reader is None:
-        raise ValueError(f"{path}: cannot read {path.suffix or 'this'} files here: this "
-                         "version reads answers TOML files (.toml)")
-    got = reader(path)
-    return Submission(dict(got.answers), dict(getattr(got, "extracted", {}) or {}),
-                      list(getattr(got, "problems", []) or []), str(path))
+    return read_any(path)
 
 
 def submission_suffixes() -> tuple[str, ...]:
-    """The suffixes a folder's submission files have: .toml, and, where the notebook reader
-    is present, those it reads (its SUFFIXES, or the keys of its FORMATS, else SUFFIXES)."""
-    if _notebook_reader() is None:
-        return (".toml",)
-    import analysis.submissions as subs
-
-    read = getattr(subs, "SUFFIXES", None) or tuple(getattr(subs, "FORMATS", ())) or SUFFIXES
-    return tuple(dict.fromkeys((".toml", *read)))
+    """The suffixes a folder's submission files have: those the reader reads."""
+    return tuple(FORMATS)
 
 
 def _visible(path: Path) -> bool:
