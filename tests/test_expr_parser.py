@@ -44,6 +44,29 @@ def test_operators_and_precedence(text, expected):
     assert sp.expand(parse_answer(text) - expected) == 0
 
 
+# A unary minus binds looser than ^, as in mathematics and in Python (-2**2 == -4): -T^2 is
+# -(T^2); only a bracket makes -T the base. At an even exponent the two readings differ in
+# sign, so each case below tells them apart.
+@pytest.mark.parametrize("text,expected", [
+    ("-T^2", -T**2),  # -(T*T); (-T)^2 would be +T^2
+    ("-2^2", -4),  # -(2*2) = -4; (-2)^2 = +4
+    ("(-T)^2", T**2),  # the bracket: (-T)(-T) = +T^2
+    ("(-2)^2", 4),  # (-2)(-2) = +4
+    ("2-T^2", 2 - T**2),  # binary minus: 2 - T*T
+    ("2 - -T^2", 2 + T**2),  # 2 - (-(T*T)) = 2 + T^2
+    ("T * -D^2", -T * D**2),  # T * (-(D*D))
+    ("-T²", -T**2),  # a superscript exponent binds as tightly as ^
+    ("−T^2D", -T**2 * D),  # Unicode minus; then the product: -(T*T)*D
+    ("-T**2", -T**2),  # ** between operands is ^, with ^'s precedence
+    ("-(T+D)^2", -(T**2 + 2 * T * D + D**2)),  # -((T+D)(T+D)), expanded by hand
+    ("-T^0", -1),  # -(T^0) = -1; (-T)^0 = +1
+    ("T^-2", 1 / T**2),  # a minus after ^ belongs to the exponent: T^(-2)
+    ("-2^-2", sp.Rational(-1, 4)),  # -(2^(-2)) = -(1/4)
+])
+def test_unary_minus_binds_looser_than_a_power(text, expected):
+    assert sp.expand(parse_answer(text) - expected) == 0
+
+
 @pytest.mark.parametrize("text,column", [
     ("__import__('os').system('ls')", 1),
     ("exec('1')", 1),
@@ -121,16 +144,22 @@ _ATOMS = st.sampled_from(["T", "D", "L", "H", "V", "B", "E", "2", "3", "7"])
 def _expressions(draw, depth=0):
     """(text, expected sympy expression, degree) for random well-formed answers whose degree
     (counted on the tree as the parser bounds it: a symbol 1, a sum the larger of its parts,
-    a product the sum, a power k times) stays within the parser's limit of 12."""
+    a product the sum, a power k times) stays within the parser's limit of 12. Unary minus
+    comes in two forms: `-(x)`, and `-(x)^k` with no bracket around the minus, which is
+    -(x^k) (the power binds tighter), not (-x)^k (they differ at even k)."""
     if depth > 2 or draw(st.booleans()):
         atom = draw(_ATOMS)
         if atom.isdigit():
             return atom, sp.Integer(int(atom)), 0
         return atom, expr_parser.KNOWN_SYMBOLS[atom], 1
-    op = draw(st.sampled_from(["+", "-", "*", "", "^"]))
+    op = draw(st.sampled_from(["+", "-", "*", "", "^", "neg", "neg^"]))
     lt, le, ld = draw(_expressions(depth + 1))
-    if op == "^":
+    if op == "neg":
+        return f"-({lt})", -le, ld
+    if op in ("^", "neg^"):
         k = draw(st.integers(0, min(3, 12 // max(ld, 1))))
+        if op == "neg^":
+            return f"-({lt})^{k}", -(le**k), ld * k
         return f"({lt})^{k}", le**k, ld * k
     rt, re_, rd = draw(_expressions(depth + 1))
     if op in ("*", "") and ld + rd > 12:

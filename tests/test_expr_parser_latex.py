@@ -70,6 +70,24 @@ def test_latex_and_markdown_spellings(text, expected):
     assert sp.expand(parse_answer(text, "q") - expected) == 0
 
 
+# The LaTeX and Markdown spellings keep a unary minus looser than the power: -T^{2} is
+# -(T^2), \left(-T\right)^{2} is +T^2 (each pair differs in sign, so each case tells the
+# two readings apart).
+@pytest.mark.parametrize("text,expected", [
+    ("$-T^{2}$", -T**2),  # -(T*T)
+    (r"\(-2^{2}\)", -4),  # -(2*2)
+    (r"$\left(-T\right)^{2}$", T**2),  # (-T)(-T)
+    (r"$(-2)^{2}$", 4),  # (-2)(-2)
+    (r"$-T^{2} \cdot D$", -T**2 * D),  # -(T*T)*D
+    (r"$2 - T^{2}$", 2 - T**2),
+    (r"$-\left(T + D\right)^{2}$", -(T**2 + 2 * T * D + D**2)),  # -((T+D)(T+D))
+    ("**-T^2**", -T**2),  # Markdown bold around it
+    (r"$-\mathbf{T}^{2}$", -T**2),  # a wrapper is a group, the power still binds first
+])
+def test_latex_unary_minus_binds_looser_than_a_power(text, expected):
+    assert sp.expand(parse_answer(text, "q") - expected) == 0
+
+
 def test_lowercase_sizes_are_read_as_capitals_and_said():
     found = read_answer("24ltd^2 + 4lt^2d", "q")
     assert sp.expand(found.expr - FORWARD) == 0
