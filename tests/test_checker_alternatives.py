@@ -77,6 +77,28 @@ def test_no_causal_hint_where_the_count_has_no_attention(questions):
     assert row["verdict"] is Verdict.INCORRECT and "causal" not in row["reasoning"]
 
 
+def test_another_phase_of_a_non_attention_term_gets_the_phase_hint_and_no_causal_one(questions):
+    # the MLP's backward count given for its forward: each of its matmuls twice, 2 x 16TD^2 =
+    # 32TD^2. The MLP has no attention, so its causal backward count is that same 32TD^2:
+    # the answer names the backward count, and saying "causal" there would be wrong
+    row = _row(questions, "transformer.layer.mlp.flops", "32TD^2")
+    assert row["verdict"] is Verdict.INCORRECT
+    assert "the answer is the derived backward count" in row["reasoning"]
+    assert "causal" not in row["reasoning"] and FULL_SQUARE not in row["reasoning"]
+
+
+def test_another_phase_of_an_attention_term_counted_causally_gets_the_causal_hint(questions):
+    # one layer's attention (QKV 6TD^2, output 2TD^2, scores and weighted values 2D per
+    # query-key pair each) counted causally, T(T+1)/2 pairs, for its backward (each matmul
+    # twice): 2 (8TD^2 + 4D T(T+1)/2) = 16TD^2 + 4T^2D + 4TD, given for the forward
+    # (8TD^2 + 4T^2D); the full-square backward 16TD^2 + 8T^2D differs in its leading terms
+    row = _row(questions, "transformer.layer.attention.flops", "16TD^2 + 4T^2D + 4TD")
+    assert row["verdict"] is Verdict.INCORRECT
+    assert ("the answer is the derived backward count with the causal (lower-triangle) "
+            "attention count") in row["reasoning"]
+    assert FULL_SQUARE in row["reasoning"]
+
+
 def test_generate_causal_derivation_matches_the_hand_sum(questions):
     L, T, D = sp.symbols("L T D", positive=True)
     c = sp.Symbol("c", positive=True, integer=True)
