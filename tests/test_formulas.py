@@ -12,6 +12,7 @@ from analysis.formulas import (
     C,
     D,
     E,
+    H,
     L,
     N,
     P,
@@ -254,3 +255,25 @@ def test_unknown_model_and_convention_raise():
         cost_model("transformer").forward(attention_count="half")
     with pytest.raises(ValueError, match="kernel"):
         cost_model("transformer").backward(kernel="cudnn")
+
+
+def test_transformer_softmax_covers_every_score_of_every_head():
+    # one layer's attention weights are B x H x T x T: per batch row and head, every query
+    # against every key (the causal mask sets entries to -inf, the softmax still runs over
+    # all of them). The softmax costs 3 per element (exp, sum, divide: the stated
+    # convention), the 1/sqrt(hd) scale 1 per element. L = 2, B = 3, H = 4, T = 5:
+    # 2 * 3 * 4 * 5 * 5 = 600 elements, softmax 3 * 600 = 1800, scale 600
+    terms = cost_model("transformer").elementwise().terms
+    assert sp.expand(terms["softmax"] - 3 * L * B * H * T**2) == 0
+    assert sp.expand(terms["attention_scale"] - L * B * H * T**2) == 0
+    at = {L: 2, B: 3, H: 4, T: 5}
+    assert (terms["softmax"].subs(at), terms["attention_scale"].subs(at)) == (1800, 600)
+    # the model's own softmax, seen through the manual kernel's weights hook: 600 elements
+    model = build_model(ModelConfig("transformer", 11, hidden=8, layers=2, heads=4,
+                                    block_size=8, attention="manual"))
+    seen = []
+    for block in model.transformer.blocks:
+        block.attn.weights_hook = lambda module, att: seen.append(att.numel())
+    with torch.no_grad():
+        model(torch.zeros(3, 5, dtype=torch.long))
+    assert seen == [3 * 4 * 5 * 5] * 2
