@@ -251,6 +251,17 @@ def test_fvcore_on_the_meta_device_counts_what_it_counts_on_real_tensors(cfg):
     assert meta.unsupported == real.unsupported
 
 
+def test_forward_bytes_estimate_is_float32_bytes_of_weights_and_logits():
+    # a one-layer GRU, V = 7, E = 3, D = 4, no gate biases: embedding V E = 21, input weights
+    # 3 E D = 36, hidden weights 3 D^2 = 48, fc D V + V = 28 + 7 = 35: 140 weights; logits
+    # B T V = 2 * 3 * 7 = 42; (140 + 42) elements * 4 bytes (float32) = 728 bytes
+    cfg = ModelConfig("gru", 7, embed=3, hidden=4, layers=1)
+    assert sum(p.numel() for p in build_model(cfg).parameters()) == 140
+    assert counters.forward_bytes_estimate(cfg, {"B": 2, "T": 3}) == 728
+    # no sizes: B = T = 1, logits 7: (140 + 7) * 4 = 588
+    assert counters.forward_bytes_estimate(cfg, {}) == 588
+
+
 def test_counting_picks_real_tensors_for_tiny_work_meta_or_fake_for_large():
     tiny = ModelConfig("gru", 7, embed=3, hidden=4)
     wide = ModelConfig("gru", 7, embed=3, hidden=4096)
