@@ -13,6 +13,7 @@ from analysis.sweep import (
     BENCH_OVERHEAD_S,
     SweepConfig,
     assign,
+    collect,
     machine_costs,
     parse_shard,
     sbatch_script,
@@ -105,6 +106,52 @@ def test_merge_unions_shards_drops_duplicates_and_lists_missing():
     assert [f["test"] for f in merged.data["charlm_failures"]] == [f"bench/{GRID[3]}"]
     assert [s["node"] for s in merged.sources] == ["node1", "node2"]
     assert [s["timed"] for s in merged.sources] == [2, 0]
+
+
+def _failed_then_resumed():
+    """Two attempts' shard JSONs, built by hand: attempt 1 timed a, failed c and d; the
+    resume (attempt 2) timed b and c, failed d again."""
+    first = {
+        "machine_info": {"node": "n1"}, "commit_info": {"id": "abc1234ffff"},
+        "benchmarks": [bench(GRID[0])],
+        "charlm": {"grid": "g.toml", "commit": "abc1234", "backends": {"threads": 1},
+                   "env": {"cpu": {"device_name": "x86_64", "torch": "2.13.0"}},
+                   "shard": {"index": 1, "count": 1}, "node": "node1", "status": "complete",
+                   "grid_workloads": GRID, "workloads": GRID},
+        "charlm_failures": [{"test": f"bench/{GRID[2]}", "error": "RuntimeError: oom"},
+                            {"test": f"bench/{GRID[3]}", "error": "X"}],
+    }
+    resumed = {**first, "benchmarks": [bench(GRID[1]), bench(GRID[2])],
+               "charlm_failures": [{"test": f"bench/{GRID[3]}", "error": "Y"}]}
+    return first, resumed
+
+
+@pytest.mark.parametrize("order", ["failed first", "timed first"])
+def test_a_failure_another_shard_timed_is_no_failure_after_the_merge(order):
+    # c is timed by the resume: neither a failure nor missing after the merge, whichever
+    # file comes first; d failed in both: one failure, and missing
+    first, resumed = _failed_then_resumed()
+    shards = [("attempt1.json", first), ("attempt2.json", resumed)]
+    if order == "timed first":
+        shards.reverse()
+    merged = merge(shards)
+    assert [f["test"] for f in merged.data["charlm_failures"]] == [f"bench/{GRID[3]}"]
+    assert merged.missing == [GRID[3]]
+    assert sorted(merged.data["charlm"]["finished"]) == sorted(GRID[:3])
+
+
+def test_collecting_a_resumed_sweep_drops_the_failure_the_resume_timed(tmp_path):
+    # the same two attempts as a sweep directory: merged.json lists only d as failed
+    first, resumed = _failed_then_resumed()
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "sweep.json").write_text(json.dumps({"commit": "abc1234"}))
+    (tmp_path / "workloads.txt").write_text("".join(f"{k}\n" for k in GRID))
+    (tmp_path / "shards" / "attempt1-shard1.json").write_text(json.dumps(first))
+    (tmp_path / "shards" / "attempt2-shard1.json").write_text(json.dumps(resumed))
+    merged = collect(tmp_path, emit=lambda line: None)
+    assert merged.missing == [GRID[3]]
+    written = json.loads((tmp_path / "merged.json").read_text())
+    assert [f["test"] for f in written["charlm_failures"]] == [f"bench/{GRID[3]}"]
 
 
 def test_merge_with_expected_lists_a_shard_that_wrote_nothing():
