@@ -2,6 +2,8 @@
 custom files select models, phases and sizes, and bad files fail with one line naming the
 key."""
 
+import re
+
 import pytest
 
 from analysis.grids import BUILTIN, GridSpec, parse_grid
@@ -134,3 +136,40 @@ def test_unknown_grid_name_lists_the_choices():
 def test_parse_grid_needs_no_file():
     g = parse_grid({"batch": 1, "rounds": 1, "attention": {"T": [8]}}, name="inline")
     assert isinstance(g, GridSpec) and g.name == "inline" and g.source is None
+
+
+@pytest.mark.parametrize(("table", "key", "sizes"), [
+    ("models", "T", [16, 16]),
+    ("models", "D", [64, 128, 64]),
+    ("models", "L", [2, 2]),
+    ("models", "N", [16, 64, 16]),
+    ("reference", "T", [32, 32]),
+    ("attention", "T", [64, 64]),
+    ("attention", "cuda_T", [128, 128]),
+])
+def test_a_repeated_size_on_any_axis_is_refused_naming_the_key(table, key, sizes):
+    # a size twice would time the same workload twice (or, deduplicated, silently once)
+    body = {"T": [8, 16]} if key != "T" else {}
+    data = {"batch": 1, "rounds": 1, table: {**body, key: sizes}}
+    with pytest.raises(ValueError, match=rf"^grid mine\.toml: {table}\.{key} repeats a size: "
+                                         rf"{re.escape(repr(sizes))}$"):
+        parse_grid(data, "mine.toml")
+    parse_grid({**data, table: {**body, key: sorted(set(sizes))}}, "mine.toml")  # distinct: fine
+
+
+def test_a_grid_file_with_a_repeated_size_fails_on_one_line(tmp_path):
+    path = write(tmp_path, "batch = 2\nrounds = 1\n[models]\nT = [16, 16]\n", "bad.toml")
+    with pytest.raises(ValueError) as err:
+        load_grid(path)
+    assert str(err.value) == "grid bad.toml: models.T repeats a size: [16, 16]"
+
+
+def test_the_default_prompt_is_four_tokens():
+    # the schema (analysis/grids.py, docs/bench-and-sweeps.md): `prompt = 4  # P, the prompt
+    # of generation (default 4)`; a grid that names none generates after P = 4 tokens. (The
+    # homework notebook's generate_text starts from one random token, P = 1: that is
+    # generation without a prompt, tested in test_models, not the bench grid's default.)
+    g = parse_grid({"batch": 1, "rounds": 1, "models": {"T": [8], "N": [3]}})
+    assert g.prompt == 4
+    assert parse_grid({"batch": 1, "rounds": 1,
+                       "models": {"T": [8], "N": [3], "prompt": 2}}).prompt == 2
