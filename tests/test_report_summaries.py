@@ -329,13 +329,26 @@ def test_ratio_summary_prints_two_significant_figures_with_the_interval():
     assert s.findings[1] == "attention manual/flash, memory: A/B 1.4 [1.4, 1.4]."
 
 
-def test_ratio_summary_would_catch_an_inverted_or_scaled_ratio():
-    r = _ratios()
-    ratio, lo, hi = r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"]
-    r.loc[0, "ratio"], r.loc[0, "ci_low"], r.loc[0, "ci_high"] = 1 / ratio, 1 / hi, 1 / lo
-    assert "0.71 [0.70, 0.72] (B4-T64)" in S.ratio_summary(r).findings[0]
-    r.loc[1, "ratio"] *= 10
-    assert "26 [2.4, 3.1]" in S.ratio_summary(r).findings[0]
+def test_ratio_summary_reads_each_ratio_as_a_over_b_as_recorded():
+    # A ran in half of B's time at T64 (A/B 0.50, interval 0.40..0.55: lopsided, so an
+    # inverted ratio reads 2.0 [1.8, 2.5]) and in 12x B's time at T512 (a ratio scaled by 10
+    # reads 5.0 and 120); the T512 row comes first, so the range's ends are found, not read
+    # in order; memory: A held 3x B's peak
+    def row(measure, configuration, ratio, lo, hi, pairs):
+        return {"comparison": "homework loop/torch.nn", "measure": measure,
+                "configuration": configuration, "device": "cpu", "ratio": ratio,
+                "ci_low": lo, "ci_high": hi, "pairs": pairs, "converged": True}
+
+    ratios = pd.DataFrame([row("time", "B4-T512", 12.0, 11.0, 14.0, 40),
+                           row("time", "B4-T64", 0.5, 0.4, 0.55, 60),
+                           row("memory", "B4-T64", 3.0, 3.0, 3.0, 1)])
+    s = S.ratio_summary(ratios)
+    assert list(s.table["A/B [95% CI]"]) == ["12 [11, 14]", "0.50 [0.40, 0.55]",
+                                             "3.0 [3.0, 3.0]"]
+    assert list(s.table["pairs"]) == [40, 60, 1]
+    assert s.findings == ["homework loop/torch.nn, time: A/B from 0.50 [0.40, 0.55] (B4-T64) "
+                          "to 12 [11, 14] (B4-T512).",
+                          "homework loop/torch.nn, memory: A/B 3.0 [3.0, 3.0]."]
 
 
 def test_timing_quality_counts_converged_and_drifted_and_states_load():
@@ -490,3 +503,85 @@ def test_a_ratio_keeps_its_second_significant_figure():
     assert with_interval(3.6, 3.4, 4.0) == "3.6 [3.4, 4.0]"
     assert with_interval(12.3, 11.0, 14.0) == "12 [11, 14]"
     assert with_interval(0.671, 0.64, 0.68) == "0.67 [0.64, 0.68]"
+
+
+def test_ceiling_summary_says_the_loops_sit_further_from_the_ceiling_only_when_they_do():
+    def text(rnn_rate, transformer_rate):
+        timing = _timing([{"variant": "rnn", "model": "rnn", "flops_per_second": rnn_rate},
+                          {"variant": "transformer-flash", "model": "transformer",
+                           "flops_per_second": transformer_rate}])
+        return S.ceiling_summary(timing, S.Ceiling(1e9)).findings[0]
+
+    why = "The recurrent loops issue many small (B x D) @ (D x D) matmuls one after another"
+    below = text(2e8, 6e8)  # 2e8 / 1e9 = 20% against 6e8 / 1e9 = 60%
+    assert ("the best recurrent-loop workload reaches 20% (rnn), the best attention workload "
+            "reaches 60% (transformer-flash).") in below
+    assert why in below
+    assert why not in text(6e8, 2e8)  # the loops at 60%, attention at 20%
+    assert why not in text(4e8, 4e8)  # both at 40%: the loops are not further
+
+
+def test_ceiling_summary_divides_the_rates_interval_by_the_ceilings_other_end():
+    # rnn: 2e8 FLOP/s at median 1 s, interval 0.8..1.25 s: rate 2e8/1.25 = 1.6e8 to
+    # 2e8/0.8 = 2.5e8; gru: 4e8 at 0.9..1.1 s: 3.64e8 to 4.44e8. Ceiling 1e9 [0.8e9, 1.25e9].
+    # Fraction's low end = low rate / high ceiling, high end = high rate / low ceiling:
+    # rnn 1.6e8 / 1.25e9 = 12.8%, 2.5e8 / 0.8e9 = 31.25% (half-width 9.2 points: two
+    # digits, 20% [13%, 31%]); gru 3.64e8 / 1.25e9 = 29.1%, 4.44e8 / 0.8e9 = 55.6%
+    # (half-width 13 points: one digit, 40% [30%, 60%]). Low over low would give rnn
+    # 1.6e8 / 0.8e9 = 20% to 2.5e8 / 1.25e9 = 20%.
+    timing = _timing([{"variant": "rnn", "model": "rnn", "flops_per_second": 2e8,
+                       "median_s": 1.0, "ci_low_s": 0.8, "ci_high_s": 1.25},
+                      {"variant": "gru", "model": "gru", "flops_per_second": 4e8,
+                       "median_s": 1.0, "ci_low_s": 0.9, "ci_high_s": 1.1}])
+    s = S.ceiling_summary(timing, S.Ceiling(1e9, (0.8e9, 1.25e9)))
+    assert s.table.to_dict("records") == [
+        {"variant": "rnn", "best FLOP/s [95% CI]": "2e+08 [1.6e+08, 2.5e+08]",
+         "fraction of ceiling [95% CI]": "20% [13%, 31%]"},
+        {"variant": "gru", "best FLOP/s [95% CI]": "4e+08 [3.6e+08, 4.4e+08]",
+         "fraction of ceiling [95% CI]": "40% [30%, 60%]"}]
+    assert ("the best recurrent-loop workload reaches 40% [30%, 60%] (per variant 20% to 40%)"
+            in s.findings[0])
+
+
+def test_slope_summary_shows_seconds_per_token_at_the_smallest_and_largest_T():
+    # time 1e-6 T^2 s over B x T = 4T tokens: 2.5e-7 T s/token, 4e-6 at T 16 and 3.2e-5 at
+    # T 128 (where the median itself is 1e-6 * 128^2 = 1.6384e-2 s); rows given from the
+    # largest T down, so the table must sort by T
+    rows = _sweep("transformer-flash", "transformer", TS, lambda t: 1e-6 * t**2,
+                  lambda t: 10 * t**2, lambda t: 7)
+    row = S.slope_summary(_timing(rows[::-1])).table.iloc[0]
+    assert row["T"] == "16..128"
+    assert row["s/token at min T"] == pytest.approx(4e-6)
+    assert row["s/token at max T"] == pytest.approx(3.2e-5)
+
+
+def test_homework_time_summary_on_every_phase_gives_the_kv_caches_speed_up():
+    def row(variant, model, phase, median, predicted, nofixed, share, regime, T=16, N=None):
+        return {"variant": variant, "model": model, "kind": "model", "phase": phase, "T": T,
+                "N": N, "median_s": median, "predicted_s": predicted,
+                "predicted_nofixed_s": nofixed, "share_overhead": share, "trace_ops": 100,
+                "regime": regime}
+
+    lo, tf = "launch/overhead", "transformer-flash"
+    pred = pd.DataFrame([
+        row("rnn", "rnn", "forward", 1.0, 1.0, 0.5, 0.6, lo),
+        row("rnn", "rnn", "train", 2.0, 2.0, 0.5, 0.8, lo),
+        row("rnn", "rnn", "generate", 4.0, 4.0, 1.0, 0.7, lo, N=32),  # no KV cache
+        row(tf, "transformer", "forward", 0.8, 0.8, 0.5, 0.2, "bandwidth"),
+        row(tf, "transformer", "forward", 2.0, 2.0, 1.0, 0.1, "compute", T=64),
+        row(tf, "transformer", "train", 1.0, 1.0, 0.5, 0.1, "compute"),
+        row(tf, "transformer", "generate", 0.8, 0.6, 0.3, 0.3, lo, N=32),
+        row(tf, "transformer", "generate_cache", 0.2, 0.3, 0.15, 0.5, lo, N=32),
+        row(tf, "transformer", "generate", 1.6, 0.9, 0.45, 0.3, lo, N=64),
+        row(tf, "transformer", "generate_cache", 0.2, 0.3, 0.15, 0.5, lo, N=64)])
+    assert S.homework_time_summary(pred).findings == [
+        # the loops' shares 0.6, 0.8, 0.7: median 70%
+        "The recurrent loops' rounds are 70% fixed per-op cost (median): time is steps x ops "
+        "per step x the fixed cost, so it follows depth times ops, not FLOPs.",
+        "The Transformer's forward turns compute-bound from T = 64 in this grid.",
+        # without / with the cache: measured 0.8 / 0.2 = 4 (N 32) and 1.6 / 0.2 = 8 (N 64),
+        # predicted 0.6 / 0.3 = 2 and 0.9 / 0.3 = 3; inverted they would read 0.12-0.25x
+        "The KV cache: measured 4-8x faster, predicted 2-3x.",
+        # predicted over no-fixed-cost: 0.8 / 0.5 = 1.6 (least) to 2 / 0.5 = 4 (most)
+        "Without fixed costs (CUDA graphs or compilation at best) the model predicts 1.6-4x "
+        "faster rounds."]
