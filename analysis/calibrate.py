@@ -30,7 +30,9 @@ A `Machine` holds:
   chain of tiny multiplies, per op it dispatches);
 - ``bandwidth_by_size``: elementwise bandwidth by bytes moved (cache-resident ops are faster);
 - ``elementwise_s_per_element``: seconds per element of common elementwise ops (tanh, exp,
-  softmax, layer norm, cumulative sums...), which cost more than their bytes;
+  softmax, layer norm, cumulative sums, where, comparisons...), which cost more than their
+  bytes; a scan op also keyed "name:s", scanning across a stride (over T of a (B, T, D)
+  tensor: minGRU's logcumsumexp ran 1.5x its row-wise per-element cost there);
 - ``op_fixed_by_name``: the fixed cost of each aten op by name (`measure_replayed_ops`: the
   ops of a tiny run of every bench variant and phase, each call replayed); a prediction
   charges an op the larger of this and the generic fixed cost of its kind (op_fixed_s,
@@ -172,8 +174,9 @@ class Machine:
     module_call_s: float = 0.0  # Python cost of one nn.Module call beyond its ops
     op_autograd_s: float = 0.0  # extra cost of an op that records an autograd graph
     op_backward_s: float | None = None  # fixed cost of an op the autograd engine runs
-    # aten op name -> seconds per element beyond its fixed cost (transcendental and
-    # reduction ops cost more than their bytes); missing: bytes / bandwidth only
+    # aten op name (or "name:layout", the trace's layout of a scan op) -> seconds per
+    # element beyond its fixed cost (transcendental and reduction ops cost more than their
+    # bytes); missing: bytes / bandwidth only
     elementwise_s_per_element: dict = field(default_factory=dict)
     # operand layout ("nt", "tn", ...) -> a throughput table like matmul_flops_per_s;
     # missing: the "nn" table
@@ -515,7 +518,10 @@ def _elementwise_ops(device: str, n: int) -> dict:
 
     x = torch.rand(n, device=device) + 0.5
     m = x.view(-1, 256)
+    # a scan across a stride, as over T of a (B, T, D) tensor: the trace's layout "s"
+    across = x.view(-1, 256, 64)
     mask = torch.rand(256, device=device) > 0.5
+    cond = x > 1.0
     y = torch.empty_like(x)
     return {
         "tanh": (lambda: torch.tanh(x, out=y), n),
@@ -530,6 +536,10 @@ def _elementwise_ops(device: str, n: int) -> dict:
         "masked_fill": (lambda: m.masked_fill(mask, 0.0), n),
         "cumsum": (lambda: torch.cumsum(m, -1), n),
         "logcumsumexp": (lambda: torch.logcumsumexp(m, -1), n),
+        "cumsum:s": (lambda: torch.cumsum(across, 1), n),
+        "logcumsumexp:s": (lambda: torch.logcumsumexp(across, 1), n),
+        "where": (lambda: torch.where(cond, x, y), n),
+        "ge": (lambda: torch.ge(x, 1.0), n),
         "mul": (lambda: torch.mul(x, x, out=y), n),
         "add": (lambda: torch.add(x, x, out=y), n),
     }

@@ -30,6 +30,7 @@ COMMANDS = [
     "charlm.commands.merge",
     "charlm.commands.calibrate",
     "charlm.commands.predict_time",
+    "charlm.commands.accuracy",
     "charlm.commands.profile",
     "charlm.commands.derive",
     "charlm.commands.grade",

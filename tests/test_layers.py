@@ -57,7 +57,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("L4 analyses", (
         "analysis.reconcile", "analysis.checker", "analysis.questions",
         "analysis.gru_exercises", "analysis.flops_api", "analysis.derive",
-        "analysis.submissions")),
+        "analysis.submissions", "analysis.accuracy")),
     ("L5 bench, sweep, report", (
         "analysis.merge", "analysis.sweep", "analysis.bench_sharding",
         "analysis.bench_summary", "analysis.report.*", "analysis.plots", "analysis.repro",

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.calibrate import Machine
 from analysis.predict import (
-    accuracy,
+    error_stats,
     matmul_shape,
     predict_rows,
     predict_trace,
@@ -83,15 +83,26 @@ def test_matmul_shapes():
     assert matmul_shape(bmm) == (6, 4, 5)
 
 
-def test_accuracy_on_a_hand_made_frame():
-    f = pd.DataFrame({"median_s": [1.0, 1.0, 1.0, 1.0],
-                      "predicted_s": [1.2, 0.6, 1.9, 4.0]})
-    a = accuracy(f)
-    assert a["rows"] == 4
-    assert a["within_1_5x"] == 0.25  # only 1.2
-    assert a["within_2x"] == 0.75  # 1.2, 0.6 (1/1.67), 1.9
+def test_error_stats_on_hand_made_pairs():
+    a = error_stats([1.2, 0.6, 1.9, 4.0, float("nan"), 1.0], [1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    assert a["rows"] == 4  # the NaN prediction and the zero measurement are left out
+    assert a["within 1.5x"] == 0.25  # only 1.2
+    assert a["within 2x"] == 0.75  # 1.2, 0.6 (1/1.67), 1.9
     # |log| sorted: log 1.2, log(1/0.6), log 1.9, log 4 -> median of the middle two
-    assert a["median_factor"] == pytest.approx(math.exp((math.log(1 / 0.6) + math.log(1.9)) / 2))
+    assert a["median factor"] == pytest.approx(math.exp((math.log(1 / 0.6) + math.log(1.9)) / 2))
+    assert a["worst factor"] == pytest.approx(4.0)
+    # APE: 0.2, 0.4, 0.9, 3.0 -> median (0.4 + 0.9) / 2, mean 4.5 / 4
+    assert a["median APE"] == pytest.approx(0.65) and a["MAPE"] == pytest.approx(1.125)
+    assert a["within 10%"] == 0.0 and a["within 25%"] == 0.25
+    # log(p/m) sorted: log 0.6, log 1.2, log 1.9, log 4 -> exp of the middle two's mean
+    assert a["median predicted/measured"] == pytest.approx(math.sqrt(1.2 * 1.9))
+    # an APE band is not a factor band: 0.8 is within 25% (APE 0.2) but 1.25x off
+    b = error_stats([0.8, 1.05], [1.0, 1.0])
+    assert b["within 25%"] == 1.0 and b["within 10%"] == 0.5
+    assert b["worst factor"] == pytest.approx(1.25)
+    assert math.isnan(error_stats([], [])["MAPE"])
+    with pytest.raises(ValueError, match="pairs"):
+        error_stats([1.0], [1.0, 2.0])
 
 
 def test_workload_from_a_timing_row():
@@ -314,7 +325,8 @@ def test_prediction_summary_states_the_accuracy_at_the_calibrations_pace():
     assert "100% of 4 rows within 1.5x" in s.findings[0]
     paced = [f for f in s.findings if "yardstick" in f]
     assert paced and "at 2.00x the calibration's yardstick" in paced[0]
-    assert "0% within 1.5x, 100% within 2x, median factor 2.00" in paced[0]
+    # predicted 1.0 against 2.0 measured: APE |1 - 2| / 2 = 50% each
+    assert "0% within 1.5x, 100% within 2x, MAPE 50%, median factor 2.00" in paced[0]
 
 
 def test_a_large_fresh_output_adds_its_page_faults_to_the_memory_term():
@@ -343,11 +355,13 @@ def test_repeated_timings_of_one_workload_are_compared_by_hand():
 
     frame = pred_frame()
     frame.loc[1, "T"] = 16  # rows a and b now the same rnn forward workload: 1.0 s and 2.0 s
-    spread = repeated_timings(frame)
-    assert list(spread) == [2.0]
-    found = [f for f in prediction_summary(frame).findings if "timed twice" in f]
-    assert found and "(1 workloads" in found[0] and "median factor of 2.00" in found[0]
-    assert "1 of 1 by 1.5x or more" in found[0]
+    pairs = repeated_timings(frame)
+    assert pairs[["first_s", "second_s", "spread"]].values.tolist() == [[1.0, 2.0, 2.0]]
+    found = [f for f in prediction_summary(frame).findings if "noise floor" in f]
+    # the first (1.0 s) as a prediction of the second (2.0 s): APE |1 - 2| / 2 = 50%
+    assert found and "noise floor of this run: 1 workloads" in found[0]
+    assert "median absolute percentage error 50%, MAPE 50%, 0% within +-10%" in found[0]
+    assert "median factor 2.00 (largest 2.00; 1 of 1 by 1.5x or more)" in found[0]
     assert repeated_timings(pred_frame()).empty  # no workload twice
 
 

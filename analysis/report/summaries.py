@@ -1020,36 +1020,45 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
 # ---------------------------------------------------------------------------- time prediction
 
 
-def _ratio_stats(ratio: pd.Series) -> dict:
-    r = ratio[np.isfinite(ratio) & (ratio > 0)]
-    err = np.abs(np.log(r))
-    return {"rows": int(len(r)),
-            "within 1.5x": float((err <= np.log(1.5)).mean()) if len(r) else float("nan"),
-            "within 2x": float((err <= np.log(2)).mean()) if len(r) else float("nan"),
-            "median predicted/measured": float(np.exp(np.median(np.log(r))))
-            if len(r) else float("nan"),
-            "median factor": float(np.exp(np.median(err))) if len(r) else float("nan")}
+TABLE_STATS = ("rows", "median factor", "median APE", "MAPE", "within 10%", "within 25%",
+               "within 1.5x", "within 2x", "median predicted/measured")
+
+
+def _stats(predicted, measured) -> dict:
+    from analysis.predict import error_stats
+
+    stats = error_stats(predicted, measured)
+    return {k: stats[k] for k in TABLE_STATS}
 
 
 REPEAT_KEYS = ("kind", "variant", "phase", "B", "T", "D", "E", "L", "H", "N", "seq_len")
 
 
-def repeated_timings(timing: pd.DataFrame) -> pd.Series:
-    """For each workload timed more than once (same configuration columns), the largest
-    over the smallest of its medians."""
+def repeated_timings(timing: pd.DataFrame) -> pd.DataFrame:
+    """The A/A pairs of a run: for each workload timed more than once (same configuration
+    columns), its first and its second median in the frame's order ("first_s",
+    "second_s") and the largest over the smallest of all its medians ("spread")."""
     keys = [k for k in REPEAT_KEYS if k in timing.columns]
+    empty = pd.DataFrame(columns=["first_s", "second_s", "spread"], dtype=float)
     if not keys or "median_s" not in timing.columns:
-        return pd.Series(dtype=float)
-    groups = timing.groupby(keys, dropna=False)["median_s"]
-    spread = groups.max() / groups.min()
-    return spread[groups.count() > 1].reset_index(drop=True)
+        return empty
+    groups = timing.groupby(keys, dropna=False, sort=False)["median_s"]
+    pairs = [(g.iloc[0], g.iloc[1], g.max() / g.min()) for _, g in groups if len(g) > 1]
+    if not pairs:
+        return empty
+    return pd.DataFrame(pairs, columns=["first_s", "second_s", "spread"])
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
 
 
 def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Summary:
-    """Predicted (analysis.predict) vs measured time per variant and phase: rows, share within
-    1.5x and 2x, the median ratio predicted/measured, the median factor
-    exp(median |log(predicted/measured)|) and the most common regime; findings: the totals
-    and the five worst rows with their regime."""
+    """Predicted (analysis.predict) vs measured time per variant and phase: the error
+    statistics of `analysis.predict.error_stats` (TABLE_STATS) and the most common regime;
+    findings: the totals (factor bands, MAPE, +-10%/+-25%), the same at the calibration's
+    pace, the A/A noise floor of the same run (workloads the grid times twice, in two
+    suites) in the same terms, and the five worst rows with their regime."""
     if pred is None or pred.empty or "predicted_s" not in pred.columns:
         return Summary()
     data = pred[pred["predicted_s"].notna() & (pred["median_s"] > 0)].copy()
@@ -1058,35 +1067,46 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
     data["ratio"] = data["predicted_s"] / data["median_s"]
     rows = []
     for (variant, phase), g in data.groupby(["variant", "phase"], sort=False):
-        rows.append({"variant": variant, "phase": phase, **_ratio_stats(g["ratio"]),
+        rows.append({"variant": variant, "phase": phase,
+                     **_stats(g["predicted_s"], g["median_s"]),
                      "regime": g["regime"].mode().iloc[0] if "regime" in g else ""})
     table = pd.DataFrame(rows)
-    total = _ratio_stats(data["ratio"])
+    total = _stats(data["predicted_s"], data["median_s"])
     findings = [
-        f"Time predicted from the counts ({label}): {total['within 1.5x']:.0%} of "
-        f"{total['rows']} rows within 1.5x of the measured median, {total['within 2x']:.0%} "
-        f"within 2x; median factor {total['median factor']:.2f}, median predicted/measured "
+        f"Time predicted from the counts ({label}): {_pct(total['within 1.5x'])} of "
+        f"{total['rows']} rows within 1.5x of the measured median, "
+        f"{_pct(total['within 2x'])} within 2x; {_pct(total['within 10%'])} within +-10% "
+        f"and {_pct(total['within 25%'])} within +-25%; median absolute percentage error "
+        f"{_pct(total['median APE'])}, MAPE {_pct(total['MAPE'])}; median factor "
+        f"{total['median factor']:.2f}, median predicted/measured "
         f"{total['median predicted/measured']:.2f} (machine constants from calibration "
         f"microbenchmarks only)."]
     if "predicted_calibrated_s" in data.columns and "pace_factor" in data.columns:
         paced = data[data["predicted_calibrated_s"].notna() & data["pace_factor"].notna()]
         if not paced.empty and not np.allclose(paced["pace_factor"], 1.0):
-            fixed = _ratio_stats(paced["predicted_calibrated_s"] / paced["median_s"])
+            fixed = _stats(paced["predicted_calibrated_s"], paced["median_s"])
             pace = paced["pace_factor"]
             findings.append(
                 f"The rows ran at {pace.median():.2f}x the calibration's yardstick time "
                 f"(median; {pace.min():.2f}-{pace.max():.2f}x), measured around each "
-                f"benchmark; at the calibration's pace instead, {fixed['within 1.5x']:.0%} "
-                f"within 1.5x, {fixed['within 2x']:.0%} within 2x, median factor "
-                f"{fixed['median factor']:.2f}.")
+                f"benchmark; at the calibration's pace instead, {_pct(fixed['within 1.5x'])} "
+                f"within 1.5x, {_pct(fixed['within 2x'])} within 2x, MAPE "
+                f"{_pct(fixed['MAPE'])}, median factor {fixed['median factor']:.2f}.")
     repeats = repeated_timings(data)
     if not repeats.empty:
-        beyond = int((repeats >= 1.5).sum())
+        aa = _stats(repeats["first_s"], repeats["second_s"])
+        beyond = int((repeats["spread"] >= 1.5).sum())
+        ratio = total["median APE"] / aa["median APE"] if aa["median APE"] > 0 \
+            else float("inf")
         findings.append(
-            f"The same workload timed twice in this run ({len(repeats)} workloads, in two "
-            f"suites minutes apart) differed by a median factor of {repeats.median():.2f} "
-            f"(largest {repeats.max():.2f}); {beyond} of {len(repeats)} by 1.5x or more. "
-            f"No prediction can be closer to every measurement than they are to each other.")
+            f"The A/A noise floor of this run: {len(repeats)} workloads the grid times twice "
+            f"(in two suites minutes apart), the first median taken as a prediction of the "
+            f"second: median absolute percentage error {_pct(aa['median APE'])}, MAPE "
+            f"{_pct(aa['MAPE'])}, {_pct(aa['within 10%'])} within +-10%, median factor "
+            f"{aa['median factor']:.2f} (largest {repeats['spread'].max():.2f}; {beyond} of "
+            f"{len(repeats)} by 1.5x or more). The prediction's median error is "
+            f"{ratio:.1f}x the A/A's; no prediction can be closer to every measurement than "
+            f"two measurements are to each other.")
     worst = data.assign(err=np.abs(np.log(data["ratio"]))).nlargest(5, "err")
     findings.append("Worst rows: " + "; ".join(
         f"{r['id']} predicted {r['ratio']:.2g}x the measured ({r.get('regime', '')})"

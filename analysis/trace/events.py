@@ -13,7 +13,9 @@ One `OpEvent` per dispatched aten op:
 - ``fresh``: bytes of each output the op allocates (not an input written in place, not an
   ``out=`` tensor), for matmul and elementwise ops;
 - ``shapes``, ``dtypes`` (tensor arguments, in order), ``out_shapes``;
-- ``layout`` (matmuls): "n" or "t" per operand of the product, "t" for a transposed view;
+- ``layout``: matmuls, "n" or "t" per operand of the product, "t" for a transposed view;
+  scan ops (cumsum, logcumsumexp...), "c" for a scan along the innermost dim in memory, "s"
+  for one across a stride;
 - ``inputs``: per tensor argument, (schema argument name, producer) where the producer is
   (event index, output index) of the op whose result the tensor holds now (its maker, or a
   later in-place write to its storage), None for a tensor made outside the trace; ``written``:
@@ -62,7 +64,7 @@ class OpEvent(NamedTuple):
     module: str = ""
     phase: str = "forward"  # forward | backward | optimizer
     fused: bool = False
-    layout: str = ""  # matmuls: "nn", "nt", "tn" or "tt" (operands as stored); else ""
+    layout: str = ""  # matmuls: "nn", "nt", "tn", "tt" (operands as stored); scans "c"/"s"
     fresh: tuple = ()
     records_graph: bool = False
     dtypes: tuple = ()

@@ -125,6 +125,23 @@ def _scan_weight(name: str, args, kwargs) -> int:
     return scan_steps(x.shape[dim])
 
 
+def scan_layout(name: str, args, kwargs) -> str:
+    """A scan op's access: "c" when the scanned dim is the innermost one in memory (stride
+    1: each scanned row is contiguous), "s" when the scan steps across a stride (a scan over
+    T of a (B, T, D) tensor); "" for any other op or a tensor without strides."""
+    if name not in SCAN_OPS:
+        return ""
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return ""
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    try:
+        stride = x.stride(dim)
+    except (RuntimeError, NotImplementedError, IndexError):
+        return ""
+    return "c" if stride == 1 or x.shape[dim] == 1 else "s"
+
+
 def _transposed(t) -> bool:
     """A matrix (the last two dims) stored column-major: a transposed view of a contiguous
     one. A vector-like matrix (one row or column) counts as not transposed."""
@@ -311,7 +328,8 @@ class Tracer(TorchDispatchMode):
             # plain tuples, not torch.Size: a trace sent between processes pickles 5x faster
             tuple(tuple(t.shape) for t in inputs),
             tuple(tuple(t.shape) for t in outputs), depth, module, phase, fused,
-            matmul_layout(info.name, args) if kind == "matmul" else "", fresh,
+            matmul_layout(info.name, args) if kind == "matmul"
+            else scan_layout(info.name, args, kwargs) if info.scan else "", fresh,
             records_graph, tuple(t.dtype for t in inputs), read, wrote,
             tuple(zip([name for name, _ in named], sources)), tuple(written), results,
             _scan_weight(info.name, args, kwargs) if info.scan else 0,
@@ -489,5 +507,6 @@ def trace(fn: Callable[[], object], model: nn.Module | None = None, *,
                  tracer.peak if memory else None, tensors)
 
 
-__all__ = ["Tracer", "is_view_op", "matmul_layout", "op_name", "scan_steps", "storage_key",
+__all__ = ["Tracer", "is_view_op", "matmul_layout", "op_name", "scan_layout", "scan_steps",
+           "storage_key",
            "tensors_in", "trace"]
