@@ -331,3 +331,101 @@ def test_the_clis_pass_count_mirrors_the_librarys():
     from charlm.commands import calibrate as command
 
     assert command.PASSES == PASSES
+
+
+# ------------------------------------------------------------ microbenchmarks on a fake clock
+# Each microbenchmark times its calls with `per_call` (the median per-call seconds); replaced
+# by a fake whose answer is known, the constant each returns is known by hand.
+
+
+def _fake_add_timer(fixed_s, rate_of):
+    """A per_call whose answer is fixed_s plus the bytes the call moves (its input read and
+    its output written, one float32 tensor of each size) over rate_of(tensor) bytes/s."""
+
+    def per_call(fn, device, calls, repeats=3):
+        out = fn()  # y.copy_(x) and torch.add(x, 1.0, out=y) return y
+        moved = 2 * out.numel() * out.element_size()
+        return fixed_s + moved / rate_of(out, moved)
+
+    return per_call
+
+
+def test_streaming_bandwidth_counts_bytes_read_plus_written(monkeypatch):
+    import analysis.calibrate as cal
+
+    # a copy of 1 MiB reads 1 MiB and writes 1 MiB: 2 MiB at 2e10 B/s; the add (its output
+    # holds 2.0, the copy's 1.0) moves the same at 1e10 B/s
+    monkeypatch.setattr(cal, "per_call", _fake_add_timer(
+        0.0, lambda out, moved: 2e10 if out[0].item() == 1.0 else 1e10))
+    bw = cal.measure_bandwidth("cpu", nbytes=2**20)
+    assert bw["copy_bytes_per_s"] == pytest.approx(2e10)  # (2 x 2^20 B) / (2^21 / 2e10 s)
+    assert bw["add_bytes_per_s"] == pytest.approx(1e10)
+
+
+def test_bandwidth_by_size_is_bytes_moved_over_time_minus_the_fixed_cost(monkeypatch):
+    import analysis.calibrate as cal
+
+    # every add costs 1 us fixed plus its bytes at 4e10 B/s while they fit in 1 MiB (cache),
+    # 1e10 B/s above; the fixed cost the function measures first is that same 1 us
+    monkeypatch.setattr(cal, "measure_op_costs", lambda device, chain=400: {"op_fixed_s": 1e-6})
+    monkeypatch.setattr(cal, "per_call", _fake_add_timer(
+        1e-6, lambda out, moved: 4e10 if moved < 2**20 else 1e10))
+    sizes = (2**12, 2**15, 2**18, 2**21, 2**24)
+    got = cal.measure_bandwidth_by_size("cpu", sizes)
+    # e.g. 4096 B: t = 1 us + 4096 / 4e10 s = 1.1024 us; 4096 B / (t - 1 us) = 4e10 B/s
+    assert got["bytes"] == [4096, 32768, 262144, 2097152, 16777216]
+    assert got["per_s"] == pytest.approx([4e10, 4e10, 4e10, 1e10, 1e10])
+
+
+def test_module_call_cost_is_per_call_of_the_chain(monkeypatch):
+    import torch
+
+    import analysis.calibrate as cal
+
+    # the chain of nn.Linear calls runs under no_grad, the recorded adds with autograd on: a
+    # fake per_call answers 5 us per chained call for the first, 3 us for the second
+    chain = 10
+
+    def per_call(fn, device, calls, repeats=3):
+        return chain * (3e-6 if torch.is_grad_enabled() else 5e-6)
+
+    monkeypatch.setattr(cal, "per_call", per_call)
+    costs = {"op_fixed_s": 0.0, "view_fixed_s": 0.0, "matmul_fixed_s": 0.0}
+    out = cal.measure_overheads("cpu", costs, chain=chain)
+    # 10 calls took 50 us: 5 us a call (no op fixed cost to take out); 30 us / 10 = 3 us
+    assert out["module_call_s"] == pytest.approx(5e-6)
+    assert out["op_autograd_s"] == pytest.approx(3e-6)
+
+
+class _FakeEvent:
+    """torch.cuda.Event on a fake clock: `record` stamps it, elapsed_time in ms."""
+
+    def __init__(self, clock, enable_timing=False):
+        self.clock, self.t = clock, None
+
+    def record(self):
+        self.t = self.clock[0]
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        return (end.t - self.t) * 1e3
+
+
+def test_cuda_per_call_times_are_seconds_from_event_milliseconds(monkeypatch):
+    import torch
+
+    import analysis.calibrate as cal
+
+    clock = [0.0]  # seconds
+    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: _FakeEvent(clock))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    # a warm-up call (not timed), then three repeats of 4 calls at 1 ms, 10 ms and 2 ms each
+    durations = iter([1.0] + [1e-3] * 4 + [10e-3] * 4 + [2e-3] * 4)
+
+    def fn():
+        clock[0] += next(durations)
+
+    # per repeat: 4 ms, 40 ms, 8 ms of events over 4 calls -> 1 ms, 10 ms, 2 ms; median 2 ms
+    assert cal.per_call(fn, "cuda", calls=4, repeats=3) == pytest.approx(2e-3)

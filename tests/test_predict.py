@@ -440,3 +440,38 @@ def test_committed_cpu_reference_predictions_reproduce_from_todays_trace():
     want = committed.loc[rows.index, "predicted_s"].to_numpy()
     assert again["predicted_s"].to_numpy() == pytest.approx(want, rel=1e-12)
     assert (again["trace_flops"].to_numpy() == committed.loc[rows.index, "trace_flops"]).all()
+
+
+def test_cuda_each_fused_call_costs_one_launch():
+    # ten fused 1-us kernels (8 bytes each: min_kernel_s bounds them), three cuDNN calls:
+    # the host launches 3 x 8 us = 24 us, more than the GPU's 10 x 1 us = 10 us
+    ops = tuple(OpEvent(i, "tanh", "elementwise", 0, 8, (), (), i + 1, fused=True)
+                for i in range(10))
+    m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
+    p = predict_trace(Trace(ops, fused_calls=3), m)
+    assert p["predicted_s"] == pytest.approx(24e-6) and p["bound"] == "host"
+    # overhead: the launches' excess over the GPU, 24 - 10 = 14 us, plus each kernel's
+    # floor above its own 8 ns of memory time, 10 x (1 us - 8 ns) = 9.92 us
+    assert p["terms"]["launch/overhead"]["seconds"] == pytest.approx(14e-6 + 9.92e-6)
+    # five module calls at 2 us each add to the host side too: 24 + 10 = 34 us
+    q = predict_trace(Trace(ops, module_calls=5, fused_calls=3),
+                      m.replace(module_call_s=2e-6))
+    assert q["predicted_s"] == pytest.approx(34e-6)
+
+
+def test_predict_rows_scales_the_no_fixed_cost_bound_by_the_pace_too():
+    # TRACE on a CPU machine: compute 2 ms + memory 3 ms; fixed 0.1 + 0.2 + 0.01 ms
+    # (elementwise, matmul, view) -> 5.31 ms calibrated, 5 ms without the fixed costs
+    base = {"kind": "model", "variant": "rnn", "model": "rnn", "phase": "forward",
+            "B": 2, "T": 4, "D": 8, "E": 8, "L": 1, "V": 65, "median_s": 10e-3}
+    rows = pd.DataFrame([{**base, "yardstick_s": 3e-3}, {**base, "yardstick_s": None}])
+    m = uniform(op_fixed_s=1e-4, matmul_fixed_s=2e-4, view_fixed_s=1e-5).replace(
+        yardstick_s=1e-3)
+    traces = {workload_from_row(base): TRACE}  # the hand-made trace stands for the row's
+    out = predict_rows(rows, m, traces=traces)
+    # row 0 ran at 3x the calibration's yardstick (3 ms / 1 ms), row 1 has none (1x)
+    assert list(out["pace_factor"]) == [3.0, 1.0]
+    assert list(out["predicted_calibrated_s"]) == pytest.approx([5.31e-3, 5.31e-3])
+    assert list(out["predicted_s"]) == pytest.approx([15.93e-3, 5.31e-3])
+    assert list(out["predicted_nofixed_s"]) == pytest.approx([15e-3, 5e-3])
+    assert list(out["ratio"]) == pytest.approx([1.593, 0.531])  # over the 10 ms median

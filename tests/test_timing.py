@@ -9,8 +9,10 @@ from analysis.timing import (
     configure_backends,
     matmul_ceiling,
     peak_memory,
+    robust_spread,
     summarize,
     time_call,
+    time_once,
 )
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -200,16 +202,55 @@ def test_configure_backends_sets_and_records_flags():
         configure_backends("cpu", threads=0)
 
 
-def test_matmul_ceiling_uses_the_median_like_every_workload():
-    n = 128
-    c = matmul_ceiling("cpu", n=n, rounds=7, warmup=1)
-    assert c["flops"] == 2 * n**3
-    assert c["flops_per_second"] == pytest.approx(c["flops"] / c["median_s"])
-    assert c["peak_flops_per_second"] == pytest.approx(c["flops"] / c["min_s"])
-    # the interval of the rate comes from the median's order-statistic interval (n=7: the
-    # extremes, since P(Bin(7, 1/2) <= 0) = 1/128 <= 0.025 < P(<= 1) = 8/128)
-    assert c["flops_per_second_ci_low"] <= c["flops_per_second"] <= c["flops_per_second_ci_high"]
-    assert c["flops_per_second_ci_high"] == pytest.approx(c["peak_flops_per_second"])
+def test_matmul_ceiling_rates_come_from_the_median_and_its_interval(monkeypatch):
+    import analysis.timing as timing
+
+    # nine rounds of chosen, unequal, skewed times (ms); the median, the mean and the
+    # fastest round all differ: sorted 1 2 3 4 5 6 8 10 20, median 5, mean 59/9 = 6.56
+    rounds_ms = iter([5.0, 1.0, 8.0, 2.0, 20.0, 3.0, 4.0, 10.0, 6.0])
+
+    def fake_time_once(fn, device="cpu", calls=1, clock=None):
+        fn()
+        return next(rounds_ms) * 1e-3
+
+    monkeypatch.setattr(timing, "time_once", fake_time_once)
+    n = 10
+    c = matmul_ceiling("cpu", n=n, rounds=9, warmup=1)
+    assert c["flops"] == 2000  # 2 n^3
+    assert (c["median_s"], c["min_s"], c["rounds"]) == pytest.approx((5e-3, 1e-3, 9))
+    # inclusive quartiles of the nine: positions 2 and 6 (0-based) of the sorted times
+    assert c["iqr_s"] == pytest.approx(8e-3 - 3e-3) and c["noisy"] is True
+    assert c["flops_per_second"] == pytest.approx(2000 / 5e-3)  # 4e5, not 2000 / 6.56 ms
+    assert c["peak_flops_per_second"] == pytest.approx(2000 / 1e-3)  # 2e6
+    # n=9: the median's interval is [x_(2), x_(8)] = [2 ms, 10 ms] (P(Bin(9, 1/2) <= 1) =
+    # 10/512 <= 0.025 < P(<= 2) = 46/512): the slow end bounds the rate from below
+    assert c["flops_per_second_ci_low"] == pytest.approx(2000 / 10e-3)  # 2e5
+    assert c["flops_per_second_ci_high"] == pytest.approx(2000 / 2e-3)  # 1e6
+
+
+def test_summarize_takes_the_median_of_skewed_samples_not_the_mean():
+    # one slow round among fast ones: median 2, mean (1 + 1 + 2 + 3 + 43) / 5 = 10
+    s = summarize([43.0, 1.0, 2.0, 1.0, 3.0])
+    assert (s.median, s.mean) == (2.0, 10.0)
+    # an even count: the middle two averaged, (2 + 4) / 2 = 3; mean 107 / 4 = 26.75
+    even = summarize([100.0, 2.0, 1.0, 4.0])
+    assert (even.median, even.mean) == (3.0, 26.75)
+    # robust_spread and plan_rounds divide by the median too: IQR of 1 1 2 3 43 is 3 - 1
+    assert robust_spread([43.0, 1.0, 2.0, 1.0, 3.0]) == pytest.approx(2 / 1.349 / 2)
+
+
+def test_cpu_time_once_reads_the_clock_around_all_its_calls():
+    clock = FakeClock()
+    assert time_once(lambda: clock.advance(0.25), "cpu", calls=3, clock=clock) == \
+        pytest.approx(0.75)
+
+
+def test_cuda_time_once_converts_event_milliseconds_to_seconds(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: FakeEvent(clock))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    # two calls of 1.5 ms each: the events measure 3 ms, time_once returns 3e-3 s
+    assert time_once(lambda: clock.advance(1.5e-3), "cuda", calls=2) == pytest.approx(3e-3)
 
 
 @cuda
@@ -237,7 +278,6 @@ from analysis.timing import (  # noqa: E402
     median_ci,
     paired_ratio,
     plan_rounds,
-    robust_spread,
 )
 
 
@@ -255,12 +295,44 @@ def test_median_ci_of_too_few_samples_is_the_range():
     assert median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)  # n=5 cannot reach 95%
 
 
-def test_bootstrap_ci_is_deterministic_and_brackets_the_median():
-    xs = [1.0, 2.0, 2.5, 3.0, 10.0, 2.2, 2.8, 1.9, 2.4, 2.6]
-    lo, hi = bootstrap_ci(xs)
-    assert (lo, hi) == bootstrap_ci(xs)
-    assert lo <= 2.45 <= hi and hi < 10.0
+def test_median_ci_above_200_samples_uses_the_normal_approximation():
+    # n=400: j = int((400 - 1.959964 * sqrt(400)) / 2) = int((400 - 39.199) / 2) = 180, so
+    # [x_(180), x_(221)] (the exact binomial agrees: P(Bin(400, 1/2) <= 179) = 0.0201 <=
+    # 0.025 < P(<= 180) = 0.0255)
+    assert median_ci([float(k) for k in range(400, 0, -1)]) == (180.0, 221.0)
+    # n=1000: 1.959964 * sqrt(1000) = 61.980, (1000 - 61.980) / 2 = 469.01: [x_(469), x_(532)]
+    assert median_ci([float(k) for k in range(1, 1001)]) == (469.0, 532.0)
+    # just above the exact branch, n=201: (201 - 1.959964 * 14.177) / 2 = 86.61 -> j = 86
+    assert median_ci([float(k) for k in range(1, 202)]) == (86.0, 116.0)
+
+
+# The bootstrap median of n distinct values (n odd) is the resample's ((n + 1) / 2)-th order
+# statistic, so P(median <= x_(j)) = P(Bin(n, j / n) >= (n + 1) / 2): the exact bootstrap
+# distribution. For n = 17 (median = 9th of the resample) the binomial tails are
+#   j = 4: 0.0082   j = 5: 0.0356   j = 6: 0.1041
+# so the 2.5% point is x_(5) (0.0082 < 0.025 < 0.0356) and the 5% point x_(6); by symmetry
+# (P(median <= x_(12)) = 1 - 0.0356, P(<= x_(13)) = 1 - 0.0082) the 97.5% point is x_(13)
+# and the 95% point x_(12). With 20000 resamples a share near 0.0356 has a standard error
+# of 0.0013: each boundary is 8 or more of them away (and seeds 0..29 all agree).
+SQUARES = [float(k * k) for k in (9, 3, 14, 1, 17, 6, 11, 2, 16, 8, 5, 13, 10, 4, 15, 7, 12)]
+
+
+def test_bootstrap_ci_of_the_median_is_its_exact_2_5_and_97_5_percent_points():
+    assert sorted(SQUARES) == [float(k * k) for k in range(1, 18)]  # x_(j) = j^2
+    assert bootstrap_ci(SQUARES, n_boot=20000) == (5.0**2, 13.0**2)
+    # asked for 90%, the 5% and 95% points instead
+    assert bootstrap_ci(SQUARES, level=0.90, n_boot=20000) == (6.0**2, 12.0**2)
     assert bootstrap_ci([4.0] * 7) == (4.0, 4.0)
+
+
+def test_bootstrap_ci_of_a_two_valued_sample_follows_the_binomial():
+    # seven 1.0s and two 3.0s: a resample's median is 3.0 when at least 5 of its 9 draws are
+    # 3.0s, P = sum_{i>=5} C(9, i) 2^i 7^(9-i) / 9^9 = (126 * 76832 + 84 * 21952 + 36 * 6272
+    # + 9 * 1792 + 512) / 387420489 = 11767232 / 387420489 = 0.0304: above 2.5% (the
+    # 97.5% point is 3.0) but below 5% (a 90% interval's upper end stays at 1.0)
+    xs = [1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
+    assert bootstrap_ci(xs, n_boot=100_000) == (1.0, 3.0)
+    assert bootstrap_ci(xs, level=0.90, n_boot=100_000) == (1.0, 1.0)
 
 
 def test_paired_ratio_cancels_drift_common_to_both_sides():
