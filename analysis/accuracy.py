@@ -30,6 +30,7 @@ import pandas as pd
 from analysis.predict import error_stats
 from analysis.workloads import Workload
 
+
 def _w(variant, phase, **kw) -> Workload:
     return Workload(variant=variant, phase=phase, sweep="held-out", **kw)
 

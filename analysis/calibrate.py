@@ -188,6 +188,9 @@ class Machine:
     fresh_output_by_size: dict = field(default_factory=dict)  # {"bytes", "s_per_byte"}
     # aten op name -> its fixed cost (a tiny call replayed); missing: op_fixed_s/view_fixed_s
     op_fixed_by_name: dict = field(default_factory=dict)
+    # the fused CPU LSTM's FLOP/s by batch and width (`measure_fused_rnn`): {"B": [...],
+    # "D": [...], "forward": [[...]], "backward": [[...]]}; empty: the matmul table's rates
+    fused_rnn_flops_per_s: dict = field(default_factory=dict)
     passes: int | None = None  # passes each constant is the median of (None: not recorded)
     # scalar constant (SCALARS) -> [min, max] over the passes, at the reference pace (the
     # yardstick: each pass's median yardstick, as measured); empty: one pass, or not recorded
@@ -270,7 +273,7 @@ class Machine:
         optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
                     "op_backward_s", "elementwise_s_per_element", "matmul_layouts",
                     "yardstick_s", "fresh_output_by_size", "op_fixed_by_name", "passes",
-                    "pass_range", "matmul_pass_spread"}
+                    "pass_range", "matmul_pass_spread", "fused_rnn_flops_per_s"}
         missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
@@ -520,6 +523,9 @@ def _elementwise_ops(device: str, n: int) -> dict:
     m = x.view(-1, 256)
     # a scan across a stride, as over T of a (B, T, D) tensor: the trace's layout "s"
     across = x.view(-1, 256, 64)
+    # a log-space scan's inputs rise along it (partial sums: minGRU's log b - cumsum log a):
+    # logcumsumexp on rising values costs 1.3-1.4x what it does on random ones
+    rising_rows, rising_across = m.cumsum(-1), across.cumsum(1)
     mask = torch.rand(256, device=device) > 0.5
     cond = x > 1.0
     y = torch.empty_like(x)
@@ -535,9 +541,9 @@ def _elementwise_ops(device: str, n: int) -> dict:
         "native_layer_norm": (lambda: F.layer_norm(m, (256,)), n),
         "masked_fill": (lambda: m.masked_fill(mask, 0.0), n),
         "cumsum": (lambda: torch.cumsum(m, -1), n),
-        "logcumsumexp": (lambda: torch.logcumsumexp(m, -1), n),
+        "logcumsumexp": (lambda: torch.logcumsumexp(rising_rows, -1), n),
         "cumsum:s": (lambda: torch.cumsum(across, 1), n),
-        "logcumsumexp:s": (lambda: torch.logcumsumexp(across, 1), n),
+        "logcumsumexp:s": (lambda: torch.logcumsumexp(rising_across, 1), n),
         "where": (lambda: torch.where(cond, x, y), n),
         "ge": (lambda: torch.ge(x, 1.0), n),
         "mul": (lambda: torch.mul(x, x, out=y), n),
@@ -704,6 +710,49 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
 
 
 
+FUSED_RNN_B = (1, 8, 32)  # batch rows per step of the fused LSTM table
+FUSED_RNN_D = (32, 128, 512)  # its width (input width E = D)
+FUSED_RNN_T = 16
+
+
+def measure_fused_rnn(device: str, batches: Sequence[int] = FUSED_RNN_B,
+                      widths: Sequence[int] = FUSED_RNN_D, steps: int = FUSED_RNN_T) -> dict:
+    """FLOP/s of the fused CPU recurrence (nn.LSTM: one `mkldnn_rnn_layer` call and its
+    backward), by batch B and width D (E = D), over `steps` steps: its matmul FLOPs,
+    2 T B (4D E + 4D D) forward and twice that backward, over the time of a forward that
+    records the graph (as in training) and of its backward (forward + backward less the
+    forward). oneDNN runs the input product for all steps at once and keeps its gate
+    weights packed, so its rate is not the matmul table's (LSTM train rows predicted 1.5-3x
+    their time from it). {"B", "D", "forward", "backward"}: tables [b][d]; CUDA (cuDNN): {}."""
+    if device != "cpu":
+        return {}
+    fwd_rates, bwd_rates = [], []
+    with torch.enable_grad():
+        for b in batches:
+            fwd_row, bwd_row = [], []
+            for d in widths:
+                torch.manual_seed(0)
+                lstm = torch.nn.LSTM(d, d)
+                x = torch.randn(steps, b, d, requires_grad=True)
+                flops = 2 * steps * b * (4 * d * d + 4 * d * d)
+                calls = max(1, min(20, int(2e7 / flops)))
+
+                def forward(lstm=lstm, x=x):
+                    return lstm(x)[0]
+
+                def both(lstm=lstm, x=x):
+                    lstm(x)[0].sum().backward()
+
+                t_fwd = per_call(forward, device, calls, 3)
+                t_both = per_call(both, device, calls, 3)
+                fwd_row.append(flops / t_fwd)
+                bwd_row.append(2 * flops / max(t_both - t_fwd, MATMUL_FLOOR * t_both))
+            fwd_rates.append(fwd_row)
+            bwd_rates.append(bwd_row)
+    return {"B": list(batches), "D": list(widths), "forward": fwd_rates,
+            "backward": bwd_rates}
+
+
 def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float) -> dict:
     """One pass over every microbenchmark, each between two yardsticks: {name: (value,
     pace)}, the matmul tables as {layout: [(m slab, pace), ...]}."""
@@ -721,6 +770,7 @@ def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float
     out["fresh"] = paced.around(lambda: measure_fresh_outputs(device) if device == "cpu"
                                 else {"bytes": [], "s_per_byte": []})
     out["replayed"] = paced.around(lambda: measure_replayed_ops(device, costs))
+    out["fused_rnn"] = paced.around(lambda: measure_fused_rnn(device))
     return out
 
 
@@ -743,7 +793,15 @@ def rescale_pass(raw: dict, paced: Paced) -> dict:
         "fresh": {"bytes": fresh["bytes"],
                   "s_per_byte": [paced.time(v, f_pace) for v in fresh["s_per_byte"]]},
         "replayed": paced.times(*raw["replayed"]),
+        "fused_rnn": _rescale_fused(*raw["fused_rnn"], paced),
     }
+
+
+def _rescale_fused(table: dict, pace: float, paced: Paced) -> dict:
+    if not table:
+        return {}
+    return {**table, **{k: [[paced.rate(v, pace) for v in row] for row in table[k]]
+                        for k in ("forward", "backward")}}
 
 
 def median_nested(items: list):
@@ -824,7 +882,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     spread = {layout: table_spread([monotone_table(axes, p["tables"][layout]) for p in each])
               for layout in c["tables"]} if passes > 1 else {}
     by_size, per_element, fresh = c["by_size"], c["per_element"], c["fresh"]
-    replayed = c["replayed"]
+    replayed, fused = c["replayed"], c.get("fused_rnn") or {}
     table = monotone_table(axes, c["tables"].pop("nn"))
     layouts = {layout: monotone_table(axes, t) for layout, t in c["tables"].items()}
     timer = "CUDA events" if device == "cuda" else "time.perf_counter"
@@ -865,6 +923,9 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
         "elementwise_s_per_element": "each op on 2^18 float32 elements, minus op_fixed_s",
+        "fused_rnn_flops_per_s": ("nn.LSTM (one mkldnn_rnn_layer) of T = 16 steps by batch "
+                                  "and width, forward recording the graph, and its backward, "
+                                  "median of 3" if device == "cpu" else "none on CUDA"),
         "bandwidth_by_size": "elementwise add of 4 KiB..16 MiB moved, minus op_fixed_s, "
                              "median of 3",
     }
@@ -875,7 +936,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         bandwidth_by_size=by_size,
         elementwise_s_per_element=per_element, yardstick_s=paced.reference,
         fresh_output_by_size=fresh, op_fixed_by_name=replayed, passes=passes,
-        pass_range=pass_range, matmul_pass_spread=spread,
+        fused_rnn_flops_per_s=fused, pass_range=pass_range, matmul_pass_spread=spread,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 

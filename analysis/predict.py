@@ -90,15 +90,24 @@ def fused_rnn_flops(op: OpEvent) -> int:
 
 def fused_rnn_seconds(op: OpEvent, machine: Machine) -> float:
     """Compute seconds of a fused CPU recurrence layer (`mkldnn_rnn_layer`, x of shape
-    (T, B, E)): oneDNN multiplies the input weights into every step at once, one
+    (T, B, E)): its FLOPs at the machine's measured fused-LSTM rate for its batch and width
+    (`Machine.fused_rnn_flops_per_s`) when calibrated; else from the matmul table: oneDNN
+    multiplies the input weights into every step at once, one
     (T B) x E @ E x (G D) product, and the hidden weights step by step, T products
     B x D @ D x (G D); each at the calibrated throughput of its own shape. A backward
     does both products twice (input and weight gradients)."""
+    from analysis.calibrate import interpolate_log
+
     x, w_ih, w_hh = op.shapes[:3]
     rows = 1
     for d in x[:-1]:
         rows *= d
     batch = x[1] if len(x) > 2 else 1
+    fused = machine.fused_rnn_flops_per_s
+    if fused:  # the layer's own measured rate, by batch and width
+        phase = "backward" if op.name.endswith("backward") else "forward"
+        rate = interpolate_log([fused["B"], fused["D"]], fused[phase], (batch, w_hh[-1]))
+        return fused_rnn_flops(op) / rate
 
     def seconds(m, k, n):
         return 2 * rows * k * n / min(machine.throughput(m, k, n), machine.ceiling_flops_per_s)

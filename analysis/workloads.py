@@ -432,10 +432,22 @@ def pair_workloads(grid: str, device: str = "cpu") -> list[Pair]:
     return pairs
 
 
+GRAPH_PHASES = ("forward", "train", "generate_cache")  # captured in CUDA graphs
+
+
+def graph_workloads(grid, device: str) -> list[Workload]:
+    """The model workloads of GRAPH_PHASES, timed as CUDA-graph replays
+    (`analysis.graphs`): on CUDA only, [] on any other device."""
+    if device != "cuda":
+        return []
+    return [w for w in model_workloads(grid) if w.phase in GRAPH_PHASES]
+
+
 WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
     "model": lambda grid, device: model_workloads(grid),
     "reference": lambda grid, device: reference_workloads(grid),
     "attention": attention_workloads,
+    "graphed": graph_workloads,
 }
 
 

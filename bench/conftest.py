@@ -322,15 +322,20 @@ def prediction_info(w, machine, yardstick_s: float | None = None) -> dict:
     file's pace, its regime and term shares (analysis.predict), or why it failed."""
     if machine is None:
         return {}
-    from analysis.predict import pace_factor, predict_workload
+    from analysis.optrace import trace_workload
+    from analysis.predict import pace_factor, predict_trace
 
     try:
-        p = predict_workload(w, machine)
+        trace = trace_workload(w)
+        p = predict_trace(trace, machine)
+        floor = predict_trace(trace, machine, fixed=False)
     except Exception as exc:  # noqa: BLE001 - a prediction failure must not lose the timing
         return {"predict_error": f"{type(exc).__name__}: {exc}"[:300]}
     pace = pace_factor(yardstick_s, machine)
     return {"predicted_s": p["predicted_s"] * pace, "predicted_calibrated_s": p["predicted_s"],
-            "pace_factor": pace, "predicted_regime": p["regime"], "predicted_terms": p["terms"]}
+            "pace_factor": pace, "predicted_regime": p["regime"], "predicted_terms": p["terms"],
+            # every fixed cost zero: the floor a CUDA graph or compilation could reach
+            "predicted_floor_s": floor["predicted_s"] * pace}
 
 
 def timing_info(samples, plan, load: dict, target: float) -> dict:
@@ -349,20 +354,24 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine, cp
     """Time a prepared workload with adaptive rounds and fill benchmark.extra_info with its
     statistics and cost columns."""
 
-    def run(p: Prepared, device: str) -> dict:
+    def run(p: Prepared, device: str, timed=None, execution: str = "eager") -> dict:
+        """`timed`: the callable timed instead of p.fn (a CUDA-graph replay of it, whose
+        FLOPs and memory are p.fn's); `execution` names it in the row ("cuda-graph": its
+        variant and id gain "+cuda-graph", so its rows never mix with eager ones)."""
         w = p.workload
+        fn = timed or p.fn
         before = machine_load()
         synchronize(device)
         pace_before = yardstick(device)
         fewest = min_rounds(grid, timing_options)
         budget = timing_options["budget"]
-        iterations, pilot = _pilot(p.fn, device, timing_options["smoke"], budget / fewest,
+        iterations, pilot = _pilot(fn, device, timing_options["smoke"], budget / fewest,
                                    PILOT_SHARE * budget)
         plan = plan_rounds(pilot, iterations, fewest,
                            timing_options["budget"], timing_options["target"])
         # no setup hook (pedantic refuses one with iterations > 1): on CUDA the event clock
         # times each round in stream order, so queued work before it is not counted
-        benchmark.pedantic(p.fn, rounds=plan.rounds, warmup_rounds=0, iterations=iterations)
+        benchmark.pedantic(fn, rounds=plan.rounds, warmup_rounds=0, iterations=iterations)
         # the machine's pace while this ran (analysis.calibrate.yardstick): a prediction is
         # scaled by it over the machine file's
         pace = math.sqrt(pace_before * yardstick(device))
@@ -375,8 +384,11 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine, cp
         median = info["median"] if info else None
         hardware = measured["torch"] if measured["torch"] else predicted["flops"]
         model = predicted_flops(w, attention_count="causal", kernel="manual")
+        config = w.to_dict()
+        if execution != "eager":
+            config.update(variant=f"{w.variant}+{execution}", id=f"{w.id}+{execution}")
         benchmark.extra_info.update({
-            "config": w.to_dict(),
+            "config": {**config, "execution": execution},
             "predicted_flops": predicted["flops"],
             "measured_flops": measured["torch"],
             **{f"measured_flops_{name}": n for name, n in measured["forward"].items()},

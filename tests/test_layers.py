@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("L2 quantities, runners, traces, counters", (
         "analysis.quantities", "analysis.grids", "analysis.optrace", "analysis.depth",
         "analysis.counters.*", "analysis.trace.*", "analysis.workloads",
-        "analysis.factories")),
+        "analysis.factories", "analysis.graphs")),
     ("L3 timing and prediction", (
         "analysis.timing", "analysis.calibrate", "analysis.predict")),
     ("L4 analyses", (

@@ -66,3 +66,36 @@ def test_a_strided_scan_costs_its_own_per_element_time():
     assert predict_trace(Trace((scan("s"),)), m)["predicted_s"] == pytest.approx(3e-5)
     assert predict_trace(Trace((scan("c"),)), m)["predicted_s"] == pytest.approx(1e-5)
     assert predict_trace(Trace((scan(""),)), m)["predicted_s"] == pytest.approx(1e-5)
+
+
+def test_a_calibrated_fused_lstm_rate_replaces_the_matmul_tables(tmp_path):
+    from analysis.calibrate import load_machine, save_machine
+
+    m = machine_rate_grows_with_rows().replace(fused_rnn_flops_per_s={
+        "B": [1, 100], "D": [8, 80],
+        "forward": [[1e9, 1e9], [1e11, 1e11]], "backward": [[2e9, 2e9], [2e11, 2e11]]})
+    m = load_machine(save_machine(m, tmp_path / "m.json"))  # the table survives a file
+    # B = 10 lies halfway between 1 and 100 in log space: 1e10 forward, 2e10 backward;
+    # FLOPs 2 T B (G D E + G D D) = 2 * 10 * 10 * (32 * 8 + 32 * 8) = 102,400
+    assert predict_trace(Trace((fused("mkldnn_rnn_layer"),)), m)["predicted_s"] == \
+        pytest.approx(102_400 / 1e10)
+    # the backward: twice the FLOPs at its own rate
+    assert predict_trace(Trace((fused("mkldnn_rnn_layer_backward"),)), m)["predicted_s"] == \
+        pytest.approx(204_800 / 2e10)
+
+
+def test_the_fused_lstm_microbenchmark_counts_lstm_flops_over_its_time(monkeypatch):
+    import analysis.calibrate as cal
+
+    # a fake timer: every forward call takes 1 ms, forward + backward 3 ms
+    def fake_per_call(fn, device, calls, repeats=3):
+        return 1e-3 if fn.__name__ == "forward" else 3e-3
+
+    monkeypatch.setattr(cal, "per_call", fake_per_call)
+    out = cal.measure_fused_rnn("cpu", batches=(2,), widths=(4,), steps=3)
+    # FLOPs 2 T B (4 D E + 4 D D) = 2 * 3 * 2 * (64 + 64) = 1,536 over 1 ms; the backward
+    # twice that over 3 - 1 = 2 ms
+    assert out["forward"] == [[pytest.approx(1.536e6)]]
+    assert out["backward"] == [[pytest.approx(1.536e6)]]
+    assert (out["B"], out["D"]) == ([2], [4])
+    assert cal.measure_fused_rnn("cuda") == {}

@@ -1,0 +1,17 @@
+"""The homework models' forward, train step and KV-cache generation as CUDA-graph replays
+(`analysis.graphs`), beside their eager rounds in bench/test_models.py: the GPU's launch
+floor removed. Each row records `predicted_floor_s`, the runtime model's prediction with
+every fixed cost zero (`charlm predict-time --no-fixed-cost`). CUDA only: on a machine
+without CUDA nothing is collected and the file is skipped."""
+
+from analysis.graphs import graphed_round
+from analysis.workloads import prepare
+
+WORKLOAD_SET = "graphed"
+
+
+def test_model_phase_cuda_graph(measure, workload, device):
+    p = prepare(workload, device)
+    info = measure(p, device, timed=graphed_round(p, device), execution="cuda-graph")
+    assert info["config"]["execution"] == "cuda-graph"
+    assert info["measured_flops"] > 0
