@@ -248,7 +248,8 @@ def workload_from_row(row) -> object:
         except (TypeError, ValueError):
             return None
 
-    variant = lookup(variants(), row["variant"], "variant")
+    # "<variant>+cuda-graph": the same workload, timed as a CUDA-graph replay
+    variant = lookup(variants(), str(row["variant"]).split("+", 1)[0], "variant")
     kw = dict(variant=variant.name, phase=row["phase"], batch=num("B"),
               seq_len=num("seq_len") or num("T"), hidden=num("D"), vocab=num("V") or 65,
               new_tokens=num("N") or 0, sweep=row.get("sweep") or "base")

@@ -322,20 +322,15 @@ def prediction_info(w, machine, yardstick_s: float | None = None) -> dict:
     file's pace, its regime and term shares (analysis.predict), or why it failed."""
     if machine is None:
         return {}
-    from analysis.optrace import trace_workload
-    from analysis.predict import pace_factor, predict_trace
+    from analysis.predict import pace_factor, predict_workload
 
     try:
-        trace = trace_workload(w)
-        p = predict_trace(trace, machine)
-        floor = predict_trace(trace, machine, fixed=False)
+        p = predict_workload(w, machine)
     except Exception as exc:  # noqa: BLE001 - a prediction failure must not lose the timing
         return {"predict_error": f"{type(exc).__name__}: {exc}"[:300]}
     pace = pace_factor(yardstick_s, machine)
     return {"predicted_s": p["predicted_s"] * pace, "predicted_calibrated_s": p["predicted_s"],
-            "pace_factor": pace, "predicted_regime": p["regime"], "predicted_terms": p["terms"],
-            # every fixed cost zero: the floor a CUDA graph or compilation could reach
-            "predicted_floor_s": floor["predicted_s"] * pace}
+            "pace_factor": pace, "predicted_regime": p["regime"], "predicted_terms": p["terms"]}
 
 
 def timing_info(samples, plan, load: dict, target: float) -> dict:

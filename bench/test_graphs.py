@@ -1,7 +1,8 @@
 """The homework models' forward, train step and KV-cache generation as CUDA-graph replays
 (`analysis.graphs`), beside their eager rounds in bench/test_models.py: the GPU's launch
-floor removed. Each row records `predicted_floor_s`, the runtime model's prediction with
-every fixed cost zero (`charlm predict-time --no-fixed-cost`). CUDA only: on a machine
+floor removed. Their rows are the variant "<variant>+cuda-graph"; the report predicts them
+as their eager workload, with `predicted_nofixed_s` (every fixed cost zero, `charlm
+predict-time --no-fixed-cost`) the floor a replay can approach. CUDA only: on a machine
 without CUDA nothing is collected and the file is skipped."""
 
 from analysis.graphs import graphed_round

@@ -99,3 +99,14 @@ def test_the_fused_lstm_microbenchmark_counts_lstm_flops_over_its_time(monkeypat
     assert out["backward"] == [[pytest.approx(1.536e6)]]
     assert (out["B"], out["D"]) == ([2], [4])
     assert cal.measure_fused_rnn("cuda") == {}
+
+
+def test_a_cuda_graph_row_is_predicted_as_its_eager_workload():
+    from analysis.predict import workload_from_row
+
+    row = {"kind": "model", "variant": "rnn", "model": "rnn", "phase": "forward", "B": 2,
+           "T": 4, "D": 8, "E": 8, "L": 1, "V": 65}
+    eager = workload_from_row(row)
+    assert workload_from_row({**row, "variant": "rnn+cuda-graph"}) == eager
+    with pytest.raises(ValueError):
+        workload_from_row({**row, "variant": "nothing+cuda-graph"})

@@ -585,3 +585,32 @@ def test_homework_time_summary_on_every_phase_gives_the_kv_caches_speed_up():
         # predicted over no-fixed-cost: 0.8 / 0.5 = 1.6 (least) to 2 / 0.5 = 4 (most)
         "Without fixed costs (CUDA graphs or compilation at best) the model predicts 1.6-4x "
         "faster rounds."]
+
+
+def test_graph_summary_compares_each_replay_with_its_eager_round_and_the_floor():
+    from analysis.report.summaries import graph_summary, prediction_summary
+
+    frame = pd.DataFrame({
+        "id": ["t-forward-B8", "t-forward-B8+cuda-graph", "t-train-B8",
+               "t-train-B8+cuda-graph", "r-forward-B8"],
+        "variant": ["t", "t+cuda-graph", "t", "t+cuda-graph", "r"],
+        "phase": ["forward", "forward", "train", "train", "forward"],
+        "median_s": [4e-3, 5e-4, 9e-3, 3e-3, 1e-3],
+        "predicted_s": [4e-3, 4e-3, 9e-3, 9e-3, 1e-3],
+        "predicted_nofixed_s": [2.5e-4, 2.5e-4, 1e-3, 1e-3, 1e-4],
+        "regime": "launch/overhead"})
+    s = graph_summary(frame)
+    t = s.table.set_index("phase")
+    # forward: eager 4 ms / replay 0.5 ms = 8x; replay 0.5 ms / floor 0.25 ms = 2x
+    assert t.loc["forward", "speed-up"] == pytest.approx(8.0)
+    assert t.loc["forward", "graph/floor"] == pytest.approx(2.0)
+    # train: 9 / 3 = 3x faster, at 3 / 1 = 3x the floor
+    assert t.loc["train", "speed-up"] == pytest.approx(3.0)
+    assert s.findings == [
+        "CUDA graphs, forward: 1 rounds replayed 8-8x faster than eager (median 8x), at 2-2x "
+        "the runtime model's no-fixed-cost floor (median 2x).",
+        "CUDA graphs, train: 1 rounds replayed 3-3x faster than eager (median 3x), at 3-3x "
+        "the runtime model's no-fixed-cost floor (median 3x)."]
+    # the prediction's accuracy is stated on the eager rows only: 3 rows, all exact
+    assert "100% of 3 rows within 1.5x" in prediction_summary(frame).findings[0]
+    assert graph_summary(frame[~frame["variant"].str.contains("graph")]).table.empty

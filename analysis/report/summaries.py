@@ -1020,6 +1020,17 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
 # ---------------------------------------------------------------------------- time prediction
 
 
+GRAPH_SUFFIX = "+cuda-graph"  # the bench's variant name of a CUDA-graph replay
+
+
+def eager_rows(pred: pd.DataFrame) -> pd.DataFrame:
+    """The rows of eager rounds: CUDA-graph replays (`graph_summary`) left out, since the
+    runtime model predicts eager execution."""
+    if "variant" not in pred.columns:
+        return pred
+    return pred[~pred["variant"].astype(str).str.endswith(GRAPH_SUFFIX)]
+
+
 TABLE_STATS = ("rows", "median factor", "median APE", "MAPE", "within 10%", "within 25%",
                "within 1.5x", "within 2x", "median predicted/measured")
 
@@ -1061,7 +1072,8 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
     suites) in the same terms, and the five worst rows with their regime."""
     if pred is None or pred.empty or "predicted_s" not in pred.columns:
         return Summary()
-    data = pred[pred["predicted_s"].notna() & (pred["median_s"] > 0)].copy()
+    data = eager_rows(pred)
+    data = data[data["predicted_s"].notna() & (data["median_s"] > 0)].copy()
     if data.empty:
         return Summary()
     data["ratio"] = data["predicted_s"] / data["median_s"]
@@ -1114,6 +1126,44 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
     return Summary(table, findings)
 
 
+def graph_summary(pred: pd.DataFrame | None) -> Summary:
+    """CUDA-graph replays (bench/test_graphs.py) against their eager rounds: per replayed
+    row, the eager twin's median over the replay's (the speed-up) and the replay's median
+    over the runtime model's floor `predicted_nofixed_s` (every fixed cost zero): 1 means
+    the replay reached the floor. Empty when no row was replayed (any CPU run)."""
+    if pred is None or pred.empty or "variant" not in pred.columns:
+        return Summary()
+    graphed = pred[pred["variant"].astype(str).str.endswith(GRAPH_SUFFIX)]
+    if graphed.empty or "id" not in pred.columns:
+        return Summary()
+    eager = pred.drop(graphed.index).set_index("id")["median_s"]
+    rows = []
+    for _, r in graphed.iterrows():
+        twin = str(r["id"]).removesuffix(GRAPH_SUFFIX)
+        if twin not in eager.index or not r["median_s"] > 0:
+            continue
+        rows.append({"id": twin, "variant": str(r["variant"]).removesuffix(GRAPH_SUFFIX),
+                     "phase": r["phase"], "eager_s": float(eager[twin]),
+                     "graph_s": float(r["median_s"]),
+                     "speed-up": float(eager[twin]) / float(r["median_s"]),
+                     "floor_s": r.get("predicted_nofixed_s"),
+                     "graph/floor": float(r["median_s"]) / r["predicted_nofixed_s"]
+                     if r.get("predicted_nofixed_s", 0) > 0 else float("nan")})
+    if not rows:
+        return Summary()
+    table = pd.DataFrame(rows)
+    findings = []
+    for phase, g in table.groupby("phase", sort=False):
+        sp, fl = g["speed-up"], g["graph/floor"].dropna()
+        text = (f"CUDA graphs, {phase}: {len(g)} rounds replayed {sp.min():.2g}-{sp.max():.2g}x "
+                f"faster than eager (median {sp.median():.2g}x)")
+        if not fl.empty:
+            text += (f", at {fl.min():.2g}-{fl.max():.2g}x the runtime model's no-fixed-cost "
+                     f"floor (median {fl.median():.2g}x)")
+        findings.append(text + ".")
+    return Summary(table, findings)
+
+
 def homework_time_summary(pred: pd.DataFrame | None) -> Summary:
     """What the time model says about the homework's workloads: per variant and phase the
     median share of fixed costs, ops per round, the predicted time without fixed costs
@@ -1121,7 +1171,8 @@ def homework_time_summary(pred: pd.DataFrame | None) -> Summary:
     and measured speed-up."""
     if pred is None or pred.empty or "predicted_nofixed_s" not in pred.columns:
         return Summary()
-    data = pred[pred["predicted_s"].notna()].copy()
+    data = eager_rows(pred)
+    data = data[data["predicted_s"].notna()].copy()
     data = data[data["kind"].eq("model")] if "kind" in data.columns else data
     if data.empty:
         return Summary()
