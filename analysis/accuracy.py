@@ -111,7 +111,9 @@ def held_out_frame(machine, workloads: Sequence[Workload] = HELD_OUT, device: st
     from analysis.counters import single_thread
     from analysis.optrace import trace_workload
     from analysis.predict import pace_factor, predict_trace
+    from analysis.timing import pin_malloc
 
+    pin_malloc()  # as the bench and the calibration do
     rows = []
     for i, w in enumerate(workloads):
         if progress is not None:

@@ -863,6 +863,9 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         torch.set_num_threads(positive_int("threads", threads))
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
+    from analysis.timing import pin_malloc
+
+    malloc = pin_malloc()  # as the bench does: large blocks page-fault only when fresh
     axis = tuple(axis or (CUDA_AXIS if device == "cuda" else CPU_AXIS))
     axes = {"m": list(axis), "k": list(axis), "n": list(axis)}
     paced = Paced(device)
@@ -920,6 +923,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
                        f"m row of a matmul table); the median of all, the pace every "
                        f"constant here is rescaled to",
         "module_call_s": "chain of tiny nn.Linear calls minus their ops' fixed costs",
+        "malloc": malloc,
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
         "elementwise_s_per_element": "each op on 2^18 float32 elements, minus op_fixed_s",

@@ -411,3 +411,37 @@ def test_round_costs_measured_apart_equal_those_after_the_timed_rounds():
         after = prepared_costs(p)
         assert round_costs(w) == after, w.id
         assert after["peak"] > 0 and after["torch"] > 0
+
+
+PAGE_FAULT_PROBE = """
+import resource, sys
+sys.path.insert(0, {root!r})
+if {pin}:
+    from analysis.timing import pin_malloc
+    print(pin_malloc(), file=sys.stderr)
+block = bytearray(64 * 2**20)  # 64 MiB, zero-filled: every page touched
+del block
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+block = bytearray(64 * 2**20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
+def test_pinned_malloc_serves_a_second_large_block_without_page_faults():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+
+    def faults(pin: bool) -> int:
+        out = subprocess.run([sys.executable, "-c", PAGE_FAULT_PROBE.format(root=root, pin=pin)],
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    # 64 MiB is 16,384 pages of 4 KiB: by default glibc maps the first block, unmaps it,
+    # then serves the second from fresh heap pages (each faults once); pinned, the first
+    # block stays in the heap and the second reuses its pages
+    assert faults(pin=False) > 8000
+    assert faults(pin=True) < 1000
