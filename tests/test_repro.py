@@ -54,3 +54,17 @@ def test_report_repeat_runs_the_pairs_twice_in_separate_processes(tmp_path):
     assert time_row["ratio_1"] != time_row["ratio_2"]  # two measurements, not one copied
     assert "Reproducibility (2 runs in separate processes)" in (
         tmp_path / "REPORT.md").read_text()
+
+
+def test_repeat_summary_names_the_ratios_that_moved():
+    from analysis.report.summaries import repeat_summary
+
+    one = _run([("x", 2.0, 1.9, 2.1), ("y", 1.0, 0.99, 1.01)])
+    two = _run([("x", 2.2, 2.15, 2.25), ("y", 1.01, 1.0, 1.02)])
+    s = repeat_summary(compare_runs([one, two]))
+    # x moved 0.2 / 2.1 = 9.5% > 5%, its intervals disjoint; y moved 1%: not named
+    assert s.findings[0].startswith("Reproducibility (2 runs in separate processes): 50% of "
+                                    "2 ratios agree within 5%")
+    assert s.findings[1] == ("Still dependent on the machine's state between processes "
+                             "(beyond 5%): c x (time) 2/2.2, intervals disjoint.")
+    assert len(repeat_summary(compare_runs([one, one])).findings) == 1

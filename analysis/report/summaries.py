@@ -1014,7 +1014,19 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
             f"{a['ratios']} ratios agree within {tolerance:.0%} between runs, the intervals "
             f"of {a['overlap']:.0%} overlap, and the median interval half-width is "
             f"{a['median_ci_half_width']:.1%}.")
-    return Summary(table, [text])
+    findings = [text]
+    moved = repeat[repeat["relative_difference"] > tolerance].sort_values(
+        "relative_difference", ascending=False)
+    if not moved.empty:
+        ratio_cols = [c for c in repeat.columns if c.startswith("ratio_")]
+        findings.append(
+            "Still dependent on the machine's state between processes (beyond "
+            f"{tolerance:.0%}): " + "; ".join(
+                f"{r['comparison']} {r['configuration']} ({r['measure']}) "
+                + "/".join(f"{r[c]:.3g}" for c in ratio_cols)
+                + ("" if r["intervals_overlap"] else ", intervals disjoint")
+                for _, r in moved.iterrows()) + ".")
+    return Summary(table, findings)
 
 
 # ---------------------------------------------------------------------------- time prediction
