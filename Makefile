@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
 .PHONY: venv test report bench bench-smoke bench-compare reference lint clean slurm-start \
-	slurm-stop
+	slurm-stop mutate
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,18 @@ slurm-start:
 
 slurm-stop:
 	bash scripts/local_slurm.sh stop
+
+# Mutation testing (scripts/mutate.py; docs/developing.md#mutation-testing) in scratch copies
+# under runs/mutate/, one process at a time; MODULES="analysis/timing.py analysis/grids.py"
+# selects (default: every module of scripts/mutate_modules.toml). Not run by CI.
+MODULES ?=
+
+$(BIN)/.mutate-installed: pyproject.toml $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e ".[dev,hf,mutate]"
+	touch $@
+
+mutate: venv $(BIN)/.mutate-installed
+	$(BIN)/python scripts/mutate.py $(if $(MODULES),--modules $(MODULES))
 
 lint: venv
 	$(BIN)/ruff check .
