@@ -3,9 +3,10 @@
 
 Per ratio (comparison, configuration, device, measure): the ratio and 95% interval of every
 run, whether all the intervals overlap (share a point), and the relative spread of the
-ratios, (max - min) / median. `agreement` summarises: the fraction of ratios whose runs
-agree within a tolerance (5% by default) and the median relative half-width of the
-intervals.
+ratios, (max - min) / median, and (when the runs recorded it) `pace_spread`, the largest
+over the smallest yardstick timed around the ratio's runs. `agreement` summarises: the
+fraction of ratios whose runs agree within a tolerance (5% by default) and the median
+relative half-width of the intervals.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ def compare_runs(runs: list[pd.DataFrame]) -> pd.DataFrame:
         raise ValueError(f"a reproducibility check needs at least 2 runs, got {len(runs)}")
     merged = None
     for k, frame in enumerate(runs, start=1):
-        part = frame[KEY + ["ratio", "ci_low", "ci_high"]].rename(
-            columns={"ratio": f"ratio_{k}", "ci_low": f"ci_low_{k}", "ci_high": f"ci_high_{k}"})
+        cols = ["ratio", "ci_low", "ci_high"] + (["yardstick_s"] if "yardstick_s" in frame
+                                                  else [])
+        part = frame[KEY + cols].rename(columns={c: f"{c}_{k}" for c in cols})
         merged = part if merged is None else merged.merge(part, on=KEY, how="inner")
     n = len(runs)
+    paces = [f"yardstick_s_{k}" for k in range(1, n + 1)]
+    if all(c in merged.columns for c in paces):
+        # how far the machine's pace moved between the runs of a ratio: the slowest run's
+        # yardstick over the fastest's
+        merged["pace_spread"] = merged[paces].max(axis=1) / merged[paces].min(axis=1)
     ratios = merged[[f"ratio_{k}" for k in range(1, n + 1)]]
     lows = merged[[f"ci_low_{k}" for k in range(1, n + 1)]]
     highs = merged[[f"ci_high_{k}" for k in range(1, n + 1)]]

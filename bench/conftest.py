@@ -415,6 +415,7 @@ def measure_pair(request, benchmark, grid, env_by_device, timing_options, cpu_co
 
         before = machine_load()
         synchronize(device)
+        pace_before = yardstick(device)
         share = PILOT_SHARE * timing_options["budget"] / 2  # the budget's share, per side
         ia, pa = _pilot(a.fn, device, timing_options["smoke"], max_s=share)
         ib, pb = _pilot(b.fn, device, timing_options["smoke"], max_s=share)
@@ -436,7 +437,10 @@ def measure_pair(request, benchmark, grid, env_by_device, timing_options, cpu_co
                 (a_s if side == "a" else b_s).append(time_once(fn, device, iterations))
 
         benchmark.pedantic(pair_round, rounds=plan.rounds, warmup_rounds=0, iterations=1)
-        load = load_between(before, machine_load())
+        # the machine's pace around the pairs: two runs of a ratio whose sides are in
+        # different regimes (launch-bound against compute-bound) differ when it moved
+        load = {**load_between(before, machine_load()),
+                "yardstick_s": math.sqrt(pace_before * yardstick(device))}
         estimate = paired_ratio(a_s, b_s)
         info = {
             **pair.to_dict(),

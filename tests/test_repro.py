@@ -68,3 +68,17 @@ def test_repeat_summary_names_the_ratios_that_moved():
     assert s.findings[1] == ("Still dependent on the machine's state between processes "
                              "(beyond 5%): c x (time) 2/2.2, intervals disjoint.")
     assert len(repeat_summary(compare_runs([one, one])).findings) == 1
+
+
+def test_the_pace_of_each_run_is_set_beside_a_ratio_that_moved():
+    from analysis.report.summaries import repeat_summary
+
+    one = _run([("x", 2.0, 1.9, 2.1)]).assign(yardstick_s=1.0e-3)
+    two = _run([("x", 2.4, 2.3, 2.5)]).assign(yardstick_s=1.5e-3)
+    out = compare_runs([one, two])
+    assert out.loc[0, "pace_spread"] == pytest.approx(1.5)  # 1.5 ms over 1.0 ms
+    s = repeat_summary(out)
+    assert s.findings[1].endswith("c x (time) 2/2.4, intervals disjoint, pace moved 1.50x.")
+    assert "depends on the machine's state" in s.findings[2]
+    steady = compare_runs([one, two.assign(yardstick_s=1.0e-3)])
+    assert len(repeat_summary(steady).findings) == 2  # no pace sentence when it held still

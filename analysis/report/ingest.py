@@ -101,7 +101,7 @@ def bench_tables(data: dict) -> dict[str, pd.DataFrame]:
 
 RATIO_COLUMNS = ["comparison", "configuration", "device", "ratio", "ci_low", "ci_high",
                  "pairs", "converged", "a", "b", "a_median_s", "b_median_s", "calls_per_round",
-                 "measure"]
+                 "yardstick_s", "measure"]
 
 
 def ratio_rows(data: dict) -> pd.DataFrame:

@@ -1025,7 +1025,16 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
                 f"{r['comparison']} {r['configuration']} ({r['measure']}) "
                 + "/".join(f"{r[c]:.3g}" for c in ratio_cols)
                 + ("" if r["intervals_overlap"] else ", intervals disjoint")
+                + (f", pace moved {r['pace_spread']:.2f}x" if r.get("pace_spread", 0) > 1.05
+                   else "")
                 for _, r in moved.iterrows()) + ".")
+        if "pace_spread" in moved.columns and (moved["pace_spread"] > 1.05).any():
+            findings.append(
+                "Where the machine's pace (the yardstick timed around each ratio) moved "
+                "between the runs, the two sides of a ratio can slow by different factors "
+                "(on this project's VM, KV-cache generation 1.75x where the loop without the "
+                "cache slowed 1.49x), so such a ratio depends on the machine's state, which "
+                "a shared VM does not hold still.")
     return Summary(table, findings)
 
 
