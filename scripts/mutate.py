@@ -352,15 +352,19 @@ def tracked_files() -> list[str]:
             and (ROOT / p).is_file()]
 
 
-def tree_stamp(files: list[str], module: str, tests: list[str], tables: bool) -> str:
-    """What a run's results depend on: the module, its tests, and every file of the tree but
-    this script's own, the docs and the Markdown (editing the equivalent list resumes)."""
-    h = hashlib.sha256(json.dumps([module, tests, tables]).encode())
-    for p in files:
-        if p.startswith(("scripts/mutate", "docs/")) or p.endswith(".md"):
-            continue
-        h.update(p.encode() + b"\0" + (ROOT / p).read_bytes() + b"\0")
-    return h.hexdigest()
+def tree_stamp(files: list[str], module: str, tests: list[str], tables: bool) -> dict:
+    """What a run's results depend on: the module, its tests, and the content of every file
+    of the tree but this script's own, the docs and the Markdown (so editing the equivalent
+    list resumes)."""
+    stamp = {"run": json.dumps([module, tests, tables])}
+    for p in sorted(files):
+        if not (p.startswith(("scripts/mutate", "docs/")) or p.endswith(".md")):
+            stamp[p] = hashlib.sha256((ROOT / p).read_bytes()).hexdigest()
+    return stamp
+
+
+def changed(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
 def sync_tree(files: list[str], tree: Path) -> None:
@@ -505,15 +509,18 @@ def run_module(module: str, tests: list[str], tables: bool) -> dict:
     tree = scratch / "tree"
     files = tracked_files()
     stamp = tree_stamp(files, module, tests, tables)
-    stamp_file = scratch / "stamp"
-    if stamp_file.exists() and stamp_file.read_text() == stamp:
+    stamp_file = scratch / "stamp.json"
+    old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
+    if old == stamp:
         print(f"mutate: {module}: the tree is unchanged since the last run: resuming")
     elif scratch.exists():
-        print(f"mutate: {module}: the tree changed: starting over")
+        what = changed(old, stamp) if old else ["no stamp"]
+        print(f"mutate: {module}: changed since the last run ({', '.join(what[:5])}"
+              f"{', ...' if len(what) > 5 else ''}): starting over")
         shutil.rmtree(scratch)
     tree.mkdir(parents=True, exist_ok=True)
     sync_tree(files, tree)
-    stamp_file.write_text(stamp)
+    stamp_file.write_text(json.dumps(stamp, indent=0))
     start = time.monotonic()
     with (scratch / "run.log").open("a") as log:
         print(f"mutate: {module}: mutmut on {', '.join(tests)} (log {log.name})", flush=True)

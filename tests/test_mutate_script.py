@@ -224,3 +224,15 @@ def test_the_module_slug_names_one_folder_per_module():
     assert mutate.slug("analysis/timing.py") == "analysis-timing"
     assert mutate.slug("analysis/counters/") == "analysis-counters"
     assert mutate.slug("analysis/report/render.py") == "analysis-report-render"
+
+
+def test_the_stamp_depends_on_content_not_on_the_order_git_lists_files_in():
+    files = ["pyproject.toml", "Makefile", "scripts/mutate.py", "docs/developing.md",
+             "README.md"]
+    stamp = mutate.tree_stamp(files, "analysis/x.py", ["tests/t.py"], True)
+    assert stamp == mutate.tree_stamp(files[::-1], "analysis/x.py", ["tests/t.py"], True)
+    # this script, the docs and the Markdown never restart a run
+    assert set(stamp) == {"run", "pyproject.toml", "Makefile"}
+    other = mutate.tree_stamp(files, "analysis/x.py", ["tests/u.py"], True)
+    assert mutate.changed(stamp, other) == ["run"]
+    assert mutate.changed(stamp, {**stamp, "Makefile": "0"}) == ["Makefile"]
