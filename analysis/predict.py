@@ -239,7 +239,7 @@ def predict_workload(workload, machine: Machine, fixed: bool = True) -> dict:
 def workload_from_row(row) -> object:
     """The bench Workload a timing.csv row describes (its config columns)."""
     from analysis.architectures import architecture
-    from analysis.workloads import Workload, variants
+    from analysis.workloads import Workload, eager_name, variants
 
     def num(key):
         v = row.get(key)
@@ -248,8 +248,8 @@ def workload_from_row(row) -> object:
         except (TypeError, ValueError):
             return None
 
-    # "<variant>+cuda-graph": the same workload, timed as a CUDA-graph replay
-    variant = lookup(variants(), str(row["variant"]).split("+", 1)[0], "variant")
+    # a CUDA-graph replay's row ("<variant>+cuda-graph") is the same workload
+    variant = lookup(variants(), eager_name(row["variant"]), "variant")
     kw = dict(variant=variant.name, phase=row["phase"], batch=num("B"),
               seq_len=num("seq_len") or num("T"), hidden=num("D"), vocab=num("V") or 65,
               new_tokens=num("N") or 0, sweep=row.get("sweep") or "base")

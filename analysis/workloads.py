@@ -433,6 +433,18 @@ def pair_workloads(grid: str, device: str = "cpu") -> list[Pair]:
 
 
 GRAPH_PHASES = ("forward", "train", "generate_cache")  # captured in CUDA graphs
+CUDA_GRAPH = "cuda-graph"  # the execution of a replayed round (bench/test_graphs.py)
+
+
+def executed_as(name: str, execution: str = "eager") -> str:
+    """A variant name or workload id as a bench row of that execution records it:
+    "<name>+<execution>" for any but eager, so its rows never mix with eager ones."""
+    return name if execution == "eager" else f"{name}+{execution}"
+
+
+def eager_name(name: str) -> str:
+    """The eager variant or id a row's name stands for (`executed_as` undone)."""
+    return str(name).split("+", 1)[0]
 
 
 def graph_workloads(grid, device: str) -> list[Workload]:

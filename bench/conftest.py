@@ -56,6 +56,7 @@ from analysis.workloads import (
     GRIDS,
     WORKLOAD_SETS,
     Prepared,
+    executed_as,
     pair_workloads,
     predicted_flops,
     predictions,
@@ -380,8 +381,8 @@ def measure(request, benchmark, grid, env_by_device, timing_options, machine, cp
         hardware = measured["torch"] if measured["torch"] else predicted["flops"]
         model = predicted_flops(w, attention_count="causal", kernel="manual")
         config = w.to_dict()
-        if execution != "eager":
-            config.update(variant=f"{w.variant}+{execution}", id=f"{w.id}+{execution}")
+        config.update(variant=executed_as(w.variant, execution),
+                      id=executed_as(w.id, execution))
         benchmark.extra_info.update({
             "config": {**config, "execution": execution},
             "predicted_flops": predicted["flops"],

@@ -6,13 +6,13 @@ predict-time --no-fixed-cost`) the floor a replay can approach. CUDA only: on a 
 without CUDA nothing is collected and the file is skipped."""
 
 from analysis.graphs import graphed_round
-from analysis.workloads import prepare
+from analysis.workloads import CUDA_GRAPH, prepare
 
 WORKLOAD_SET = "graphed"
 
 
 def test_model_phase_cuda_graph(measure, workload, device):
     p = prepare(workload, device)
-    info = measure(p, device, timed=graphed_round(p, device), execution="cuda-graph")
-    assert info["config"]["execution"] == "cuda-graph"
+    info = measure(p, device, timed=graphed_round(p, device), execution=CUDA_GRAPH)
+    assert info["config"]["execution"] == CUDA_GRAPH
     assert info["measured_flops"] > 0

@@ -1041,7 +1041,10 @@ def repeat_summary(repeat: pd.DataFrame | None, tolerance: float = 0.05) -> Summ
 # ---------------------------------------------------------------------------- time prediction
 
 
-GRAPH_SUFFIX = "+cuda-graph"  # the bench's variant name of a CUDA-graph replay
+def _replayed(variants: pd.Series) -> pd.Series:
+    from analysis.workloads import eager_name
+
+    return variants.astype(str).map(eager_name) != variants.astype(str)
 
 
 def eager_rows(pred: pd.DataFrame) -> pd.DataFrame:
@@ -1049,7 +1052,7 @@ def eager_rows(pred: pd.DataFrame) -> pd.DataFrame:
     runtime model predicts eager execution."""
     if "variant" not in pred.columns:
         return pred
-    return pred[~pred["variant"].astype(str).str.endswith(GRAPH_SUFFIX)]
+    return pred[~_replayed(pred["variant"])]
 
 
 TABLE_STATS = ("rows", "median factor", "median APE", "MAPE", "within 10%", "within 25%",
@@ -1154,16 +1157,18 @@ def graph_summary(pred: pd.DataFrame | None) -> Summary:
     the replay reached the floor. Empty when no row was replayed (any CPU run)."""
     if pred is None or pred.empty or "variant" not in pred.columns:
         return Summary()
-    graphed = pred[pred["variant"].astype(str).str.endswith(GRAPH_SUFFIX)]
+    from analysis.workloads import eager_name
+
+    graphed = pred[_replayed(pred["variant"])]
     if graphed.empty or "id" not in pred.columns:
         return Summary()
     eager = pred.drop(graphed.index).set_index("id")["median_s"]
     rows = []
     for _, r in graphed.iterrows():
-        twin = str(r["id"]).removesuffix(GRAPH_SUFFIX)
+        twin = eager_name(r["id"])
         if twin not in eager.index or not r["median_s"] > 0:
             continue
-        rows.append({"id": twin, "variant": str(r["variant"]).removesuffix(GRAPH_SUFFIX),
+        rows.append({"id": twin, "variant": eager_name(r["variant"]),
                      "phase": r["phase"], "eager_s": float(eager[twin]),
                      "graph_s": float(r["median_s"]),
                      "speed-up": float(eager[twin]) / float(r["median_s"]),
