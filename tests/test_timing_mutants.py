@@ -369,3 +369,65 @@ def test_time_once_calls_fn_calls_times_between_two_clock_reads():
 def test_cuda_event_clock_names_itself_and_starts_at_zero():
     timer = CudaEventClock(lambda: None)
     assert timer.__name__ == "cuda_event_clock"
+
+
+class _FakeLibc:
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.answer
+
+
+def _glibc(monkeypatch, libc):
+    import ctypes
+    import platform
+
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.35"))
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: libc)
+
+
+def test_pin_malloc_sets_mmap_then_trim_threshold_through_mallopt(monkeypatch):
+    libc = _FakeLibc(1)
+    _glibc(monkeypatch, libc)
+    # glibc's malloc.h: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3
+    assert timing.pin_malloc(4096) == "glibc mmap and trim thresholds pinned at 4096 bytes"
+    assert libc.calls == [(-3, 4096), (-1, 4096)]
+    libc.calls.clear()
+    timing.pin_malloc()
+    assert libc.calls == [(-3, 2**30), (-1, 2**30)]
+
+
+def test_pin_malloc_says_when_nothing_changed(monkeypatch):
+    import ctypes
+    import platform
+
+    refusing = _FakeLibc(0)
+    _glibc(monkeypatch, refusing)
+    assert timing.pin_malloc(4096) == "unchanged (mallopt refused)"
+    assert refusing.calls == [(-3, 4096)]  # the second is not tried after a refusal
+
+    def missing(name):
+        raise OSError(name)
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert timing.pin_malloc() == "unchanged (mallopt not found)"
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # no mallopt attribute
+    assert timing.pin_malloc() == "unchanged (mallopt not found)"
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("musl", "1.2"))
+    assert timing.pin_malloc() == "unchanged (not glibc)"
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("glibc", "2.35"))
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    assert timing.pin_malloc() == "unchanged (not glibc)"
+
+
+def test_configure_backends_sets_the_thread_count_it_records():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert timing.configure_backends("cpu", threads=1, malloc=False)["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
