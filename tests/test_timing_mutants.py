@@ -431,3 +431,40 @@ def test_configure_backends_sets_the_thread_count_it_records():
         assert timing.configure_backends("cpu", threads=1, malloc=False)["threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_drift_window_size_and_small_medians():
+    # 40 rounds: k = 40 // 4 = 10. The first 10 are five 1s and five 5s (median 3), the last
+    # 10 are 3s: no drift. (A window of 8 would see five 1s and three 5s, median 1.)
+    ys = [1.0] * 5 + [5.0] * 5 + [2.0] * 20 + [3.0] * 10
+    assert drift(ys)["drift_rel"] == 0.0
+    # medians below 1 still give a relative drift: (1.0 - 0.5) / 0.75
+    assert drift([0.5] * 6 + [1.0] * 6)["drift_rel"] == pytest.approx(2 / 3)
+
+
+def test_robust_spread_of_zero_times_is_zero():
+    assert timing.robust_spread([0.0, 0.0, 0.0]) == 0.0
+
+
+def test_machine_load_with_exactly_seven_or_eight_cpu_fields(monkeypatch):
+    _fake_proc(monkeypatch, {"/proc/loadavg": "1 1 1\n", "/proc/stat": "cpu 1 2 3 4 5 6 7\n"})
+    assert machine_load()["jiffies_total"] == 28 and machine_load()["jiffies_steal"] == 0
+    _fake_proc(monkeypatch, {"/proc/loadavg": "1 1 1\n", "/proc/stat": "cpu 1 2 3 4 5 6 7 8\n"})
+    assert machine_load()["jiffies_total"] == 36 and machine_load()["jiffies_steal"] == 8
+
+
+def test_load_between_over_a_single_jiffy():
+    before = {"loadavg_1m": 1.0, "jiffies_total": 10, "jiffies_steal": 0}
+    after = {"loadavg_1m": 1.0, "jiffies_total": 11, "jiffies_steal": 1}
+    assert load_between(before, after)["steal_fraction"] == 1.0  # 1 stolen of 1
+
+
+def test_cuda_event_clock_first_read_is_zero():
+    events = []
+
+    class Ev:
+        def record(self):
+            events.append("record")
+
+    assert CudaEventClock(lambda: Ev())() == 0.0  # start of the first round: nothing yet
+    assert events == ["record"]
