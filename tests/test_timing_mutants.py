@@ -468,3 +468,10 @@ def test_cuda_event_clock_first_read_is_zero():
 
     assert CudaEventClock(lambda: Ev())() == 0.0  # start of the first round: nothing yet
     assert events == ["record"]
+
+
+def test_recorded_environment_defaults_to_the_cpu(monkeypatch):
+    import analysis.env as env
+
+    monkeypatch.setattr(env, "environment", lambda device: {"device": device})
+    assert recorded_environment() == {"device": "cpu"}
