@@ -475,3 +475,27 @@ def test_recorded_environment_defaults_to_the_cpu(monkeypatch):
 
     monkeypatch.setattr(env, "environment", lambda device: {"device": device})
     assert recorded_environment() == {"device": "cpu"}
+
+
+def test_matmul_ceiling_defaults_cpu_2048_float32_ten_rounds_after_two(monkeypatch):
+    import torch
+
+    made, fn_calls, timed = [], [], []
+
+    def fake_randn(*shape, device=None, dtype=None):
+        made.append((shape, torch.device(device), dtype))
+        return torch.ones(1, 1)  # a 1x1 stand-in: nothing of 2048^2 is allocated
+
+    def fake_time_once(fn, device="cpu", calls=1, clock=None):
+        timed.append(torch.device(device))
+        return 1e-3 * len(timed)  # 1, 2, ..., 10 ms
+
+    monkeypatch.setattr(torch, "randn", fake_randn)
+    monkeypatch.setattr(timing, "time_once", fake_time_once)
+    monkeypatch.setattr(timing, "synchronize", lambda device: fn_calls.append("sync"))
+    c = timing.matmul_ceiling()
+    cpu = torch.device("cpu")
+    assert made == [((2048, 2048), cpu, torch.float32)] * 2
+    assert timed == [cpu] * 10  # ten timed rounds by default
+    assert (c["n"], c["dtype"], c["flops"], c["rounds"]) == (2048, "float32", 2 * 2048**3, 10)
+    assert c["median_s"] == pytest.approx(5.5e-3)  # median of 1..10 ms
