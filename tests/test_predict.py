@@ -714,3 +714,36 @@ def test_pace_factor_of_bad_yardsticks_is_one():
     assert pace_factor("fast", m) == 1.0 and pace_factor(0.0, m) == 1.0
     assert pace_factor(-1e-3, m) == 1.0 and pace_factor(math.inf, m) == 1.0
     assert pace_factor(1e-3, uniform().replace(yardstick_s=0.0)) == 1.0
+
+
+def test_each_field_op_time_reads_tells_two_ops_apart():
+    # op_times computes each distinct op once: every op below differs from one before it in
+    # one field, and costs its own time (us): memory 1000 B / 1e9 B/s = 1 us, fixed 1 us
+    m = uniform(op_fixed_s=1e-6).replace(
+        op_fixed_by_name={"gelu": 5e-6}, op_backward_s=4e-6, op_autograd_s=2e-6,
+        elementwise_s_per_element={"add": 1e-8, "add:c": 3e-8},
+        fresh_output_by_size={"bytes": [1000], "s_per_byte": [1e-9]})
+    add = OpEvent(0, "add", "elementwise", 0, 1000, (), (), 1)
+    ops = [
+        (add, 2),  # 1 + 1
+        (add._replace(bytes=2000), 3),  # 2 + 1
+        (add._replace(name="gelu"), 6),  # 1 + its replayed 5
+        (add._replace(kind="view"), 1),  # 1 + a view's 0
+        (add._replace(phase="backward"), 5),  # 1 + the backward's 4
+        (add._replace(records_graph=True), 4),  # 1 + 1 + the graph's 2
+        (add._replace(shapes=((1000,),)), 11),  # 1000 elements x 10 ns + 1
+        (add._replace(shapes=((1000,),), layout="c"), 31),  # x 30 ns + 1
+        (add._replace(fresh=(1000,)), 3),  # 1 + 1 + 1000 B x 1 ns
+        (add._replace(flops=4000), 5),  # 4000 FLOPs at 1e9: 4 + 1
+    ]
+    p = predict_trace(Trace(tuple(o for o, _ in ops)), m)
+    assert p["predicted_s"] == pytest.approx(sum(us for _, us in ops) * 1e-6)
+
+
+def test_an_op_as_slow_in_compute_as_in_memory_counts_as_compute():
+    # 1e6 FLOPs and 1e6 bytes: 1 ms each; the tie goes to compute
+    both = OpEvent(0, "mm", "matmul", 1_000_000, 1_000_000, ((10, 10), (10, 10)), (), 1)
+    p = predict_trace(Trace((both,)), uniform())
+    assert p["terms"]["compute"]["seconds"] == pytest.approx(1e-3)
+    assert p["terms"]["memory"]["seconds"] == 0.0 and p["regime"] == "compute"
+    assert (p["flops"], p["bytes"], p["ops"]) == (1_000_000, 1_000_000, 1)
