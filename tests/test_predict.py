@@ -747,3 +747,17 @@ def test_an_op_as_slow_in_compute_as_in_memory_counts_as_compute():
     assert p["terms"]["compute"]["seconds"] == pytest.approx(1e-3)
     assert p["terms"]["memory"]["seconds"] == 0.0 and p["regime"] == "compute"
     assert (p["flops"], p["bytes"], p["ops"]) == (1_000_000, 1_000_000, 1)
+
+
+def test_predict_workload_without_fixed_costs_drops_exactly_them():
+    from analysis.predict import predict_workload
+    from analysis.workloads import Workload
+
+    # every op's fixed cost 1 ms, whatever its kind (no module, graph or backward extras):
+    # with the fixed costs the prediction is that much per op above the one without
+    m = uniform(op_fixed_s=1e-3, matmul_fixed_s=1e-3, view_fixed_s=1e-3)
+    w = Workload("rnn", "forward", batch=2, seq_len=3, hidden=8, embed=4)
+    on, off = predict_workload(w, m), predict_workload(w, m, fixed=False)
+    assert on["ops"] == off["ops"] > 0
+    assert on["predicted_s"] - off["predicted_s"] == pytest.approx(on["ops"] * 1e-3)
+    assert off["terms"]["launch/overhead"]["seconds"] == 0.0
