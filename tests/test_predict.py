@@ -476,6 +476,7 @@ def mm_op(name, shapes, flops=0):
 def test_matmul_shape_reads_each_products_operands():
     # mm / matmul: the last two dims of the left operand, the last of the right
     assert matmul_shape(mm_op("matmul", ((7, 3, 4), (4, 5)))) == (3, 4, 5)
+    assert matmul_shape(mm_op("matmul", ((3, 4), (7, 4, 5)))) == (3, 4, 5)  # n: the last dim
     # a 0-d operand (a scalar) is no operand: dropped before the shapes are read
     assert matmul_shape(mm_op("mm", ((), (3, 4), (4, 5)), flops=120)) == (3, 4, 5)
     # addmm and _addmm_activation: the bias comes first, the product's operands after it
