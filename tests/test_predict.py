@@ -464,3 +464,301 @@ def test_predict_rows_scales_the_no_fixed_cost_bound_by_the_pace_too():
     assert list(out["predicted_s"]) == pytest.approx([15.93e-3, 5.31e-3])
     assert list(out["predicted_nofixed_s"]) == pytest.approx([15e-3, 5e-3])
     assert list(out["ratio"]) == pytest.approx([1.593, 0.531])  # over the 10 ms median
+
+
+# ---------------------------------------------------------------------------- mutation kills
+
+
+def mm_op(name, shapes, flops=0):
+    return OpEvent(0, name, "matmul", flops, 0, shapes, (), 1)
+
+
+def test_matmul_shape_reads_each_products_operands():
+    # mm / matmul: the last two dims of the left operand, the last of the right
+    assert matmul_shape(mm_op("matmul", ((7, 3, 4), (4, 5)))) == (3, 4, 5)
+    assert matmul_shape(mm_op("matmul", ((3, 4), (7, 4, 5)))) == (3, 4, 5)  # n: the last dim
+    # a 0-d operand (a scalar) is no operand: dropped before the shapes are read
+    assert matmul_shape(mm_op("mm", ((), (3, 4), (4, 5)), flops=120)) == (3, 4, 5)
+    # addmm and _addmm_activation: the bias comes first, the product's operands after it
+    assert matmul_shape(mm_op("_addmm_activation", ((5,), (3, 4), (4, 5)))) == (3, 4, 5)
+    # baddbmm: (input, batch1 (b, m, k), batch2 (b, k, n)): the batch folds into m
+    assert matmul_shape(mm_op("baddbmm", ((2, 3, 5), (2, 3, 4), (2, 4, 5)))) == (6, 4, 5)
+    # attention: q (B, H, T, hd), k (B, H, S, hd): rows B H T = 2 x 4 x 6, k = hd, n = S
+    sdpa = mm_op("_scaled_dot_product_flash_attention", ((2, 4, 6, 8), (2, 4, 7, 8), (2, 4, 7, 8)))
+    assert matmul_shape(sdpa) == (48, 8, 7)
+    # a zero-sized dim still counts as one
+    assert matmul_shape(mm_op("mm", ((0, 4), (4, 5)))) == (1, 4, 5)
+
+
+def test_matmul_shape_falls_back_to_a_cube_of_the_flops():
+    # 2 m k n = FLOPs with m = k = n: 2000 FLOPs -> 10 x 10 x 10
+    cube = (10, 10, 10)
+    assert matmul_shape(mm_op("mm", ((10, 10),), flops=2000)) == cube  # one operand
+    assert matmul_shape(mm_op("addmm", ((10, 10), (10, 10)), flops=2000)) == cube  # no bias
+    assert matmul_shape(mm_op("bmm", ((2, 5, 10),), flops=2000)) == cube
+    assert matmul_shape(mm_op("baddbmm", ((2, 5, 10), (2, 10, 5)), flops=2000)) == cube
+    sdpa = mm_op("scaled_dot_product_attention", ((2, 6, 8), (2, 7, 8)), flops=2000)
+    assert matmul_shape(sdpa) == cube  # q and k only, no v
+    # a 1-d left operand does not unpack (ValueError), a 1-d key has no [-2] (IndexError)
+    assert matmul_shape(mm_op("mm", ((10,), (10, 10)), flops=2000)) == cube
+    key_1d = mm_op("flash_attention", ((2, 6, 8), (8,), (2, 7, 8)), flops=2000)
+    assert matmul_shape(key_1d) == cube
+    assert matmul_shape(mm_op("conv2d", ((10, 10), (10, 10)), flops=2000)) == cube
+    # 16 FLOPs: cube root of 8 = 2; 1 FLOP: cube root of 0.5 rounds to 1; none: 1
+    assert matmul_shape(mm_op("conv2d", (), flops=16)) == (2, 2, 2)
+    assert matmul_shape(mm_op("conv2d", (), flops=1)) == (1, 1, 1)
+    assert matmul_shape(mm_op("conv2d", (), flops=0)) == (1, 1, 1)
+
+
+def test_op_time_caches_and_caps_each_shapes_rate():
+    from analysis.predict import op_time
+
+    mm = OpEvent(0, "mm", "matmul", 2_000_000, 0, ((10, 10), (10, 10)), (), 1)
+    cache: dict = {}
+    # 2e6 FLOPs at 1e9 FLOP/s: 2 ms; the rate is kept under the shape and (default) layout
+    assert op_time(mm, uniform(), cache).compute_s == pytest.approx(2e-3)
+    assert cache == {(10, 10, 10, "nn"): pytest.approx(1e9)}
+    # a rate already in the cache is used as it is: 2e6 / 5e8 = 4 ms
+    assert op_time(mm, uniform(), {(10, 10, 10, "nn"): 5e8}).compute_s == pytest.approx(4e-3)
+    # a table faster than the ceiling runs at the ceiling: 2e6 / 1e9 = 2 ms, not 1 ms
+    fast = uniform().replace(matmul_flops_per_s=[[[2e9] * 2] * 2] * 2)
+    assert op_time(mm, fast).compute_s == pytest.approx(2e-3)
+    assert op_time(mm, fast, {}).compute_s == pytest.approx(2e-3)
+    # bytes at the size table's bandwidth: 1000 B at 1e8 B/s = 10 us
+    sized = uniform().replace(bandwidth_by_size={"bytes": [1000], "per_s": [1e8]})
+    add = OpEvent(0, "add", "elementwise", 0, 1000, ((250,),), ((250,),), 1)
+    assert op_time(add, sized).memory_s == pytest.approx(1e-5)
+    assert op_time(add._replace(bytes=0), sized).memory_s == 0.0
+
+
+def test_op_time_per_element_cost_by_layout_and_fixed_costs_by_kind():
+    from analysis.predict import op_time
+
+    m = uniform(op_fixed_s=1e-6, matmul_fixed_s=2e-6, view_fixed_s=3e-7).replace(
+        elementwise_s_per_element={"logcumsumexp:c": 2e-8, "logcumsumexp": 1e-8},
+        op_fixed_by_name={"mm": 1.0, "view": 5e-7})
+    scan = OpEvent(0, "logcumsumexp", "elementwise", 0, 0, ((10, 100),), (), 1, layout="c")
+    assert op_time(scan, m).compute_s == pytest.approx(1000 * 2e-8)  # its layout's own cost
+    # a layout without its own cost takes the op's: 10 x 100 elements x 1e-8
+    assert op_time(scan._replace(layout="s"), m).compute_s == pytest.approx(1000 * 1e-8)
+    assert op_time(scan._replace(layout=""), m).compute_s == pytest.approx(1000 * 1e-8)
+    assert op_time(scan._replace(shapes=()), m).compute_s == 0.0  # no shape, no elements
+    # a matmul's fixed cost is its kind's, whatever op_fixed_by_name says of its name
+    mm = OpEvent(0, "mm", "matmul", 0, 0, (), (), 1)
+    assert op_time(mm, m).fixed_s == pytest.approx(2e-6) and op_time(mm, m).kernel
+    view = OpEvent(0, "view", "view", 0, 0, (), (), 1)
+    assert op_time(view, m).fixed_s == pytest.approx(5e-7) and not op_time(view, m).kernel
+    # a backward view is no kernel: its view cost, not op_backward_s
+    back = m.replace(op_backward_s=9e-6)
+    assert op_time(view._replace(phase="backward", name="t"), back).fixed_s == pytest.approx(3e-7)
+    assert op_time(mm._replace(phase="backward"), back).fixed_s == pytest.approx(9e-6)
+    # no op_backward_s measured: a backward op costs its kind's
+    assert op_time(mm._replace(phase="backward"), m).fixed_s == pytest.approx(2e-6)
+
+
+def test_fused_rnn_seconds_from_the_matmul_table_and_from_its_own_rate():
+    from analysis.predict import fused_rnn_seconds, op_time
+
+    # x (T=8, B=4, E=64), W_ih (1024, 64), W_hh (1024, 256): 2 x 32 rows x 1024 x (64 + 256)
+    # = 20 971 520 FLOPs, at 1e9 FLOP/s 20.97152 ms; a backward twice that
+    layer = OpEvent(0, "mkldnn_rnn_layer", "elementwise", 0, 0,
+                    ((8, 4, 64), (1024, 64), (1024, 256)), (), 1)
+    back = layer._replace(name="mkldnn_rnn_layer_backward")
+    assert fused_rnn_seconds(layer, uniform()) == pytest.approx(20.97152e-3)
+    assert fused_rnn_seconds(back, uniform()) == pytest.approx(2 * 20.97152e-3)
+    assert op_time(layer, uniform()).compute_s == pytest.approx(20.97152e-3)
+    # the layer's own rate by (B, D): B = 4 -> 2e9 forward, 1e9 backward
+    rates = {"B": [1, 4], "D": [256], "forward": [[1e9], [2e9]], "backward": [[5e8], [1e9]]}
+    own = uniform().replace(fused_rnn_flops_per_s=rates)
+    assert fused_rnn_seconds(layer, own) == pytest.approx(20_971_520 / 2e9)
+    assert fused_rnn_seconds(back, own) == pytest.approx(2 * 20_971_520 / 1e9)
+    # a 2-d input (T B, E) has batch 1: 1e9 forward
+    flat = layer._replace(shapes=((32, 64), (1024, 64), (1024, 256)))
+    assert fused_rnn_seconds(flat, own) == pytest.approx(20_971_520 / 1e9)
+    # an op the counter gave FLOPs to is costed by them, not as a fused layer
+    counted = layer._replace(flops=2_000_000, kind="matmul")
+    assert op_time(counted, uniform()).compute_s == pytest.approx(2e-3)
+
+
+def test_fused_rnn_flops_needs_the_layer_and_its_three_shapes():
+    from analysis.predict import fused_rnn_flops
+
+    shapes = ((8, 4, 64), (1024, 64), (1024, 256))
+    assert fused_rnn_flops(OpEvent(0, "lstm_cell", "elementwise", 0, 0, shapes, (), 1)) == 0
+    short = OpEvent(0, "mkldnn_rnn_layer", "elementwise", 0, 0, shapes[:2], (), 1)
+    assert fused_rnn_flops(short) == 0
+    # 2 x (T B = 32) x (1024 x 64 + 1024 x 256)
+    assert fused_rnn_flops(short._replace(shapes=shapes)) == 2 * 32 * 1024 * 320
+
+
+def test_an_empty_trace_predicts_nothing():
+    p = predict_trace(Trace(()), uniform())
+    assert p["predicted_s"] == 0.0 and p["ops"] == 0 and p["kernels"] == 0
+    assert all(t["share"] == 0.0 for t in p["terms"].values())
+
+
+def test_cuda_module_calls_and_fixed_views_count_on_the_host():
+    # 100 views at 2 us (no kernels) + 3 module calls at 10 us = 230 us on the host, the GPU
+    # idle; depth 1 x 1 us
+    views = Trace(tuple(op(i, "view", depth=1) for i in range(100)), module_calls=3)
+    m = uniform("cuda", view_fixed_s=2e-6, min_kernel_s=1e-6).replace(module_call_s=1e-5)
+    p = predict_trace(views, m)
+    assert p["predicted_s"] == pytest.approx(230e-6) and p["bound"] == "host"
+    assert p["kernels"] == 0
+    assert p["terms"]["launch/overhead"]["seconds"] == pytest.approx(230e-6)
+    # on the CPU the same module calls add to the fixed costs: 100 x 2 us + 3 x 10 us
+    cpu = uniform(view_fixed_s=2e-6).replace(module_call_s=1e-5)
+    assert predict_trace(views, cpu)["predicted_s"] == pytest.approx(230e-6)
+    assert predict_trace(views, cpu, fixed=False)["predicted_s"] == 0.0
+
+
+def test_workload_from_row_reads_each_config_column():
+    from analysis.workloads import Workload
+
+    row = {"variant": "gru", "phase": "train", "B": 3, "T": 12, "D": 16, "L": 2, "V": 80,
+           "sweep": "T"}
+    # no seq_len column: T; no N: 0 new tokens; no E: embed left to the model
+    assert workload_from_row(row) == Workload("gru", "train", batch=3, seq_len=12, hidden=16,
+                                              layers=2, vocab=80, sweep="T")
+    # an E equal to D is no separate embedding; an E that differs is
+    assert workload_from_row({**row, "E": 16}).embed is None
+    assert workload_from_row({**row, "E": 8}).embed == 8
+    # missing, None and NaN columns fall back: V 65, sweep "base", seq_len from T
+    bare = workload_from_row({**row, "V": None, "sweep": None, "seq_len": float("nan")})
+    assert (bare.vocab, bare.sweep, bare.seq_len) == (65, "base", 12)
+    del row["sweep"], row["V"]
+    assert (workload_from_row(row).vocab, workload_from_row(row).sweep) == (65, "base")
+    # a number that is no integer (a string) is no value: L left to the model
+    assert workload_from_row({**row, "L": "two"}).layers is None
+    assert workload_from_row({**row, "L": None}).layers is None
+    assert workload_from_row({**row, "B": 3.0}).batch == 3
+    # a gru has no attention: its H column is not its heads
+    assert workload_from_row({**row, "H": 4}).heads is None
+    # a CUDA-graph replay's row is its eager workload
+    assert workload_from_row({**row, "variant": "gru+cuda-graph"}) == workload_from_row(row)
+
+
+def test_workload_from_row_of_an_attention_and_a_generation_row():
+    from analysis.workloads import Workload
+
+    # an attention kernel: heads from H; its L and E columns are not its config
+    row = {"variant": "attention-flash", "phase": "forward", "B": 2, "T": 6, "D": 8, "H": 2,
+           "L": 3, "E": 4, "seq_len": 6}
+    assert workload_from_row(row) == Workload("attention-flash", "forward", batch=2, seq_len=6,
+                                              hidden=8, heads=2)
+    gen = {"variant": "transformer-manual", "phase": "generate", "B": 1, "T": 10, "D": 8,
+           "L": 1, "H": 2, "N": 4, "seq_len": 6}
+    assert workload_from_row(gen) == Workload("transformer-manual", "generate", batch=1,
+                                              seq_len=6, hidden=8, layers=1, heads=2,
+                                              new_tokens=4)
+
+
+def test_predict_rows_fills_every_column_and_records_a_rows_error():
+    # TRACE on a CPU machine: compute 2 ms, memory 3 ms, fixed 0.31 ms -> 5.31 ms, memory-bound
+    base = {"variant": "rnn", "phase": "forward", "B": 2, "T": 4, "D": 8, "L": 1,
+            "median_s": 10e-3}
+    rows = pd.DataFrame([base, {**base, "variant": "no-such"}, {**base, "phase": "bogus"}],
+                        index=[5, 7, 9])
+    m = uniform(op_fixed_s=1e-4, matmul_fixed_s=2e-4, view_fixed_s=1e-5)
+    seen: list = []
+    out = predict_rows(rows, m, progress=seen.append, traces={workload_from_row(base): TRACE})
+    assert seen == [0, 1, 2] and list(out.index) == [0, 1, 2]
+    assert "predicted_s" not in rows  # the input frame is left as it was
+    first = out.iloc[0]
+    assert (first["regime"], first["bound"]) == ("memory", "sum")
+    assert pd.isna(first["predict_error"])  # None, which pandas shows as NaN
+    assert first["share_compute"] == pytest.approx(2 / 5.31)
+    assert first["share_memory"] == pytest.approx(3 / 5.31)
+    assert first["share_overhead"] == pytest.approx(0.31 / 5.31)
+    assert (first["trace_ops"], first["trace_kernels"], first["trace_depth"]) == (3, 2, 2)
+    assert (first["trace_flops"], first["trace_bytes"]) == (2_000_000, 3_001_000)
+    assert first["ratio"] == pytest.approx(0.531) and first["median_s"] == 10e-3
+    assert out.iloc[1]["predict_error"].startswith("ValueError: unknown variant 'no-such'")
+    assert out.iloc[2]["predict_error"].startswith("ValueError: unknown phase 'bogus'")
+    assert math.isnan(out.iloc[1]["predicted_s"]) and math.isnan(out.iloc[1]["ratio"])
+    # a row without a phase column: its KeyError is recorded; no median_s, no ratio
+    lacking = predict_rows(pd.DataFrame([{k: v for k, v in base.items()
+                                          if k not in ("phase", "median_s")}]), m)
+    assert lacking.iloc[0]["predict_error"] == "KeyError: 'phase'" and "ratio" not in lacking
+
+
+def test_error_stats_band_edges_and_left_out_pairs():
+    # APE exactly 25% (1.25 and 0.75 against 1) is within 25%; 2x and 1.5x exactly are within
+    a = error_stats([1.25, 0.75, 2.0, 1.5], [1.0, 1.0, 1.0, 1.0])
+    assert a["within 25%"] == 0.5 and a["within 10%"] == 0.0
+    assert a["within 2x"] == 1.0 and a["within 1.5x"] == 0.75  # all but 2.0
+    # APE 0.25, 0.25, 1, 0.5: mean 0.5; median (0.25 + 0.5) / 2
+    assert a["MAPE"] == pytest.approx(0.5) and a["median APE"] == pytest.approx(0.375)
+    assert isinstance(a["rows"], int) and a["rows"] == 4
+    # negative, zero and infinite values on either side are no pair; 0.25 for 1 is 4x off
+    b = error_stats([0.25, -1.0, 0.0, math.inf, 1.0, 1.0, 1.0],
+                    [1.0, 1.0, 1.0, 1.0, -1.0, 0.0, math.inf])
+    assert b["rows"] == 1 and b["worst factor"] == pytest.approx(4.0)
+    assert b["median factor"] == pytest.approx(4.0)
+    assert b["median predicted/measured"] == pytest.approx(0.25)
+    assert b["MAPE"] == pytest.approx(0.75) and b["within 2x"] == 0.0
+    empty = error_stats([math.nan], [1.0])
+    assert empty["rows"] == 0
+    assert set(empty) == {"rows", "median factor", "worst factor", "median APE", "MAPE",
+                          "within 10%", "within 25%", "within 1.5x", "within 2x",
+                          "median predicted/measured"}
+    assert all(math.isnan(v) for k, v in empty.items() if k != "rows")
+    with pytest.raises(ValueError, match=r"needs pairs; got 1 predicted, 2 measured"):
+        error_stats([1.0], [1.0, 2.0])
+
+
+def test_pace_factor_of_bad_yardsticks_is_one():
+    from analysis.predict import pace_factor
+
+    m = uniform().replace(yardstick_s=2e-3)
+    assert pace_factor("3e-3", m) == pytest.approx(1.5)  # a CSV string reads as its number
+    assert pace_factor("fast", m) == 1.0 and pace_factor(0.0, m) == 1.0
+    assert pace_factor(-1e-3, m) == 1.0 and pace_factor(math.inf, m) == 1.0
+    assert pace_factor(1e-3, uniform().replace(yardstick_s=0.0)) == 1.0
+
+
+def test_each_field_op_time_reads_tells_two_ops_apart():
+    # op_times computes each distinct op once: every op below differs from one before it in
+    # one field, and costs its own time (us): memory 1000 B / 1e9 B/s = 1 us, fixed 1 us
+    m = uniform(op_fixed_s=1e-6).replace(
+        op_fixed_by_name={"gelu": 5e-6}, op_backward_s=4e-6, op_autograd_s=2e-6,
+        elementwise_s_per_element={"add": 1e-8, "add:c": 3e-8},
+        fresh_output_by_size={"bytes": [1000], "s_per_byte": [1e-9]})
+    add = OpEvent(0, "add", "elementwise", 0, 1000, (), (), 1)
+    ops = [
+        (add, 2),  # 1 + 1
+        (add._replace(bytes=2000), 3),  # 2 + 1
+        (add._replace(name="gelu"), 6),  # 1 + its replayed 5
+        (add._replace(kind="view"), 1),  # 1 + a view's 0
+        (add._replace(phase="backward"), 5),  # 1 + the backward's 4
+        (add._replace(records_graph=True), 4),  # 1 + 1 + the graph's 2
+        (add._replace(shapes=((1000,),)), 11),  # 1000 elements x 10 ns + 1
+        (add._replace(shapes=((1000,),), layout="c"), 31),  # x 30 ns + 1
+        (add._replace(fresh=(1000,)), 3),  # 1 + 1 + 1000 B x 1 ns
+        (add._replace(flops=4000), 5),  # 4000 FLOPs at 1e9: 4 + 1
+    ]
+    p = predict_trace(Trace(tuple(o for o, _ in ops)), m)
+    assert p["predicted_s"] == pytest.approx(sum(us for _, us in ops) * 1e-6)
+
+
+def test_an_op_as_slow_in_compute_as_in_memory_counts_as_compute():
+    # 1e6 FLOPs and 1e6 bytes: 1 ms each; the tie goes to compute
+    both = OpEvent(0, "mm", "matmul", 1_000_000, 1_000_000, ((10, 10), (10, 10)), (), 1)
+    p = predict_trace(Trace((both,)), uniform())
+    assert p["terms"]["compute"]["seconds"] == pytest.approx(1e-3)
+    assert p["terms"]["memory"]["seconds"] == 0.0 and p["regime"] == "compute"
+    assert (p["flops"], p["bytes"], p["ops"]) == (1_000_000, 1_000_000, 1)
+
+
+def test_predict_workload_without_fixed_costs_drops_exactly_them():
+    from analysis.predict import predict_workload
+    from analysis.workloads import Workload
+
+    # every op's fixed cost 1 ms, whatever its kind (no module, graph or backward extras):
+    # with the fixed costs the prediction is that much per op above the one without
+    m = uniform(op_fixed_s=1e-3, matmul_fixed_s=1e-3, view_fixed_s=1e-3)
+    w = Workload("rnn", "forward", batch=2, seq_len=3, hidden=8, embed=4)
+    on, off = predict_workload(w, m), predict_workload(w, m, fixed=False)
+    assert on["ops"] == off["ops"] > 0
+    assert on["predicted_s"] - off["predicted_s"] == pytest.approx(on["ops"] * 1e-3)
+    assert off["terms"]["launch/overhead"]["seconds"] == 0.0
