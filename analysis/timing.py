@@ -358,6 +358,11 @@ def _binomial_cdf(k: int, n: int) -> float:
     return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
 
 
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"a confidence level is between 0 and 1 (exclusive), got {level}")
+
+
 def median_ci(samples, level: float = CI_LEVEL) -> tuple[float, float]:
     """Distribution-free confidence interval of the median from order statistics: the
     interval [x_(j), x_(n+1-j)] (1-based, sorted) covers the population median with
@@ -368,6 +373,7 @@ def median_ci(samples, level: float = CI_LEVEL) -> tuple[float, float]:
     n = len(xs)
     if n == 0:
         raise ValueError("median_ci needs at least one sample")
+    _check_level(level)
     alpha = (1 - level) / 2
     if n <= 200:
         j = 0
@@ -390,6 +396,7 @@ def bootstrap_ci(samples, statistic=None, level: float = CI_LEVEL, n_boot: int =
     xs = np.asarray([float(s) for s in samples])
     if xs.size == 0:
         raise ValueError("bootstrap_ci needs at least one sample")
+    _check_level(level)
     stat = statistic or (lambda a, axis: np.median(a, axis=axis))
     rng = np.random.default_rng(seed)
     draws = xs[rng.integers(0, xs.size, size=(n_boot, xs.size))]

@@ -499,3 +499,216 @@ def test_matmul_ceiling_defaults_cpu_2048_float32_ten_rounds_after_two(monkeypat
     assert timed == [cpu] * 10  # ten timed rounds by default
     assert (c["n"], c["dtype"], c["flops"], c["rounds"]) == (2048, "float32", 2 * 2048**3, 10)
     assert c["median_s"] == pytest.approx(5.5e-3)  # median of 1..10 ms
+
+
+# ------------------------------------------- fake CUDA events, defaults, seeds (2026-12-02)
+
+
+class _TimingEvent:
+    """torch.cuda.Event stand-in that refuses to time unless built with enable_timing=True
+    (as CUDA does: elapsed_time on an event without timing raises). Each record() is one
+    tick later than the last; elapsed_time is in milliseconds, 4 ms a tick."""
+
+    made: list = []
+    ticks = 0
+
+    def __init__(self, enable_timing=False):
+        self.enable_timing = enable_timing
+        self.t = None
+        _TimingEvent.made.append(self)
+
+    def record(self):
+        _TimingEvent.ticks += 1
+        self.t = _TimingEvent.ticks
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        if not (self.enable_timing is True and end.enable_timing is True):
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'")
+        return 4.0 * (end.t - self.t)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    import torch
+
+    _TimingEvent.made, _TimingEvent.ticks = [], 0
+    monkeypatch.setattr(torch.cuda, "Event", _TimingEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    return _TimingEvent
+
+
+def test_cuda_timers_make_their_events_with_timing_enabled(fake_cuda):
+    # time_once on "cuda": a start and an end event recorded one tick apart: 4 ms = 4e-3 s
+    assert time_once(lambda: None, "cuda") == pytest.approx(4e-3)
+    # CudaEventClock with its default factory: start then end event, 4 ms per round
+    clock = CudaEventClock()
+    assert clock() == 0.0
+    assert clock() == pytest.approx(4e-3)
+    assert [e.enable_timing for e in fake_cuda.made] == [True] * 4
+
+
+def test_time_call_on_cuda_times_rounds_with_events_not_the_clock(fake_cuda):
+    def clock():
+        raise AssertionError("the CPU clock is not read on CUDA")
+
+    # each round: start and end events recorded one tick apart, 4 ms
+    stats = time_call(lambda: None, "cuda", rounds=3, warmup=0, clock=clock)
+    assert (stats.rounds, stats.median) == (3, pytest.approx(4e-3))
+
+
+def test_time_call_defaults_to_ten_rounds_after_two_warmups():
+    calls = []
+    ticks = iter(range(100))
+    stats = time_call(lambda: calls.append(1), clock=lambda: float(next(ticks)))
+    assert stats.rounds == 10 and len(calls) == 12  # 2 warm-up + 10 timed
+
+
+def test_summarize_of_two_samples_and_a_mean_below_one():
+    # two samples, inclusive quartiles by linear interpolation between them: q1 at 1/4 of
+    # the way, q3 at 3/4: [0.25, 0.75] -> 0.375 and 0.625; stdev |0.75-0.25|/sqrt(2)
+    s = summarize([0.75, 0.25])
+    assert (s.q1, s.q3, s.median, s.mean) == pytest.approx((0.375, 0.625, 0.5, 0.5))
+    assert s.stdev == pytest.approx(0.5 / math.sqrt(2))
+    assert s.cv == pytest.approx(0.5 / math.sqrt(2) / 0.5)  # 0.707: a mean below 1 second
+
+
+@pytest.mark.parametrize("level, ranks", [(0.625, (2, 4)), (0.6, (2, 4)), (0.626, (1, 5))])
+def test_median_ci_at_a_level_met_exactly_by_an_inner_pair(level, ranks):
+    # n = 5: [x_(2), x_(4)] covers the median with 1 - 2 P(Bin(5, 1/2) <= 1) = 1 - 2 * 6/32
+    # = 0.625 exactly (representable in binary), so it is the interval at level <= 0.625;
+    # above it only the range [x_(1), x_(5)] (coverage 1 - 2/32) is left
+    xs = [50.0, 10.0, 40.0, 20.0, 30.0]
+    assert median_ci(xs, level=level) == (10.0 * ranks[0], 10.0 * ranks[1])
+
+
+def test_bootstrap_ci_is_seeded_and_resamples_2000_times():
+    xs = [1.0 + 0.37 * i + (0.05 * i) ** 2 for i in range(40)]  # skewed, all distinct
+    assert bootstrap_ci(xs) == bootstrap_ci(xs) == bootstrap_ci(xs, n_boot=2000, seed=0)
+
+    # the median's bootstrap values are data points (or midpoints), so its percentiles
+    # rarely move with the draws; the mean's take a new value for nearly every resample
+    def mean(a, axis):
+        return a.mean(axis=axis)
+
+    default = bootstrap_ci(xs, statistic=mean)
+    assert default == bootstrap_ci(xs, statistic=mean, n_boot=2000, seed=0)
+    assert bootstrap_ci(xs, statistic=mean, seed=1) != default
+    assert bootstrap_ci(xs, statistic=mean, n_boot=2001) != default
+
+
+def test_paired_ratio_interval_is_the_seeded_bootstrap_of_the_pair_ratios():
+    a = [2.0 + 0.1 * i + 0.01 * i * i for i in range(30)]
+    b = [1.0 + 0.02 * i for i in range(30)]
+    ratios = [x / y for x, y in zip(a, b)]
+    for seed in (0, 7):
+        est = paired_ratio(a, b, seed=seed)
+        assert (est.ci_low, est.ci_high) == bootstrap_ci(ratios, seed=seed)
+    assert paired_ratio(a, b) == paired_ratio(a, b, seed=0)
+
+
+def test_configure_backends_defaults_cpu_no_benchmark_no_tf32_pinned_malloc():
+    flags = timing.configure_backends()
+    try:
+        assert flags["device"] == "cpu"
+        assert (flags["cudnn_benchmark"], flags["tf32_matmul"], flags["tf32_cudnn"]) == (
+            False,
+            False,
+            False,
+        )
+        assert flags["malloc"] == timing.pin_malloc() != "unchanged"
+    finally:
+        timing.configure_backends("cpu", malloc=False)
+
+
+def test_configure_backends_records_each_flag_warning_once_sorted(monkeypatch):
+    import torch
+
+    class Warns:
+        """A backend whose flags warn when set (as newer torch builds may)."""
+
+        def __init__(self, message):
+            self.message = message
+            self._v = {}
+
+        def __setattr__(self, name, value):
+            if name in ("benchmark", "allow_tf32"):
+                warnings.warn(self.message, UserWarning, stacklevel=2)
+                self._v[name] = value
+            else:
+                object.__setattr__(self, name, value)
+
+        def __getattr__(self, name):
+            return self.__dict__["_v"][name]
+
+    class Cuda:
+        matmul = Warns("b: matmul flag")
+
+    monkeypatch.setattr(torch.backends, "cudnn", Warns("a: cudnn flag"))
+    monkeypatch.setattr(torch.backends, "cuda", Cuda())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes: every warning is recorded
+        flags = timing.configure_backends("cpu", malloc=False)
+    # cudnn warns twice (benchmark, allow_tf32), matmul once: two distinct, sorted, "; "
+    assert flags["backend_warnings"] == "a: cudnn flag; b: matmul flag"
+    assert (flags["cudnn_benchmark"], flags["tf32_matmul"], flags["tf32_cudnn"]) == (
+        False,
+        False,
+        False,
+    )
+
+
+def test_matmul_ceiling_on_cuda_times_a_times_b_at_8192_with_its_warmups(monkeypatch):
+    import torch
+
+    made, timed, products = [], [], []
+
+    def fake_randn(*shape, device=None, dtype=None):
+        made.append((shape, torch.device(device)))
+        return torch.full((1, 1), float(len(made) + 1))  # 2, then 3
+
+    def fake_time_once(fn, device="cpu", calls=1, clock=None):
+        timed.append(torch.device(device))
+        products.append(fn())
+        return 1e-3
+
+    calls = []
+    monkeypatch.setattr(torch, "randn", fake_randn)
+    monkeypatch.setattr(timing, "time_once", fake_time_once)
+    monkeypatch.setattr(timing, "synchronize", lambda device: calls.append("sync"))
+    c = timing.matmul_ceiling("cuda", rounds=3, warmup=5)
+    cuda = torch.device("cuda")
+    assert made == [((8192, 8192), cuda)] * 2 and c["n"] == 8192
+    assert timed == [cuda] * 3
+    assert [p.item() for p in products] == [6.0] * 3  # a @ b = 2 * 3, not nothing
+    assert c["estimator"].startswith("median")
+    # warm-up calls run fn outside time_once: count them through the product's inputs
+    warm = []
+    monkeypatch.setattr(timing, "time_once", lambda fn, *a, **k: 1e-3)
+    monkeypatch.setattr(torch, "randn", lambda *s, **k: _Counted(warm))
+    timing.matmul_ceiling("cpu", n=4, rounds=3, warmup=5)
+    assert len(warm) == 5
+    warm.clear()
+    timing.matmul_ceiling("cpu", n=4, rounds=3)
+    assert len(warm) == 2  # the default: two warm-up calls
+
+
+class _Counted:
+    """A matmul operand that counts the products it takes part in (as the left operand)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __matmul__(self, other):
+        self.log.append(1)
+        return 0.0
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.5, 95])
+def test_interval_functions_reject_a_level_outside_zero_one(level):
+    with pytest.raises(ValueError, match=r"between 0 and 1 \(exclusive\), got "):
+        median_ci([1.0, 2.0, 3.0], level=level)
+    with pytest.raises(ValueError, match=r"between 0 and 1 \(exclusive\), got "):
+        bootstrap_ci([1.0, 2.0, 3.0], level=level)
