@@ -384,7 +384,7 @@ def mutmut_config(module: str, tests: list[str]) -> str:
         f'source_paths = ["analysis"]\n'
         f"only_mutate = {json.dumps([pattern])}\n"
         'also_copy = ["charlm", "bench", "results", "scripts", "examples", "docs", '
-        '"README.md", "Makefile"]\n'
+        '"README.md", "Makefile", ".gitignore"]\n'
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
         f"timeout_multiplier = {MUTMUT_TIMEOUT_MULTIPLIER}\n"
