@@ -1,5 +1,6 @@
 """The report's pipeline: stages, resume, safe outputs, progress, the CLI, and a report built
-end to end from a saved bench JSON. (Summaries: tests/test_report_summaries.py; figures:
+end to end from a saved bench JSON. (Summaries: tests/test_report_summaries.py; REPORT.md's
+Markdown and which figure gets which rows: tests/test_report_render.py; figures:
 tests/test_plots.py.)"""
 
 import copy
@@ -26,8 +27,7 @@ from analysis.report import (
     run_cells,
 )
 from analysis.report.config import REPO
-from analysis.report.pipeline import STAGES, stage_environment
-from analysis.report.render import data_dates, md_table, stages_table
+from analysis.report.pipeline import stage_environment
 from charlm.cli import main
 
 SAMPLE = Path(__file__).parent / "data" / "bench_sample.json"  # a real quick-grid bench run
@@ -456,42 +456,6 @@ def test_cli_report_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("charlm report: error:")
 
 
-# ---------------------------------------------------------------------------- rendering
-
-
-def test_md_table_moves_long_cells_to_a_details_list_and_blanks_missing_values():
-    frame = pd.DataFrame({"id": ["a", "b"], "text": ["short", "x" * 90],
-                          "n": [257.0, float("nan")], "r": [0.123456, 2.5]})
-    text = md_table(frame, wrap=60)
-    assert "| a | short | 257 | 0.1235 |" in text
-    assert "| b | see [1] |  | 2.5 |" in text
-    assert "1. " + "x" * 90 in text
-
-
-def test_md_table_prints_every_row_up_to_max_rows_and_counts_the_rest():
-    frame = pd.DataFrame({"T": [16, 32, 64, 128], "median_s": [0.5, 1.25, 2.75, 6.0]})
-    rows = ["| 16 | 0.5 |", "| 32 | 1.25 |", "| 64 | 2.75 |", "| 128 | 6 |"]
-    assert md_table(frame).splitlines() == ["| T | median_s |", "| --- | --- |", *rows]
-    assert md_table(frame, max_rows=4) == md_table(frame)  # exactly max_rows: all shown
-    # one row over max_rows 3: the first three shown, the fourth counted
-    assert md_table(frame, max_rows=3).splitlines() == [
-        "| T | median_s |", "| --- | --- |", *rows[:3], "", "_... and 1 more rows._"]
-
-
-def test_stages_table_states_shared_settings_once():
-    status = pd.DataFrame({
-        "stage": ["bench", "training"], "status": ["done", "done"], "seconds": [1.0, 2.0],
-        "finished": ["2026-01-02T03:04:05Z", "2026-01-03T00:00:00Z"],
-        "settings": [json.dumps({"grid": "quick", "threads": 1, "bench_json": None}),
-                     json.dumps({"grid": "quick", "threads": 1, "steps": 40,
-                                 "models": ["rnn", "gru"]})]})
-    table, common = stages_table(status)
-    assert common == "Every stage: grid quick; threads 1.\n"
-    assert list(table["settings"]) == ["", "steps 40; models rnn, gru"]
-    assert list(table["finished (UTC)"]) == ["2026-01-02 03:04:05", "2026-01-03 00:00:00"]
-    assert data_dates(status, STAGES) == "2026-01-02 to 2026-01-03"
-
-
 # ---------------------------------------------------------------------------- models
 
 
@@ -677,67 +641,3 @@ def test_a_quick_report_times_its_bench_to_a_wider_precision_target(tmp_path):
     # a bench result timed to one target is not resumed as the other's
     assert json.loads(quick.settings("bench"))["ci_target"] == 0.05
     assert json.loads(full.settings("bench"))["ci_target"] is None
-
-
-def test_the_findings_of_every_section_open_the_report(tmp_path):
-    # a run folder holding only ratios.csv: the Paired ratios section is the one with
-    # findings, and its sentences (two significant figures, written out here) open the report
-    pd.DataFrame([
-        {"comparison": "attention manual/flash", "measure": "time", "configuration": "B4-T64",
-         "device": "cpu", "ratio": 0.5, "ci_low": 0.45, "ci_high": 0.55, "pairs": 300,
-         "converged": True},
-        {"comparison": "attention manual/flash", "measure": "time",
-         "configuration": "B4-T512", "device": "cpu", "ratio": 4.0, "ci_low": 3.6,
-         "ci_high": 4.4, "pairs": 22, "converged": False},
-        {"comparison": "attention manual/flash", "measure": "memory",
-         "configuration": "B4-T64", "device": "cpu", "ratio": 4.0, "ci_low": 4.0,
-         "ci_high": 4.0, "pairs": 1, "converged": True}]).to_csv(tmp_path / "ratios.csv",
-                                                                  index=False)
-    from analysis.report.render import render
-
-    text = render(Context(ReportConfig(out=tmp_path)), STAGES)
-    opening = text.split("## Findings\n\n")[1].split("\n## ")[0]
-    assert ("- attention manual/flash, time: A/B from 0.50 [0.45, 0.55] (B4-T64) to 4.0 "
-            "[3.6, 4.4] (B4-T512); 1 of 2 intervals wider than the precision target.\n"
-            in opening)
-    assert "- attention manual/flash, memory: A/B 4.0 [4.0, 4.0].\n" in opening
-    section = text.split("### Paired ratios\n")[1].split("\n### ")[0]
-    assert "| attention manual/flash | time | B4-T64 | cpu | 0.50 [0.45, 0.55] | 300 | True |" \
-        in section
-    assert "| attention manual/flash | time | B4-T512 | cpu | 4.0 [3.6, 4.4] | 22 | False |" \
-        in section
-
-
-def test_the_prediction_intro_gives_the_fixed_costs_in_microseconds(tmp_path):
-    from analysis.report.render import _prediction_intro
-
-    (tmp_path / "machine.json").write_text(json.dumps({
-        "op_fixed_s": 4e-6, "view_fixed_s": 5e-7, "bandwidth_bytes_per_s": 2e10,
-        "ceiling_flops_per_s": 3e11}))
-    intro = _prediction_intro(Context(ReportConfig(out=tmp_path)))
-    # 4e-6 s = 4 us, 5e-7 s = 0.5 us
-    assert "fixed cost 4 us per op, 0.5 us per view, bandwidth 2e+10 B/s" in intro
-    assert "capped at its largest, 3e+11 FLOP/s" in intro
-
-
-def test_the_achieved_flops_figure_gets_the_ceiling_interval_low_then_high(tmp_path,
-                                                                           monkeypatch):
-    from analysis import plots
-    from analysis.report.render import draw_figures
-
-    pd.DataFrame([{"device": "cpu", "n": 64, "dtype": "float32", "rounds": 10,
-                   "flops_per_second": 1e9, "flops_per_second_ci_low": 0.9e9,
-                   "flops_per_second_ci_high": 1.1e9, "peak_flops_per_second": 1.2e9}]
-                 ).to_csv(tmp_path / "ceiling.csv", index=False)
-    pd.DataFrame([{"status": "ok", "suite": "test_model_phase", "sweep": "T",
-                   "phase": "forward", "variant": "rnn", "model": "rnn", "T": t,
-                   "median_s": 1e-3 * t, "predicted_flops": 1e6 * t, "predicted_depth": t + 1,
-                   "flops_per_second": 1e9 / 4, "seconds_per_token": 2.5e-4}
-                  for t in (16, 32)]).to_csv(tmp_path / "timing.csv", index=False)
-    drawn = {}
-    for name in ("time_per_token_vs_T", "sequence_time_vs_T", "time_vs_depth"):
-        monkeypatch.setattr(plots, name, lambda *a, **k: None)
-    monkeypatch.setattr(plots, "achieved_flops", lambda frame, ceiling, path, ci:
-                        drawn.update(ceiling=ceiling, ci=ci))
-    draw_figures(Context(ReportConfig(out=tmp_path)))
-    assert drawn == {"ceiling": 1e9, "ci": (0.9e9, 1.1e9)}
