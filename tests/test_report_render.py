@@ -716,3 +716,169 @@ def test_the_achieved_flops_figure_gets_the_ceiling_interval_low_then_high(tmp_p
     )
     draw_figures(Context(ReportConfig(out=tmp_path)))
     assert drawn == {"ceiling": 1e9, "ci": (0.9e9, 1.1e9)}
+
+
+OUTLINE = """\
+# charlm report
+## Findings
+## Predicted vs measured FLOPs
+_(figure flops_predicted_vs_measured not drawn)_
+_(not available)_
+## Formulas derived from counts
+_(not derived (stage derive))_
+## Time
+### Bench coverage
+_(bench not available)_
+### Noise
+_(not available)_
+### Failed configurations
+_(none)_
+### Time against T
+_(figure time_per_token_vs_T not drawn)_
+_(figure sequence_time_vs_T not drawn)_
+_(not available)_
+### Time against sequential depth
+_(figure time_vs_depth not drawn)_
+_(not available)_
+### Achieved FLOP/s
+_(figure achieved_flops not drawn)_
+_(not available)_
+### Timing quality
+_(not available)_
+### Paired ratios
+_(figure ratios not drawn)_
+_(no paired comparisons)_
+### The homework models beside their twins (medians)
+_(not available)_
+## Flash (SDPA) vs manual attention
+_(figure attention_flash_vs_manual not drawn)_
+_(no attention rows)_
+## Devices side by side
+_(figure devices_time_vs_T not drawn)_
+_(no other device's report)_
+### Paired ratios on each device
+_(no paired ratios)_
+### Reproducibility
+_(not run (charlm report --repeat 2))_
+## Sequential depth
+_(not available)_
+## The homework's cost answers
+_(not available)_
+## Time predicted from the counts
+_(figure time_predicted_vs_measured not drawn)_
+_(figure roofline not drawn)_
+_(not predicted (stage calibrate))_
+### The prediction on the other devices' results
+_(no other device's results with a machine file)_
+### What the time model says about the homework
+_(not predicted)_
+### CUDA graphs: the launch floor removed
+_(no CUDA-graph rows (bench/test_graphs.py runs on CUDA only))_
+## Training curves
+_(figure training_curves not drawn)_
+_(not available)_
+## Environment
+_(no rows)_
+## Stages
+_(no rows)_
+"""
+
+
+def test_an_empty_run_renders_every_heading_in_order_with_what_is_missing(tmp_path):
+    # the report's outline is a contract (README, docs and the committed references link to
+    # its headings): OUTLINE is it, reviewed against results/reference/cpu/REPORT.md's
+    # headings, so a renamed or dropped heading, a section moved or a changed "missing"
+    # message has to change this list too
+    from analysis.report.render import render
+
+    text = render(Context(ReportConfig(out=tmp_path)), STAGES)
+    lines = [ln for ln in text.splitlines() if ln.startswith(("#", "_("))]
+    assert "\n".join(lines) + "\n" == OUTLINE
+
+
+def test_every_figure_is_linked_under_its_section_once_drawn(tmp_path):
+    from analysis.report.render import render
+
+    (tmp_path / "figures").mkdir()
+    for name in (
+        "flops_predicted_vs_measured",
+        "time_per_token_vs_T",
+        "sequence_time_vs_T",
+        "time_vs_depth",
+        "achieved_flops",
+        "ratios",
+        "attention_flash_vs_manual",
+        "devices_time_vs_T",
+        "time_predicted_vs_measured",
+        "roofline",
+        "training_curves",
+    ):
+        (tmp_path / "figures" / f"{name}.png").write_bytes(b"")
+    text = render(Context(ReportConfig(out=tmp_path)), STAGES)
+    assert "not drawn" not in text
+    under = {}
+    for block in text.split("\n#")[1:]:
+        title = block.lstrip("#").split("\n")[0].strip()
+        under[title] = [m.split(")")[0] for m in block.split("](figures/")[1:]]
+    assert {t: f for t, f in under.items() if f} == {
+        "Predicted vs measured FLOPs": ["flops_predicted_vs_measured.png"],
+        "Time against T": ["time_per_token_vs_T.png", "sequence_time_vs_T.png"],
+        "Time against sequential depth": ["time_vs_depth.png"],
+        "Achieved FLOP/s": ["achieved_flops.png"],
+        "Paired ratios": ["ratios.png"],
+        "Flash (SDPA) vs manual attention": ["attention_flash_vs_manual.png"],
+        "Devices side by side": ["devices_time_vs_T.png"],
+        "Time predicted from the counts": ["time_predicted_vs_measured.png", "roofline.png"],
+        "Training curves": ["training_curves.png"],
+    }
+
+
+def test_the_derived_intro_states_each_measures_conventions_once():
+    from analysis.report.render import _derived_intro
+
+    rows = pd.DataFrame(
+        [
+            {"measure": "flops", "quantity": "forward", "convention": "2 per MAC.", "model": "rnn"},
+            {"measure": "flops", "quantity": "forward", "convention": "2 per MAC.", "model": "gru"},
+            {
+                "measure": "depth",
+                "quantity": "generate",
+                "convention": "critical path",
+                "model": "rnn",
+            },
+            {
+                "measure": "depth",
+                "quantity": "forward",
+                "convention": "matmul chain",
+                "model": "transformer",
+            },
+            {"measure": "bytes", "quantity": "forward", "convention": np.nan, "model": "rnn"},
+        ]
+    )
+    text = _derived_intro(rows)
+    # MAX_DEGREE (4) and the depth basis, since a depth row is there
+    assert "finite differences (at most 4; depth: linear, with ceil(log2 T) in the basis), " in text
+    assert " Generate: the context window holds the prompt and every new token" in text
+    # one convention for FLOPs: no model list; two for depth: each names its models; the
+    # row without a convention is left out, a trailing period is not doubled
+    assert text.endswith(
+        " Conventions: FLOPs: 2 per MAC; depth (rnn): critical path; "
+        "depth (transformer): matmul chain."
+    )
+    plain = _derived_intro(rows[rows["measure"].eq("flops")])
+    assert "(at most 4), " in plain and "Generate" not in plain
+    assert plain.endswith(" Conventions: FLOPs: 2 per MAC.")
+    bare = _derived_intro(None)
+    assert bare.startswith("Each built-in model's formula derived from exact counts alone")
+    assert "(at most 4), " in bare and "Conventions" not in bare and "Generate" not in bare
+    assert "Conventions" not in _derived_intro(rows.drop(columns="model"))
+    assert _derived_intro(rows.drop(columns="model")).endswith(
+        "every new token (the hand-written formula's first branch: no sliding window)."
+    )
+    other = pd.DataFrame(
+        [{"measure": "energy", "quantity": "forward", "convention": "J", "model": "rnn"}]
+    )
+    assert _derived_intro(other).endswith(" Conventions: energy: J.")
+    assert _derived_intro(other.assign(convention=np.nan)).endswith(
+        "are equal when their expanded difference is zero."
+    )
