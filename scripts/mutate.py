@@ -520,6 +520,7 @@ def run_module(module: str, tests: list[str], tables: bool) -> dict:
         shutil.rmtree(scratch)
     tree.mkdir(parents=True, exist_ok=True)
     sync_tree(files, tree)
+    rev = git_rev()  # what was copied: a commit made while the run goes is not what it measured
     stamp_file.write_text(json.dumps(stamp, indent=0))
     start = time.monotonic()
     with (scratch / "run.log").open("a") as log:
@@ -530,7 +531,7 @@ def run_module(module: str, tests: list[str], tables: bool) -> dict:
             mutants += run_tables(module, tests, tree, log)
     run = {"module": module, "tests": tests,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-           "tool_version": versions(tables), "git_rev": git_rev(),
+           "tool_version": versions(tables), "git_rev": rev,
            "seconds": round(time.monotonic() - start, 1),
            "mutants": [asdict(m) for m in mutants]}
     (scratch / "results.json").write_text(json.dumps(run, indent=1))
