@@ -712,3 +712,92 @@ def test_interval_functions_reject_a_level_outside_zero_one(level):
         median_ci([1.0, 2.0, 3.0], level=level)
     with pytest.raises(ValueError, match=r"between 0 and 1 \(exclusive\), got "):
         bootstrap_ci([1.0, 2.0, 3.0], level=level)
+
+
+class _FakeAllocator:
+    """torch.cuda's memory counters for one device: 100 bytes held before, a peak of 350."""
+
+    def __init__(self, monkeypatch):
+        import torch
+
+        self.calls = []
+        for name, value in (
+            ("reset_peak_memory_stats", None),
+            ("memory_allocated", 100),
+            ("max_memory_allocated", 350),
+            ("synchronize", None),
+        ):
+            monkeypatch.setattr(torch.cuda, name, self._record(name, value))
+
+    def _record(self, name, value):
+        def call(device=None):
+            self.calls.append((name, device))
+            return value
+
+        return call
+
+
+def test_synchronize_waits_on_the_given_cuda_device_only(monkeypatch):
+    import torch
+
+    alloc = _FakeAllocator(monkeypatch)
+    timing.synchronize("cpu")
+    assert alloc.calls == []
+    timing.synchronize("cuda:1")
+    assert alloc.calls == [("synchronize", torch.device("cuda:1"))]
+
+
+def test_cuda_peak_is_the_allocators_peak_above_what_was_held(monkeypatch):
+    import torch
+
+    alloc = _FakeAllocator(monkeypatch)
+    dev = torch.device("cuda:1")
+    tr, peak = timing.traced_call(lambda: torch.ones(4) * 2, "cuda:1")
+    assert peak == 350 - 100
+    assert alloc.calls == [
+        ("synchronize", dev),
+        ("reset_peak_memory_stats", dev),
+        ("memory_allocated", dev),
+        ("synchronize", dev),
+        ("max_memory_allocated", dev),
+    ]
+    assert timing.peak_memory(lambda: None, "cuda:1") == 250
+
+
+def test_peak_memory_and_traced_call_default_to_the_cpu():
+    import torch
+
+    lin = torch.nn.Linear(3, 2)
+    x = torch.ones(5, 3)
+    tr, peak = timing.traced_call(lambda: lin(x))
+    assert tr.flops == 2 * 5 * 3 * 2  # addmm: 2 FLOPs per multiply-add, 5x3 @ 3x2
+    assert peak == timing.peak_memory(lambda: lin(x)) == 5 * 2 * 4  # one float32 output
+
+
+def test_pin_malloc_loads_the_c_library_found_or_libc_so_6(monkeypatch):
+    import ctypes
+    import ctypes.util
+
+    libc, names = _FakeLibc(1), []
+    _glibc(monkeypatch, libc)
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: names.append(name) or libc)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda n: f"lib{n}.so.7")
+    timing.pin_malloc(4096)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda n: None)
+    timing.pin_malloc(4096)
+    assert names == ["libc.so.7", "libc.so.6"]
+
+
+def test_prepared_costs_measure_on_the_workloads_device(monkeypatch):
+    import types
+
+    import torch
+
+    alloc = _FakeAllocator(monkeypatch)
+    a, b = torch.ones(5, 3), torch.ones(3, 2)
+    attention = types.SimpleNamespace(kind="attention", phase="forward")
+    p = types.SimpleNamespace(fn=lambda: a @ b, workload=attention, model=None)
+    costs = timing.prepared_costs(p, "cuda:1")
+    # the allocator's peak, not the CPU trace's; FLOPs from the same traced call: 2 * 5*3*2
+    assert costs["peak"] == 250 and costs["torch"] == 60
+    assert ("max_memory_allocated", torch.device("cuda:1")) in alloc.calls
