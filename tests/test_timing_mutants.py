@@ -801,3 +801,16 @@ def test_prepared_costs_measure_on_the_workloads_device(monkeypatch):
     # the allocator's peak, not the CPU trace's; FLOPs from the same traced call: 2 * 5*3*2
     assert costs["peak"] == 250 and costs["torch"] == 60
     assert ("max_memory_allocated", torch.device("cuda:1")) in alloc.calls
+
+
+def test_the_result_records_are_frozen():
+    import dataclasses
+
+    records = [
+        summarize([1.0, 2.0]),
+        paired_ratio([2.0], [1.0]),
+        plan_rounds([1.0, 1.1, 0.9], iterations=1, min_rounds=3, budget_s=10.0),
+    ]
+    for record in records:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.rounds = 0  # a summary is a value: nothing downstream may edit it
