@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 from analysis.architectures import ARCHITECTURES, architecture
-from analysis.bytes_formulas import measured_terms
+from analysis.bytes_formulas import ElmanBytes, GatedBytes, measured_terms
 from analysis.formulas import B, H, T
 from analysis.reconcile import GridPoint, default_grid, reconcile_bytes
 from charlm.models.registry import ModelConfig
@@ -129,3 +129,50 @@ def test_manual_attention_moves_the_square_flash_does_not():
 def test_an_unknown_kernel_is_a_value_error():
     with pytest.raises(ValueError, match="kernel must be one of manual, flash, got 'fast'"):
         architecture("transformer").bytes.forward("fast")
+
+
+@pytest.mark.parametrize("batch,heads,seq,want", [
+    # D=4, L=1, V=7, hs = D / H. Floats without copies: q k^T reads q, k (2 BTD) and writes
+    # the B H T^2 scores; scale, mask, softmax read and write them (6 B H T^2); att @ v reads
+    # them and v and writes y (B H T^2 + 2 BTD): 4 BTD + 8 B H T^2; the bool mask 3 T^2 bytes.
+    # B=2, H=1, T=3: one head, so matmul folds (B, H) without a copy and the (B, H, T, hs)
+    # output is (B, T, H, hs)-contiguous: 4*24 + 8*18 = 240 floats = 960 B, + 27 = 987.
+    (2, 1, 3, 987),
+    # B=1, H=2, T=3: one sequence, so no fold copy, but the output is transposed with a
+    # copy (12 floats read, 12 written): 4*12 + 8*18 + 24 = 216 floats = 864 B, + 27 = 891.
+    (1, 2, 3, 891),
+    # B=2, H=2, T=1: q, k, v each copied to fold (B, H) (3 x 16 floats), the output needs no
+    # copy at T=1: 4*8 + 8*4 + 48 = 112 floats = 448 B, + 3 = 451.
+    (2, 2, 1, 451),
+])
+def test_manual_attention_copies_at_each_size_one_dimension(batch, heads, seq, want):
+    cfg = ModelConfig("transformer", 7, hidden=4, layers=1, heads=heads, block_size=3,
+                      attention="manual")
+    row = terms(cfg, batch, seq)["attention"]
+    assert row["predicted"] == row["measured"] == want
+
+
+def test_elman_bytes_model_built_with_its_own_layer_count():
+    # ElmanBytes(layers=3) at B=2, T=3, E=3, D=4, V=5, every Linear biased (addmm). Per step:
+    # W_ih layer 0: x 6 + W 12 + b 4 + y 8 = 30 floats, layers 1, 2: 8 + 16 + 4 + 8 = 36 each;
+    # W_ih: 3 x (30 + 72) = 306 floats = 1224 B; W_hh: 3 steps x 3 layers x 36 = 324 = 1296 B;
+    # fc: h 8 + W 20 + b 5 + logits 10 = 43 floats, x 3 = 129 = 516 B.
+    got = ElmanBytes(layers=3).forward().evaluate({"B": 2, "T": 3, "E": 3, "D": 4, "V": 5})
+    assert got == {"W_ih": 1224, "W_hh": 1296, "fc": 516, "total": 3036}
+
+
+def test_gated_bytes_model_built_with_its_own_gate_count():
+    # GatedBytes(gates=3) (the GRU) at B=2, T=3, E=3, D=4, L=2, V=5, gates without bias (mm):
+    # W_x: 3 positions x 3 gates x (layer 0: 6 + 12 + 8 = 26, layer 1: 8 + 16 + 8 = 32)
+    # = 522 floats = 2088 B; W_h: 3 x 3 x 2 layers x 32 = 576 floats = 2304 B; fc as Elman's.
+    got = GatedBytes(gates=3).forward().evaluate({"B": 2, "T": 3, "E": 3, "D": 4, "L": 2,
+                                                  "V": 5})
+    assert got == {"W_x": 2088, "W_h": 2304, "fc": 516, "total": 4908}
+
+
+@pytest.mark.parametrize("kernel", [None, "manual", "flash"])
+def test_forward_bytes_terms_name_their_quantity_convention_and_kernel(kernel):
+    got = architecture("transformer").bytes.forward(kernel)
+    assert got.quantity == "forward_bytes"
+    assert got.convention.startswith("bytes moved, float32, unfused")
+    assert got.assumptions == {"kernel": kernel}
