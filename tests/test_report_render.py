@@ -882,3 +882,32 @@ def test_the_derived_intro_states_each_measures_conventions_once():
     assert _derived_intro(other.assign(convention=np.nan)).endswith(
         "are equal when their expanded difference is zero."
     )
+
+
+def test_the_committed_cpu_reference_is_what_render_makes_of_its_tables(tmp_path):
+    # REPORT.md is a function of the run's tables alone: rendered again from the committed
+    # CPU reference's tables (a real full run), it is the committed REPORT.md line for line.
+    # So the reference a reader opens says what the current code says about those numbers.
+    # A change to the rendering changes it: refresh it with
+    #   charlm report --out results/reference/cpu --stages markdown --resume
+    # (seconds; it re-renders only) and commit both. The GPU references are historical
+    # records of their code and grid (2026-11-28) and are not re-rendered.
+    import shutil
+
+    from analysis.report.config import REPO
+    from analysis.report.render import render
+
+    src = REPO / "results" / "reference" / "cpu"
+    for p in src.iterdir():
+        if p.is_file():
+            shutil.copy(p, tmp_path / p.name)
+    shutil.copytree(src / "figures", tmp_path / "figures")
+    ctx = Context(ReportConfig(out=tmp_path))
+    ctx.notes.update(json.loads((src / "notes.json").read_text()))
+    got = render(ctx, STAGES).splitlines()
+    want = (src / "REPORT.md").read_text().splitlines()
+    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
+    assert (first, len(got)) == (None, len(want)), (
+        f"line {first}: {got[first] if first is not None else ''!r} != "
+        f"{want[first] if first is not None else ''!r}"
+    )
