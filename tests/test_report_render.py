@@ -689,20 +689,14 @@ def test_the_achieved_flops_figure_gets_the_ceiling_interval_low_then_high(tmp_p
     ).to_csv(tmp_path / "ceiling.csv", index=False)
     pd.DataFrame(
         [
-            {
-                "status": "ok",
-                "suite": "test_model_phase",
-                "sweep": "T",
-                "phase": "forward",
-                "variant": "rnn",
-                "model": "rnn",
-                "T": t,
-                "median_s": 1e-3 * t,
-                "predicted_flops": 1e6 * t,
-                "predicted_depth": t + 1,
-                "flops_per_second": 1e9 / 4,
-                "seconds_per_token": 2.5e-4,
-            }
+            _timing_row(
+                T=t,
+                median_s=1e-3 * t,
+                predicted_flops=1e6 * t,
+                predicted_depth=t + 1,
+                flops_per_second=1e9 / 4,
+                seconds_per_token=2.5e-4,
+            )
             for t in (16, 32)
         ]
     ).to_csv(tmp_path / "timing.csv", index=False)
