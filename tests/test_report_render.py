@@ -905,3 +905,59 @@ def test_the_committed_cpu_reference_is_what_render_makes_of_its_tables(tmp_path
         f"line {first}: {got[first] if first is not None else ''!r} != "
         f"{want[first] if first is not None else ''!r}"
     )
+
+
+def test_failed_configurations_and_the_grid_of_the_timing_table(tmp_path):
+    # two rows of a real quick-grid bench (tests/data/bench_sample.json), the second marked
+    # failed, the config left at the default grid: the failed row is listed with its error
+    # and opens the report; coverage is counted on the timing table's grid, `quick`
+    from pathlib import Path
+
+    from analysis.report import bench_tables
+    from analysis.report.ingest import expected_workload_ids
+    from analysis.report.render import render
+
+    sample = json.loads((Path(__file__).parent / "data" / "bench_sample.json").read_text())
+    timing = bench_tables(sample)["timing.csv"]
+    timing = timing[timing["suite"].eq("test_model_phase")].head(2).copy()
+    assert set(timing["grid"]) == {"quick"}
+    timing.loc[timing.index[1], "status"] = "failed: OutOfMemoryError: no memory"
+    timing.to_csv(tmp_path / "timing.csv", index=False)
+    bad = timing["id"].iloc[1]
+    text = render(Context(ReportConfig(out=tmp_path)), STAGES)
+    failed = text.split("### Failed configurations\n\n")[1].split("\n### ")[0]
+    assert f"| {bad} | failed: OutOfMemoryError: no memory |" in failed
+    finding = f"1 bench configurations failed and are listed in timing.csv with their error: {bad}."
+    assert f"- {finding}\n" in text.split("## Findings\n\n")[1].split("\n## ")[0]
+    # the failed row counts as present: len(quick) - 2 are missing, of the quick grid
+    quick = expected_workload_ids("quick", "cpu")
+    coverage = text.split("### Bench coverage\n\n")[1].split("\n### ")[0]
+    assert (
+        f"Truncated bench: {len(quick) - 2} of {len(quick)} workloads of the `quick` "
+        "grid have no timing"
+    ) in coverage
+
+
+def test_the_flops_figure_keeps_a_measured_row_whatever_else_it_lacks(tmp_path, monkeypatch):
+    pd.DataFrame(
+        [
+            {
+                "status": "ok",
+                "model": "rnn",
+                "quantity": "forward",
+                "predicted": np.nan,
+                "measured_torch": 4,
+            }
+        ]
+    ).to_csv(tmp_path / "flops_reconciliation.csv", index=False)
+    calls = _recorder(monkeypatch)
+    draw_figures(Context(ReportConfig(out=tmp_path)))
+    long = calls["flops_predicted_vs_measured"][0][0]
+    assert list(long["measured"]) == [4] and long["predicted"].isna().all()
+
+
+def test_the_roofline_gets_the_prediction_rows(tmp_path, monkeypatch):
+    _write_run(tmp_path)
+    calls = _recorder(monkeypatch)
+    draw_figures(Context(ReportConfig(out=tmp_path)))
+    assert list(calls["roofline"][0][0]["workload"]) == ["w"]
