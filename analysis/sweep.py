@@ -226,8 +226,7 @@ def sbatch_script(cfg: SweepConfig, out: Path, attempt: int, shards: int) -> str
     cmd = shard_command(cfg, out, f"{out}/shards/attempt{attempt}-shard{task}.json",
                         f"{out}/attempt{attempt}-shard{task}.txt")
     # each word quoted whole, the task id left outside the quotes for the shell to expand
-    quoted = " ".join(task.join(shlex.quote(p) if p else "" for p in c.split(task))
-                      for c in cmd)
+    quoted = " ".join(task.join(shlex.quote(p) for p in c.split(task)) for c in cmd)
     return "\n".join([
         "#!/bin/bash", f"# charlm sweep {out}: attempt {attempt}, {shards} shards",
         *(f"#SBATCH {o}" for o in opts),

@@ -320,7 +320,7 @@ def test_collect_keys_from_pytests_collection(tmp_path, monkeypatch):
 def test_collect_keys_failing(tmp_path, monkeypatch, rc, stdout):
     monkeypatch.setattr(sweep.subprocess, "run", Fake((rc, stdout, "three\nfour\n")))
     with pytest.raises(
-        ValueError, match="^collecting the grid's benchmarks failed: two | three | four$"
+        ValueError, match=r"^collecting the grid's benchmarks failed: two \| three \| four$"
     ):
         sweep.collect_keys(SweepConfig(out=tmp_path), tmp_path)
 
@@ -421,7 +421,8 @@ def test_plan_writes_the_sweep_folder(tmp_path, monkeypatch):
     from analysis.grids import grid_file
 
     monkeypatch.setattr(analysis.env, "git_commit", lambda: "c0ffee1")
-    monkeypatch.setattr(sweep, "collect_keys", lambda cfg, out: [B, A, C])
+    asked = []
+    monkeypatch.setattr(sweep, "collect_keys", lambda c, o: asked.append((c, o)) or [B, A, C])
     out = tmp_path / "a" / "sw"
     (out / "shards").mkdir(parents=True)  # a folder left by an earlier try: reused
     (out / "logs").mkdir()
@@ -429,6 +430,7 @@ def test_plan_writes_the_sweep_folder(tmp_path, monkeypatch):
     machine.write_text('{"benchmarks": []}')
     cfg = SweepConfig(out=out, grid="quick", shards=2, machine=str(machine))
     manifest = sweep.plan(cfg)
+    assert asked == [(cfg, out)]
     assert STAMP.match(manifest.pop("created"))
     assert manifest == {
         "config": {
@@ -503,6 +505,20 @@ def test_submit_balances_by_the_sweeps_machine_file(tmp_path):
     # a 9.5 -> 1; d 3.5 -> 2; c 2.5 -> 2 (3.5 < 9.5); b 1.5 -> 2 (6 < 9.5)
     assert (out / "attempt0-shard1.txt").read_text() == f"{A}\n"
     assert (out / "attempt0-shard2.txt").read_text() == f"{B}\n{C}\n{D}\n"
+
+
+def test_submit_balances_by_a_calibration_on_the_sweeps_grid(tmp_path):
+    # the grid copy of the sweep (D = 24: not in the quick grid) says what the keys are
+    keys = [KEY.format("cpu").replace("T8", f"T{t}") for t in (8, 64)]
+    out = sweep_dir(tmp_path, keys=keys, executor="local", shards=2)
+    _calibration(out)
+    (out / "grid.toml").write_text(
+        "batch = 1\nrounds = 1\n[models]\nvariants = ['rnn']\nphases = ['forward']\n"
+        "T = [8, 64]\nD = [24]\n"
+    )
+    assert sweep.submit(out)["shards"] == 2
+    assert (out / "attempt0-shard1.txt").read_text() == f"{keys[1]}\n"  # the longer first
+    assert (out / "attempt0-shard2.txt").read_text() == f"{keys[0]}\n"
 
 
 def test_submit_to_slurm(tmp_path, monkeypatch):
@@ -585,6 +601,7 @@ def _fake_shards(monkeypatch, sleeps):
 
     def command(cfg, out, json_path, keys_file):
         calls.append((cfg, json_path, keys_file))
+        assert out == cfg.out
         return [sys.executable, "-c", CHILD, json_path, keys_file, str(sleeps[len(calls) - 1])]
 
     monkeypatch.setattr(sweep, "shard_command", command)
@@ -600,7 +617,9 @@ def _fake_shards(monkeypatch, sleeps):
 
 
 def test_run_local_one_shard_after_another(tmp_path, monkeypatch):
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for name in ("CUDA_VISIBLE_DEVICES", "PYTHONUNBUFFERED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # the shards run in the repository, not here
     out = sweep_dir(tmp_path, executor="local", shards=2, threads=3)
     record = sweep.submit(out)
     calls, naps = _fake_shards(monkeypatch, [0, 0])
@@ -669,9 +688,15 @@ def test_wait_slurm_reports_each_task_as_it_leaves(tmp_path, monkeypatch):
     naps = []
     monkeypatch.setattr(sweep, "queued_tasks", queued)
     monkeypatch.setattr(sweep.time, "sleep", naps.append)
-    monkeypatch.setattr(sweep, "shard_line", lambda out, record, k: f"line {k}")
+    record = {"shards": 3, "job_id": "9"}
+
+    def line(out, rec, k):
+        assert (out, rec) == (tmp_path, record)
+        return f"line {k}"
+
+    monkeypatch.setattr(sweep, "shard_line", line)
     lines = []
-    sweep.wait_slurm(tmp_path, {"shards": 3, "job_id": "9"}, lines.append)
+    sweep.wait_slurm(tmp_path, record, lines.append)
     assert lines == ["line 1", "line 3", "line 2"] and asked == ["9"] * 3
     assert naps == [1.0, 1.0]  # between polls, not after the last
 
@@ -772,17 +797,26 @@ def test_sweep_plans_submits_and_finishes(tmp_path, monkeypatch):
     import socket
 
     cfg = SweepConfig(out=tmp_path, grid="quick", executor="local")
-    monkeypatch.setattr(sweep, "plan", lambda c: {"workloads": 7, "balance": "count"})
+    planned = []
+    monkeypatch.setattr(
+        sweep, "plan", lambda c: planned.append(c) or {"workloads": 7, "balance": "count"}
+    )
     monkeypatch.setattr(sweep, "submit", lambda out: {"shards": 3, "out": out})
     calls = _record_calls(monkeypatch, "finish")
     lines = []
     assert sweep.sweep(cfg, False, lines.append, True) == "finish result"
+    assert planned == [cfg]
     assert lines == [
         f"sweep {tmp_path}: grid quick, 7 benchmarks in 3 shards balanced by "
         f"count, executor local on {socket.gethostname()}"
     ]
     assert calls == [
         ("finish", (tmp_path, {"shards": 3, "out": tmp_path}, False, lines.append, True), {})
+    ]
+    calls.clear()
+    sweep.sweep(cfg, emit=lines.append)  # by default: wait, refuse mixed shards
+    assert calls == [
+        ("finish", (tmp_path, {"shards": 3, "out": tmp_path}, True, lines.append, False), {})
     ]
 
 
@@ -814,16 +848,23 @@ def test_resume_before_any_result_submits_every_key(tmp_path, monkeypatch):
     monkeypatch.setattr(
         sweep, "submit", lambda o, keys, shards: submitted.append((keys, shards)) or {"shards": 2}
     )
-    _record_calls(monkeypatch, "finish")
-    sweep.resume(out, emit=[].append)
+    calls = _record_calls(monkeypatch, "finish")
+    emit = [].append
+    sweep.resume(out, emit=emit)
     assert submitted == [([B, A], 2)]
+    # by default: wait, refuse mixed shards
+    assert calls == [("finish", (out, {"shards": 2}, True, emit, False), {})]
 
 
 def test_resume_with_nothing_missing_collects(tmp_path, monkeypatch):
-    out = sweep_dir(tmp_path, keys=(A, B), files={"attempt0-shard1.json": shard([B, A])})
+    two = {
+        "attempt0-shard1.json": shard([B]),
+        "attempt0-shard2.json": shard([A], device_name="other"),
+    }
+    out = sweep_dir(tmp_path, keys=(A, B), files=two)
     monkeypatch.setattr(sweep, "submit", lambda *a, **k: pytest.fail("submitted"))
     lines = []
-    merged = sweep.resume(out, True, lines.append)
+    merged = sweep.resume(out, True, lines.append, True)  # two machines, merged anyway
     assert merged.timed == 2 and merged.missing == []
     assert lines[0] == f"nothing missing in {out}: all 2 benchmarks timed"
-    assert lines[1].startswith("merged 2 of 2 benchmarks from 1 shard files")
+    assert lines[1].startswith("merged 2 of 2 benchmarks from 2 shard files")
