@@ -92,6 +92,17 @@ def test_assign_counts_a_key_without_a_cost_as_zero():
     assert sweep.assign(["a", "b", "z", "zz"], 2, {"a": 5, "b": 4}) == [["a"], ["b", "z", "zz"]]
 
 
+def test_assign_takes_the_longest_first_not_the_first_name():
+    # c (2) -> shard 1; a (1) -> 2 (0 < 2); b (1) -> 2 (1 < 2): [c], [a, b]; taken by
+    # name (a, b, c) it would be [a, c], [b]
+    assert sweep.assign(["a", "b", "c"], 2, {"a": 1, "b": 1, "c": 2}) == [["c"], ["a", "b"]]
+
+
+def test_assign_counts_a_cost_far_below_a_second():
+    # a (1e-20) -> shard 1; b (0) -> 2; c (0) -> 2, whose load 0 is below 1e-20
+    assert sweep.assign(["a", "b", "c"], 2, {"a": 1e-20}) == [["a"], ["b", "c"]]
+
+
 def test_assign_keeps_the_first_of_repeated_keys_and_checks_the_count():
     assert sweep.assign(["b", "a", "b"], 1) == [["b", "a"]]
     assert sweep.assign(["b", "a", "b"], 1, {"a": 1, "b": 2}) == [["b", "a"]]
@@ -185,6 +196,22 @@ def test_machine_costs_from_a_calibration_scale_with_the_rounds(tmp_path):
     assert cpu2 > 0 and cpu5 / cpu2 == pytest.approx(14 / 11)
     # a cuda key is a workload of the grid too (the same ops, on this machine's constants)
     assert cuda2 == pytest.approx(cpu2) and cuda5 == pytest.approx(cpu5)
+
+
+def test_machine_costs_read_the_workload_after_the_last_bracket(tmp_path):
+    # the param id is what the last "[" opens; "...-cpuX" names no workload: it gets the
+    # median fill, the larger (T = 64) of the two known costs
+    machine = _calibration(tmp_path)
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        "batch = 1\nrounds = 1\n[models]\nvariants = ['rnn']\nphases = ['forward']\nT = [8, 64]\n"
+    )
+    short, long = (KEY.format("cpu").replace("T8-D24", f"T{t}-D256") for t in (8, 64))
+    odd = short.replace("test_model_phase[", "test_model_phase[x][")
+    unknown = short.replace("-cpu]", "-cpuX]")
+    costs = sweep.machine_costs(machine, [short, long, unknown], grid)
+    assert costs[long] > costs[short] and costs[unknown] == costs[long]
+    assert sweep.machine_costs(machine, [odd], grid) == {odd: costs[short]}
 
 
 def test_machine_costs_from_a_calibration_default_to_the_quick_grid(tmp_path):
