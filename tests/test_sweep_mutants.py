@@ -284,6 +284,21 @@ def test_sweep_config_normalizes_and_checks_the_local_device(tmp_path, monkeypat
     assert checked == ["cuda"] and local.gpus == 2
 
 
+def test_sweep_config_defaults_and_is_frozen(tmp_path):
+    # one shard of the default grid on SLURM, one CPU thread, each task alone on its node
+    cfg = SweepConfig(out=tmp_path)
+    assert (cfg.grid, cfg.shards, cfg.executor, cfg.device, cfg.threads, cfg.exclusive) == (
+        "default",
+        1,
+        "slurm",
+        "cpu",
+        1,
+        True,
+    )
+    with pytest.raises(AttributeError, match="cannot assign to field 'shards'"):
+        cfg.shards = 2
+
+
 def test_config_of_a_manifest(tmp_path):
     cfg = sweep.config_of({"config": {"out": str(tmp_path), "shards": 3, "pytest_args": ["-x"]}})
     assert cfg == SweepConfig(out=tmp_path, shards=3, pytest_args=("-x",))
