@@ -664,7 +664,7 @@ def test_run_local_one_shard_after_another(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the shards run in the repository, not here
     out = sweep_dir(tmp_path, executor="local", shards=2, threads=3)
     record = sweep.submit(out)
-    calls, naps = _fake_shards(monkeypatch, [0, 0])
+    calls, naps = _fake_shards(monkeypatch, [0.3, 0])  # one at a time: 1 still ends first
     lines = []
     sweep.run_local(out, record, lines.append)
     assert [(c.threads, j, k) for c, j, k in calls] == [
