@@ -5,6 +5,7 @@ backward dV = P^T dO, dP = dO V^T, D = rowsum(dO * O), dS = P * (dP - D), dQ = d
 dK = dS^T Q, dbias = dS."""
 
 import pytest
+import sympy as sp
 
 from analysis.depth import DepthReport, _attention_kind, _input_role, _output_role, depth_of
 from analysis.trace.events import OpEvent, Trace
@@ -332,10 +333,12 @@ def test_depth_report_sizes(monkeypatch):
         new_tokens=4,
         kv_cache=True,
     )
+    depth_report(ModelConfig("rnn", 7), "generate")  # one prompt token, one new token
     assert asked == [
         ("forward", {"B": 1, "T": 20, "L": 1}, False),
         ("train", {"B": 2, "T": 6, "L": 1}, False),
         ("generate", {"B": 1, "P": 3, "N": 4, "L": 1}, True),
+        ("generate", {"B": 1, "P": 1, "N": 1, "L": 1}, False),
     ]
 
 
@@ -376,7 +379,13 @@ def test_depth_report_fields_and_verdict(monkeypatch, field):
         values["depth"],
     )
     assert (r["op_depth"], r["ops"], r["critical_path"]) == (40, 100, "mm addmm")
-    assert r["formula"] == "L + 1" and "^" not in r["scan_formula"]
+    assert r["formula"] == "L + 1"
+    # scan 2 L ceil(log2 T); launches 5 at L = 2 (tests/test_scan_depth.py)
+    L, T = sp.symbols("L T")
+    scan = sp.sympify(r["scan_formula"], locals={"L": L, "T": T})
+    assert sp.simplify(scan - 2 * L * sp.ceiling(sp.log(T, 2))) == 0
+    launches = sp.sympify(r["launches_formula"], locals={"L": L, "T": T})
+    assert launches.subs({L: 2, T: 100}) == 5
     assert r["environment"]["device"] == "cpu"
     assert r["convention"].startswith("depth = matmuls on the longest dependency chain")
     assert r["convention"].endswith("ceil(log2 n) per scan over n positions")
