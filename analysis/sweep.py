@@ -225,7 +225,8 @@ def sbatch_script(cfg: SweepConfig, out: Path, attempt: int, shards: int) -> str
     task = "${SLURM_ARRAY_TASK_ID}"
     cmd = shard_command(cfg, out, f"{out}/shards/attempt{attempt}-shard{task}.json",
                         f"{out}/attempt{attempt}-shard{task}.txt")
-    quoted = " ".join(c if "${SLURM" in c else shlex.quote(c) for c in cmd)
+    # each word quoted whole, the task id left outside the quotes for the shell to expand
+    quoted = " ".join(task.join(shlex.quote(p) for p in c.split(task)) for c in cmd)
     return "\n".join([
         "#!/bin/bash", f"# charlm sweep {out}: attempt {attempt}, {shards} shards",
         *(f"#SBATCH {o}" for o in opts),
