@@ -277,3 +277,45 @@ def test_transformer_softmax_covers_every_score_of_every_head():
     with torch.no_grad():
         model(torch.zeros(3, 5, dtype=torch.long))
     assert seen == [3 * 4 * 5 * 5] * 2
+
+
+# The elementwise tier by hand at B = 2, T = 3, D = E = 4, L = 2, V = 5, H = 2, from the stated
+# per-element costs (add, mul, activation 1; layer norm 5; softmax 3; prefix sum 1;
+# log-add-exp 3). One (B, T, D) state per layer has 2 * 3 * 4 = 24 elements (48 over L = 2);
+# the head's bias adds B * T * V = 30.
+ELEMENTWISE_SIZES = {"B": 2, "T": 3, "D": 4, "E": 4, "L": 2, "V": 5, "H": 2}
+ELEMENTWISE_BY_HAND = {
+    # one tanh layer: two bias adds, the sum of the two matmul outputs, the tanh, per element
+    "rnn": {"bias_add": 48, "sum_ih_hh": 24, "tanh": 24, "fc_bias": 30},
+    "mlrnn": {"bias_add": 96, "sum_ih_hh": 48, "tanh": 48, "fc_bias": 30},
+    # three gate sums, three sigmoid/tanh, the reset product, (1 - z) n + z h (4 per element)
+    "gru": {"gate_sums": 144, "sigmoid_tanh": 144, "reset_product": 48, "update_mix": 192,
+            "fc_bias": 30},
+    # four gate sums, four activations, f c + i g (3 per element), o tanh(c) (2 per element)
+    "lstm": {"gate_sums": 192, "gates": 192, "cell_update": 144, "output": 96, "fc_bias": 30},
+    # layer norm on L + 1 = 3 states (5 x 24 x 3); log-space gates 2 x (neg, activation, neg)
+    # + activation + add = 8 per element; scan: prefix sum 1 + log-add-exp 3 + 2 adds = 6
+    "mingru": {"layernorm": 360, "gates_log_space": 384, "scan": 288, "exp": 48,
+               "residual": 48, "fc_bias": 30},
+    # rows B T = 6; 2L + 1 = 5 layer norms of 6 x 4; scores L B H T T = 72 (scale 1, softmax
+    # 3 each); MLP biases 4D + D = 20 per row per layer, GELU 4D = 16, two residual adds of D
+    "transformer": {"embedding_add": 24, "layernorm": 600, "attention_scale": 72,
+                    "softmax": 216, "mlp_bias": 240, "gelu": 192, "residual": 96},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE_BY_HAND))
+def test_every_models_elementwise_tier_is_its_hand_count(name):
+    tier = cost_model(name).elementwise()
+    by_hand = ELEMENTWISE_BY_HAND[name]
+    sizes = {k: v for k, v in ELEMENTWISE_SIZES.items() if k in tier.free_symbols()}
+    assert tier.evaluate(sizes) == {**by_hand, "total": sum(by_hand.values())}
+    assert tier.quantity == "forward_elementwise"
+
+
+def test_elman_cost_describes_its_layers():
+    from analysis.formulas import ElmanCost
+
+    one, many = ElmanCost("one", layers=1), ElmanCost("many")
+    assert (one.name, one.layers, one.description) == ("one", 1, "Elman RNN, one layer")
+    assert (many.name, many.layers, many.description) == ("many", L, "Elman RNN, L layers")
