@@ -12,6 +12,7 @@ from analysis.formulas import (
     C,
     D,
     E,
+    ElmanCost,
     H,
     L,
     N,
@@ -314,8 +315,6 @@ def test_every_models_elementwise_tier_is_its_hand_count(name):
 
 
 def test_elman_cost_describes_its_layers():
-    from analysis.formulas import ElmanCost
-
     one, many = ElmanCost("one", layers=1), ElmanCost("many")
     assert (one.name, one.layers, one.description) == ("one", 1, "Elman RNN, one layer")
     assert (many.name, many.layers, many.description) == ("many", L, "Elman RNN, L layers")
