@@ -5,6 +5,7 @@ import pytest
 import sympy as sp
 import torch
 
+import analysis.formulas as formulas
 from analysis.architectures import ARCHITECTURES, cost_model
 from analysis.counters import measure_flops
 from analysis.formulas import (
@@ -13,14 +14,28 @@ from analysis.formulas import (
     D,
     E,
     ElmanCost,
+    GRUCost,
     H,
     L,
+    LSTMCost,
+    MinGRUCost,
     N,
     P,
     T,
+    Terms,
+    TransformerCost,
     V,
+    convention,
 )
 from charlm.models.registry import ModelConfig, build_model, count_parameters
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_generation(monkeypatch):
+    """Every test builds its generation formulas itself: a cache filled by an earlier test (or
+    before a mutation run forks) would hide the code under test."""
+    monkeypatch.setattr(formulas, "_GENERATE_CACHE", {})
+
 
 HOMEWORK = {E: D, B: 1}  # the homework's assumptions (and no vocabulary head: head=False)
 
@@ -39,6 +54,10 @@ PARAM_CONFIGS = [
     ModelConfig("mlrnn", 65),
     ModelConfig("gru", 65),
     ModelConfig("gru", 9, embed=5, hidden=7, layers=4),
+    ModelConfig("lstm", 65),
+    ModelConfig("lstm", 9, embed=5, hidden=7, layers=3),
+    ModelConfig("mingru", 65),
+    ModelConfig("mingru", 9, hidden=7, layers=3),
     ModelConfig("transformer", 65),
     ModelConfig("transformer", 13, hidden=12, layers=3, heads=3, block_size=9),
 ]
@@ -160,12 +179,12 @@ def test_elman_generate_by_hand():
         == by_hand
 
 
-def _simulated_generate(P_, N_, C_, kv_cache, sizes, attention_count="full"):
+def _simulated_generate(P_, N_, C_, kv_cache, sizes, attention_count="full", head=True):
     """Walk Transformer.generate's control flow, costing each call with the forward terms."""
     cm = cost_model("transformer")
 
     def window(t):  # a call on t fresh tokens, no cache
-        return cm.forward(attention_count).evaluate({**sizes, "T": t})["total"]
+        return cm.forward(attention_count, head=head).evaluate({**sizes, "T": t})["total"]
 
     def one_token(keys):  # a call on one token over `keys` keys (cache + itself)
         per_pos = window(1)  # projections, head and attention over 1 key
@@ -318,3 +337,152 @@ def test_elman_cost_describes_its_layers():
     one, many = ElmanCost("one", layers=1), ElmanCost("many")
     assert (one.name, one.layers, one.description) == ("one", 1, "Elman RNN, one layer")
     assert (many.name, many.layers, many.description) == ("many", L, "Elman RNN, L layers")
+
+
+@pytest.mark.parametrize("kv_cache", [False, True], ids=["no_cache", "kv_cache"])
+@pytest.mark.parametrize("P_,N_", [(2, 5), (8, 4), (5, 9)])
+def test_causal_and_headless_generation_follow_the_loop(P_, N_, kv_cache):
+    # C = 8: within, always full, crossing. A fresh TransformerCost, not the registry's: the
+    # walk above prices each call with the same attention convention and head choice.
+    sizes = {"B": 2, "D": 4, "L": 2, "V": 5}
+    fresh = TransformerCost()
+    for attention_count, head in [("causal", True), ("full", False), ("causal", False)]:
+        gen = fresh.generate(kv_cache=kv_cache, attention_count=attention_count, head=head)
+        used = {k: v for k, v in {**sizes, "C": 8, "P": P_, "N": N_}.items()
+                if k in gen.free_symbols()}
+        assert gen.evaluate(used)["total"] == _simulated_generate(
+            P_, N_, 8, kv_cache, sizes, attention_count=attention_count, head=head)
+
+
+def test_generation_is_cached_per_model_cache_convention_and_head():
+    # one call of each kind, all in one process: none may return another's formula
+    sizes = {"B": 1, "D": 4, "L": 1, "V": 5, "C": 4, "P": 2, "N": 2, "E": 3}
+    tf = TransformerCost()
+    kinds = {
+        "plain": tf.generate(),
+        "kv": tf.generate(kv_cache=True),
+        "causal": tf.generate(attention_count="causal"),
+        "headless": tf.generate(head=False),
+    }
+    totals = {k: t.evaluate({s: v for s, v in sizes.items() if s in t.free_symbols()})["total"]
+              for k, t in kinds.items()}
+    # step 0: the 2-token prompt; step 1: 3 tokens again (no cache) or 1 token over 3 keys.
+    # per position 2 (3 D^2 + D^2 + 8 D^2) + 2 D V = 384 + 40 = 424; scores and values 4 D
+    # = 16 per (query, key) pair. No cache, full square: 2 * 424 + 4 * 16 + 3 * 424 + 9 * 16
+    assert totals["plain"] == 5 * 424 + 13 * 16
+    assert totals["kv"] == 3 * 424 + 7 * 16  # 2 * 424 + 4 * 16, then 424 + 3 * 16
+    assert totals["causal"] == 5 * 424 + 9 * 16  # 3 + 6 pairs
+    assert totals["headless"] == 5 * 384 + 13 * 16
+    assert tf.generate() is kinds["plain"]  # the cache returns the built formula
+    gru = GRUCost().generate()  # another model, the same options: its own formula
+    assert gru.evaluate({s: v for s, v in sizes.items() if s in gru.free_symbols()})[
+        "total"] == 3 * 2 * (3 * 3 * 4 + 3 * 4 * 4 + 4 * 5)  # P + N - 1 = 3 steps
+    assert (kinds["kv"].quantity, kinds["kv"].assumptions) == (
+        "generate", {"head": True, "kv_cache": True})
+    assert kinds["headless"].assumptions == {"head": False, "kv_cache": False}
+
+
+def test_recurrent_generation_is_one_step_per_prompt_and_fed_back_token():
+    # minGRU at B = 1, D = 2, L = 1, V = 3: a step is W_xz, W_xh (2 x 2 D^2 = 16) + fc (2 D V
+    # = 12); P = 3, N = 2: 4 steps. LSTM: 4 gates of E x D and D x D, E = 3.
+    mg = MinGRUCost().generate()
+    assert mg.evaluate({"B": 1, "D": 2, "L": 1, "V": 3, "P": 3, "N": 2}) == {
+        "W_x": 64, "fc": 48, "total": 112}
+    lstm = LSTMCost().generate(head=False)
+    assert lstm.evaluate({"B": 1, "D": 2, "E": 3, "L": 1, "P": 3, "N": 2}) == {
+        "W_x": 4 * 2 * 4 * 6, "W_h": 4 * 2 * 4 * 4, "total": 4 * 2 * 4 * 10}
+
+
+def test_backward_spares_only_the_hidden_matmuls_at_step_0():
+    # Elman, one layer, B = 1, T = 3, E = 2, D = 3, V = 4: per step W_ih 2 E D = 12, W_hh
+    # 2 D^2 = 18, fc 2 D V = 24. Backward: weight gradient every step, input gradient every
+    # step but W_hh's at step 0: W_ih 2 x 3 x 12, W_hh (2 x 3 - 1) x 18, fc 2 x 3 x 24.
+    sizes = {"B": 1, "T": 3, "E": 2, "D": 3, "V": 4}
+    elman = ElmanCost("rnn", layers=1)
+    assert elman.backward().evaluate(sizes) == {"W_ih": 72, "W_hh": 90, "fc": 144, "total": 306}
+    # the minGRU has no hidden matmul: every term is exactly twice its forward
+    mg = MinGRUCost()
+    at = {"B": 1, "T": 3, "D": 2, "L": 1, "V": 3}
+    assert mg.backward().evaluate(at) == {k: 2 * v for k, v in mg.forward().evaluate(at).items()}
+    train = elman.train(head=False, kernel="flash")
+    assert train.quantity == "train"
+    assert train.assumptions == {"head": False, "kernel": "flash"}
+    assert train.evaluate(sizes) == {"W_ih": 36 + 72, "W_hh": 54 + 90, "total": 252}
+    bwd = TransformerCost().backward(attention_count="causal", head=False, kernel="flash")
+    assert (bwd.quantity, bwd.assumptions) == ("backward", {"head": False, "kernel": "flash"})
+    assert bwd.convention == convention("causal")
+
+
+def test_every_convention_line_is_stated_in_full():
+    # the exact lines every table and output carries (the module docstring's conventions)
+    assert convention("full") == ("matmul FLOPs (model FLOPs), 2 per multiply-add, full T^2 "
+                                  "attention square, bias/elementwise excluded")
+    assert convention("causal") == ("matmul FLOPs (model FLOPs), 2 per multiply-add, causal "
+                                    "T(T+1)/2 attention pairs, bias/elementwise excluded")
+    assert convention(None) == ("matmul FLOPs (model FLOPs), 2 per multiply-add, "
+                                "bias/elementwise excluded")
+    assert convention(tier="elementwise") == (
+        "elementwise FLOPs, per-element costs of analysis.formulas.ELEMENTWISE_COST")
+    assert convention(tier="params") == "parameter count (tied weights once)"
+    # a model without attention states no square, whatever it was asked
+    assert GRUCost().forward(attention_count="causal").convention == convention(None)
+    assert TransformerCost().forward().convention == convention("full")
+    fwd = TransformerCost().forward(attention_count="causal", head=False)
+    assert (fwd.quantity, fwd.assumptions) == ("forward", {"head": False})
+    assert ElmanCost("rnn").params().convention == convention(tier="params")
+    assert MinGRUCost().elementwise().convention == convention(tier="elementwise")
+
+
+def test_terms_add_merges_names_and_states_both_quantities():
+    a = Terms("forward", {"x": 2 * T, "y": D}, "conv-a", {"head": True, "kernel": "manual"})
+    b = Terms("backward", {"y": 3 * D, "z": V}, "conv-b", {"kernel": "flash"})
+    s = a + b
+    assert s.quantity == "forward+backward"
+    assert s.names == ["x", "y", "z"]
+    assert s.terms == {"x": 2 * T, "y": 4 * D, "z": V}
+    assert s.convention == "conv-a"
+    assert s.assumptions == {"head": True, "kernel": "flash"}
+    assert s.evaluate({"T": 2, "D": 3, "V": 5}) == {"x": 4, "y": 12, "z": 5, "total": 21}
+    assert s.free_symbols() == {"T", "D", "V"}
+
+
+def test_formula_is_factored_unless_piecewise():
+    # 2 B T D + 2 B T V factors to 2 B T (D + V); a piecewise total is printed as it stands
+    flat = Terms("forward", {"a": 2 * B * T * D, "b": 2 * B * T * V}, "c")
+    assert flat.formula() == "2*B*T*(D + V)"
+    pw = sp.Piecewise((2 * T * D + 2 * T * V, P <= C), (4 * C, True))
+    piecewise = Terms("generate", {"a": pw}, "c")
+    assert piecewise.formula() == str(pw)
+    assert piecewise.formula() != str(sp.factor_terms(sp.expand(pw)))
+
+
+def test_a_non_integer_term_is_reported_by_name():
+    half = Terms("forward", {"half": T / 2}, "c")
+    assert half.evaluate({"T": 4}) == {"half": 2, "total": 2}
+    with pytest.raises(ValueError, match=r"^term half did not evaluate to an integer: 3/2$"):
+        half.evaluate({"T": 3})
+    with pytest.raises(ValueError, match=r"^missing sizes: D, V \(hidden width \(n_embd\), "
+                                         r"vocabulary size\)$"):
+        Terms("forward", {"a": D * V}, "c").evaluate({})
+    with pytest.raises(ValueError, match=r"^size T must be a positive integer, got True$"):
+        half.evaluate({"T": True})
+    assert half.evaluate({T: 6})["total"] == 3  # a sympy symbol as key
+
+
+def test_quantity_dispatches_by_name_and_rejects_others():
+    cm = ElmanCost("rnn", layers=1)
+    sizes = {"B": 1, "T": 2, "E": 2, "D": 3, "V": 4, "P": 1, "N": 2}
+    for name in ("params", "forward", "backward", "train", "generate", "elementwise"):
+        got = cm.quantity(name)
+        assert got.formula() == getattr(cm, name)().formula()
+        assert got.quantity == {"elementwise": "forward_elementwise"}.get(name, name)
+    assert cm.quantity("forward", head=False).evaluate(sizes)["total"] == 2 * 2 * (6 + 9)
+    with pytest.raises(ValueError, match=r"^unknown quantity 'flops'; choose from params, "
+                                         r"forward, backward, train, generate, elementwise$"):
+        cm.quantity("flops")
+    with pytest.raises(ValueError, match=r"^attention_count must be one of \('full', "
+                                         r"'causal'\), got 'half'$"):
+        cm.generate(attention_count="half")
+    with pytest.raises(ValueError, match=r"^kernel must be one of \('manual', 'flash'\), "
+                                         r"got 'cudnn'$"):
+        cm.train(kernel="cudnn")
