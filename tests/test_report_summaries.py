@@ -31,6 +31,120 @@ def test_loglog_slope_recovers_known_exponents():
     assert np.isnan(S.loglog_slope([8], [1.0]))
 
 
+# --- reproducibility (repeat_summary) and the A/A pairs (repeated_timings), by hand
+
+
+def _repeat_frame(pace=True):
+    """Four ratios timed in two processes: moved 20% (intervals disjoint, pace moved 1.2x),
+    exactly 5% (not beyond the tolerance), 10% (pace 1.05x: not "moved"), and 0%."""
+    rows = [
+        ("flash vs manual", "time", "T=256", 1.5, 1.8, 0.20, False, 0.02, 1.20),
+        ("kv vs no cache", "time", "N=64", 2.0, 2.1, 0.05, True, 0.04, 1.00),
+        ("x vs y", "memory", "B=1", 3.0, 3.3, 0.10, True, 0.06, 1.05),
+        ("u vs v", "time", "B=2", 1.0, 1.0, 0.00, True, 0.01, 1.00),
+    ]
+    frame = pd.DataFrame(rows, columns=["comparison", "measure", "configuration", "ratio_1",
+                                        "ratio_2", "relative_difference", "intervals_overlap",
+                                        "median_ci_half_width", "pace_spread"])
+    return frame if pace else frame.drop(columns="pace_spread")
+
+
+PACE_SENTENCE = (
+    "Where the machine's pace (the yardstick timed around each ratio) moved between the runs, "
+    "the two sides of a ratio can slow by different factors (on this project's VM, KV-cache "
+    "generation 1.75x where the loop without the cache slowed 1.49x), so such a ratio depends "
+    "on the machine's state, which a shared VM does not hold still.")
+
+
+def test_repeat_summary_states_every_figure_and_names_what_moved():
+    s = S.repeat_summary(_repeat_frame())
+    # within 5%: 0.05 and 0.00 of four (0.05 <= 0.05 counts) = 50%; overlapping intervals
+    # 3 of 4 = 75%; half-widths 0.01, 0.02, 0.04, 0.06: median (0.02 + 0.04) / 2 = 3.0%
+    assert s.findings == [
+        "Reproducibility (2 runs in separate processes): 50% of 4 ratios agree within 5% "
+        "between runs, the intervals of 75% overlap, and the median interval half-width is "
+        "3.0%.",
+        # beyond 5%, largest first: 20% then 10%; only the first one's pace moved past 1.05x
+        "Still dependent on the machine's state between processes (beyond 5%): flash vs manual "
+        "T=256 (time) 1.5/1.8, intervals disjoint, pace moved 1.20x; x vs y B=1 (memory) "
+        "3/3.3.",
+        PACE_SENTENCE,
+    ]
+    expected = _repeat_frame()[["comparison", "measure", "configuration",
+                                "relative_difference", "intervals_overlap"]]
+    pd.testing.assert_frame_equal(s.table, expected)
+
+
+def test_repeat_summary_with_another_tolerance_three_runs_and_no_pace():
+    frame = _repeat_frame(pace=False).assign(ratio_3=[1.6, 2.0, 3.1, 1.0])
+    s = S.repeat_summary(frame, tolerance=0.1)
+    # within 10%: 0.05, 0.10, 0.00 = 75%; only the 20% one moved; no pace column, no sentence
+    assert s.findings == [
+        "Reproducibility (3 runs in separate processes): 75% of 4 ratios agree within 10% "
+        "between runs, the intervals of 75% overlap, and the median interval half-width is "
+        "3.0%.",
+        "Still dependent on the machine's state between processes (beyond 10%): flash vs "
+        "manual T=256 (time) 1.5/1.8/1.6, intervals disjoint.",
+    ]
+    # nothing beyond the tolerance, pace moved or not: the first sentence alone
+    steady = S.repeat_summary(_repeat_frame(), tolerance=0.25)
+    assert len(steady.findings) == 1 and steady.findings[0].startswith(
+        "Reproducibility (2 runs in separate processes): 100% of 4 ratios agree within 25%")
+    assert S.repeat_summary(None).findings == [] and S.repeat_summary(None).table.empty
+    assert S.repeat_summary(_repeat_frame().iloc[:0]).findings == []
+
+
+def test_repeat_summary_leaves_out_the_pace_sentence_when_no_moved_ratio_had_a_pace_move():
+    # the 20% ratio's pace held (1.0x); the 10% one's moved 1.06x, just past 1.05x
+    frame = _repeat_frame().assign(pace_spread=[1.0, 1.0, 1.06, 1.0])
+    s = S.repeat_summary(frame)
+    assert s.findings[1:] == [
+        "Still dependent on the machine's state between processes (beyond 5%): flash vs manual "
+        "T=256 (time) 1.5/1.8, intervals disjoint; x vs y B=1 (memory) 3/3.3, pace moved "
+        "1.06x.",
+        PACE_SENTENCE,
+    ]
+    held = S.repeat_summary(_repeat_frame().assign(pace_spread=1.0))
+    assert len(held.findings) == 2  # moved ratios named, no pace sentence
+
+
+def test_repeated_timings_pairs_first_and_second_medians_of_each_workload():
+    nan = float("nan")
+    timing = pd.DataFrame([
+        # workload w: timed three times, 1.0, 3.0, 2.0 s: first 1, second 3, spread 3 / 1
+        {"kind": "model", "variant": "rnn", "phase": "forward", "B": 1, "T": 8, "H": nan,
+         "median_s": 1.0},
+        {"kind": "model", "variant": "gru", "phase": "forward", "B": 1, "T": 8, "H": nan,
+         "median_s": 9.0},  # once: no pair
+        {"kind": "model", "variant": "rnn", "phase": "forward", "B": 1, "T": 8, "H": nan,
+         "median_s": 3.0},
+        # another phase of the same model is another workload: 4.0 then 2.0, spread 2
+        {"kind": "model", "variant": "rnn", "phase": "train", "B": 1, "T": 8, "H": nan,
+         "median_s": 4.0},
+        {"kind": "model", "variant": "rnn", "phase": "forward", "B": 1, "T": 8, "H": nan,
+         "median_s": 2.0},
+        {"kind": "model", "variant": "rnn", "phase": "train", "B": 1, "T": 8, "H": nan,
+         "median_s": 2.0},
+        # a different size: its own workload, once
+        {"kind": "model", "variant": "rnn", "phase": "forward", "B": 2, "T": 8, "H": nan,
+         "median_s": 5.0},
+    ])
+    expected = pd.DataFrame([[1.0, 3.0, 3.0], [4.0, 2.0, 2.0]],
+                            columns=["first_s", "second_s", "spread"])
+    pd.testing.assert_frame_equal(S.repeated_timings(timing), expected)
+    # no workload twice, no key column, no median: an empty frame with the three columns
+    for frame in (timing.iloc[[0, 1, 3, 6]], timing[["median_s"]],
+                  timing.drop(columns="median_s")):
+        empty = S.repeated_timings(frame)
+        assert empty.empty and list(empty.columns) == ["first_s", "second_s", "spread"]
+    # the configuration columns that tell workloads apart, each one by itself
+    for key in ("kind", "variant", "phase", "B", "T", "D", "E", "L", "H", "N", "seq_len"):
+        two = pd.DataFrame({key: [1, 2], "median_s": [1.0, 2.0]})
+        assert S.repeated_timings(two).empty, key
+        same = pd.DataFrame({key: [1, 1], "median_s": [1.0, 2.0]})
+        assert S.repeated_timings(same)["spread"].tolist() == [2.0], key
+
+
 def test_slope_summary_reads_exponents_and_says_which_family_grows_faster():
     # recurrent: time and depth linear in T; attention: time and FLOPs quadratic, depth flat
     timing = _timing(_sweep("rnn", "rnn", TS, lambda t: 1e-4 * t, lambda t: 1000 * t,
