@@ -147,18 +147,24 @@ def _ratio(measured, predicted):
 
 def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
                   attention_count: str = "full", second_counters: bool = True, model=None,
-                  measure: bool = True, head: bool = True, progress=None) -> dict:
+                  measure: bool = True, head: bool = True, progress=None,
+                  measurement: counters.FlopMeasurement | None = None) -> dict:
     """Predicted and measured counts of one quantity at one grid point, as a flat row
     (measure=False: the prediction alone, measured columns None). progress: called as
     progress(FLOPs counted so far, FLOPs predicted, seconds) while a count runs long
-    (counters.count_flops_torch)."""
+    (counters.count_flops_torch). measurement: the quantity's count made already (e.g.
+    `counters.backward_of` a train step's), used instead of measuring again."""
     cfg, sizes, label = point.cfg, point.sizes(), point.label
     head = head or quantity == "params"  # a parameter count has no head to leave out
     check_request(cfg, quantity, sizes, kv_cache)
     terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count,
                                              head)
     predicted = values.pop("total")
-    if measure:
+    if measure and measurement is not None:
+        measured = measurement
+        if not head:
+            measured = _without_head(cfg, quantity, measured)
+    elif measure:
         report = None if progress is None else (
             lambda counted, seconds: progress(counted, predicted, seconds))
         measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
@@ -265,24 +271,53 @@ def reconcile_bytes(point: GridPoint) -> list[dict]:
 
 def point_rows(point: GridPoint, second_counters: bool = True) -> list[dict]:
     """The rows of one grid point: every quantity it measures (generate with and without the
-    KV cache where it has one), with one intra-op thread (counters.single_thread)."""
+    KV cache where it has one), with one intra-op thread (counters.single_thread). One
+    traced train step measures both train and backward (`counters.backward_of`)."""
     with counters.single_thread():
-        return [reconcile_row(point, quantity, kv, second_counters=second_counters)
+        made = {}
+        if {"backward", "train"} <= set(point.quantities):
+            # totals only: backward and train rows compare no modules (module docstring)
+            train = counters.measure_flops(point.cfg, "train", point.sizes(), modules=False)
+            made = {"train": train, "backward": counters.backward_of(train)}
+        return [reconcile_row(point, quantity, kv, second_counters=second_counters,
+                              measurement=made.get(quantity))
                 for quantity in point.quantities
                 for kv in (point.kv_cache if quantity == "generate" else (False,))]
+
+
+ATTENTION_LAYER_OPS = 8  # an attention layer's ops per pass against a recurrent step's
+
+
+def count_cost(point: GridPoint) -> int:
+    """A guess at how long `point_rows(point)` runs, for scheduling only (no row depends on
+    it): an op trace costs about the same per dispatched op on fake and meta tensors, so the
+    guess is the layer calls its quantities make. A recurrent layer is called once per time
+    step: T in each of forward, backward and train, P + N in each generation; an attention
+    layer once per pass (the sequence, then each generated token), with about
+    ATTENTION_LAYER_OPS times a recurrent step's ops."""
+    layers = point.cfg.layers or 1
+    passes = sum(q in point.quantities for q in ("forward", "backward", "train"))
+    generations = len(point.kv_cache) if "generate" in point.quantities else 0
+    if architecture(point.cfg.model).has_attention:
+        return ATTENTION_LAYER_OPS * layers * (passes + generations * point.N)
+    return layers * (passes * point.T + generations * (point.P + point.N))
 
 
 def reconcile(points: list[GridPoint], second_counters: bool = True, progress=None,
               workers: int = 1) -> pd.DataFrame:
     """The reconciliation table for a list of grid points, environment columns appended.
     workers > 1: the points are counted in that many processes (analysis.parallel; counts do
-    not depend on time), the rows in the points' order. progress(point) after each point."""
-    rows = []
+    not depend on time), the longest first (`count_cost`), the rows in the points' order.
+    progress(point) after each point, in the order they are counted."""
     count = functools.partial(point_rows, second_counters=second_counters)
-    for point, found in zip(points, ordered_map(count, points, workers, chunksize=4)):
-        rows += found
+    # longest first, one point at a time: the last point a process takes is a short one
+    order = sorted(range(len(points)), key=lambda i: -count_cost(points[i]))
+    found: list = [None] * len(points)
+    for i, point_found in zip(order, ordered_map(count, [points[i] for i in order], workers)):
+        found[i] = point_found
         if progress is not None:
-            progress(point)
+            progress(points[i])
+    rows = [row for point_found in found for row in point_found]
     with counters.single_thread():
         env = environment("cpu")
     frame = pd.DataFrame(rows)

@@ -244,7 +244,7 @@ def test_fvcore_on_the_meta_device_counts_what_it_counts_on_real_tensors(cfg):
     # the default fvcore path traces a meta model (nothing computed); its every operator
     # count, unsupported ones included, must be those of a real model's trace
     sizes = {"B": 2, "T": 5}
-    meta = counters.count_forward(cfg, sizes)["fvcore"]
+    meta = counters.count_forward(cfg, sizes, tensors="meta")["fvcore"]
     real = counters.count_forward(cfg, sizes, model=build_model(cfg))["fvcore"]
     assert meta.total == real.total > 0
     assert meta.by_operator == real.by_operator
@@ -265,12 +265,15 @@ def test_forward_bytes_estimate_is_float32_bytes_of_weights_and_logits():
 def test_counting_picks_real_tensors_for_tiny_work_meta_or_fake_for_large():
     tiny = ModelConfig("gru", 7, embed=3, hidden=4)
     wide = ModelConfig("gru", 7, embed=3, hidden=4096)
-    attention = ModelConfig("transformer", 7, hidden=1024, heads=4, block_size=64)
+    attention = ModelConfig("transformer", 7, hidden=1024, heads=4, block_size=256)
     assert counters.measure_flops(tiny, "train", {"B": 2, "T": 3}).tensors == "real"
     # forward 2 B T (3 D (E + D)) ~ 4e9 FLOPs: above REAL_TENSOR_MAX_FLOPS
     assert counters.measure_flops(wide, "forward", {"B": 2, "T": 40}).tensors == "meta"
-    # 24 T D^2 ~ 1.6e9: large, and attention never runs on meta
-    assert counters.measure_flops(attention, "forward", {"B": 1, "T": 64}).tensors == "fake"
+    # 24 T D^2 ~ 6.4e9 (weights 12 D^2 floats, 50 MB: under 64 MiB): above
+    # REAL_TENSOR_MAX_FLOPS, and attention never runs on meta
+    assert counters.measure_flops(attention, "forward", {"B": 1, "T": 256}).tensors == "fake"
+    # T = 64: 1.6e9, under 3e9: real
+    assert counters.measure_flops(attention, "forward", {"B": 1, "T": 64}).tensors == "real"
     forced = counters.measure_flops(tiny, "train", {"B": 2, "T": 3}, tensors="fake")
     assert forced.tensors == "fake"
     with pytest.raises(ValueError, match="unknown tensors 'cuda'"):
@@ -311,3 +314,63 @@ def test_a_long_count_reports_the_flops_counted_so_far():
     quiet = []
     counters.count_flops_torch(None, slow_matmuls, progress=quiet.append, every_s=60)
     assert quiet == []
+
+
+@needs_fvcore
+def test_second_counters_take_real_tensors_for_tiny_forwards_meta_for_large(monkeypatch):
+    seen = []
+    measure = counters.forward_counts
+
+    def spy(model, inputs):
+        seen.append(inputs[0].device.type)
+        return measure(model, inputs)
+
+    monkeypatch.setattr(counters, "forward_counts", spy)
+    tiny = ModelConfig("gru", 7, embed=3, hidden=4)
+    wide = ModelConfig("gru", 7, embed=3, hidden=4096)  # 3 D^2 weights: 200 MB
+    # B T (2 * 3 D (E + D)) = 2 * 3 * 24 * 7 = 1,008 FLOPs: real; 4e9 and 200 MB: meta
+    counts = [counters.count_forward(cfg, sizes, tensors=kind)["fvcore"].total
+              for cfg, sizes, kind in ((tiny, {"B": 2, "T": 3}, "auto"),
+                                       (tiny, {"B": 2, "T": 3}, "meta"),
+                                       (wide, {"B": 2, "T": 40}, "auto"),
+                                       (tiny, {"B": 2, "T": 3}, "real"))]
+    assert seen == ["cpu", "meta", "meta", "cpu"]
+    assert counts[0] == counts[1] == counts[3]
+    with pytest.raises(ValueError, match="unknown tensors 'fake'"):
+        counters.count_forward(tiny, {"B": 2, "T": 3}, tensors="fake")
+
+
+@pytest.mark.parametrize("cfg", EVERY_KERNEL, ids=lambda c: f"{c.model}-{c.attention}")
+def test_a_train_steps_backward_phase_is_what_a_lone_backward_counts(cfg):
+    sizes = {"B": 2, "T": 5}
+    train = counters.measure_flops(cfg, "train", sizes, second_counters=False)
+    alone = {q: counters.measure_flops(cfg, q, sizes, second_counters=False).torch
+             for q in ("forward", "backward")}
+    # phases measured apart: the step's forward is a forward (with the loss, no matmul),
+    # its backward a lone backward, and Adam does no matmul
+    assert train.by_phase == {"forward": alone["forward"], "backward": alone["backward"],
+                              "optimizer": 0}
+    assert train.torch == alone["forward"] + alone["backward"]
+    backward = counters.backward_of(train)
+    assert backward.torch == alone["backward"] > 0
+    assert backward.by_module == {} and backward.tensors == train.tensors
+
+
+def test_backward_of_needs_a_train_step():
+    cfg = ModelConfig("gru", 7, embed=3, hidden=4)
+    forward = counters.measure_flops(cfg, "forward", {"B": 2, "T": 3}, second_counters=False)
+    assert forward.by_phase == {"forward": forward.torch}
+    with pytest.raises(ValueError, match=r"needs a train step's measurement .* \['forward'\]"):
+        counters.backward_of(forward)
+
+
+def test_counting_without_modules_gives_the_total_and_no_module_counts():
+    cfg = ModelConfig("transformer", 7, hidden=8, layers=2, heads=2, block_size=6)
+    sizes = {"B": 2, "T": 5}
+    for tensors in ("real", "fake"):
+        both = counters.measure_flops(cfg, "train", sizes, second_counters=False,
+                                      tensors=tensors)
+        bare = counters.measure_flops(cfg, "train", sizes, second_counters=False,
+                                      tensors=tensors, modules=False)
+        assert bare.torch == both.torch and bare.by_phase == both.by_phase
+        assert bare.by_module == {} and both.by_module["transformer.blocks.0"] > 0

@@ -128,3 +128,37 @@ def test_notebook_api_gives_same_frame_for_model_and_config_and_leaves_model_unt
     assert model.training  # mode restored
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_count_cost_counts_layer_calls_by_hand():
+    rnn = reconcile.GridPoint(ModelConfig("lstm", 7, embed=3, hidden=4, layers=2),
+                              B=2, T=5, P=1, N=3)
+    # 2 layers x (forward, backward, train at T = 5 steps + one generation of P + N = 4)
+    assert reconcile.count_cost(rnn) == 2 * (3 * 5 + 4) == 38
+    only_forward = dataclasses.replace(rnn, quantities=("params", "forward"))
+    assert reconcile.count_cost(only_forward) == 2 * 5
+    gpt = reconcile.GridPoint(ModelConfig("transformer", 7, hidden=8, layers=3, heads=2,
+                                          block_size=6), T=6, P=2, N=4,
+                              kv_cache=(False, True))
+    # 8 ops per attention layer call: 3 layers x (3 passes + 2 generations of N = 4 tokens)
+    assert reconcile.ATTENTION_LAYER_OPS == 8
+    assert reconcile.count_cost(gpt) == 8 * 3 * (3 + 2 * 4) == 264
+
+
+def test_two_processes_count_longest_first_and_give_the_table_of_one():
+    # an Elman RNN (1 layer, T = 5, P + N = 4: 3 x 5 + 4 = 19), a GRU (2 layers, T = 3,
+    # P + N = 5: 2 x (9 + 5) = 28), a Transformer (2 layers, N = 2 with and without the
+    # cache: 8 x 2 x (3 + 2 x 2) = 112)
+    points = reconcile.GRIDS["quick"]()[::8]
+    seen, seen_two = [], []
+    one = reconcile.reconcile(points, second_counters=False, progress=seen.append)
+    two = reconcile.reconcile(points, second_counters=False, progress=seen_two.append,
+                              workers=2)
+    pd.testing.assert_frame_equal(one.drop(columns="env_date"), two.drop(columns="env_date"))
+    by_cost = sorted(points, key=reconcile.count_cost, reverse=True)
+    assert seen == seen_two == by_cost
+    assert [reconcile.count_cost(p) for p in by_cost] == [112, 28, 19]
+    # rows in the points' order, each point's 5 quantities together (the Transformer's
+    # generation twice: with and without the cache)
+    labels = [("rnn", 1, 5)] * 5 + [("gru", 2, 3)] * 5 + [("transformer", 2, 6)] * 6
+    assert list(zip(one["model"], one["L"], one["T"])) == labels

@@ -38,21 +38,25 @@ PROGRESS_EVERY_S = 10.0  # a count running longer than this reports how far it g
 
 def count_flops_torch(model: nn.Module | None, fn: Callable[[], object],
                       progress: Callable[[int, float], None] | None = None,
-                      every_s: float = PROGRESS_EVERY_S, meta_shortcut: bool = False) -> dict:
+                      every_s: float = PROGRESS_EVERY_S, meta_shortcut: bool = False,
+                      modules: bool = True) -> dict:
     """PyTorch's count of `fn()`: its FLOP formulas (with the CPU SDPA mapping) over the op
     trace (`analysis.trace`), which equals `FlopCounterMode`'s count (tested). Returns total,
     per-module (inclusive of submodules, backward included when the forward ran inside
-    `fn`; paths as in `model.named_modules()`), per-operator counts and the unsupported ops
+    `fn`; paths as in `model.named_modules()`), per-operator and per-phase (forward,
+    backward, optimizer: `OpEvent.phase`) counts and the unsupported ops
     (multiply-adds no formula covers, counted 0). With `progress`, every `every_s` seconds
     until `fn` returns it is called (from another thread) with the FLOPs counted so far and
-    the seconds elapsed. meta_shortcut: see `analysis.trace.recorder`."""
+    the seconds elapsed. meta_shortcut: see `analysis.trace.recorder`. modules=False: no
+    per-module counts (by_module empty), without the module tracker's hooks (about a
+    quarter of a train step's count)."""
     tracer = Tracer(meta_shortcut=meta_shortcut)  # parameters unnamed: not needed here
     with _watch(tracer, progress, every_s):
-        tr = trace(fn, model, tracer=tracer)
+        tr = trace(fn, model, tracer=tracer, modules=modules)
     by_module = tr.by_module()
     by_module.pop("", None)
     return {"total": tr.flops, "by_module": by_module, "by_operator": tr.by_operator(),
-            "unsupported": tr.unsupported()}
+            "by_phase": tr.by_phase(), "unsupported": tr.unsupported()}
 
 
 @contextlib.contextmanager
@@ -119,16 +123,26 @@ def not_counted(why: Callable[[str], str]) -> dict[str, Count]:
     return {name: Count.not_counted(why(name)) for name in FORWARD_COUNTERS}
 
 
-def count_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
-                  ) -> dict[str, Count]:
+def count_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None,
+                  tensors: str = "auto") -> dict[str, Count]:
     """The second counters' counts of a forward over (sizes B, T) of the model `cfg`
     describes, called as `LogitsOnly(model)(idx)` (paths read below the wrapper).
 
-    Without `model`, they count a model built on the meta device with meta inputs: a
-    TorchScript trace records the same aten ops with the same shapes as on real tensors
-    (tested), and nothing is computed, so any size counts in milliseconds."""
-    device = "meta" if model is None else "cpu"
-    if model is None:
+    Without `model`, they count a model built on the tensors `tensors` names: "real", or
+    "meta" (a TorchScript trace records the same aten ops with the same shapes as on real
+    tensors, tested, and nothing is computed, so any size counts in about a second); "auto"
+    takes real ones where that is cheaper (`real_tensors_suffice`, as PyTorch's counter
+    does: tiny real ops cost less than the meta device's Python kernels), else meta."""
+    lookup(dict.fromkeys(("auto", "meta", "real")), tensors, "tensors")
+    if model is not None:
+        device = "cpu"
+    elif tensors == "real" or tensors == "auto" and real_tensors_suffice(cfg, "forward", sizes):
+        device = "cpu"
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = build_model(cfg)
+    else:
+        device = "meta"
         with torch.device("meta"):
             model = build_model(cfg)
     idx, _ = token_ids(model.vocab_size, sizes["B"], sizes["T"], device=device)
@@ -146,9 +160,11 @@ def count_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None
 # Below both of these a count runs on real tensors, above either on meta or fake ones (see
 # `tensors_for`): a tiny real op costs ~10-20 us under the counter, a fake one ~100-200 us of
 # shape propagation, while a real matmul costs its FLOPs (~2e10 FLOP/s on one CPU thread).
-# 1e8 FLOPs is ~5 ms of real work, less than the shape propagation of the few hundred ops
-# such a workload runs.
-REAL_TENSOR_MAX_FLOPS = 10**8
+# Measured on the default grid's 1,038 rows under 64 MiB (one thread, 2026-12-03): counting
+# them took 33.9 s with the line at 1e8 FLOPs, 32.1 s at 2e9, 30.4 s at 3e9, 30.5 s at 5e9,
+# 35.7 s at 1e10, against 29.1 s for the faster of the two row by row. 3e9 FLOPs is ~0.15 s
+# of real work, about the shape propagation of the ~1,000 ops such a workload runs.
+REAL_TENSOR_MAX_FLOPS = 3 * 10**9
 REAL_TENSOR_MAX_BYTES = 2**26
 TENSOR_KINDS = ("auto", "fake", "meta", "real")
 
@@ -161,13 +177,15 @@ class FlopMeasurement:
     counts (inclusive of submodules); forward_counts: the second counters' counts of a
     forward pass, by name (FORWARD_COUNTERS; empty when not asked for or not a forward);
     tensors: what PyTorch's counter ran on, "fake" or "meta" (shapes only, nothing
-    allocated) or "real" (the counts are the same: tested).
+    allocated) or "real" (the counts are the same: tested); by_phase: its counts per phase
+    of the run (forward, backward, optimizer; empty for "params").
     """
 
     torch: int
     by_module: dict = field(default_factory=dict)
     forward_counts: dict[str, Count] = field(default_factory=dict)
     tensors: str = "fake"
+    by_phase: dict = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -193,11 +211,12 @@ def forward_bytes_estimate(cfg: ModelConfig, sizes: dict) -> int:
     return 4 * (params + sizes.get("B", 1) * sizes.get("T", 1) * cfg.vocab_size)
 
 
-def _count(model, quantity, sizes, kv_cache, device="cpu", progress=None) -> dict:
+def _count(model, quantity, sizes, kv_cache, device="cpu", progress=None, modules=True
+           ) -> dict:
     was_training = model.training
     try:
         return count_flops_torch(model, runner(model, quantity, sizes, kv_cache, device=device),
-                                 progress, meta_shortcut=device == "meta")
+                                 progress, meta_shortcut=device == "meta", modules=modules)
     finally:
         model.train(was_training)
 
@@ -246,8 +265,8 @@ def _config_sizes(cfg: ModelConfig) -> dict:
 
 def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool = False,
                   second_counters: bool = True, model: nn.Module | None = None,
-                  tensors: str = "auto", progress: Callable[[int, float], None] | None = None
-                  ) -> FlopMeasurement:
+                  tensors: str = "auto", progress: Callable[[int, float], None] | None = None,
+                  modules: bool = True) -> FlopMeasurement:
     """Measured count of `quantity` for the model `cfg` describes.
 
     Without `model`, PyTorch's counter runs on a model built from `cfg`, on the tensors
@@ -256,8 +275,8 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     With `model` (a real instance), it runs on that model. With `second_counters`, every
     registered second counter counts a forward too (`count_forward`: a model built on the
     meta device, shapes only, any size in milliseconds; or `model`).
-    sizes: B, T for forward/backward/train; B, P, N for generate. progress: see
-    `count_flops_torch`.
+    sizes: B, T for forward/backward/train; B, P, N for generate. progress and modules
+    (False: no per-module counts, faster): see `count_flops_torch`.
     """
     check_request(cfg, quantity, sizes, kv_cache)
     lookup(dict.fromkeys(TENSOR_KINDS), tensors, "tensors")
@@ -268,22 +287,38 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     kind = "real" if model is not None else tensors_for(cfg, quantity, sizes, kv_cache, tensors)
     with single_thread():
         if model is not None:
-            measured = _count(model, quantity, sizes, kv_cache, progress=progress)
+            measured = _count(model, quantity, sizes, kv_cache, progress=progress,
+                              modules=modules)
         elif kind == "real":
             torch.manual_seed(0)
-            measured = _count(build_model(cfg), quantity, sizes, kv_cache, progress=progress)
+            measured = _count(build_model(cfg), quantity, sizes, kv_cache, progress=progress,
+                              modules=modules)
         elif kind == "meta":
             with torch.device("meta"):
                 meta_model = build_model(cfg)
-            measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress)
+            measured = _count(meta_model, quantity, sizes, kv_cache, "meta", progress,
+                              modules)
         else:
             with shapes_only():
                 measured = _count(build_model(cfg), quantity, sizes, kv_cache,
-                                  progress=progress)
+                                  progress=progress, modules=modules)
         forward = (count_forward(cfg, sizes, model)
                    if second_counters and quantity == "forward" else {})
     return FlopMeasurement(torch=measured["total"], by_module=measured["by_module"],
-                           forward_counts=forward, tensors=kind)
+                           forward_counts=forward, tensors=kind, by_phase=measured["by_phase"])
+
+
+def backward_of(train: FlopMeasurement) -> FlopMeasurement:
+    """The backward pass's count read off a train step's measurement (`measure_flops(...,
+    "train")`): the FLOPs its trace ran in the backward phase. Those are the ops
+    `loss.backward()` runs on its own (a step's gradients start as None, as a lone backward's
+    do, so accumulation is the same), so one traced step measures both. No per-module
+    counts: backward attributes modules unreliably (`analysis.reconcile`)."""
+    if not train.by_phase or "optimizer" not in train.by_phase:
+        raise ValueError("backward_of needs a train step's measurement (forward, backward and "
+                         f"optimizer phases), not one with phases {sorted(train.by_phase)}")
+    return FlopMeasurement(torch=train.by_phase.get("backward", 0), tensors=train.tensors,
+                           by_phase={"backward": train.by_phase.get("backward", 0)})
 
 
 def module_flops(by_module: dict[str, int], pattern: str) -> int:

@@ -137,6 +137,14 @@ class Trace:
                     out[name] += value
         return dict(out)
 
+    def by_phase(self, field: str = "flops") -> dict[str, int]:
+        """Per phase (forward, backward, optimizer), `field` summed over the ops it ran; a
+        phase that ran no op is absent."""
+        out: Counter = Counter()
+        for op in self.ops:
+            out[op.phase] += getattr(op, field)
+        return dict(out)
+
     def by_operator(self, field: str = "flops") -> dict[str, int]:
         out: Counter = Counter()
         for op in self.ops:
