@@ -151,3 +151,53 @@ def test_a_term_measured_with_its_neighbour_says_so(questions):
         "derived agrees with measurement on 8 grid points (the measurement covers scores, "
         "weighted_values together); The counter sees the two attention matmuls of the module "
         "together, so the measurement checks scores + weighted values.", "2*D*T^2 + 1")
+
+
+def test_a_generation_answered_with_the_kv_cache_count_names_both_matches(questions):
+    # with a cache, step t attends to t keys: sum of 4 D L t = 2 D L T^2 + 2 D L T, plus
+    # 24 D^2 L T; the causal forward has the same lower triangle, so both are named. The
+    # causal count with a cache equals the full one and is not named twice.
+    # At (4, 1, 1, 2): 768 + 32 + 16 = 816 against 1232 (above)
+    assert _row(questions, "transformer.generate.flops",
+                "24*D^2*L*T + 2*D*L*T^2 + 2*D*L*T") == (
+        Verdict.INCORRECT,
+        "12*D^2*L*T^2 + 12*D^2*L*T + 4*D*L*T^3/3 + 2*D*L*T^2 + 2*D*L*T/3",
+        {"sizes": {"D": 4, "H": 1, "L": 1, "T": 2}, "answered": 816, "derived": 1232,
+         "measured": 1232},
+        24, "derived - answer = 12*D^2*L*T^2 - 12*D^2*L*T + 4*D*L*T^3/3 - 4*D*L*T/3; "
+        "leading order differs: answer 24*D^2*L*T + 2*D*L*T^2 vs derived 12*D^2*L*T^2 + "
+        "4*D*L*T^3/3; holds only when T = 1; the answer is the derived generate with a KV "
+        "cache count (24*D^2*L*T + 2*D*L*T^2 + 2*D*L*T); the answer is the derived forward "
+        "count with the causal (lower-triangle) attention count (24*D^2*L*T + 2*D*L*T^2 + "
+        "2*D*L*T); the question counts the full T x T square; derived agrees with measurement "
+        "on 24 grid points; The homework's generate loop (no KV cache) re-runs the whole "
+        "prefix for each new token: windows of 1, 2, ..., T tokens.",
+        "24*D^2*L*T + 2*D*L*T^2 + 2*D*L*T")
+
+
+def test_a_causal_backward_is_its_own_causal_count(questions):
+    # backward of manual attention: each matmul's forward once per operand gradient, 48 D^2
+    # L T + 8 D L T^2; causal halves the square: 4 D L T^2 + 4 D L T. At (4, 1, 1, 2):
+    # 1536 + 64 + 32 = 1632 against 1536 + 128 = 1664; 4 D L T^2 - 4 D L T is 0 at T = 1
+    assert _row(questions, "transformer.backward.flops", "48*D^2*L*T + 4*D*L*T^2 + 4*D*L*T") == (
+        Verdict.INCORRECT, "48*D^2*L*T + 8*D*L*T^2",
+        {"sizes": {"D": 4, "H": 1, "L": 1, "T": 2}, "answered": 1632, "derived": 1664,
+         "measured": 1664},
+        24, "derived - answer = 4*D*L*T^2 - 4*D*L*T; leading order differs: answer 48*D^2*L*T "
+        "+ 4*D*L*T^2 vs derived 48*D^2*L*T + 8*D*L*T^2; holds only when T = 1; this is the "
+        "causal (lower-triangle) count (48*D^2*L*T + 4*D*L*T^2 + 4*D*L*T); the question counts "
+        "the full T x T square; derived agrees with measurement on 24 grid points; Matmul "
+        "algebra of the homework's manual attention: every matmul costs its forward once for "
+        "each operand's gradient.", "48*D^2*L*T + 4*D*L*T^2 + 4*D*L*T")
+
+
+def test_a_generation_depth_answered_with_the_train_depth(questions):
+    # generation: L T (each sample feeds the next step); 2L + 2T - 2 is training's wavefront.
+    # At (4, 1, 2): 2 + 4 - 2 = 4 against 2; the difference is -T at L = 1, -L at T = 1
+    assert _row(questions, "rnn.generate.sequential_matmuls", "2*L + 2*T - 2") == (
+        Verdict.INCORRECT, "L*T",
+        {"sizes": {"D": 4, "L": 1, "T": 2}, "answered": 4, "derived": 2, "measured": 2},
+        12, "derived - answer = L*T - 2*L - 2*T + 2; leading order differs: answer 2*L + 2*T "
+        "vs derived L*T; the answer is the derived train count (2*L + 2*T - 2); derived agrees "
+        "with measurement on 12 grid points; Sequential = on the longest dependency chain; "
+        "each sample feeds the next step.", "2*L + 2*T - 2")
