@@ -429,3 +429,55 @@ def test_cuda_per_call_times_are_seconds_from_event_milliseconds(monkeypatch):
 
     # per repeat: 4 ms, 40 ms, 8 ms of events over 4 calls -> 1 ms, 10 ms, 2 ms; median 2 ms
     assert cal.per_call(fn, "cuda", calls=4, repeats=3) == pytest.approx(2e-3)
+
+
+def test_machine_from_probe_states_every_constants_source_and_what_the_probe_lacks():
+    # the machine file's provenance, one line per constant (machine_from_probe's docstring):
+    # what the probe measured, by its field, and what it did not measure (0, or a stand-in)
+    p = probe(lambda m, kn: 2e-6)
+    del p["device"], p["torch"]
+    m = machine_from_probe(p, ceiling_flops_per_s=5e13, launch_s=3e-6)
+    assert (m.name, m.torch, m.threads, m.date) == ("cuda", "", 1, "2026-11-28")
+    assert m.op_fixed_s == 3e-6  # launch_s overrides the probe's 8 us
+    assert m.sources == {
+        "op_fixed_s": "probe2.json launch.tiny_op_eager_s (chain of 1000 tiny in-place adds, "
+                      "CUDA events, min of 5)",
+        "view_fixed_s": "not measured by the probe: 0",
+        "module_call_s": "not measured by the probe: 0",
+        "op_autograd_s": "not measured by the probe: 0",
+        "op_backward_s": "not measured by the probe: op_fixed_s",
+        "elementwise_s_per_element": "not measured by the probe: bytes / bandwidth only",
+        "matmul_fixed_s": "probe2.json: eager minus graph time of the 1x64x64 matmul",
+        "min_kernel_s": "probe2.json launch.tiny_op_graph_s (the chain in a CUDA graph)",
+        "bandwidth_bytes_per_s": "probe2.json bandwidth: min of copy and add (1 GiB fp32)",
+        "matmul_flops_per_s": "probe2.json matmul_by_shape graph_s (k = n in the probe: "
+                              "(m, k, n) read at (m, sqrt(k n))), each time capped by every "
+                              "larger shape's (the probe's 8x128x128 took 52 us, 10x its "
+                              "neighbours)",
+        "ceiling_flops_per_s": "the run's ceiling.csv (8192^3 fp32 matmul, median)",
+    }
+
+
+def test_machine_from_probe_takes_the_smallest_matmuls_launch_gap_never_below_zero():
+    # the smallest shape by m k n is 1 x 64 x 64 (4,096 against 16,384 or more); its eager
+    # time minus its graph time is the matmul's fixed cost. A row sorted first but larger
+    # (64 x 64 x 64) must not be taken, and m k / n or m / k n would pick another row.
+    def rows(gap_small):
+        return [{"m": m, "k": kn, "n": kn, "graph_s": 2e-6,
+                 "eager_s": 2e-6 + (gap_small if (m, kn) == (1, 64) else 7e-6)}
+                for m in (64, 1) for kn in (256, 64)]
+
+    p = probe(lambda m, kn: 2e-6)
+    p["matmul_by_shape"] = rows(4e-6)
+    assert machine_from_probe(p, 5e13).matmul_fixed_s == pytest.approx(4e-6)
+    p["matmul_by_shape"] = rows(-1e-6)  # eager faster than graph: noise, not a negative cost
+    assert machine_from_probe(p, 5e13).matmul_fixed_s == 0.0
+
+
+def test_machine_from_probe_refuses_a_missing_or_partial_table():
+    p = probe(lambda m, kn: 2e-6)
+    for bad in (None, [], {"m": 1}):
+        with pytest.raises(ValueError, match=r"^probe2 has no matmul_by_shape table$"):
+            machine_from_probe({**p, "matmul_by_shape": bad}, 5e13)
+    with pytest.raises(ValueError, match=r"^probe2 matmul_by_shape is not a full m x k table$"):
+        machine_from_probe({**p, "matmul_by_shape": p["matmul_by_shape"][:-1]}, 5e13)
