@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from analysis.calibrate import (
     PASSES,
@@ -481,3 +482,40 @@ def test_machine_from_probe_refuses_a_missing_or_partial_table():
             machine_from_probe({**p, "matmul_by_shape": bad}, 5e13)
     with pytest.raises(ValueError, match=r"^probe2 matmul_by_shape is not a full m x k table$"):
         machine_from_probe({**p, "matmul_by_shape": p["matmul_by_shape"][:-1]}, 5e13)
+
+
+def test_each_elementwise_microbenchmark_dispatches_its_op_on_n_elements():
+    # _elementwise_ops's contract: key -> a call dispatching that aten op over n float32
+    # elements (a ":s" key: the scan steps across a stride, as over T of (B, T, D)); traced,
+    # each call's last op is the named one, its first input holds n elements, the scans'
+    # layout is "c" along rows and "s" across, and a log-space scan reads rising values
+    from analysis.calibrate import _elementwise_ops
+    from analysis.trace import trace
+
+    n = 2 ** 15  # 128 rows of 256, or 2 blocks of 256 x 64
+    ops = _elementwise_ops("cpu", n)
+    assert set(ops) == {"tanh", "sigmoid", "exp", "log", "softplus", "gelu", "_softmax",
+                        "_log_softmax", "native_layer_norm", "masked_fill", "cumsum",
+                        "logcumsumexp", "cumsum:s", "logcumsumexp:s", "where", "ge", "mul",
+                        "add"}
+    shapes = {"_softmax": (128, 256), "_log_softmax": (128, 256),
+              "native_layer_norm": (128, 256), "masked_fill": (128, 256),
+              "cumsum": (128, 256), "logcumsumexp": (128, 256),
+              "cumsum:s": (2, 256, 64), "logcumsumexp:s": (2, 256, 64)}
+    for key, (fn, elements) in ops.items():
+        assert elements == n, key
+        name, _, layout = key.partition(":")
+        op = [e for e in trace(fn).ops if e.kind != "view"][-1]
+        assert op.name == name, key
+        assert op.shapes[0] == shapes.get(key, (n,)), key
+        assert op.dtypes[0] == torch.float32 or name == "where", key
+        if name in ("cumsum", "logcumsumexp"):
+            assert op.layout == (layout or "c"), key
+        # the cheap ones write a preallocated output (out=), timing the op, not an allocation
+        out = key in ("tanh", "sigmoid", "exp", "log", "mul", "add")
+        assert ([a for a, _ in op.inputs][-1] == "out") == out, key
+    # inputs in (0.5, 1.5): log is finite, half the where/ge condition holds
+    x = ops["log"][0]()
+    assert torch.isfinite(x).all() and float(x.min()) > math.log(0.5) - 1e-6
+    ge = ops["ge"][0]()
+    assert 0.4 < float(ge.float().mean()) < 0.6
