@@ -519,3 +519,40 @@ def test_each_elementwise_microbenchmark_dispatches_its_op_on_n_elements():
     assert torch.isfinite(x).all() and float(x.min()) > math.log(0.5) - 1e-6
     ge = ops["ge"][0]()
     assert 0.4 < float(ge.float().mean()) < 0.6
+
+
+def _op_clock(costs: dict, seen: list):
+    """A fake per_call: runs fn once, counting the aten ops it dispatches, and returns the
+    seconds those ops would take at `costs` (op name -> seconds per call) per call of fn,
+    with fn's device, calls and repeats recorded in `seen`."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.total += costs[func.overloadpacket.__name__]
+            return func(*args, **(kwargs or {}))
+
+    def per_call(fn, device, calls, repeats=3):
+        seen.append((device, calls, repeats))
+        mode = Count()
+        mode.total = 0.0
+        with mode:
+            fn()
+        return mode.total
+
+    return per_call
+
+
+def test_op_costs_are_each_chains_time_over_its_length(monkeypatch):
+    import analysis.calibrate as cal
+
+    # a tiny add 3 us, a view 0.1 us, a 1x1x1 matmul 5 us: a chain of n of each takes n
+    # times that, and each fixed cost is the chain's time over n
+    seen = []
+    monkeypatch.setattr(cal, "per_call", _op_clock({"add": 3e-6, "view": 1e-7, "mm": 5e-6},
+                                                   seen))
+    got = cal.measure_op_costs("cpu", chain=7)
+    assert got == {"op_fixed_s": pytest.approx(3e-6), "view_fixed_s": pytest.approx(1e-7),
+                   "matmul_fixed_s": pytest.approx(5e-6), "min_kernel_s": 0.0}
+    # each chain timed as one call, the median of 5; a view's cost is host time: on the CPU
+    assert seen == [("cpu", 1, 5)] * 3
