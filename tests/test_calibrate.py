@@ -556,3 +556,57 @@ def test_op_costs_are_each_chains_time_over_its_length(monkeypatch):
                    "matmul_fixed_s": pytest.approx(5e-6), "min_kernel_s": 0.0}
     # each chain timed as one call, the median of 5; a view's cost is host time: on the CPU
     assert seen == [("cpu", 1, 5)] * 3
+
+
+def test_a_device_name_is_made_safe_for_a_file_name():
+    v = torch.__version__
+    # letters, digits and . _ + - stay; anything else (spaces, parentheses, @, /) becomes _
+    assert (cache_name("cpu", "Intel(R) Xeon @ 2.2GHz/x_y+z-w", 4)
+            == f"cpu-Intel_R__Xeon___2.2GHz_x_y+z-w-torch{v}-t4.json")
+
+
+def test_the_default_cache_is_under_runs_machine_named_for_this_device(monkeypatch):
+    import analysis.calibrate as cal
+
+    monkeypatch.setattr(cal, "device_name", lambda device: f"{device} box")
+    v = torch.__version__
+    assert cal.default_cache_path("cpu", 2) == (
+        cal.Path("runs") / "machine" / f"cpu-cpu_box-torch{v}-t2.json")
+    assert cal.default_cache_path("cuda", 1, passes=1) == (
+        cal.Path("runs") / "machine" / f"cuda-cuda_box-torch{v}-t1-p1.json")
+
+
+def test_planned_seconds_counts_every_shape_layout_and_pass():
+    from analysis.calibrate import planned_seconds
+
+    # nn plus the 2 measured layouts, 6^3 CPU shapes (7^3 on CUDA), 3 passes, 8 ms each:
+    # 3 * 3 * 216 * 0.008 = 15.552 s; 3 * 3 * 343 * 0.008 = 24.696 s
+    assert planned_seconds() == pytest.approx(15.552)
+    assert planned_seconds("cuda") == pytest.approx(24.696)
+    assert planned_seconds("cpu", passes=1) == pytest.approx(5.184)
+    assert planned_seconds("cpu", axis=(1, 8), budget_s=0.5) == pytest.approx(36.0)
+
+
+def test_cached_machine_calibrates_once_then_reads_the_file(monkeypatch, tmp_path):
+    import analysis.calibrate as cal
+
+    made = []
+
+    def fake_calibrate(device, threads, passes):
+        made.append((device, threads, passes))
+        return flat_machine(threads=threads, name=f"run {len(made)}")
+
+    monkeypatch.setattr(cal, "calibrate", fake_calibrate)
+    monkeypatch.setattr(cal, "device_name", lambda device: "box")
+    monkeypatch.chdir(tmp_path)
+    first = cal.cached_machine("cpu", threads=2)
+    path = tmp_path / "runs" / "machine" / f"cpu-box-torch{torch.__version__}-t2.json"
+    assert made == [("cpu", 2, PASSES)] and path.is_file()
+    assert cal.cached_machine("cpu", threads=2) == first  # read back, not measured again
+    assert len(made) == 1
+    again = cal.cached_machine("cpu", threads=2, force=True)
+    assert made[-1] == ("cpu", 2, PASSES) and again.name == "run 2"
+    assert load_machine(path).name == "run 2"  # force rewrites the file
+    own = tmp_path / "mine.json"
+    short = cal.cached_machine("cpu", threads=1, path=own, passes=1)
+    assert made[-1] == ("cpu", 1, 1) and load_machine(own) == short
