@@ -610,3 +610,30 @@ def test_cached_machine_calibrates_once_then_reads_the_file(monkeypatch, tmp_pat
     own = tmp_path / "mine.json"
     short = cal.cached_machine("cpu", threads=1, path=own, passes=1)
     assert made[-1] == ("cpu", 1, 1) and load_machine(own) == short
+
+
+# the fields a machine file must have; every other one is optional (a file written before it
+# existed still loads, with the field's default)
+REQUIRED_FIELDS = {"device", "name", "torch", "threads", "op_fixed_s", "view_fixed_s",
+                   "matmul_fixed_s", "min_kernel_s", "bandwidth_bytes_per_s",
+                   "ceiling_flops_per_s", "matmul_axes", "matmul_flops_per_s"}
+
+
+def test_a_machine_file_needs_only_the_required_fields():
+    full = flat_machine().to_dict()
+    bare = {k: v for k, v in full.items() if k in REQUIRED_FIELDS}
+    assert Machine.from_dict(bare) == flat_machine()  # the rest at their defaults
+    for field in sorted(set(full) - REQUIRED_FIELDS):  # each optional one alone missing
+        assert Machine.from_dict({k: v for k, v in full.items() if k != field}) == flat_machine()
+    with pytest.raises(ValueError, match=r"^machine file lacks name, threads$"):
+        Machine.from_dict({k: v for k, v in bare.items() if k not in ("threads", "name")})
+    # unknown keys (a newer file) are ignored
+    assert Machine.from_dict({**full, "from_the_future": 1}) == flat_machine()
+
+
+def test_a_machine_file_is_written_into_new_folders_one_space_indented(tmp_path):
+    path = save_machine(flat_machine(), tmp_path / "a" / "b" / "m.json")
+    assert path == tmp_path / "a" / "b" / "m.json"
+    text = path.read_text()
+    assert text.startswith('{\n "device": "cpu",\n "name": "test",\n') and text.endswith("}\n")
+    assert json.loads(text) == flat_machine().to_dict()
