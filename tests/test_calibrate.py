@@ -637,3 +637,21 @@ def test_a_machine_file_is_written_into_new_folders_one_space_indented(tmp_path)
     text = path.read_text()
     assert text.startswith('{\n "device": "cpu",\n "name": "test",\n') and text.endswith("}\n")
     assert json.loads(text) == flat_machine().to_dict()
+
+
+def test_bracket_finds_the_log_space_interval_and_clamps_outside():
+    from analysis.calibrate import _bracket
+
+    axis = [1, 10, 100]
+    assert _bracket(axis, 0.5) == (0, 0, 0.0)  # below: the first point
+    assert _bracket(axis, 1) == (0, 0, 0.0)
+    assert _bracket(axis, 10) == (0, 1, 1.0)  # on an inner point: the interval it ends
+    assert _bracket(axis, 100) == (2, 2, 0.0)  # the last point and above: the last
+    assert _bracket(axis, 1e4) == (2, 2, 0.0)
+    i, j, w = _bracket(axis, 10 ** 1.5)  # halfway in log space between 10 and 100
+    assert (i, j) == (1, 2) and w == pytest.approx(0.5)
+    assert _bracket([5], 7) == (0, 0, 0.0)
+    # sizes below 1 are logs below 0, not clamped to 1: log(0.3 / 0.1) / log(1 / 0.1)
+    i, j, w = _bracket([0.1, 1.0], 0.3)
+    assert (i, j) == (0, 1) and w == pytest.approx(math.log(3) / math.log(10))
+    assert _bracket([0.1, 1.0], 0.0) == (0, 0, 0.0)  # zero: no log error, the first point
