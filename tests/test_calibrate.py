@@ -655,3 +655,43 @@ def test_bracket_finds_the_log_space_interval_and_clamps_outside():
     i, j, w = _bracket([0.1, 1.0], 0.3)
     assert (i, j) == (0, 1) and w == pytest.approx(math.log(3) / math.log(10))
     assert _bracket([0.1, 1.0], 0.0) == (0, 0, 0.0)  # zero: no log error, the first point
+
+
+def test_compare_tables_walks_each_axis_and_each_shared_layout():
+    # axes of different lengths per dimension: m (1, 10), k (1, 100), n (1, 1000); the long
+    # machine runs 1e9 FLOP/s everywhere, the short one e^1 faster at m=10, k=1, n=1000 in nn
+    # and e^2 faster at m=1, k=100, n=1 in nt; same pace (no yardsticks)
+    axes = {"m": [1, 10], "k": [1, 100], "n": [1, 1000]}
+    flat = [[[1e9, 1e9], [1e9, 1e9]], [[1e9, 1e9], [1e9, 1e9]]]
+    nn = [[[1e9, 1e9], [1e9, 1e9]], [[1e9, 1e9 * math.e], [1e9, 1e9]]]
+    nt = [[[1e9, 1e9], [1e9 * math.e ** 2, 1e9]], [[1e9, 1e9], [1e9, 1e9]]]
+    long = flat_machine(matmul_axes=axes, matmul_flops_per_s=flat, matmul_layouts={"nt": flat},
+                        matmul_pass_spread={"nn": (0.01, 0.2)})
+    short = flat_machine(matmul_axes=axes, matmul_flops_per_s=nn, matmul_layouts={"nt": nt})
+    rows = compare_tables(short, long).to_dict("records")
+    assert [(r["layout"], r["shapes"], r["worst_shape"]) for r in rows] == [
+        ("nn", 8, "10x1x1000"), ("nt", 8, "1x100x1")]
+    assert [r["abs_log_max"] for r in rows] == [pytest.approx(1.0), pytest.approx(2.0)]
+    # one shape in eight differs: the median of |log| is 0
+    assert [r["abs_log_median"] for r in rows] == [pytest.approx(0, abs=1e-12)] * 2
+    assert (rows[0]["spread_median"], rows[0]["spread_max"]) == (0.01, 0.2)
+    assert pd_missing(rows[1]["spread_median"]) and pd_missing(rows[1]["spread_max"])
+    with pytest.raises(ValueError,
+                       match=r"^the two machines' matmul tables have different axes$"):
+        compare_tables(short, flat_machine())
+
+
+def test_pace_ratio_needs_both_yardsticks():
+    from analysis.calibrate import pace_ratio
+
+    assert pace_ratio(flat_machine(yardstick_s=2.0), flat_machine(yardstick_s=3.0)) == 1.5
+    for of, to in ((None, 3.0), (2.0, None), (None, None)):
+        assert pace_ratio(flat_machine(yardstick_s=of), flat_machine(yardstick_s=to)) == 1.0
+
+
+def test_a_short_value_on_the_long_runs_range_ends_is_inside():
+    long = flat_machine(pass_range={"op_fixed_s": (1e-6, 2e-6)})
+    rows = {float(short): bool(compare_machines(flat_machine(op_fixed_s=short), long)
+                               .set_index("constant").loc["op_fixed_s", "inside"])
+            for short in (0.9e-6, 1e-6, 1.5e-6, 2e-6, 2.1e-6)}
+    assert rows == {0.9e-6: False, 1e-6: True, 1.5e-6: True, 2e-6: True, 2.1e-6: False}
