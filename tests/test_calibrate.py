@@ -695,3 +695,12 @@ def test_a_short_value_on_the_long_runs_range_ends_is_inside():
                                .set_index("constant").loc["op_fixed_s", "inside"])
             for short in (0.9e-6, 1e-6, 1.5e-6, 2e-6, 2.1e-6)}
     assert rows == {0.9e-6: False, 1e-6: True, 1.5e-6: True, 2e-6: True, 2.1e-6: False}
+
+
+def test_bandwidth_of_tiny_moves_and_an_empty_table():
+    m = flat_machine(bandwidth_by_size={"bytes": [1, 100], "per_s": [1e9, 1e11]})
+    assert m.bandwidth(1) == pytest.approx(1e9)  # the table's first point, not past it
+    assert m.bandwidth(0) == pytest.approx(1e9)  # nothing moved: the smallest size's rate
+    assert m.bandwidth(10) == pytest.approx(1e10)  # halfway in log space
+    empty = flat_machine(bandwidth_by_size={"bytes": [], "per_s": []})
+    assert empty.bandwidth(10) == 1e10  # no table: the streaming bandwidth
