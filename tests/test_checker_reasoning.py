@@ -8,6 +8,8 @@ attention) over GRID = T (2, 5), D (4, 8), L (1, 2, 3), H (1, 2): an Elman RNN q
 (T x D x H). Counterexamples come from the first grid point (by size sum, then name) where
 the answer and the derivation differ."""
 
+import re
+
 import pytest
 
 from analysis.checker import check_question, homework_questions
@@ -201,3 +203,23 @@ def test_a_generation_depth_answered_with_the_train_depth(questions):
         "vs derived L*T; the answer is the derived train count (2*L + 2*T - 2); derived agrees "
         "with measurement on 12 grid points; Sequential = on the longest dependency chain; "
         "each sample feeds the next step.", "2*L + 2*T - 2")
+
+
+@pytest.mark.parametrize("text", [None, "", "   "])
+def test_a_blank_answer_is_missing_with_the_derivation_shown(questions, text):
+    q = questions["rnn.generate.flops"]
+    assert check_question(q, text) == {
+        "id": "rnn.generate.flops", "question": q.question, "answer": text,
+        "verdict": Verdict.MISSING, "derived": "4*D^2*L*T", "counterexample": None,
+        "reasoning": "no answer given.", "section": "RNN efficiency, question 1",
+        "measured_points": 0, "read": ""}
+
+
+def test_unreadable_text_is_unparsed_with_the_reason_and_where(questions):
+    q = questions["rnn.generate.flops"]
+    row = check_question(q, "4*D^^2")
+    assert (row["verdict"], row["derived"], row["counterexample"], row["measured_points"],
+            row["read"], row["answer"]) == (Verdict.UNPARSED, "4*D^2*L*T", None, 0, "",
+                                            "4*D^^2")
+    assert re.fullmatch(r"could not read the answer: \S.* \(position [0-9]+\)\.",
+                        row["reasoning"]), row["reasoning"]
