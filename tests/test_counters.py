@@ -374,3 +374,22 @@ def test_counting_without_modules_gives_the_total_and_no_module_counts():
                                       tensors=tensors, modules=False)
         assert bare.torch == both.torch and bare.by_phase == both.by_phase
         assert bare.by_module == {} and both.by_module["transformer.blocks.0"] > 0
+
+
+@needs_fvcore
+@pytest.mark.parametrize("q_shape, kv_shape", [((2, 3, 4), (2, 5, 4)),
+                                               ((2, 3, 2, 3, 4), (2, 3, 2, 5, 4))])
+def test_fvcore_sdpa_handle_reads_batch_queries_and_keys_from_the_ends(q_shape, kv_shape):
+    # SDPA takes (..., L, E) queries and (..., S, E) keys and values: the batch is every dim
+    # before the last two, whatever their number. q @ k^T and att @ v: batch L S (E + E)
+    # multiply-adds, 2 FLOPs each. 3-D: batch 2, 2 x 3 x 5 x 8 = 240 -> 480 FLOPs; 5-D: batch
+    # 2 x 3 x 2 = 12, 12 x 3 x 5 x 8 = 1440 -> 2880 FLOPs
+    class Attend(torch.nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = torch.randn(q_shape), torch.randn(kv_shape), torch.randn(kv_shape)
+    expected = 480 if len(q_shape) == 3 else 2880
+    assert FVCORE.count(Attend(), (q, k, v)).total == expected
+    # PyTorch's counter agrees (its own SDPA formula, the full square)
+    assert counters.count_flops_torch(None, lambda: Attend()(q, k, v))["total"] == expected
