@@ -105,3 +105,121 @@ def test_derived_summary_when_every_derivation_failed_has_an_empty_table():
     s = S.derived_summary(frame)
     assert isinstance(s.table, pd.DataFrame) and s.table.empty
     assert s.findings == ["1 derivation(s) failed (see derived_formulas.csv): c: failed: x."]
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+def _dev(device, model, variant, times, B=None, ts=(16, 64, 256)):
+    rows = [{"device_label": device, "model": model, "variant": variant, "status": "ok",
+             "suite": "test_model_phase", "sweep": "T", "phase": "forward", "T": t,
+             "median_s": m} for t, m in zip(ts, times)]
+    return [{**r, "B": B} for r in rows] if B is not None else rows
+
+
+LINEAR = (1e-3, 4e-3, 16e-3)  # T 16, 64, 256: x4 per x4 in T, exponent 1
+FLAT = (2e-3, 2e-3, 2e-3)  # exponent 0
+HALF = (1e-3, 2e-3, 4e-3)  # x2 per x4 in T, exponent 0.5
+
+
+def test_device_slopes_table_in_input_order_with_three_point_ranges():
+    # three equally spaced log T points: the least-squares slope is
+    # (log y3 - log y1) / (log 256 - log 16) = log 6 / log 16 = 0.6462 -> 0.65
+    # groups in an order sorting would change (GPU Y before CPU X, transformer before rnn),
+    # each group's rows from the largest T down; a training row and a failed row left out
+    rows = (_dev("GPU Y", "transformer", "transformer-flash", (1e-3, 2e-3, 6e-3), B=8)[::-1]
+            + _dev("GPU Y", "rnn", "rnn", LINEAR, B=8)[::-1]
+            + _dev("CPU X", "rnn", "rnn", FLAT, B=4)[::-1])
+    rows += [{**rows[0], "phase": "train", "median_s": 9.0},
+             {**rows[0], "status": "failed", "T": 512}]
+    frame = pd.DataFrame(rows)
+    table = S.device_slopes(frame)
+    expected = pd.DataFrame({
+        "device": ["GPU Y", "GPU Y", "CPU X"],
+        "variant": ["transformer-flash", "rnn", "rnn"],
+        "model": ["transformer", "rnn", "rnn"], "B": ["8", "8", "4"],
+        "T": ["16..256"] * 3, "time slope": [0.65, 1.0, 0.0],
+        "s at min T": [1e-3, 1e-3, 2e-3], "s at max T": [6e-3, 16e-3, 2e-3]})
+    pd.testing.assert_frame_equal(table, expected)
+
+
+def test_device_slopes_without_a_batch_column_or_without_device_labels():
+    table = S.device_slopes(pd.DataFrame(_dev("CPU X", "rnn", "rnn", HALF)))
+    assert table.to_dict("records") == [
+        {"device": "CPU X", "variant": "rnn", "model": "rnn", "B": "", "T": "16..256",
+         "time slope": 0.5, "s at min T": 1e-3, "s at max T": 4e-3}]
+    unlabelled = pd.DataFrame(_dev("CPU X", "rnn", "rnn", HALF)).drop(columns="device_label")
+    assert S.device_slopes(unlabelled).equals(pd.DataFrame())
+    assert S.device_slopes(None).equals(pd.DataFrame())
+
+
+def _sentence(device, loop, att):
+    return (f"on {device} the recurrent loops' forward time grows as T^{loop} and the "
+            f"attention models' as T^{att}")
+
+
+DEPTH = ("time follows the sequential depth (T steps for a loop, a constant for the "
+         "Transformer), as the homework argues")
+FLOPS = ("both grow about linearly, as their FLOPs do: time follows the FLOPs, not the "
+         "depth")
+
+
+def test_devices_summary_states_every_devices_verdict_in_input_order():
+    missing = dict(zip((16, 64, 256), (np.nan, 2e-3, 4e-3)))  # NPU B's rnn: no time at T=16
+    rows = (_dev("TPU Q", "rnn", "rnn", LINEAR, B=4)  # no attention model: left out
+            + _dev("GPU Y", "rnn", "rnn", LINEAR, B=4)
+            + _dev("GPU Y", "transformer", "transformer-flash", FLAT, B=4)
+            + _dev("CPU X", "rnn", "rnn", LINEAR, B=4)
+            + _dev("CPU X", "transformer", "transformer-flash", LINEAR, B=4)
+            + _dev("CPU W", "rnn", "rnn", LINEAR, B=4)
+            + _dev("CPU W", "transformer", "transformer-manual", LINEAR, B=4)
+            + _dev("NPU A", "rnn", "rnn", HALF, B=4)
+            + _dev("NPU A", "transformer", "transformer-flash", HALF, B=4)
+            + [{**r, "median_s": missing[r["T"]]}
+               for r in _dev("NPU B", "rnn", "rnn", HALF, B=4)]
+            + _dev("NPU B", "transformer", "transformer-flash", HALF, B=4))
+    s = S.devices_summary(pd.DataFrame(rows))
+    # NPU B's rnn keeps its exponent 0.5 from T 64 and 256 (log 2 / log 4); its time at
+    # min T is missing, which must not drop the device. Exponent 0.5 is below 0.75: neither.
+    # Every device ran B 4: no batch-size sentence.
+    assert s.findings == [
+        "Devices side by side (forward pass over T known tokens): "
+        + "; ".join([_sentence("GPU Y", "1.00", "0.00"), _sentence("CPU X", "1.00", "1.00"),
+                     _sentence("CPU W", "1.00", "1.00"), _sentence("NPU A", "0.50", "0.50"),
+                     _sentence("NPU B", "0.50", "0.50")])
+        + f". On GPU Y {DEPTH}. On CPU X and CPU W {FLOPS}. On NPU A and NPU B the exponents "
+        "follow neither the depth nor the FLOPs alone."]
+    assert list(s.table.columns) == ["device", "variant", "B", "T", "time slope",
+                                     "s at min T", "s at max T"]
+    assert list(s.table["device"]) == (["TPU Q"] + ["GPU Y"] * 2 + ["CPU X"] * 2
+                                       + ["CPU W"] * 2 + ["NPU A"] * 2 + ["NPU B"] * 2)
+
+
+def test_devices_summary_says_when_the_devices_ran_different_batch_sizes():
+    rows = (_dev("GPU Y", "rnn", "rnn", LINEAR, B=8)
+            + _dev("GPU Y", "transformer", "transformer-flash", FLAT, B=8)
+            + _dev("CPU X", "rnn", "rnn", LINEAR, B=4)
+            + _dev("CPU X", "transformer", "transformer-flash", LINEAR, B=4))
+    s = S.devices_summary(pd.DataFrame(rows))
+    assert s.findings == [
+        "Devices side by side (forward pass over T known tokens): "
+        + _sentence("GPU Y", "1.00", "0.00") + "; " + _sentence("CPU X", "1.00", "1.00")
+        + f". On GPU Y {DEPTH}. On CPU X {FLOPS}. The devices ran different batch sizes "
+        "(B 8 on GPU Y; B 4 on CPU X): compare exponents, not times."]
+
+
+def test_devices_summary_tables_without_the_model_when_nothing_compares():
+    one = pd.DataFrame(_dev("CPU X", "rnn", "rnn", HALF, B=2))
+    expected = pd.DataFrame({"device": ["CPU X"], "variant": ["rnn"], "B": ["2"],
+                             "T": ["16..256"], "time slope": [0.5], "s at min T": [1e-3],
+                             "s at max T": [4e-3]})
+    s = S.devices_summary(one)
+    assert s.findings == []
+    pd.testing.assert_frame_equal(s.table, expected)
+    # two devices, neither with an attention model: no finding, the same table per device
+    two = pd.concat([one, one.assign(device_label="GPU Y")], ignore_index=True)
+    s = S.devices_summary(two)
+    assert s.findings == []
+    pd.testing.assert_frame_equal(
+        s.table, pd.concat([expected, expected.assign(device="GPU Y")], ignore_index=True))
+    assert S.devices_summary(None).table.empty
