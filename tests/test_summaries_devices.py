@@ -223,3 +223,76 @@ def test_devices_summary_tables_without_the_model_when_nothing_compares():
     pd.testing.assert_frame_equal(
         s.table, pd.concat([expected, expected.assign(device="GPU Y")], ignore_index=True))
     assert S.devices_summary(None).table.empty
+
+
+# ---------------------------------------------------------------------------- flops_summary
+
+
+def _flop(model, quantity, verdict, ratio, **over):
+    return {"model": model, "quantity": quantity, "verdict": verdict, "ratio_torch": ratio,
+            "status": "ok", **over}
+
+
+def test_flops_summary_full_table_grid_notes_and_second_counters():
+    flops = pd.DataFrame([
+        _flop("transformer", "forward", "exact", 1.0, attention="flash", env_device="cpu",
+              B=1, T=8, D=16, L=2, predicted=200, measured_aaa=np.nan, measured_zzz=200),
+        _flop("transformer", "forward", "exact", 1.0, attention="flash", env_device="cuda",
+              B=2, T=16, D=16, L=2, predicted=400, measured_aaa=np.nan, measured_zzz=400),
+        _flop("rnn", "forward", "mismatch", 0.5, attention=None, env_device="cpu",
+              B=1, T=4, D=8, L=1, predicted=100, measured_aaa=np.nan, measured_zzz=90),
+        _flop("transformer", "train", "exact", 1.0, attention="flash", env_device="cpu",
+              B=1, T=8, D=16, L=2, predicted=600, measured_aaa=np.nan, measured_zzz=np.nan),
+        {"model": "rnn", "quantity": "train", "status": "failed: MemoryError"},
+    ])
+    s = S.flops_summary(flops, ["note a", "note b", "note a"])
+    # ok rows 0-3: 3 exact of 4, 2 models, 2 quantities, ratios 0.5..1; CPU flash rows: 0
+    # and 3 (row 1 ran on cuda); measured_aaa counted nothing (skipped, not the end of the
+    # loop); measured_zzz counted rows 0-2 and equals the prediction on rows 0 and 1.
+    assert s.findings == [
+        "FLOPs: 3 of 4 reconciliation rows (2 models, 2 quantities) have predicted matmul "
+        "FLOPs equal to PyTorch's counter exactly (ratio 0.500000 to 1.000000). Grid: B 1 "
+        "to 2, T 4 to 16, D 8 to 16, L 1 to 2.",
+        "The 2 CPU flash-attention rows are counted with the project's SDPA mapping "
+        "(PyTorch's raw counter gives 0 FLOPs for CPU flash SDPA): note a; note b.",
+        "The forward counts of zzz equal the prediction on 2 of 3 rows.",
+        "1 reconciliation cells failed (see flops_reconciliation.csv)."]
+    expected = pd.DataFrame({
+        "model": ["transformer", "rnn", "transformer"],
+        "quantity": ["forward", "forward", "train"],
+        "rows": [2, 1, 1], "exact": [2, 0, 1],
+        "ratio_min": [1.0, 0.5, 1.0], "ratio_max": [1.0, 0.5, 1.0]})
+    pd.testing.assert_frame_equal(s.table, expected)
+
+
+def test_flops_summary_without_a_device_column_takes_every_row_as_cpu():
+    flops = pd.DataFrame([
+        _flop("transformer", "forward", "exact", 1.0, attention="manual"),
+        _flop("transformer", "forward", "exact", 1.0, attention="flash"),
+        _flop("transformer", "forward", "mismatch", np.inf, attention="flash"),
+    ]).drop(columns="status")
+    s = S.flops_summary(flops)
+    # no sizes: no grid; a ratio of inf (the raw counter counted 0) is printed as "inf"
+    assert s.findings == [
+        "FLOPs: 2 of 3 reconciliation rows (1 models, 1 quantities) have predicted matmul "
+        "FLOPs equal to PyTorch's counter exactly (ratio 1.000000 to inf).",
+        "The 2 CPU flash-attention rows are counted with the project's SDPA mapping "
+        "(PyTorch's raw counter gives 0 FLOPs for CPU flash SDPA): no counter note recorded."]
+    pd.testing.assert_frame_equal(s.table, pd.DataFrame({
+        "model": ["transformer"], "quantity": ["forward"], "rows": [3], "exact": [2],
+        "ratio_min": [1.0], "ratio_max": [np.inf]}))
+
+
+def test_flops_summary_without_an_attention_column_has_no_flash_rows():
+    flops = pd.DataFrame([_flop("rnn", "forward", "exact", 1.0, env_device="cpu"),
+                          _flop("rnn", "train", "exact", 1.0, env_device="cpu")])
+    assert S.flops_summary(flops, ["n"]).findings == [
+        "FLOPs: 2 of 2 reconciliation rows (1 models, 2 quantities) have predicted matmul "
+        "FLOPs equal to PyTorch's counter exactly (ratio 1.000000)."]
+
+
+def test_flops_summary_needs_a_verdict_column():
+    assert S.flops_summary(None).findings == []
+    s = S.flops_summary(pd.DataFrame([{"model": "rnn", "quantity": "forward", "status": "ok",
+                                       "ratio_torch": 1.0}]))
+    assert s.table.empty and s.findings == []
