@@ -296,3 +296,60 @@ def test_flops_summary_needs_a_verdict_column():
     s = S.flops_summary(pd.DataFrame([{"model": "rnn", "quantity": "forward", "status": "ok",
                                        "ratio_torch": 1.0}]))
     assert s.table.empty and s.findings == []
+
+
+# ---------------------------------------------------------------------------- graph_summary
+
+
+def test_graph_summary_skips_unmatched_and_zero_replays_and_keeps_the_phases_order():
+    rows = [  # id, variant, phase, median_s, predicted_nofixed_s
+        ("t-forward-B16+cuda-graph", "t+cuda-graph", "forward", 1e-3, 1e-4),  # no eager twin
+        ("t-train-B8", "t", "train", 9e-3, 1e-3),
+        ("t-train-B8+cuda-graph", "t+cuda-graph", "train", 3e-3, 1e-3),
+        ("r-forward-B8+cuda-graph", "r+cuda-graph", "forward", 0.0, 1e-4),  # no time: skipped
+        ("t-forward-B8", "t", "forward", 4e-3, 2.5e-4),
+        ("t-forward-B8+cuda-graph", "t+cuda-graph", "forward", 5e-4, 2.5e-4),
+        ("r-forward-B8", "r", "forward", 2e-3, 1e-4),
+        ("u-forward-B8", "u", "forward", 6e-3, 0.0),
+        ("u-forward-B8+cuda-graph", "u+cuda-graph", "forward", 2e-3, 0.0),  # no floor
+    ]
+    frame = pd.DataFrame(rows, columns=["id", "variant", "phase", "median_s",
+                                        "predicted_nofixed_s"])
+    s = S.graph_summary(frame)
+    # train: 9 / 3 = 3x, at 3 / 1 = 3x the floor; forward: t 4 / 0.5 = 8x at 0.5 / 0.25 = 2x,
+    # u 6 / 2 = 3x with a zero floor (no ratio)
+    expected = pd.DataFrame({
+        "id": ["t-train-B8", "t-forward-B8", "u-forward-B8"], "variant": ["t", "t", "u"],
+        "phase": ["train", "forward", "forward"], "eager_s": [9e-3, 4e-3, 6e-3],
+        "graph_s": [3e-3, 5e-4, 2e-3], "speed-up": [3.0, 8.0, 3.0],
+        "floor_s": [1e-3, 2.5e-4, 0.0], "graph/floor": [3.0, 2.0, np.nan]})
+    pd.testing.assert_frame_equal(s.table, expected)
+    # forward speed-ups 8 and 3: range 3-8, median 5.5; floors: only t's 2
+    assert s.findings == [
+        "CUDA graphs, train: 1 rounds replayed 3-3x faster than eager (median 3x), at 3-3x "
+        "the runtime model's no-fixed-cost floor (median 3x).",
+        "CUDA graphs, forward: 2 rounds replayed 3-8x faster than eager (median 5.5x), at "
+        "2-2x the runtime model's no-fixed-cost floor (median 2x)."]
+
+
+def test_graph_summary_without_a_floor_column_states_only_the_speed_up():
+    frame = pd.DataFrame({"id": ["t-forward-B8", "t-forward-B8+cuda-graph"],
+                          "variant": ["t", "t+cuda-graph"], "phase": ["forward", "forward"],
+                          "median_s": [4e-3, 1e-3]})
+    s = S.graph_summary(frame)
+    expected = pd.DataFrame([{"id": "t-forward-B8", "variant": "t", "phase": "forward",
+                              "eager_s": 4e-3, "graph_s": 1e-3, "speed-up": 4.0,
+                              "floor_s": None, "graph/floor": np.nan}])
+    pd.testing.assert_frame_equal(s.table, expected)
+    assert s.findings == ["CUDA graphs, forward: 1 rounds replayed 4-4x faster than eager "
+                          "(median 4x)."]
+
+
+def test_graph_summary_is_empty_without_variants_ids_or_a_matching_eager_round():
+    frame = pd.DataFrame({"id": ["t-forward-B8", "t-forward-B8+cuda-graph"],
+                          "variant": ["t", "t+cuda-graph"], "phase": ["forward", "forward"],
+                          "median_s": [4e-3, 1e-3]})
+    for data in (None, pd.DataFrame(), frame.drop(columns="variant"),
+                 frame.drop(columns="id"), frame.iloc[1:]):
+        s = S.graph_summary(data)
+        assert s.table.empty and s.findings == []
