@@ -353,3 +353,59 @@ def test_graph_summary_is_empty_without_variants_ids_or_a_matching_eager_round()
                  frame.drop(columns="id"), frame.iloc[1:]):
         s = S.graph_summary(data)
         assert s.table.empty and s.findings == []
+
+
+# ---------------------------------------------------------------------------- device ratios
+
+
+def _r(device, configuration, comparison="c", ratio=2.0, lo=1.8, hi=2.2):
+    return {"comparison": comparison, "measure": "time", "configuration": configuration,
+            "device_label": device, "ratio": ratio, "ci_low": lo, "ci_high": hi}
+
+
+def test_device_ratios_on_one_device_is_its_own_wide_table():
+    s = S.device_ratios_summary(pd.DataFrame([_r("A", "B4-T32")]))
+    expected = pd.DataFrame({"comparison": ["c"], "measure": ["time"],
+                             "configuration": ["B4-T32"], "A": ["2.0 [1.8, 2.2]"]})
+    pd.testing.assert_frame_equal(s.table, expected)  # columns unnamed, B kept
+    assert s.findings == []
+    assert S.device_ratios_summary(None).table.empty
+
+
+def test_device_ratios_with_the_same_batch_size_everywhere_match_whole_configurations():
+    s = S.device_ratios_summary(pd.DataFrame([_r("CPU", "rnn forward B4-T32"),
+                                              _r("GPU", "rnn forward B4-T32", ratio=9.0,
+                                                 lo=8.5, hi=9.5)]))
+    assert s.table.to_dict("records") == [
+        {"comparison": "c", "measure": "time", "configuration": "rnn forward B4-T32",
+         "CPU": "2.0 [1.8, 2.2]", "GPU": "9.0 [8.5, 9.5]"}]
+    assert s.findings == [
+        "1 paired ratios were measured on both CPU and GPU (the same comparison, measure and "
+        "configuration); they are set side by side below."]
+
+
+def test_device_ratios_on_three_devices_and_only_the_first_batch_size_is_dropped():
+    three = pd.DataFrame([_r("A", "x"), _r("B", "x"), _r("C", "x")])
+    assert S.device_ratios_summary(three).findings == [
+        "1 paired ratios were measured on every one of A, B, C (the same comparison, measure "
+        "and configuration); they are set side by side below."]
+    s = S.device_ratios_summary(pd.DataFrame([_r("CPU", "mix B4-T32 B2-D8"),
+                                              _r("GPU", "mix B8-T32 B2-D8")]))
+    assert list(s.table["configuration"]) == ["mix T32 B2-D8"]
+    assert s.findings == [
+        "1 paired ratios were measured on both CPU and GPU (matched on everything but the "
+        "batch size: B 4 on CPU; B 8 on GPU); they are set side by side below."]
+
+
+def test_device_ratios_say_in_full_why_nothing_pairs():
+    tail = ("each device's ratios are under its own Paired ratios (devices_ratios.csv holds "
+            "them all).")
+    s = S.device_ratios_summary(pd.DataFrame([_r("CPU", "x"), _r("GPU", "x", "d")]))
+    assert s.table.empty
+    assert s.findings == [
+        "No paired ratio was measured on both CPU and GPU (the same comparison, measure and "
+        f"configuration): they share no comparison; {tail}"]
+    s = S.device_ratios_summary(pd.DataFrame([_r("CPU", "x"), _r("GPU", "y")]))
+    assert s.findings == [
+        "No paired ratio was measured on both CPU and GPU (the same comparison, measure and "
+        f"configuration): they share the comparisons c but no configuration; {tail}"]
