@@ -335,6 +335,12 @@ def test_second_counters_take_real_tensors_for_tiny_forwards_meta_for_large(monk
                                        (wide, {"B": 2, "T": 40}, "auto"),
                                        (tiny, {"B": 2, "T": 3}, "real"))]
     assert seen == ["cpu", "meta", "meta", "cpu"]
+    # building the real model drew no number from the caller's random stream
+    torch.manual_seed(5)
+    first = torch.rand(1)
+    torch.manual_seed(5)
+    counters.count_forward(tiny, {"B": 2, "T": 3}, tensors="real")
+    assert torch.equal(torch.rand(1), first)
     assert counts[0] == counts[1] == counts[3]
     with pytest.raises(ValueError, match="unknown tensors 'fake'"):
         counters.count_forward(tiny, {"B": 2, "T": 3}, tensors="fake")
@@ -390,6 +396,8 @@ def test_fvcore_sdpa_handle_reads_batch_queries_and_keys_from_the_ends(q_shape, 
 
     q, k, v = torch.randn(q_shape), torch.randn(kv_shape), torch.randn(kv_shape)
     expected = 480 if len(q_shape) == 3 else 2880
-    assert FVCORE.count(Attend(), (q, k, v)).total == expected
+    fv = FVCORE.count(Attend(), (q, k, v))
+    assert fv.total == expected
+    assert fv.by_operator == {"scaled_dot_product_attention": expected // 2}  # multiply-adds
     # PyTorch's counter agrees (its own SDPA formula, the full square)
     assert counters.count_flops_torch(None, lambda: Attend()(q, k, v))["total"] == expected

@@ -138,9 +138,8 @@ def count_forward(cfg: ModelConfig, sizes: dict, model: nn.Module | None = None,
         device = "cpu"
     elif tensors == "real" or tensors == "auto" and real_tensors_suffice(cfg, "forward", sizes):
         device = "cpu"
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = build_model(cfg)
+        with torch.random.fork_rng():  # the weights' values count for nothing: the caller's
+            model = build_model(cfg)     # random stream is left as it was
     else:
         device = "meta"
         with torch.device("meta"):
