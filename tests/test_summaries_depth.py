@@ -1,0 +1,146 @@
+"""Exact, hand-derived answers for the report's depth, timing-quality, failure, training and
+attention summaries: every expected table and sentence below is worked out in the comments
+from the hand-made input, never copied from the code's output."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.report import summaries as S
+
+LN2 = math.log(2.0)
+INTRO = "Time per FLOP vs sequential depth "
+CAVEAT = (" Deep workloads here are also the ones with small matmuls, so this is a "
+          "correlation, not a measurement of the chain's cost alone.")
+
+
+def _empty(s):
+    assert isinstance(s, S.Summary)
+    assert s.table.empty and list(s.table.columns) == [] and s.findings == []
+
+
+# ---------------------------------------------------------------------------- depth_time
+
+
+def _depth_rows(log2_spf, depths=(1.0, 2.0, 4.0, 8.0), flops=(1e6, 3e6, 5e5, 2e6)):
+    """Model workloads at depth 2^k (k = 0..3) with seconds per FLOP 1e-9 * 2^y: in log2
+    units the fit of y against k is done by hand below, and slope and R^2 do not depend on
+    the logarithm's base (the intercept does: ln(1e-9) + ln2 * intercept in log2 units)."""
+    return [{"status": "ok", "suite": "test_model_phase", "predicted_depth": d,
+             "predicted_flops": f, "median_s": f * 1e-9 * 2.0**y, "ci_low_s": 0.0}
+            for d, f, y in zip(depths, flops, log2_spf)]
+
+
+def _fit_table(points, slope, intercept2, r2, depth):
+    return pd.DataFrame([{"points": points, "exponent": slope,
+                          "intercept": math.log(1e-9) + LN2 * intercept2, "R^2": r2,
+                          "depth": depth}])
+
+
+def test_depth_time_summary_poor_fit_growing_exponent_with_rows_left_out():
+    # y = 0, 1, 0, 1 at k = 0, 1, 2, 3: kbar 1.5, ybar 0.5; Sxy = .75 - .25 - .25 + .75 = 1,
+    # Sxx = 5: slope 0.2; intercept 0.5 - 0.2 * 1.5 = 0.2; SStot = 4 * .25 = 1,
+    # SSreg = 0.04 * 5 = 0.2: R^2 = 0.2 (below 0.3: a poor fit)
+    rows = _depth_rows([0, 1, 0, 1])
+    left_out = [
+        # another suite, a failed row, a missing depth, flops or median, zero depth, zero flops
+        {**rows[0], "suite": "test_attention", "median_s": 1.0},
+        {**rows[1], "status": "failed: boom", "median_s": 1.0},
+        {**rows[2], "predicted_depth": np.nan},
+        {**rows[2], "predicted_flops": np.nan},
+        {**rows[2], "median_s": np.nan},
+        {**rows[3], "predicted_depth": 0.0},
+        {**rows[3], "predicted_flops": 0.0, "median_s": 1.0},
+        {**rows[3], "predicted_depth": -2.0},
+        {**rows[3], "predicted_flops": -1.0},
+    ]
+    # a NaN in a column the fit does not read keeps the row
+    rows[1]["ci_low_s"] = np.nan
+    timing = pd.DataFrame(left_out[:3] + rows[:2] + left_out[3:] + rows[2:])
+    s = S.depth_time_summary(timing)
+    pd.testing.assert_frame_equal(s.table, _fit_table(4, 0.2, 0.2, 0.2, "1..8"),
+                                  check_exact=False, rtol=1e-9)
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP grow as depth^0.20: the "
+        "workloads with longer chains of dependent matmuls get fewer FLOPs done per second; "
+        "R^2 = 0.20 (a poor fit)." + CAVEAT]
+
+
+def test_depth_time_summary_loose_fit():
+    # y = 0, 2, 1, 3: ybar 1.5; Sxy = 2.25 - .25 - .25 + 2.25 = 4, slope 4 / 5 = 0.8;
+    # intercept 1.5 - 0.8 * 1.5 = 0.3; SStot = 5, SSreg = 0.64 * 5 = 3.2: R^2 = 0.64
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([0, 2, 1, 3])))
+    pd.testing.assert_frame_equal(s.table, _fit_table(4, 0.8, 0.3, 0.64, "1..8"),
+                                  check_exact=False, rtol=1e-9)
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP grow as depth^0.80: the "
+        "workloads with longer chains of dependent matmuls get fewer FLOPs done per second; "
+        "R^2 = 0.64 (a loose fit)." + CAVEAT]
+
+
+def test_depth_time_summary_falling_close_fit():
+    # y = 3, 2, 1, 0 at k = 0..3: slope -1 exactly, intercept 3, R^2 = 1 (a close fit);
+    # depth 3, 6, 12, 24 (k read as log2(depth / 3): the same slope and R^2, intercept
+    # 3 + log2(3) in log2 units of depth 1)
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([3, 2, 1, 0],
+                                                      depths=(3.0, 6.0, 12.0, 24.0))))
+    pd.testing.assert_frame_equal(s.table, _fit_table(4, -1.0, 3 + math.log2(3), 1.0, "3..24"),
+                                  check_exact=False, rtol=1e-9)
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 3..24): seconds per FLOP fall as depth^-1.00: the "
+        "deeper workloads run their FLOPs faster here; R^2 = 1.00 (a close fit)." + CAVEAT]
+
+
+def test_depth_time_summary_falling_poor_fit_and_barely_changing():
+    # y = 1, 0, 1, 0: the mirror of 0, 1, 0, 1: slope -0.2, R^2 0.2
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([1, 0, 1, 0])))
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP fall as depth^-0.20: the "
+        "deeper workloads run their FLOPs faster here; R^2 = 0.20 (a poor fit)." + CAVEAT]
+    # y = 0, .1, 0, .1: Sxy = 0.1, slope 0.02; SStot 0.01, SSreg 0.0004 * 5: R^2 0.2
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([0, 0.1, 0, 0.1])))
+    assert s.table["exponent"].iloc[0] == pytest.approx(0.02, rel=1e-9)
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP barely change with depth "
+        "(exponent 0.02); R^2 = 0.20 (a poor fit)." + CAVEAT]
+    # y = .1, 0, .1, 0: the mirror of 0, .1, 0, .1: slope -0.02, R^2 0.2
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([0.1, 0, 0.1, 0])))
+    assert s.findings[0].startswith(
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP barely change with depth "
+        "(exponent -0.02); R^2 = 0.20")
+
+
+def test_depth_time_summary_two_points_and_a_constant_time_per_flop():
+    # two workloads are enough for a line: depth 2 and 8 (k = 1, 3), y = 0 and 1: slope 0.5,
+    # intercept in log2 units 0 - 0.5 * 1 = -0.5, R^2 = 1
+    rows = _depth_rows([0, 1], depths=(2.0, 8.0))
+    s = S.depth_time_summary(pd.DataFrame(rows))
+    pd.testing.assert_frame_equal(s.table, _fit_table(2, 0.5, -0.5, 1.0, "2..8"),
+                                  check_exact=False, rtol=1e-9)
+    assert s.findings[0] == (
+        INTRO + "(2 model workloads, depth 2..8): seconds per FLOP grow as depth^0.50: the "
+        "workloads with longer chains of dependent matmuls get fewer FLOPs done per second; "
+        "R^2 = 1.00 (a close fit)." + CAVEAT)
+    # the same seconds per FLOP at every depth: SStot = 0, read as R^2 = 1 (no spread to
+    # explain), slope 0
+    # (equal FLOPs too, so that every log(median / FLOPs) is the very same float)
+    flat = S.depth_time_summary(pd.DataFrame(_depth_rows([0, 0, 0, 0], flops=(1e6,) * 4)))
+    assert flat.table["R^2"].iloc[0] == 1.0
+    assert flat.table["exponent"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert flat.findings[0].endswith("R^2 = 1.00 (a close fit)." + CAVEAT)
+
+
+def test_depth_time_summary_is_empty_without_two_usable_depths():
+    rows = _depth_rows([0, 1, 0, 1])
+    _empty(S.depth_time_summary(None))
+    _empty(S.depth_time_summary(pd.DataFrame()))
+    _empty(S.depth_time_summary(pd.DataFrame(rows[:1])))  # one point
+    _empty(S.depth_time_summary(pd.DataFrame(rows).assign(status="failed")))
+    _empty(S.depth_time_summary(pd.DataFrame(rows).assign(suite="test_attention")))
+    # one depth for every point: no line through them
+    _empty(S.depth_time_summary(pd.DataFrame(rows).assign(predicted_depth=4.0)))
+    # one good point and one with zero depth (or zero FLOPs): fewer than two usable
+    _empty(S.depth_time_summary(pd.DataFrame([rows[0], {**rows[1], "predicted_depth": 0.0}])))
+    _empty(S.depth_time_summary(pd.DataFrame([rows[0], {**rows[1], "predicted_flops": 0.0}])))
