@@ -144,3 +144,107 @@ def test_depth_time_summary_is_empty_without_two_usable_depths():
     # one good point and one with zero depth (or zero FLOPs): fewer than two usable
     _empty(S.depth_time_summary(pd.DataFrame([rows[0], {**rows[1], "predicted_depth": 0.0}])))
     _empty(S.depth_time_summary(pd.DataFrame([rows[0], {**rows[1], "predicted_flops": 0.0}])))
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def _bench(statuses):
+    return pd.DataFrame({"id": [f"w{i}" for i in range(len(statuses))], "status": statuses,
+                         "median_s": [1.0] * len(statuses)})
+
+
+def test_failure_summary_lists_up_to_five_failed_ids_and_marks_more():
+    # w0 and w3 are ok; w1, w2, w4..w7 failed: six, so the first five and ", ..."
+    timing = _bench(["ok", "failed: OOM", "error", "ok", "failed: x", "OK", "skipped", "fail"])
+    s = S.failure_summary(timing)
+    pd.testing.assert_frame_equal(s.table, pd.DataFrame({
+        "id": ["w1", "w2", "w4", "w5", "w6", "w7"],
+        "status": ["failed: OOM", "error", "failed: x", "OK", "skipped", "fail"]}))
+    # the sentence's own full stop follows the ", ..." (four dots, as the code writes it)
+    assert s.findings == ["6 bench configurations failed and are listed in timing.csv with "
+                          "their error: w1, w2, w4, w5, w6, ...."]
+
+
+def test_failure_summary_with_exactly_five_and_with_one_failure():
+    s = S.failure_summary(_bench(["failed"] * 5 + ["ok"]))
+    assert s.findings == ["5 bench configurations failed and are listed in timing.csv with "
+                          "their error: w0, w1, w2, w3, w4."]
+    one = S.failure_summary(pd.DataFrame({"id": [7, 8], "status": ["ok", "boom"]}))
+    pd.testing.assert_frame_equal(one.table, pd.DataFrame({"id": [8], "status": ["boom"]}))
+    assert one.findings == ["1 bench configurations failed and are listed in timing.csv with "
+                            "their error: 8."]
+
+
+def test_failure_summary_is_empty_when_nothing_failed():
+    _empty(S.failure_summary(None))
+    _empty(S.failure_summary(pd.DataFrame()))
+    _empty(S.failure_summary(_bench(["ok", "ok"])))
+
+
+# ---------------------------------------------------------------------------- depth table
+
+
+def _trace(model, attention, quantity, L, T, measured, verdict="exact", formula="f",
+           status="ok"):
+    return {"model": model, "attention": attention, "quantity": quantity, "L": L, "T": T,
+            "measured": measured, "verdict": verdict, "formula": formula, "status": status}
+
+
+def test_depth_summary_table_counts_and_both_kinds_of_forward_depth():
+    rows = [
+        _trace("rnn", None, "forward", 1, 4, 5, formula="T + 1"),
+        _trace("rnn", None, "forward", 1, 8, 9, "mismatch", formula="T + 1"),
+        _trace("rnn", None, "train", 1, 4, 10, formula="2*T + 2"),
+        _trace("transformer", "flash", "forward", 1, 4, 7, formula="6*L + 1"),
+        _trace("transformer", "flash", "forward", 1, 8, 7, formula="other"),
+        _trace("transformer", "manual", "forward", 2, 4, 13, "mismatch", formula="6*L + 1"),
+        _trace("transformer", "manual", "forward", 2, 8, 13, "mismatch", formula="6*L + 1"),
+        _trace("gru", "", "forward", 1, 4, 5, formula="T + 1"),
+        _trace("gru", "", "forward", 1, 8, 9, formula="T + 1"),
+        _trace("rnn", None, "forward", 1, 16, 99, formula="x", status="failed: y"),
+    ]
+    s = S.depth_summary(pd.DataFrame(rows))
+    # nine ok rows, six exact; groups in order of first appearance, the formula the first
+    expected = pd.DataFrame({
+        "model": ["rnn", "rnn", "transformer", "transformer", "gru"],
+        "attention": [None, None, "flash", "manual", ""],
+        "quantity": ["forward", "train", "forward", "forward", "forward"],
+        "rows": [2, 1, 2, 2, 2], "exact": [1, 1, 2, 0, 2],
+        "formula": ["T + 1", "2*T + 2", "6*L + 1", "6*L + 1", "T + 1"]})
+    pd.testing.assert_frame_equal(s.table, expected, check_dtype=False)
+    # rnn (no attention) and gru (blank attention) grow; both transformers stay
+    assert s.findings == [
+        "Depth: predicted and traced critical-path matmul depth agree on 6 of 9 rows.",
+        "The forward pass's traced depth grows with T for rnn, gru; does not change with T "
+        "for transformer-flash, transformer-manual."]
+
+
+def test_depth_summary_only_growing_only_flat_or_no_sweep_in_T():
+    grow = [_trace("rnn", None, "forward", 1, t, t + 1) for t in (4, 8)]
+    assert S.depth_summary(pd.DataFrame(grow)).findings == [
+        "Depth: predicted and traced critical-path matmul depth agree on 2 of 2 rows.",
+        "The forward pass's traced depth grows with T for rnn."]
+    flat = [_trace("transformer", "flash", "forward", 1, t, 7, "wrong") for t in (4, 8)]
+    assert S.depth_summary(pd.DataFrame(flat)).findings == [
+        "Depth: predicted and traced critical-path matmul depth agree on 0 of 2 rows.",
+        "The forward pass's traced depth does not change with T for transformer-flash."]
+    # the depth changes only between layer counts, one T each: no T sweep, no sentence; and
+    # only the forward pass is read (the train rows sweep T)
+    layers = [_trace("rnn", None, "forward", 1, 4, 5), _trace("rnn", None, "forward", 2, 8, 18),
+              _trace("rnn", None, "train", 1, 4, 5), _trace("rnn", None, "train", 1, 8, 9)]
+    assert S.depth_summary(pd.DataFrame(layers)).findings == [
+        "Depth: predicted and traced critical-path matmul depth agree on 4 of 4 rows."]
+    # within one L the depth grows; another L stays flat: it grows
+    mixed = [_trace("gru", None, "forward", 1, t, 3) for t in (4, 8)] + \
+            [_trace("gru", None, "forward", 2, t, t) for t in (4, 8)]
+    assert S.depth_summary(pd.DataFrame(mixed)).findings[1] == (
+        "The forward pass's traced depth grows with T for gru.")
+
+
+def test_depth_summary_is_empty_without_verdicts():
+    _empty(S.depth_summary(None))
+    _empty(S.depth_summary(pd.DataFrame()))
+    frame = pd.DataFrame([_trace("rnn", None, "forward", 1, 4, 5)])
+    _empty(S.depth_summary(frame.drop(columns="verdict")))
+    _empty(S.depth_summary(frame.assign(status="failed")))
