@@ -235,6 +235,11 @@ def test_depth_summary_only_growing_only_flat_or_no_sweep_in_T():
               _trace("rnn", None, "train", 1, 4, 5), _trace("rnn", None, "train", 1, 8, 9)]
     assert S.depth_summary(pd.DataFrame(layers)).findings == [
         "Depth: predicted and traced critical-path matmul depth agree on 4 of 4 rows."]
+    # a model without a T sweep does not stop the ones after it from being read
+    later = layers + [_trace("gru", None, "forward", 1, t, t + 1, "x") for t in (4, 8)]
+    assert S.depth_summary(pd.DataFrame(later)).findings == [
+        "Depth: predicted and traced critical-path matmul depth agree on 4 of 6 rows.",
+        "The forward pass's traced depth grows with T for gru."]
     # within one L the depth grows; another L stays flat: it grows
     mixed = [_trace("gru", None, "forward", 1, t, 3) for t in (4, 8)] + \
             [_trace("gru", None, "forward", 2, t, t) for t in (4, 8)]
@@ -248,3 +253,81 @@ def test_depth_summary_is_empty_without_verdicts():
     frame = pd.DataFrame([_trace("rnn", None, "forward", 1, 4, 5)])
     _empty(S.depth_summary(frame.drop(columns="verdict")))
     _empty(S.depth_summary(frame.assign(status="failed")))
+
+
+# ---------------------------------------------------------------------------- training
+
+NAN = float("nan")
+TRAIN_CAVEAT = ("; not converged, and one seed cannot separate models whose losses are "
+                "close): final validation loss ")
+
+
+def _curves():
+    cols = ["model", "step", "params", "train_loss", "val_loss", "tokens_per_s", "seed",
+            "data", "status"]
+    rows = [
+        # rnn: the last row has no validation loss, so the final one is step 20's (whose
+        # throughput is missing); params read from the first row; tokens/s median of 100, 200
+        ("rnn", 1, 10, 4.0, 4.1, 100.0, 1, "tiny", "ok"),
+        ("rnn", 20, 99, 3.0, 2.6, NAN, 1, "tiny", "ok"),
+        ("rnn", 40, 10, 2.0, NAN, 200.0, 1, "tiny", "ok"),
+        ("gru", 1, 20, 4.2, 4.0, 300.0, 2, "tiny", "ok"),
+        ("gru", 30, 20, 1.8, 2.2, 500.0, 2, "tiny", "ok"),
+        # a failed row is no part of the run
+        ("rnn", 50, 10, 0.1, 0.1, 900.0, 3, "other", "failed: OOM"),
+        # lstm: no throughput recorded at all, and the lowest validation loss
+        ("lstm", 1, 30, 4.3, 3.9, NAN, 1, "tiny", "ok"),
+        ("lstm", 40, 30, 1.7, 2.0, NAN, 1, "tiny", "ok"),
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_training_summary_table_and_sentence_with_two_seeds():
+    s = S.training_summary(_curves(), data="ignored")
+    expected = pd.DataFrame({
+        "model": ["rnn", "gru", "lstm"], "params": [10, 20, 30], "steps": [40, 30, 40],
+        "final train loss": [2.0, 1.8, 1.7], "final val loss": [2.6, 2.2, 2.0],
+        "tokens/s": [150.0, 400.0, NAN]})
+    pd.testing.assert_frame_equal(s.table, expected)
+    # seeds 1 and 2 (the failed row's 3 is not counted); steps per model 40, 30, 40
+    assert s.findings == [
+        "Training (short runs: 2 seeds, 40, 30 steps, corpus tiny" + TRAIN_CAVEAT
+        + "rnn 2.600, gru 2.200, lstm 2.000 nats/char; lowest lstm."]
+
+
+def test_training_summary_without_seed_corpus_or_validation_columns():
+    curves = _curves()[lambda f: f["model"].eq("gru")].drop(
+        columns=["seed", "data", "val_loss", "status"])
+    s = S.training_summary(curves)
+    expected = pd.DataFrame({
+        "model": ["gru"], "params": [20], "steps": [30], "final train loss": [1.8],
+        "final val loss": [NAN], "tokens/s": [400.0]})
+    pd.testing.assert_frame_equal(s.table, expected)
+    # no seed column: one seed; no corpus recorded nor given: unrecorded; no validation
+    # loss: printed as nan and no lowest model
+    assert s.findings == ["Training (short runs: one seed, 30 steps, corpus unrecorded"
+                          + TRAIN_CAVEAT + "gru nan nats/char."]
+    given = S.training_summary(curves, data="builtin")
+    assert given.findings == [
+        "Training (short runs: one seed, 30 steps, corpus builtin (the generated, synthetic "
+        "children's stories)" + TRAIN_CAVEAT + "gru nan nats/char."]
+    other = S.training_summary(curves, data="shakespeare")
+    assert other.findings == ["Training (short runs: one seed, 30 steps, corpus shakespeare"
+                              + TRAIN_CAVEAT + "gru nan nats/char."]
+
+
+def test_training_summary_one_recorded_seed_and_two_corpora():
+    curves = _curves()[lambda f: f["status"].eq("ok")].assign(seed=7)
+    curves.loc[curves["model"].eq("gru"), "data"] = "builtin"
+    s = S.training_summary(curves)
+    # corpora in order of first appearance: tiny, builtin (not "builtin" alone: no note)
+    assert s.findings == [
+        "Training (short runs: one seed, 40, 30 steps, corpus tiny, builtin" + TRAIN_CAVEAT
+        + "rnn 2.600, gru 2.200, lstm 2.000 nats/char; lowest lstm."]
+
+
+def test_training_summary_is_empty_without_train_losses():
+    _empty(S.training_summary(None))
+    _empty(S.training_summary(pd.DataFrame()))
+    _empty(S.training_summary(_curves().drop(columns="train_loss")))
+    _empty(S.training_summary(_curves().assign(status="failed")))
