@@ -331,3 +331,66 @@ def test_training_summary_is_empty_without_train_losses():
     _empty(S.training_summary(pd.DataFrame()))
     _empty(S.training_summary(_curves().drop(columns="train_loss")))
     _empty(S.training_summary(_curves().assign(status="failed")))
+
+
+# ---------------------------------------------------------------------------- timing quality
+
+QUALITY_COLS = ["status", "median_s", "ci_low_s", "ci_high_s", "converged", "drifted",
+                "rounds", "load_before", "load_after", "steal_fraction", "ci_target"]
+DRIFT = ("drifted during their run (first and last quarter of rounds with disjoint "
+         "intervals)")
+
+
+def _quality():
+    rows = [
+        # half-widths 0.02 / 1, 0.1 / 2, 0.4 / 4: 2%, 5%, 10%; the fourth has no interval
+        ("ok", 1.0, 0.98, 1.02, True, "False", 10, 0.25, NAN, 0.0, 0.02),
+        ("ok", 2.0, 1.9, 2.1, "True", "True", 40, 1.5, 0.75, 0.025, 0.02),
+        ("ok", 4.0, 3.6, 4.4, "False", 0, 7, NAN, 2.25, NAN, 0.05),
+        ("ok", 1.0, NAN, NAN, 1, "", 12, 0.5, 0.5, 0.0, NAN),
+        # a failed configuration counts nowhere
+        ("failed: x", 9.0, 1.0, 100.0, True, True, 1000, 9.0, 9.0, 0.9, 0.5),
+    ]
+    return pd.DataFrame(rows, columns=QUALITY_COLS)
+
+
+def test_timing_quality_summary_reads_flags_widths_load_and_steal():
+    s = S.timing_quality_summary(_quality())
+    # converged: True, "True", "False", 1 -> 3; drifted: "False", "True", 0, "" -> 1;
+    # median half-width of 2%, 5%, 10%: 5.0%; rounds 7..40; load over both columns
+    # 0.25, 1.5, 0.5, 0.75, 2.25, 0.5: 0.25..2.25; steal at most 0.025
+    pd.testing.assert_frame_equal(s.table, pd.DataFrame([{
+        "timings": 4, "CI within target": 3, "drifted": 1, "median CI half-width": "5.0%",
+        "rounds": "7..40", "load average": "0.25..2.25", "max CPU steal": "2.5%"}]))
+    assert s.findings == [
+        "Timing quality: 3 of 4 medians have a 95% interval within the precision target "
+        "(+-2% to +-5%) (median half-width 5.0%); 1 of 4 " + DRIFT + "; the 1-minute load "
+        "average was 0.25 to 2.25, CPU steal at most 2.5%."]
+
+
+def test_timing_quality_summary_without_load_steal_or_targets():
+    quiet = _quality().drop(columns="ci_target").assign(steal_fraction=NAN)
+    s = S.timing_quality_summary(quiet)
+    assert s.table["max CPU steal"].tolist() == [""]
+    assert s.findings == [
+        "Timing quality: 3 of 4 medians have a 95% interval within the precision target "
+        "(median half-width 5.0%); 1 of 4 " + DRIFT + "; the 1-minute load average was 0.25 "
+        "to 2.25."]
+    unloaded = _quality().drop(columns="ci_target").assign(load_before=NAN, load_after=NAN)
+    s = S.timing_quality_summary(unloaded)
+    assert s.table[["load average", "max CPU steal"]].to_dict("records") == [
+        {"load average": "", "max CPU steal": "2.5%"}]
+    assert s.findings == [
+        "Timing quality: 3 of 4 medians have a 95% interval within the precision target "
+        "(median half-width 5.0%); 1 of 4 " + DRIFT + ", CPU steal at most 2.5%."]
+    # a lower end without upper ends: no half-width to show in the table
+    lopsided = _quality().assign(ci_high_s=NAN)
+    assert S.timing_quality_summary(lopsided).table["median CI half-width"].tolist() == [""]
+
+
+def test_timing_quality_summary_is_empty_without_intervals():
+    _empty(S.timing_quality_summary(None))
+    _empty(S.timing_quality_summary(pd.DataFrame()))
+    _empty(S.timing_quality_summary(_quality().drop(columns="ci_low_s")))
+    _empty(S.timing_quality_summary(_quality().assign(ci_low_s=NAN)))
+    _empty(S.timing_quality_summary(_quality().assign(status="failed")))
