@@ -394,3 +394,115 @@ def test_timing_quality_summary_is_empty_without_intervals():
     _empty(S.timing_quality_summary(_quality().drop(columns="ci_low_s")))
     _empty(S.timing_quality_summary(_quality().assign(ci_low_s=NAN)))
     _empty(S.timing_quality_summary(_quality().assign(status="failed")))
+
+
+# ---------------------------------------------------------------------------- attention
+
+MEM_GROWTH = ": the manual path materializes the (B, H, T, T) scores, SDPA does not (the " \
+             "time and memory ratios are under Paired ratios)."
+
+
+def _attention(ts, flash_mem, manual_mem):
+    rows = []
+    for t in ts:
+        rows += [{"T": float(t), "kernel": "flash", "status": "ok", "median_s": 1e-3 * t,
+                  "peak_memory_bytes": S.MIB * flash_mem(t)},
+                 {"T": float(t), "kernel": "manual", "status": "ok", "median_s": 2e-3 * t,
+                  "peak_memory_bytes": S.MIB * manual_mem(t)}]
+    return rows
+
+
+def test_attention_summary_table_and_the_manual_kernels_faster_memory_growth():
+    # flash 1, 2, 4 MiB (T^1), manual 1, 4, 16 MiB (T^2) at T = 64, 128, 256; a failed
+    # row's huge numbers are left out
+    rows = _attention((64, 128, 256), lambda t: t / 64, lambda t: (t / 64) ** 2)
+    rows.append({"T": 64.0, "kernel": "manual", "status": "failed: OOM", "median_s": 99.0,
+                 "peak_memory_bytes": 1e12})
+    s = S.attention_summary(pd.DataFrame(rows))
+    expected = pd.DataFrame({"T": [64, 128, 256], "flash s": [0.064, 0.128, 0.256],
+                             "manual s": [0.128, 0.256, 0.512], "flash MiB": [1.0, 2.0, 4.0],
+                             "manual MiB": [1.0, 4.0, 16.0]})
+    pd.testing.assert_frame_equal(s.table, expected)
+    assert s.findings == ["Attention's peak memory grows as T^2.00 with the manual kernel and "
+                          "T^1.00 with SDPA" + MEM_GROWTH]
+
+
+def test_attention_summary_when_both_kernels_grow_alike_and_on_two_lengths():
+    # both linear in T: no claim about the scores
+    s = S.attention_summary(pd.DataFrame(_attention((64, 128, 256), lambda t: t / 64,
+                                                    lambda t: 3 * t / 64)))
+    assert s.findings == ["Attention's peak memory grows as T^1.00 with the manual kernel and "
+                          "T^1.00 with SDPA (the ratios are under Paired ratios)."]
+    # two lengths are enough for an exponent: manual 1 -> 8 MiB over T 64 -> 128 is T^3
+    two = S.attention_summary(pd.DataFrame(_attention((64, 128), lambda t: t / 64,
+                                                      lambda t: (t / 64) ** 3)))
+    assert two.table["T"].tolist() == [64, 128]
+    assert two.findings == ["Attention's peak memory grows as T^3.00 with the manual kernel "
+                            "and T^1.00 with SDPA" + MEM_GROWTH]
+
+
+def test_attention_summary_one_length_or_one_kernel_gives_only_a_table():
+    one = S.attention_summary(pd.DataFrame(_attention((64,), lambda t: 2.0, lambda t: 8.0)))
+    pd.testing.assert_frame_equal(one.table, pd.DataFrame({
+        "T": [64], "flash s": [0.064], "manual s": [0.128], "flash MiB": [2.0],
+        "manual MiB": [8.0]}))
+    assert one.findings == []
+    flash = [r for r in _attention((64, 128), lambda t: t / 64, lambda t: 1.0)
+             if r["kernel"] == "flash"]
+    only = S.attention_summary(pd.DataFrame(flash))
+    pd.testing.assert_frame_equal(only.table, pd.DataFrame({
+        "T": [64.0, 128.0], "median_s_flash": [0.064, 0.128],
+        "peak_memory_bytes_flash": [float(S.MIB), 2.0 * S.MIB]}))
+    assert only.findings == []
+    _empty(S.attention_summary(None))
+    _empty(S.attention_summary(pd.DataFrame()))
+    _empty(S.attention_summary(pd.DataFrame(flash).assign(status="failed")))
+
+
+# ---------------------------------------------------------------------------- loops vs attention
+
+
+def _slopes(time, depth=(0.0,), flops=(1.0,)):
+    return pd.DataFrame({"time slope": time, "depth slope": depth, "FLOP slope": flops})
+
+
+def test_loops_against_attention_when_the_loops_grow_faster():
+    # time means 1.25 and 0.75: gap 0.5; depth means 1.0 and 0.25: chain 0.75
+    rec = _slopes([1.0, 1.5], depth=[1.0, 1.0], flops=[1.0, 1.0])
+    att = _slopes([0.5, 1.0], depth=[0.0, 0.5], flops=[2.0, 2.0])
+    assert S._loops_against_attention(rec, att) == (
+        " The recurrent loops' time grows faster (by T^0.50 on average), as their longer chain "
+        "(depth exponent higher by 0.75) predicts.")
+    # chain exactly 0.25 is not above 0.25: no claim about the chain
+    assert S._loops_against_attention(_slopes([1.5], depth=[0.25]), _slopes([1.0])) == (
+        " The recurrent loops' time grows faster (by T^0.50 on average).")
+
+
+def test_loops_against_attention_when_the_attention_models_grow_faster():
+    # gap -1; FLOP exponents 2 against 1: work 1.0
+    assert S._loops_against_attention(_slopes([1.0], flops=[1.0]),
+                                      _slopes([2.0], flops=[2.0])) == (
+        " The attention models' time grows faster (by T^1.00 on average): their FLOPs grow "
+        "faster with T (exponent higher by 1.00); the recurrent chain does not show.")
+    # work exactly 0.1 is not above 0.1; and the FLOPs of the loops growing faster (-1)
+    for rec_flops, att_flops in ((0.0, 0.1), (2.0, 1.0)):
+        assert S._loops_against_attention(_slopes([1.0], flops=[rec_flops]),
+                                          _slopes([2.0], flops=[att_flops])) == (
+            " The attention models' time grows faster (by T^1.00 on average), which their "
+            "FLOP exponents do not explain.")
+
+
+def test_loops_against_attention_when_both_grow_alike():
+    # gap 0: the chain 1.0 deeper does not show
+    assert S._loops_against_attention(_slopes([1.0], depth=[1.0]),
+                                      _slopes([1.0], depth=[0.0])) == (
+        " Both families grow alike (mean exponents within 0.00): on this device the recurrent "
+        "chain, whose depth exponent is higher by 1.00, does not show as a faster growth.")
+    # gaps of exactly +0.25 and -0.25 are still alike; chain 0.25 is no claim
+    assert S._loops_against_attention(_slopes([1.25], depth=[0.25]), _slopes([1.0])) == (
+        " Both families grow alike (mean exponents within 0.25).")
+    assert S._loops_against_attention(_slopes([1.0]), _slopes([1.25])) == (
+        " Both families grow alike (mean exponents within 0.25).")
+    # the gap's size, not its sign: 1.0 - 1.2 reads 0.20
+    assert S._loops_against_attention(_slopes([1.0]), _slopes([1.2])) == (
+        " Both families grow alike (mean exponents within 0.20).")
