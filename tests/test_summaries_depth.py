@@ -506,3 +506,76 @@ def test_loops_against_attention_when_both_grow_alike():
     # the gap's size, not its sign: 1.0 - 1.2 reads 0.20
     assert S._loops_against_attention(_slopes([1.0]), _slopes([1.2])) == (
         " Both families grow alike (mean exponents within 0.20).")
+
+
+# ---------------------------------------------------------------------------- depth vs homework
+
+HEAD_NOTE = (": the depth table traces the whole model, vocabulary head included ({n} "
+             "matmul(s) on the chain), while the homework's question leaves the vocabulary head "
+             "(the classifier) out.")
+
+
+def _depth_table():
+    return pd.DataFrame([
+        # rnn train at one layer count (L = 1), its formula written two ways: the first is shown
+        _trace("rnn", None, "train", 1, 4, 10, formula="2*T + 2"),
+        _trace("rnn", None, "train", 1, 8, 18, formula="2 + 2*T"),
+        # the transformer at two layer counts: L stays a symbol
+        _trace("transformer", "flash", "forward", 1, 4, 7, formula="6*L + 1"),
+        _trace("transformer", "flash", "forward", 2, 4, 13, formula="6*L + 1"),
+        _trace("gru", None, "forward", 1, 4, 8, formula="T + 4"),
+        _trace("gru", None, "generate", 1, 4, 6, formula="T + 2"),
+        _trace("lstm", None, "forward", 1, 4, 5, formula="not a formula (("),
+        _trace("mamba", None, "forward", 1, 4, 5, formula="T", status="failed: x"),
+    ])
+
+
+def _check(pairs):
+    return pd.DataFrame([{"id": i, "derived": d} for i, d in pairs])
+
+
+def test_depth_vs_homework_explains_each_difference_and_skips_the_rest():
+    check = _check([
+        ("rnn.train.flops", "2*T"),                        # not a depth question
+        ("rnn.train", "2*T"),                              # not three parts
+        ("mamba.forward.sequential_matmuls", "T"),         # only a failed depth row
+        ("rnn.forward.sequential_matmuls", "T"),           # no such depth row
+        ("lstm.forward.sequential_matmuls", "T"),          # the depth formula does not parse
+        ("gru.forward.sequential_matmuls", "(("),          # the derived one does not parse
+        ("transformer.forward.sequential_matmuls", "6*L + 1"),  # no difference
+        # (2T + 2) - (2L + 2T - 2) = 4 - 2L, at L = 1: 2, the train pass's two head matmuls
+        ("rnn.train.sequential_matmuls", "2*L + 2*T - 2"),
+        # (6L + 1) - 6L = 1, the forward head; two layer counts: no "at L"
+        ("transformer.forward.sequential_matmuls", "6*L"),
+        # (T + 4) - (T + 1) = 3: not the head's count
+        ("gru.forward.sequential_matmuls", "T + 1"),
+        # (6L + 1) - 4L = 2L + 1: not a number
+        ("transformer.forward.sequential_matmuls", "4*L"),
+        # (T + 2) - (T + 1) = 1 on a quantity without a head count
+        ("gru.generate.sequential_matmuls", "T + 1"),
+    ])
+    assert S.depth_vs_homework(check, _depth_table()) == [
+        "`rnn.train.sequential_matmuls`: the depth table's rnn train depth `2*T + 2` and the "
+        "homework's derived `2*L + 2*T - 2` differ by 2 at L = 1" + HEAD_NOTE.format(n=2),
+        "`transformer.forward.sequential_matmuls`: the depth table's transformer forward depth "
+        "`6*L + 1` and the homework's derived `6*L` differ by 1" + HEAD_NOTE.format(n=1),
+        "`gru.forward.sequential_matmuls`: the depth table's gru forward depth `T + 4` and the "
+        "homework's derived `T + 1` differ by 3 at L = 1.",
+        "`transformer.forward.sequential_matmuls`: the depth table's transformer forward depth "
+        "`6*L + 1` and the homework's derived `4*L` differ by 2*L + 1.",
+        "`gru.generate.sequential_matmuls`: the depth table's gru generate depth `T + 2` and "
+        "the homework's derived `T + 1` differ by 1 at L = 1.",
+    ]
+
+
+def test_depth_vs_homework_needs_both_tables_and_the_formulas():
+    check = _check([("gru.forward.sequential_matmuls", "T + 1")])
+    depth = _depth_table()
+    assert S.depth_vs_homework(check, depth) == [
+        "`gru.forward.sequential_matmuls`: the depth table's gru forward depth `T + 4` and the "
+        "homework's derived `T + 1` differ by 3 at L = 1."]
+    assert S.depth_vs_homework(None, depth) == []
+    assert S.depth_vs_homework(check, None) == []
+    assert S.depth_vs_homework(check.iloc[:0], depth) == []
+    assert S.depth_vs_homework(check, depth.drop(columns="formula")) == []
+    assert S.depth_vs_homework(check, depth.assign(status="failed")) == []
