@@ -114,8 +114,8 @@ def test_depth_time_summary_falling_poor_fit_and_barely_changing():
 
 def test_depth_time_summary_two_points_and_a_constant_time_per_flop():
     # two workloads are enough for a line: depth 2 and 8 (k = 1, 3), y = 0 and 1: slope 0.5,
-    # intercept in log2 units 0 - 0.5 * 1 = -0.5, R^2 = 1
-    rows = _depth_rows([0, 1], depths=(2.0, 8.0))
+    # intercept in log2 units 0 - 0.5 * 1 = -0.5, R^2 = 1; a workload of a single FLOP counts
+    rows = _depth_rows([0, 1], depths=(2.0, 8.0), flops=(1.0, 4.0))
     s = S.depth_time_summary(pd.DataFrame(rows))
     pd.testing.assert_frame_equal(s.table, _fit_table(2, 0.5, -0.5, 1.0, "2..8"),
                                   check_exact=False, rtol=1e-9)
