@@ -275,8 +275,10 @@ def _curves():
         ("gru", 30, 20, 1.8, 2.2, 500.0, 2, "tiny", "ok"),
         # a failed row is no part of the run
         ("rnn", 50, 10, 0.1, 0.1, 900.0, 3, "other", "failed: OOM"),
-        # lstm: no throughput recorded at all, and the lowest validation loss
+        # lstm: no throughput recorded at all, and the lowest validation loss (the last of
+        # three)
         ("lstm", 1, 30, 4.3, 3.9, NAN, 1, "tiny", "ok"),
+        ("lstm", 20, 30, 2.4, 2.5, NAN, 1, "tiny", "ok"),
         ("lstm", 40, 30, 1.7, 2.0, NAN, 1, "tiny", "ok"),
     ]
     return pd.DataFrame(rows, columns=cols)
