@@ -581,3 +581,38 @@ def test_depth_vs_homework_needs_both_tables_and_the_formulas():
     assert S.depth_vs_homework(check.iloc[:0], depth) == []
     assert S.depth_vs_homework(check, depth.drop(columns="formula")) == []
     assert S.depth_vs_homework(check, depth.assign(status="failed")) == []
+
+
+@pytest.mark.parametrize("k,base", [(0.1, 0.5), (-0.1, 1.0)])
+def test_depth_time_summary_an_exponent_of_exactly_a_tenth_barely_changes(k, base):
+    # depth 1 and 8, seconds per FLOP base and base * 8^k: the exponent k = +-0.1, which
+    # the least-squares fit returns exactly on this numpy; "grows" and "falls" need |slope|
+    # above 0.1, so the expected sentence follows the rule on the slope actually fitted
+    rows = [{"status": "ok", "suite": "test_model_phase", "predicted_depth": d,
+             "predicted_flops": 2.0, "median_s": 2.0 * base * d**k} for d in (1.0, 8.0)]
+    s = S.depth_time_summary(pd.DataFrame(rows))
+    slope = s.table["exponent"].iloc[0]
+    assert slope == pytest.approx(k, rel=1e-12)
+    what = ("seconds per FLOP grow as depth^0.10: the workloads with longer chains of "
+            "dependent matmuls get fewer FLOPs done per second" if slope > 0.1 else
+            "seconds per FLOP fall as depth^-0.10: the deeper workloads run their FLOPs "
+            "faster here" if slope < -0.1 else
+            f"seconds per FLOP barely change with depth (exponent {k:.2f})")
+    assert s.findings == [INTRO + f"(2 model workloads, depth 1..8): {what}; R^2 = 1.00 "
+                          "(a close fit)." + CAVEAT]
+
+
+def test_depth_time_summary_an_r2_of_exactly_seven_tenths_is_a_close_fit():
+    # y = 0, 1, 0.5, 2.5 at k = 0..3: ybar 1; Sxy = 1.5 + 0 - 0.25 + 2.25 = 3.5, slope 0.7;
+    # SStot = 1 + 0 + 0.25 + 2.25 = 3.5, SSreg = 0.49 * 5 = 2.45: R^2 = 0.7 (on this numpy
+    # to the last bit); "a close fit" from R^2 0.7 up, so the expected words follow the rule
+    # on the R^2 actually computed
+    s = S.depth_time_summary(pd.DataFrame(_depth_rows([0, 1, 0.5, 2.5])))
+    r2 = s.table["R^2"].iloc[0]
+    assert r2 == pytest.approx(0.7, rel=1e-12)
+    assert s.table["exponent"].iloc[0] == pytest.approx(0.7, rel=1e-12)
+    strength = "a close fit" if r2 >= 0.7 else "a loose fit"
+    assert s.findings == [
+        INTRO + "(4 model workloads, depth 1..8): seconds per FLOP grow as depth^0.70: the "
+        "workloads with longer chains of dependent matmuls get fewer FLOPs done per second; "
+        f"R^2 = 0.70 ({strength})." + CAVEAT]
