@@ -607,7 +607,9 @@ def test_depth_time_summary_an_r2_of_exactly_seven_tenths_is_a_close_fit():
     # SStot = 1 + 0 + 0.25 + 2.25 = 3.5, SSreg = 0.49 * 5 = 2.45: R^2 = 0.7 (on this numpy
     # to the last bit); "a close fit" from R^2 0.7 up, so the expected words follow the rule
     # on the R^2 actually computed
-    s = S.depth_time_summary(pd.DataFrame(_depth_rows([0, 1, 0.5, 2.5])))
+    rows = [{"status": "ok", "suite": "test_model_phase", "predicted_depth": 2.0**k,
+             "predicted_flops": 1.0, "median_s": 2.0**y} for k, y in enumerate([0, 1, 0.5, 2.5])]
+    s = S.depth_time_summary(pd.DataFrame(rows))
     r2 = s.table["R^2"].iloc[0]
     assert r2 == pytest.approx(0.7, rel=1e-12)
     assert s.table["exponent"].iloc[0] == pytest.approx(0.7, rel=1e-12)
