@@ -618,3 +618,17 @@ def test_depth_time_summary_an_r2_of_exactly_seven_tenths_is_a_close_fit():
         INTRO + "(4 model workloads, depth 1..8): seconds per FLOP grow as depth^0.70: the "
         "workloads with longer chains of dependent matmuls get fewer FLOPs done per second; "
         f"R^2 = 0.70 ({strength})." + CAVEAT]
+
+
+def test_attention_summary_a_gap_of_exactly_three_tenths_is_no_claim():
+    # flash 1 MiB at T = 1 and 2 (T^0), manual 1 and 2^0.3 MiB (T^0.3): the manual kernel's
+    # exponent is higher by 0.3, which is not above 0.3 (the fit returns 0.0 and 0.3 exactly
+    # on this numpy; the expected words follow the rule on the exponents actually fitted)
+    s = S.attention_summary(pd.DataFrame(_attention((1, 2), lambda t: 1.0,
+                                                    lambda t: t ** 0.3)))
+    mf = S.loglog_slope(s.table["T"], s.table["flash MiB"])
+    mm = S.loglog_slope(s.table["T"], s.table["manual MiB"])
+    assert (mf, mm) == (pytest.approx(0.0, abs=1e-12), pytest.approx(0.3, rel=1e-12))
+    tail = MEM_GROWTH if mm > mf + 0.3 else " (the ratios are under Paired ratios)."
+    assert s.findings == ["Attention's peak memory grows as T^0.30 with the manual kernel and "
+                          "T^0.00 with SDPA" + tail]
