@@ -927,7 +927,7 @@ def test_failed_configurations_and_the_grid_of_the_timing_table(tmp_path):
     text = render(Context(ReportConfig(out=tmp_path)), STAGES)
     failed = text.split("### Failed configurations\n\n")[1].split("\n### ")[0]
     assert f"| {bad} | failed: OutOfMemoryError: no memory |" in failed
-    finding = f"1 bench configurations failed and are listed in timing.csv with their error: {bad}."
+    finding = f"1 bench configuration failed and is listed in timing.csv with its error: {bad}."
     assert f"- {finding}\n" in text.split("## Findings\n\n")[1].split("\n## ")[0]
     # the failed row counts as present: len(quick) - 2 are missing, of the quick grid
     quick = expected_workload_ids("quick", "cpu")

@@ -155,15 +155,15 @@ def _bench(statuses):
 
 
 def test_failure_summary_lists_up_to_five_failed_ids_and_marks_more():
-    # w0 and w3 are ok; w1, w2, w4..w7 failed: six, so the first five and ", ..."
+    # w0 and w3 are ok; w1, w2, w4..w7 failed: six, so the first five and "and 1 more"
     timing = _bench(["ok", "failed: OOM", "error", "ok", "failed: x", "OK", "skipped", "fail"])
     s = S.failure_summary(timing)
     pd.testing.assert_frame_equal(s.table, pd.DataFrame({
         "id": ["w1", "w2", "w4", "w5", "w6", "w7"],
         "status": ["failed: OOM", "error", "failed: x", "OK", "skipped", "fail"]}))
-    # the sentence's own full stop follows the ", ..." (four dots, as the code writes it)
+    # the first five, then how many more: 6 - 5 = 1
     assert s.findings == ["6 bench configurations failed and are listed in timing.csv with "
-                          "their error: w1, w2, w4, w5, w6, ...."]
+                          "their error: w1, w2, w4, w5, w6 and 1 more."]
 
 
 def test_failure_summary_with_exactly_five_and_with_one_failure():
@@ -172,8 +172,8 @@ def test_failure_summary_with_exactly_five_and_with_one_failure():
                           "their error: w0, w1, w2, w3, w4."]
     one = S.failure_summary(pd.DataFrame({"id": [7, 8], "status": ["ok", "boom"]}))
     pd.testing.assert_frame_equal(one.table, pd.DataFrame({"id": [8], "status": ["boom"]}))
-    assert one.findings == ["1 bench configurations failed and are listed in timing.csv with "
-                            "their error: 8."]
+    assert one.findings == ["1 bench configuration failed and is listed in timing.csv with "
+                            "its error: 8."]
 
 
 def test_failure_summary_is_empty_when_nothing_failed():
@@ -384,10 +384,14 @@ def test_timing_quality_summary_without_load_steal_or_targets():
         {"load average": "", "max CPU steal": "2.5%"}]
     assert s.findings == [
         "Timing quality: 3 of 4 medians have a 95% interval within the precision target "
-        "(median half-width 5.0%); 1 of 4 " + DRIFT + ", CPU steal at most 2.5%."]
-    # a lower end without upper ends: no half-width to show in the table
-    lopsided = _quality().assign(ci_high_s=NAN)
-    assert S.timing_quality_summary(lopsided).table["median CI half-width"].tolist() == [""]
+        "(median half-width 5.0%); 1 of 4 " + DRIFT + "; CPU steal at most 2.5%."]
+    # a lower end without upper ends: no half-width to show, in the table or the sentence
+    lopsided = S.timing_quality_summary(_quality().assign(ci_high_s=NAN))
+    assert lopsided.table["median CI half-width"].tolist() == [""]
+    assert lopsided.findings == [
+        "Timing quality: 3 of 4 medians have a 95% interval within the precision target "
+        "(+-2% to +-5%) (no interval with both ends); 1 of 4 " + DRIFT + "; the 1-minute load "
+        "average was 0.25 to 2.25, CPU steal at most 2.5%."]
 
 
 def test_timing_quality_summary_is_empty_without_intervals():

@@ -302,10 +302,12 @@ def failure_summary(timing: pd.DataFrame | None) -> Summary:
     failed = timing[~timing["status"].eq("ok")]
     if failed.empty:
         return Summary()
-    return Summary(failed[["id", "status"]].reset_index(drop=True),
-                   [f"{len(failed)} bench configurations failed and are listed in timing.csv "
-                    f"with their error: {', '.join(failed['id'].astype(str).head(5))}"
-                    + (", ..." if len(failed) > 5 else "") + "."])
+    n, shown = len(failed), ", ".join(failed["id"].astype(str).head(5))
+    more = f" and {n - 5} more" if n > 5 else ""
+    what = ("1 bench configuration failed and is listed in timing.csv with its error"
+            if n == 1 else
+            f"{n} bench configurations failed and are listed in timing.csv with their error")
+    return Summary(failed[["id", "status"]].reset_index(drop=True), [f"{what}: {shown}{more}."])
 
 
 def missing_summary(timing: pd.DataFrame | None, expected_ids: Sequence[str],
@@ -581,15 +583,16 @@ def timing_quality_summary(timing: pd.DataFrame | None) -> Summary:
         "max CPU steal": f"{steal.max():.1%}" if not steal.empty else "",
     }])
     targets = ok["ci_target"] if "ci_target" in ok.columns else ()
+    half = (f"median half-width {width.median():.1%}" if not width.empty
+            else "no interval with both ends")
     text = (f"Timing quality: {converged} of {n} medians have a 95% interval within the "
-            f"precision target{target_text(targets)} (median half-width "
-            f"{width.median():.1%}); {drifted} of {n} "
+            f"precision target{target_text(targets)} ({half}); {drifted} of {n} "
             "drifted during their run (first and last quarter of rounds with disjoint "
             "intervals)")
     if not load.empty:
         text += f"; the 1-minute load average was {load.min():.2f} to {load.max():.2f}"
     if not steal.empty:
-        text += f", CPU steal at most {steal.max():.1%}"
+        text += f"{', ' if not load.empty else '; '}CPU steal at most {steal.max():.1%}"
     return Summary(table, [text + "."])
 
 
