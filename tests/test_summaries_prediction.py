@@ -1,0 +1,85 @@
+"""prediction_summary on hand-made frames: every figure of its table and findings derived
+by hand in the comments (analysis.predict.error_stats' definitions)."""
+
+import numpy as np
+import pandas as pd
+
+from analysis.report import summaries as S
+
+STATS = ["rows", "median factor", "median APE", "MAPE", "within 10%", "within 25%",
+         "within 1.5x", "within 2x", "median predicted/measured"]
+
+
+def _row(id_, variant, phase, t, m, p, regime=None):
+    r = {"id": id_, "variant": variant, "phase": phase, "T": t, "median_s": m, "predicted_s": p}
+    if regime is not None:
+        r["regime"] = regime
+    return r
+
+
+def _main_frame():
+    # ratio p/m, factor max(p/m, m/p), APE |p - m| / m per kept row:
+    #   t-f-16 3.0, 3.0, 2.0 | t-f-32 0.8, 1.25, 0.2 | t-f-64 1.0, 1.0, 0.0
+    #   r-t-16 1.8, 1.8, 0.8 | r-f-16 1.04, 1.04, 0.04 | r-f-32 1.3, 1.3, 0.3
+    # g-f-16 (median 0), g-f-32 (no prediction) and the CUDA-graph replay are left out
+    tf = "transformer-flash"
+    return pd.DataFrame([
+        _row("t-f-16", tf, "forward", 16, 1.0, 3.0, "compute"),
+        _row("t-f-32", tf, "forward", 32, 2.0, 1.6, "bandwidth"),
+        _row("t-f-64", tf, "forward", 64, 4.0, 4.0, "compute"),
+        _row("r-t-16", "rnn", "train", 16, 1.0, 1.8, "launch/overhead"),
+        _row("r-f-16", "rnn", "forward", 16, 1.0, 1.04, "launch/overhead"),
+        _row("r-f-32", "rnn", "forward", 32, 1.0, 1.3, "launch/overhead"),
+        _row("g-f-16", "gru", "forward", 16, 0.0, 1.0, "compute"),
+        _row("g-f-32", "gru", "forward", 32, 1.0, np.nan, "compute"),
+        _row("r-f-16+cuda-graph", "rnn+cuda-graph", "forward", 16, 0.1, 1.0, "compute"),
+    ])
+
+
+def test_prediction_summary_table_per_variant_and_phase_in_order_of_appearance():
+    s = S.prediction_summary(_main_frame())
+    expected = pd.DataFrame([
+        # factors 3, 1.25, 1: median 1.25; APE 2, 0.2, 0: median 0.2, mean 2.2/3; within
+        # 10% 1/3, 25% 2/3, 1.5x 2/3, 2x 2/3; median ratio 1.0; regime compute 2 of 3
+        {"variant": "transformer-flash", "phase": "forward", "rows": 3, "median factor": 1.25,
+         "median APE": 0.2, "MAPE": 2.2 / 3, "within 10%": 1 / 3, "within 25%": 2 / 3,
+         "within 1.5x": 2 / 3, "within 2x": 2 / 3, "median predicted/measured": 1.0,
+         "regime": "compute"},
+        {"variant": "rnn", "phase": "train", "rows": 1, "median factor": 1.8,
+         "median APE": 0.8, "MAPE": 0.8, "within 10%": 0.0, "within 25%": 0.0,
+         "within 1.5x": 0.0, "within 2x": 1.0, "median predicted/measured": 1.8,
+         "regime": "launch/overhead"},
+        # factors 1.04, 1.3: geometric median sqrt(1.352); APE 0.04, 0.3: 0.17
+        {"variant": "rnn", "phase": "forward", "rows": 2, "median factor": 1.352 ** 0.5,
+         "median APE": 0.17, "MAPE": 0.17, "within 10%": 0.5, "within 25%": 0.5,
+         "within 1.5x": 1.0, "within 2x": 1.0, "median predicted/measured": 1.352 ** 0.5,
+         "regime": "launch/overhead"},
+    ])
+    pd.testing.assert_frame_equal(s.table, expected)
+
+
+def test_prediction_summary_findings_totals_and_the_five_worst_rows():
+    s = S.prediction_summary(_main_frame())
+    # six rows: factors sorted 1, 1.04, 1.25, 1.3, 1.8, 3 -> within 1.5x 4/6, 2x 5/6,
+    # median sqrt(1.25 * 1.3) = 1.27; APE sorted 0, 0.04, 0.2, 0.3, 0.8, 2 -> within 10%
+    # 2/6, 25% 3/6, median 0.25, mean 3.34 / 6 = 0.557; ratios sorted 0.8, 1, 1.04, 1.3,
+    # 1.8, 3 -> median sqrt(1.04 * 1.3) = 1.16. No pace columns, no workload timed twice.
+    assert s.findings == [
+        "Time predicted from the counts (this run): 67% of 6 rows within 1.5x of the measured "
+        "median, 83% within 2x; 33% within +-10% and 50% within +-25%; median absolute "
+        "percentage error 25%, MAPE 56%; median factor 1.27, median predicted/measured 1.16 "
+        "(machine constants from calibration microbenchmarks only).",
+        # |log ratio|: 3 > 1.8 > 1.3 > 1/0.8 > 1.04 > 1 (t-f-64, the sixth, left out)
+        "Worst rows: t-f-16 predicted 3x the measured (compute); r-t-16 predicted 1.8x the "
+        "measured (launch/overhead); r-f-32 predicted 1.3x the measured (launch/overhead); "
+        "t-f-32 predicted 0.8x the measured (bandwidth); r-f-16 predicted 1x the measured "
+        "(launch/overhead)."]
+    assert S.prediction_summary(_main_frame(), label="CPU X").findings[0].startswith(
+        "Time predicted from the counts (CPU X): 67% of 6 rows")
+
+
+def test_prediction_summary_is_empty_without_predictions():
+    for frame in (None, pd.DataFrame(), _main_frame().drop(columns="predicted_s"),
+                  _main_frame().iloc[6:]):  # only dropped rows left
+        s = S.prediction_summary(frame)
+        assert s.table.empty and s.findings == []
