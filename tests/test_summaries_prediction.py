@@ -83,3 +83,86 @@ def test_prediction_summary_is_empty_without_predictions():
                   _main_frame().iloc[6:]):  # only dropped rows left
         s = S.prediction_summary(frame)
         assert s.table.empty and s.findings == []
+
+
+def _paced_frame():
+    # five rows predicted exactly (p = m = 1); at the calibration's pace 1, 1.8, 3 on the
+    # rows with both columns; p-4 lacks the calibrated time, p-5 the pace
+    frame = pd.DataFrame([_row(f"p-{i}", "rnn", "forward", 16 * i, 1.0, 1.0, "compute")
+                          for i in range(1, 6)])
+    return frame.assign(predicted_calibrated_s=[1.0, 1.8, 3.0, np.nan, 1.0],
+                        pace_factor=[1.2, 1.5, 2.0, 9.0, np.nan])
+
+
+def test_prediction_summary_at_the_calibrations_pace():
+    findings = S.prediction_summary(_paced_frame()).findings
+    # paced rows p-1..p-3: pace median 1.5, range 1.2-2; factors 1, 1.8, 3: within 1.5x 1/3,
+    # 2x 2/3, median 1.8; APE 0, 0.8, 2: MAPE 2.8 / 3 = 93%
+    assert findings[1] == (
+        "The rows ran at 1.50x the calibration's yardstick time (median; 1.20-2.00x), "
+        "measured around each benchmark; at the calibration's pace instead, 33% within 1.5x, "
+        "67% within 2x, MAPE 93%, median factor 1.80.")
+    assert findings[0].startswith("Time predicted from the counts (this run): 100% of 5 rows")
+    assert len(findings) == 3 and findings[2].startswith("Worst rows: p-1 predicted 1x")
+
+
+def test_prediction_summary_says_nothing_of_the_pace_when_it_is_one_or_half_recorded():
+    frame = _paced_frame()
+    plain = S.prediction_summary(frame.drop(columns=["predicted_calibrated_s",
+                                                     "pace_factor"])).findings
+    assert len(plain) == 2
+    assert S.prediction_summary(frame.assign(pace_factor=1.0)).findings == plain
+    assert S.prediction_summary(frame.drop(columns="pace_factor")).findings == plain
+    assert S.prediction_summary(frame.drop(columns="predicted_calibrated_s")).findings == plain
+    # a pace of 2 everywhere is not the calibration's: the sentence is there
+    two = S.prediction_summary(frame.assign(pace_factor=2.0)).findings
+    assert two[1].startswith("The rows ran at 2.00x the calibration's yardstick time "
+                             "(median; 2.00-2.00x)")
+
+
+def _repeat_frame():
+    # four workloads timed twice (same variant, phase, T), first and second medians
+    # (1, 1.25), (2, 3), (1, 0.5), (1, 1); every prediction 1.4x its row's median
+    medians = [("a1", 16, 1.0), ("b1", 32, 2.0), ("c1", 64, 1.0), ("d1", 128, 1.0),
+               ("a2", 16, 1.25), ("b2", 32, 3.0), ("c2", 64, 0.5), ("d2", 128, 1.0)]
+    return pd.DataFrame([_row(i, "rnn", "forward", t, m, 1.4 * m) for i, t, m in medians])
+
+
+def test_prediction_summary_states_the_aa_noise_floor_by_hand():
+    s = S.prediction_summary(_repeat_frame())
+    # A/A, first as the prediction of the second: APE 0.25/1.25 = 0.2, 1/3, 0.5/0.5 = 1, 0:
+    # median (0.2 + 1/3) / 2 = 27%, mean 1.533 / 4 = 38%, within 10% 1 of 4; factors 1.25,
+    # 1.5, 2, 1: median sqrt(1.25 * 1.5) = 1.37; spreads 1.25, 1.5, 2, 1: 2 at 1.5 or more.
+    # The prediction's median APE 0.4 over 0.2667 = 1.5x.
+    assert s.findings == [
+        "Time predicted from the counts (this run): 100% of 8 rows within 1.5x of the measured "
+        "median, 100% within 2x; 0% within +-10% and 0% within +-25%; median absolute "
+        "percentage error 40%, MAPE 40%; median factor 1.40, median predicted/measured 1.40 "
+        "(machine constants from calibration microbenchmarks only).",
+        "The A/A noise floor of this run: 4 workloads the grid times twice (in two suites "
+        "minutes apart), the first median taken as a prediction of the second: median "
+        "absolute percentage error 27%, MAPE 38%, 25% within +-10%, median factor 1.37 "
+        "(largest 2.00; 2 of 4 by 1.5x or more). The prediction's median error is 1.5x the "
+        "A/A's; no prediction can be closer to every measurement than two measurements are "
+        "to each other.",
+        # every row 1.4x off: the first five in the frame's order, no regime column
+        "Worst rows: a1 predicted 1.4x the measured (); b1 predicted 1.4x the measured (); "
+        "c1 predicted 1.4x the measured (); d1 predicted 1.4x the measured (); a2 predicted "
+        "1.4x the measured ()."]
+    assert s.table["regime"].tolist() == [""]
+    assert s.table["rows"].tolist() == [8]
+
+
+def test_prediction_summary_aa_floor_of_zero_makes_the_ratio_infinite():
+    frame = pd.DataFrame([_row("x1", "rnn", "forward", 16, 1.0, 2.0),
+                          _row("y1", "rnn", "forward", 32, 2.0, 2.0),
+                          _row("x2", "rnn", "forward", 16, 1.0, 2.0),
+                          _row("y2", "rnn", "forward", 32, 2.0, 2.0)])
+    # pairs (1, 1) and (2, 2): no A/A error; the prediction's median APE is (0 + 1) / 2
+    assert S.prediction_summary(frame).findings[1] == (
+        "The A/A noise floor of this run: 2 workloads the grid times twice (in two suites "
+        "minutes apart), the first median taken as a prediction of the second: median "
+        "absolute percentage error 0%, MAPE 0%, 100% within +-10%, median factor 1.00 "
+        "(largest 1.00; 0 of 2 by 1.5x or more). The prediction's median error is infx the "
+        "A/A's; no prediction can be closer to every measurement than two measurements are "
+        "to each other.")
