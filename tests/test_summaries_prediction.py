@@ -166,3 +166,71 @@ def test_prediction_summary_aa_floor_of_zero_makes_the_ratio_infinite():
         "(largest 1.00; 0 of 2 by 1.5x or more). The prediction's median error is infx the "
         "A/A's; no prediction can be closer to every measurement than two measurements are "
         "to each other.")
+
+
+def _hw(variant, model, phase, p, nofixed, share, ops, regime, kind="model", t=16, n=None,
+        m=1.0):
+    return {"variant": variant, "model": model, "kind": kind, "phase": phase, "T": t, "N": n,
+            "median_s": m, "predicted_s": p, "predicted_nofixed_s": nofixed,
+            "share_overhead": share, "trace_ops": ops, "regime": regime}
+
+
+def _hw_frame():
+    tf, lo = "transformer-flash", "launch/overhead"
+    return pd.DataFrame([
+        _hw(tf, "transformer", "forward", 1.0, 0.5, 0.2, 50, "bandwidth"),
+        _hw(tf, "transformer", "forward", 2.0, 0.5, 0.1, 70, "bandwidth", t=64),
+        _hw("rnn", "rnn", "forward", 3.0, 1.0, 0.6, 100, lo),
+        # not a model workload: left out (it would make the loops' share 75% and 10x)
+        _hw("rnn", "rnn", "forward", 10.0, 1.0, 0.9, 5, "compute", kind="reference")])
+
+
+def test_homework_time_summary_table_and_findings_by_hand():
+    s = S.homework_time_summary(_hw_frame())
+    # transformer-flash forward: shares 0.2, 0.1 -> 0.15; ops 50, 70 -> 60; speed-ups
+    # 1 / 0.5 = 2 and 2 / 0.5 = 4 -> 3; rnn forward: 0.6, 100, 3 / 1 = 3
+    expected = pd.DataFrame([
+        {"variant": "transformer-flash", "phase": "forward", "overhead share": 0.15,
+         "ops per round": 60.0, "no-fixed-cost speed-up": 3.0, "regime": "bandwidth"},
+        {"variant": "rnn", "phase": "forward", "overhead share": 0.6,
+         "ops per round": 100.0, "no-fixed-cost speed-up": 3.0,
+         "regime": "launch/overhead"}])
+    pd.testing.assert_frame_equal(s.table, expected)
+    assert s.findings == [
+        "The recurrent loops' rounds are 60% fixed per-op cost (median): time is steps x ops "
+        "per step x the fixed cost, so it follows depth times ops, not FLOPs.",
+        "The Transformer's forward is not compute-bound anywhere in this grid.",
+        # speed-ups 2, 4, 3 over the model rows
+        "Without fixed costs (CUDA graphs or compilation at best) the model predicts 2-4x "
+        "faster rounds."]
+    # without a kind column every row counts as a model workload
+    no_kind = S.homework_time_summary(_hw_frame().iloc[:3].drop(columns="kind"))
+    pd.testing.assert_frame_equal(no_kind.table, expected)
+    assert no_kind.findings == s.findings
+
+
+def test_homework_time_summary_without_attention_rows_or_no_fixed_cost_column():
+    s = S.homework_time_summary(_hw_frame().iloc[2:3])
+    assert s.findings == [
+        "The recurrent loops' rounds are 60% fixed per-op cost (median): time is steps x ops "
+        "per step x the fixed cost, so it follows depth times ops, not FLOPs.",
+        "Without fixed costs (CUDA graphs or compilation at best) the model predicts 3-3x "
+        "faster rounds."]
+    for frame in (None, pd.DataFrame(), _hw_frame().drop(columns="predicted_nofixed_s")):
+        empty = S.homework_time_summary(frame)
+        assert empty.table.empty and empty.findings == []
+
+
+def test_homework_time_summary_kv_cache_takes_the_median_of_repeated_rows():
+    tf, lo = "transformer-flash", "launch/overhead"
+    # generate at N 32 measured 1, 1, 4 s (median 1, mean 2), with the cache 0.5 s:
+    # measured 1 / 0.5 = 2x (a mean would say 4x); predicted 1 / 0.5 = 2x
+    frame = pd.DataFrame([
+        _hw(tf, "transformer", "generate", 1.0, 0.5, 0.3, 40, lo, n=32, m=1.0),
+        _hw(tf, "transformer", "generate", 1.0, 0.5, 0.3, 40, lo, n=32, m=1.0),
+        _hw(tf, "transformer", "generate", 1.0, 0.5, 0.3, 40, lo, n=32, m=4.0),
+        _hw(tf, "transformer", "generate_cache", 0.5, 0.25, 0.3, 40, lo, n=32, m=0.5)])
+    assert S.homework_time_summary(frame).findings == [
+        "The KV cache: measured 2-2x faster, predicted 2-2x.",
+        "Without fixed costs (CUDA graphs or compilation at best) the model predicts 2-2x "
+        "faster rounds."]
