@@ -234,3 +234,56 @@ def test_homework_time_summary_kv_cache_takes_the_median_of_repeated_rows():
         "The KV cache: measured 2-2x faster, predicted 2-2x.",
         "Without fixed costs (CUDA graphs or compilation at best) the model predicts 2-2x "
         "faster rounds."]
+
+
+def _ceiling_timing(rates):
+    rows = [{"status": "ok", "suite": "test_model_phase", "variant": v, "model": m,
+             "flops_per_second": r, "median_s": 1.0, "ci_low_s": 0.9, "ci_high_s": 1.1,
+             "note": np.nan} for v, m, r in rates]
+    return pd.DataFrame(rows)
+
+
+def test_ceiling_summary_without_the_ceilings_interval_whole_sentence():
+    timing = _ceiling_timing([("rnn", "rnn", 2.5e8), ("rnn", "rnn", np.nan),
+                              ("transformer-flash", "transformer", 6e8)])
+    s = S.ceiling_summary(timing, S.Ceiling(5e8))
+    # 2.5e8 / 5e8 = 50%, 6e8 / 5e8 = 120%; no ceiling interval: plain two figures
+    assert s.table.to_dict("records") == [
+        {"variant": "rnn", "best FLOP/s [95% CI]": "2.5e+08",
+         "fraction of ceiling [95% CI]": "50%"},
+        {"variant": "transformer-flash", "best FLOP/s [95% CI]": "6e+08",
+         "fraction of ceiling [95% CI]": "120%"}]
+    assert s.findings == [
+        "Achieved FLOP/s against the measured matmul ceiling of 5e+08 FLOP/s (the median of "
+        "its rounds, ceiling.csv): the best recurrent-loop workload reaches 50% (rnn), the "
+        "best attention workload reaches 120% (transformer-flash). The recurrent loops issue "
+        "many small (B x D) @ (D x D) matmuls one after another, which keeps them further "
+        "from the ceiling. A workload above 100% means the ceiling round ran while the "
+        "machine was busier than during that workload: the ceiling is a measurement too."]
+
+
+def test_ceiling_summary_at_exactly_the_ceiling_and_without_one():
+    timing = _ceiling_timing([("transformer-flash", "transformer", 1e9)])
+    assert S.ceiling_summary(timing, S.Ceiling(1e9)).findings == [
+        "Achieved FLOP/s against the measured matmul ceiling of 1e+09 FLOP/s (the median of "
+        "its rounds, ceiling.csv): the best attention workload reaches 100% "
+        "(transformer-flash)."]
+    # a ceiling of 1 FLOP/s is still a ceiling: 0.5 / 1 = 50%
+    half = _ceiling_timing([("rnn", "rnn", 0.5)])
+    assert S.ceiling_summary(half, S.Ceiling(1.0)).table[
+        "fraction of ceiling [95% CI]"].tolist() == ["50%"]
+    for ceiling in (None, S.Ceiling(0.0)):
+        s = S.ceiling_summary(timing, ceiling)
+        assert s.table.empty and s.findings == []
+
+
+def test_ceiling_summary_scales_the_rates_interval_by_the_median():
+    # 2e8 FLOP/s at median 2 s, interval 1.6..2.5 s: rate 2e8 * 2 / 2.5 = 1.6e8 to
+    # 2e8 * 2 / 1.6 = 2.5e8; over the ceiling 1e9 [0.8e9, 1.25e9]: 1.6e8 / 1.25e9 = 12.8%
+    # to 2.5e8 / 0.8e9 = 31.25%: "20% [13%, 31%]"
+    timing = _ceiling_timing([("rnn", "rnn", 2e8)]).assign(median_s=2.0, ci_low_s=1.6,
+                                                           ci_high_s=2.5)
+    s = S.ceiling_summary(timing, S.Ceiling(1e9, (0.8e9, 1.25e9)))
+    assert s.table.to_dict("records") == [
+        {"variant": "rnn", "best FLOP/s [95% CI]": "2e+08 [1.6e+08, 2.5e+08]",
+         "fraction of ceiling [95% CI]": "20% [13%, 31%]"}]
