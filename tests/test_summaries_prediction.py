@@ -287,3 +287,52 @@ def test_ceiling_summary_scales_the_rates_interval_by_the_median():
     assert s.table.to_dict("records") == [
         {"variant": "rnn", "best FLOP/s [95% CI]": "2e+08 [1.6e+08, 2.5e+08]",
          "fraction of ceiling [95% CI]": "20% [13%, 31%]"}]
+
+
+TS = (16, 32, 64, 128)
+
+
+def _sweep(variant, model, time, flops, depth, ts=TS):
+    return [{"status": "ok", "suite": "test_model_phase", "sweep": "T", "phase": "forward",
+             "variant": variant, "model": model, "T": t, "median_s": time(t),
+             "predicted_flops": flops(t), "predicted_depth": depth(t),
+             "seconds_per_token": time(t) / t} for t in ts]
+
+
+def test_slope_summary_gaps_of_exactly_015_follow_the_flops():
+    # rnn: time T^0.15, FLOPs flat, depth T; transformer: time flat, FLOPs T^0.15, depth
+    # flat: gaps +0.15 and -0.15, neither beyond 0.15; mean time gap 0.15, depth gap 1
+    timing = pd.DataFrame(
+        _sweep("rnn", "rnn", lambda t: 1e-3 * t**0.15, lambda t: 100.0, lambda t: t)
+        + _sweep("transformer-flash", "transformer", lambda t: 1e-3, lambda t: 100 * t**0.15,
+                 lambda t: 7))
+    assert S.slope_summary(timing).findings == [
+        "Time vs T (forward pass, T 16..128): recurrent loops (rnn): time ~ T^0.15 "
+        "(sublinear), FLOPs ~ T^0.00, depth ~ T^1.00; attention models (transformer-flash): "
+        "time ~ T^0.00 (about flat), FLOPs ~ T^0.15, depth ~ T^0.00. Every variant's time "
+        "follows its FLOPs (exponents within 0.15). Both families grow alike (mean exponents "
+        "within 0.15): on this device the recurrent chain, whose depth exponent is higher by "
+        "1.00, does not show as a faster growth."]
+
+
+def test_slope_summary_rounds_to_two_places_and_keeps_one_point_variants():
+    timing = pd.DataFrame(
+        _sweep("rnn", "rnn", lambda t: 1e-3 * t**1.234, lambda t: 100 * t, lambda t: t)
+        + _sweep("gru", "gru", lambda t: 1e-3, lambda t: 100.0, lambda t: t, ts=(16,)))
+    s = S.slope_summary(timing)
+    assert s.table["variant"].tolist() == ["rnn", "gru"]
+    assert s.table["time slope"].tolist()[0] == 1.23
+    assert np.isnan(s.table["time slope"].tolist()[1])
+    assert s.table["T"].tolist() == ["16..128", "16..16"]
+    assert "model" not in s.table.columns
+    # the rnn alone measured: time T^1.234 against FLOPs T^1, gap 0.23 > 0.15
+    assert s.findings == [
+        "Time vs T (forward pass, T 16..128): recurrent loops (rnn): time ~ T^1.23 (between "
+        "linear and quadratic), FLOPs ~ T^1.00, depth ~ T^1.00. Time grows faster than the "
+        "FLOPs for rnn (T^1.23 against FLOPs T^1.00): the FLOP count does not explain it "
+        "(check the noisy flags)."]
+    only_one = S.slope_summary(pd.DataFrame(_sweep("gru", "gru", lambda t: 1e-3,
+                                                   lambda t: 1.0, lambda t: t, ts=(16,))))
+    assert only_one.findings == [] and only_one.table.columns.tolist() == [
+        "variant", "T", "time slope", "FLOP slope", "depth slope", "s/token at min T",
+        "s/token at max T"]
