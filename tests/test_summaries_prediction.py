@@ -336,3 +336,14 @@ def test_slope_summary_rounds_to_two_places_and_keeps_one_point_variants():
     assert only_one.findings == [] and only_one.table.columns.tolist() == [
         "variant", "T", "time slope", "FLOP slope", "depth slope", "s/token at min T",
         "s/token at max T"]
+
+
+def test_slope_summary_when_only_time_grows_slower_and_depth_is_unmeasured():
+    # flat time against FLOPs T^1: gap -1; a depth of 0 has no log-log slope (nan)
+    timing = pd.DataFrame(_sweep("rnn", "rnn", lambda t: 1e-3, lambda t: 100 * t,
+                                 lambda t: 0))
+    assert S.slope_summary(timing).findings == [
+        "Time vs T (forward pass, T 16..128): recurrent loops (rnn): time ~ T^0.00 (about "
+        "flat), FLOPs ~ T^1.00, depth ~ T^nan. Time grows slower than the FLOPs for rnn "
+        "(T^0.00 against FLOPs T^1.00): costs that do not grow with T (per-call overhead) "
+        "weigh at these sizes."]
