@@ -365,7 +365,7 @@ def test_repeated_timings_of_one_workload_are_compared_by_hand():
     assert pairs[["first_s", "second_s", "spread"]].values.tolist() == [[1.0, 2.0, 2.0]]
     found = [f for f in prediction_summary(frame).findings if "noise floor" in f]
     # the first (1.0 s) as a prediction of the second (2.0 s): APE |1 - 2| / 2 = 50%
-    assert found and "noise floor of this run: 1 workloads" in found[0]
+    assert found and "noise floor (this run): 1 workloads" in found[0]
     assert "median absolute percentage error 50%, MAPE 50%, 0% within +-10%" in found[0]
     assert "median factor 2.00 (largest 2.00; 1 of 1 by 1.5x or more)" in found[0]
     assert repeated_timings(pred_frame()).empty  # no workload twice

@@ -129,6 +129,9 @@ def _repeat_frame():
 
 
 def test_prediction_summary_states_the_aa_noise_floor_by_hand():
+    # the A/A sentence names the run as the first finding does
+    assert S.prediction_summary(_repeat_frame(), label="GPU Y").findings[1].startswith(
+        "The A/A noise floor (GPU Y): 4 workloads")
     s = S.prediction_summary(_repeat_frame())
     # A/A, first as the prediction of the second: APE 0.25/1.25 = 0.2, 1/3, 0.5/0.5 = 1, 0:
     # median (0.2 + 1/3) / 2 = 27%, mean 1.533 / 4 = 38%, within 10% 1 of 4; factors 1.25,
@@ -139,7 +142,7 @@ def test_prediction_summary_states_the_aa_noise_floor_by_hand():
         "median, 100% within 2x; 0% within +-10% and 0% within +-25%; median absolute "
         "percentage error 40%, MAPE 40%; median factor 1.40, median predicted/measured 1.40 "
         "(machine constants from calibration microbenchmarks only).",
-        "The A/A noise floor of this run: 4 workloads the grid times twice (in two suites "
+        "The A/A noise floor (this run): 4 workloads the grid times twice (in two suites "
         "minutes apart), the first median taken as a prediction of the second: median "
         "absolute percentage error 27%, MAPE 38%, 25% within +-10%, median factor 1.37 "
         "(largest 2.00; 2 of 4 by 1.5x or more). The prediction's median error is 1.5x the "
@@ -160,7 +163,7 @@ def test_prediction_summary_aa_floor_of_zero_makes_the_ratio_infinite():
                           _row("y2", "rnn", "forward", 32, 2.0, 2.0)])
     # pairs (1, 1) and (2, 2): no A/A error; the prediction's median APE is (0 + 1) / 2
     assert S.prediction_summary(frame).findings[1] == (
-        "The A/A noise floor of this run: 2 workloads the grid times twice (in two suites "
+        "The A/A noise floor (this run): 2 workloads the grid times twice (in two suites "
         "minutes apart), the first median taken as a prediction of the second: median "
         "absolute percentage error 0%, MAPE 0%, 100% within +-10%, median factor 1.00 "
         "(largest 1.00; 0 of 2 by 1.5x or more). The prediction's median error is infx the "

@@ -1138,7 +1138,7 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
         ratio = total["median APE"] / aa["median APE"] if aa["median APE"] > 0 \
             else float("inf")
         findings.append(
-            f"The A/A noise floor of this run: {len(repeats)} workloads the grid times twice "
+            f"The A/A noise floor ({label}): {len(repeats)} workloads the grid times twice "
             f"(in two suites minutes apart), the first median taken as a prediction of the "
             f"second: median absolute percentage error {_pct(aa['median APE'])}, MAPE "
             f"{_pct(aa['MAPE'])}, {_pct(aa['within 10%'])} within +-10%, median factor "
