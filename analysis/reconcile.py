@@ -160,20 +160,15 @@ def reconcile_row(point: GridPoint, quantity: str, kv_cache: bool = False,
     terms, formula, values = predicted_terms(cfg, quantity, sizes, kv_cache, attention_count,
                                              head)
     predicted = values.pop("total")
-    if measure and measurement is not None:
-        measured = measurement
-        if not head:
-            measured = _without_head(cfg, quantity, measured)
-    elif measure:
+    measured = measurement if measure else None
+    if measure and measured is None:
         report = None if progress is None else (
             lambda counted, seconds: progress(counted, predicted, seconds))
         measured = counters.measure_flops(cfg, quantity, sizes, kv_cache=kv_cache,
                                           second_counters=second_counters, model=model,
                                           progress=report)
-        if not head:
-            measured = _without_head(cfg, quantity, measured)
-    else:
-        measured = None
+    if measured is not None and not head:
+        measured = _without_head(cfg, quantity, measured)
     by_term = {}
     if measured is not None and quantity in ("forward", "generate"):
         by_term = measured_terms(cfg, list(values), measured.by_module)

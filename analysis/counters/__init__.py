@@ -272,8 +272,9 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
     `tensors_for` picks (`tensors` "auto") or `tensors` names: real, meta or fake; the counts
     are the same (tested), only the time differs.
     With `model` (a real instance), it runs on that model. With `second_counters`, every
-    registered second counter counts a forward too (`count_forward`: a model built on the
-    meta device, shapes only, any size in milliseconds; or `model`).
+    registered second counter counts a forward too (`count_forward`: a model built on real
+    tensors where that is cheaper, else on the meta device, any size in about a second; or
+    `model`).
     sizes: B, T for forward/backward/train; B, P, N for generate. progress and modules
     (False: no per-module counts, faster): see `count_flops_torch`.
     """
@@ -313,11 +314,11 @@ def backward_of(train: FlopMeasurement) -> FlopMeasurement:
     `loss.backward()` runs on its own (a step's gradients start as None, as a lone backward's
     do, so accumulation is the same), so one traced step measures both. No per-module
     counts: backward attributes modules unreliably (`analysis.reconcile`)."""
-    if not train.by_phase or "optimizer" not in train.by_phase:
+    if "optimizer" not in train.by_phase:
         raise ValueError("backward_of needs a train step's measurement (forward, backward and "
                          f"optimizer phases), not one with phases {sorted(train.by_phase)}")
-    return FlopMeasurement(torch=train.by_phase.get("backward", 0), tensors=train.tensors,
-                           by_phase={"backward": train.by_phase.get("backward", 0)})
+    backward = train.by_phase.get("backward", 0)
+    return FlopMeasurement(torch=backward, tensors=train.tensors, by_phase={"backward": backward})
 
 
 def module_flops(by_module: dict[str, int], pattern: str) -> int:
