@@ -622,8 +622,8 @@ def attention_summary(att: pd.DataFrame | None) -> Summary:
         return Summary(table)
     mf = loglog_slope(table["T"], table["flash MiB"])
     mm = loglog_slope(table["T"], table["manual MiB"])
-    text = (f"Attention's peak memory grows as T^{mm:.2f} with the manual kernel and "
-            f"T^{mf:.2f} with SDPA")
+    text = (f"Attention's peak memory grows as T^{round(mm, 2) + 0.0:.2f} with the manual "
+            f"kernel and T^{round(mf, 2) + 0.0:.2f} with SDPA")  # + 0.0: no "-0.00"
     text += (": the manual path materializes the (B, H, T, T) scores, SDPA does not "
              "(the time and memory ratios are under Paired ratios)."
              if mm > mf + 0.3 else " (the ratios are under Paired ratios).")
