@@ -14,7 +14,10 @@ test files that the table names for it, one process at a time:
 
 Writes runs/mutate/<module>/results.json, then runs/mutate/scores.csv and survivors.md from
 every module's results.json. A module whose tree has not changed since its last run resumes
-where that run stopped; any change to the tree starts it over.
+where that run stopped. When the only change is new test files (tests/test_*.py), it keeps
+what the last complete run killed and tests again only the rest (mutmut's and cosmic-ray's
+survivors); `--retest` does so even when other files changed outside the module (they are
+named in results.json). Any other change starts it over.
 Mutants listed in scripts/mutate_equivalent.toml (each with its argument) are equivalent:
 out of the denominator, marked in survivors.md.
 
@@ -303,6 +306,12 @@ def survivors_markdown(runs: list[dict], equivalent) -> str:
                   f"{counts[SURVIVED]} survived, {counts[TIMEOUT]} timed out, "
                   f"{counts['equivalent']} equivalent ({run['date']}, {run['tool_version']}, "
                   f"{run['git_rev']}, {run['seconds']:.0f} s).", ""]
+        if run.get("retest"):
+            again = run["retest"]
+            lines += [f"Killed ones kept from {again['git_rev']} ({again['date']}); the rest "
+                      f"tested again in {again['seconds']:.0f} s"
+                      + (f", after changes outside the module: {', '.join(again['changed'])}"
+                         if again["changed"] else "") + ".", ""]
         left = [m for m in mutants if m.status not in (KILLED, TIMEOUT)]
         for m in sorted(left, key=lambda m: (m.file, m.line or 0, m.name)):
             why = equivalent.get((m.file, m.key))
@@ -365,6 +374,45 @@ def tree_stamp(files: list[str], module: str, tests: list[str], tables: bool) ->
 
 def changed(old: dict, new: dict) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def retest_plan(old: dict, new: dict, module_files: list[str],
+                force: bool = False) -> dict | None:
+    """Whether a run may keep what the last complete one killed and test again only the
+    rest: the same module and tables pass, the module's own files unchanged, the old tests
+    still listed. Without `force`, nothing else may have changed but test files added
+    (tests/test_*.py, new to the tree): the old tests then fail every mutant they failed.
+    With `force` other changes are allowed and named in `changed`, since a change outside
+    the module could in principle revive a killed mutant. None: start over."""
+    old_module, old_tests, old_tables = json.loads(old["run"])
+    new_module, new_tests, new_tables = json.loads(new["run"])
+    if (old_module, old_tables) != (new_module, new_tables) or not set(old_tests) <= set(
+            new_tests):
+        return None
+    diff = [k for k in changed(old, new) if k != "run"]
+    if any(k in module_files for k in diff):
+        return None
+    added = [k for k in diff if k not in old and re.fullmatch(r"tests/test_\w+\.py", k)]
+    others = [k for k in diff if k not in added]
+    if others and not force:
+        return None
+    return {"added": added, "changed": others}
+
+
+def reset_not_killed(codes: dict[str, int | None]) -> list[str]:
+    """mutmut's mutants (name -> exit code) to run again: all but the killed (a timeout is
+    no kill: a new test may fail it in time)."""
+    return sorted(n for n, c in codes.items() if MUTMUT_STATUS.get(c, SUSPICIOUS) != KILLED)
+
+
+def merge_codes(old: dict[str, int | None], new: dict[str, int | None],
+                retested: list[str]) -> dict[str, int | None]:
+    """The exit codes after a retest: the new run's for the mutants it ran again (and for
+    any the old run lacked), the old run's for the rest (mutmut resets every result when its
+    test selection changes)."""
+    kept = set(retested)
+    merged = {n: (c if n in kept or n not in old else old[n]) for n, c in new.items()}
+    return merged
 
 
 def sync_tree(files: list[str], tree: Path) -> None:
@@ -430,19 +478,31 @@ print(json.dumps(out))
 """
 
 
-def run_mutmut(module: str, tests: list[str], tree: Path, log) -> list[Mutant]:
+def run_mutmut(module: str, tests: list[str], tree: Path, log,
+               retest: dict | None = None) -> list[Mutant]:
+    """mutmut on every mutant not run yet; with `retest` (file -> the last run's exit codes)
+    only on those the last run did not kill, keeping its verdicts for the rest."""
     pyproject = (ROOT / "pyproject.toml").read_text()
     (tree / "pyproject.toml").write_text(pyproject + mutmut_config(module, tests))
-    rc = subprocess.run([tool("mutmut"), "run", "--max-children", "1"], cwd=tree,
-                        env=child_env(), stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        raise RuntimeError(f"mutmut exited {rc}: see {log.name}")
+    names = None
+    if retest is not None:
+        names = [n for codes in retest.values() for n in reset_not_killed(codes)]
+    if names != []:
+        rc = subprocess.run([tool("mutmut"), "run", "--max-children", "1", *(names or [])],
+                            cwd=tree, env=child_env(), stdout=log,
+                            stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise RuntimeError(f"mutmut exited {rc}: see {log.name}")
     found = []
     for file in files_of(module, tree):
         meta_path = tree / "mutants" / (file + ".meta")
         if not meta_path.exists():
             continue
         meta = json.loads(meta_path.read_text())
+        if retest is not None and file in retest:
+            meta["exit_code_by_key"] = merge_codes(retest[file], meta["exit_code_by_key"],
+                                                   names or [])
+            meta_path.write_text(json.dumps(meta, indent=4))
         names = [n for n, code in meta["exit_code_by_key"].items()
                  if MUTMUT_STATUS.get(code, SUSPICIOUS) not in (KILLED, TIMEOUT)]
         helper = subprocess.run([sys.executable, "-c", DIFF_HELPER, file], cwd=tree,
@@ -504,15 +564,26 @@ def versions(tables: bool) -> str:
     return text + (f" + cosmic-ray {version('cosmic-ray')}" if tables else "")
 
 
-def run_module(module: str, tests: list[str], tables: bool) -> dict:
+def run_module(module: str, tests: list[str], tables: bool, retest: bool = False) -> dict:
     scratch = OUT / slug(module)
     tree = scratch / "tree"
     files = tracked_files()
     stamp = tree_stamp(files, module, tests, tables)
     stamp_file = scratch / "stamp.json"
     old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
+    retest_file = scratch / "retest.json"
+    plan = None
+    if old is not None and old != stamp and (scratch / "results.json").exists():
+        plan = retest_plan(old, stamp, files_of(module, ROOT), force=retest)
     if old == stamp:
         print(f"mutate: {module}: the tree is unchanged since the last run: resuming")
+    elif plan is not None:
+        previous = json.loads((scratch / "results.json").read_text())
+        start_retest(scratch, tree, module, previous, plan)
+        print(f"mutate: {module}: only tests added ({', '.join(plan['added']) or 'none'})"
+              + (f", and with --retest: {', '.join(plan['changed'])}" if plan["changed"]
+                 else "")
+              + f": testing again what {previous['git_rev']} did not kill", flush=True)
     elif scratch.exists():
         what = changed(old, stamp) if old else ["no stamp"]
         print(f"mutate: {module}: changed since the last run ({', '.join(what[:5])}"
@@ -525,17 +596,48 @@ def run_module(module: str, tests: list[str], tables: bool) -> dict:
     start = time.monotonic()
     with (scratch / "run.log").open("a") as log:
         print(f"mutate: {module}: mutmut on {', '.join(tests)} (log {log.name})", flush=True)
-        mutants = run_mutmut(module, tests, tree, log)
+        pending = json.loads(retest_file.read_text()) if retest_file.exists() else None
+        mutants = run_mutmut(module, tests, tree, log,
+                             retest=pending["codes"] if pending else None)
         if tables:
             print(f"mutate: {module}: the tables pass (cosmic-ray)", flush=True)
             mutants += run_tables(module, tests, tree, log)
+    seconds = round(time.monotonic() - start, 1)
     run = {"module": module, "tests": tests,
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-           "tool_version": versions(tables), "git_rev": rev,
-           "seconds": round(time.monotonic() - start, 1),
+           "tool_version": versions(tables), "git_rev": rev, "seconds": seconds,
            "mutants": [asdict(m) for m in mutants]}
+    if pending:
+        run["retest"] = {**pending["of"], "seconds": seconds}
+        run["seconds"] = round(pending["of"]["seconds"] + seconds, 1)
     (scratch / "results.json").write_text(json.dumps(run, indent=1))
+    retest_file.unlink(missing_ok=True)
     return run
+
+
+def start_retest(scratch: Path, tree: Path, module: str, previous: dict, plan: dict) -> None:
+    """Prepare a retest (retest_plan): keep mutmut's last verdicts in retest.json (mutmut
+    resets them all when its test selection changes) and drop the tables pass's results for
+    what survived, so that `cosmic-ray exec` runs those again. An interrupted retest
+    resumes from retest.json."""
+    retest_file, codes = scratch / "retest.json", {}
+    if retest_file.exists():  # a retest stopped part way: its verdicts to keep still hold
+        codes = json.loads(retest_file.read_text())["codes"]
+    for file in [] if codes else files_of(module, tree):
+        meta_path = tree / "mutants" / (file + ".meta")
+        if meta_path.exists():
+            codes[file] = json.loads(meta_path.read_text())["exit_code_by_key"]
+    of = {"git_rev": previous["git_rev"], "date": previous["date"],
+          "seconds": previous["seconds"], **plan}
+    retest_file.write_text(json.dumps({"of": of, "codes": codes}))
+    session = scratch / "cosmic-ray.sqlite"
+    if session.exists():
+        import sqlite3
+
+        with sqlite3.connect(session) as db:  # cosmic-ray's own schema (work_db.py)
+            db.execute("DELETE FROM work_results WHERE worker_outcome NOT IN "
+                       "('NORMAL', 'SKIPPED') OR test_outcome = 'SURVIVED' "
+                       "OR output = 'timeout'")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -546,6 +648,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="print the modules and their tests")
     ap.add_argument("--no-tables", action="store_true",
                     help="mutmut only: skip the tables pass (cosmic-ray)")
+    ap.add_argument("--retest", action="store_true",
+                    help="keep the last complete run's kills even when files outside the "
+                         "module changed (named in results.json), and test again only the "
+                         "rest")
     ap.add_argument("--report", action="store_true",
                     help="only rewrite scores.csv and survivors.md from the stored results "
                          "(after editing scripts/mutate_equivalent.toml)")
@@ -568,7 +674,8 @@ def main(argv=None) -> int:
     if not args.report:
         for module in modules:
             try:
-                run = run_module(module, table[module], tables=not args.no_tables)
+                run = run_module(module, table[module], tables=not args.no_tables,
+                                 retest=args.retest)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"mutate: {module}: failed: {exc}", file=sys.stderr)
                 failed.append(module)

@@ -236,3 +236,55 @@ def test_the_stamp_depends_on_content_not_on_the_order_git_lists_files_in():
     other = mutate.tree_stamp(files, "analysis/x.py", ["tests/u.py"], True)
     assert mutate.changed(stamp, other) == ["run"]
     assert mutate.changed(stamp, {**stamp, "Makefile": "0"}) == ["Makefile"]
+
+
+def _stamp(tests=("tests/test_a.py",), tables=True, **files):
+    base = {"analysis/x.py": "1", "analysis/y.py": "2", "tests/test_a.py": "3"}
+    return {"run": json.dumps(["analysis/x.py", list(tests), tables]), **base, **files}
+
+
+def test_a_retest_keeps_the_kills_only_when_test_files_were_added():
+    old = _stamp()
+    new = _stamp(tests=("tests/test_a.py", "tests/test_b.py"), **{"tests/test_b.py": "4"})
+    plan = mutate.retest_plan(old, new, ["analysis/x.py"])
+    assert plan == {"added": ["tests/test_b.py"], "changed": []}
+    # a new test file that the table does not list yet is still only an added test
+    assert mutate.retest_plan(old, _stamp(**{"tests/test_c.py": "5"}),
+                              ["analysis/x.py"]) == {"added": ["tests/test_c.py"],
+                                                     "changed": []}
+
+
+@pytest.mark.parametrize("new", [
+    _stamp(**{"analysis/y.py": "9"}),            # another module changed
+    _stamp(**{"tests/test_a.py": "9"}),          # an old test edited: it may have weakened
+    _stamp(**{"tests/conftest.py": "9"}),        # added, but not a test file
+    {k: v for k, v in _stamp().items() if k != "analysis/y.py"},  # a file removed
+])
+def test_other_changes_start_over_unless_forced_and_then_are_named(new):
+    old = _stamp()
+    assert mutate.retest_plan(old, new, ["analysis/x.py"]) is None
+    plan = mutate.retest_plan(old, new, ["analysis/x.py"], force=True)
+    assert plan["added"] == [] and plan["changed"] == mutate.changed(old, new)
+    assert plan["changed"] and "run" not in plan["changed"]
+
+
+@pytest.mark.parametrize("new", [
+    _stamp(**{"analysis/x.py": "9"}),            # the module itself: other mutants
+    _stamp(tests=()),                            # an old test no longer listed
+    _stamp(tables=False),                        # the tables pass left out
+])
+def test_a_changed_module_or_fewer_tests_always_start_over(new):
+    for force in (False, True):
+        assert mutate.retest_plan(_stamp(), new, ["analysis/x.py"], force=force) is None
+
+
+def test_a_retest_runs_again_all_but_the_killed():
+    codes = {"k": 1, "s": 0, "t": 36, "n": 33, "u": None, "crash": -11, "k3": 3, "t9": -9,
+             "typed": 37}
+    assert mutate.reset_not_killed(codes) == ["crash", "n", "s", "t", "t9", "u"]
+
+
+def test_merged_codes_take_the_retested_from_the_new_run_and_the_rest_from_the_old():
+    old = {"a": 1, "b": 0, "c": None}
+    new = {"a": None, "b": 1, "c": 0, "d": 0}  # mutmut reset "a"; "d" is new to it
+    assert mutate.merge_codes(old, new, ["b", "c"]) == {"a": 1, "b": 1, "c": 0, "d": 0}
