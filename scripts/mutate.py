@@ -580,9 +580,9 @@ def run_module(module: str, tests: list[str], tables: bool, retest: bool = False
     elif plan is not None:
         previous = json.loads((scratch / "results.json").read_text())
         start_retest(scratch, tree, module, previous, plan)
-        print(f"mutate: {module}: only tests added ({', '.join(plan['added']) or 'none'})"
-              + (f", and with --retest: {', '.join(plan['changed'])}" if plan["changed"]
-                 else "")
+        print(f"mutate: {module}: tests added: {', '.join(plan['added']) or 'none'}"
+              + (f"; changed outside the module (--retest): {', '.join(plan['changed'])}"
+                 if plan["changed"] else "")
               + f": testing again what {previous['git_rev']} did not kill", flush=True)
     elif scratch.exists():
         what = changed(old, stamp) if old else ["no stamp"]
