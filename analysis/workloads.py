@@ -434,6 +434,12 @@ def pair_workloads(grid: str, device: str = "cpu") -> list[Pair]:
 
 GRAPH_PHASES = ("forward", "train", "generate_cache")  # captured in CUDA graphs
 CUDA_GRAPH = "cuda-graph"  # the execution of a replayed round (bench/test_graphs.py)
+# torch.compile'd (bench/test_compiled.py): fixed shapes only, so no generation (its cache
+# grows by one position a step: a recompile per step)
+COMPILE_PHASES = ("forward", "train")
+COMPILED = "compiled"
+# how the report names each execution other than eager, and what its rounds did
+EXECUTIONS = {CUDA_GRAPH: ("CUDA graphs", "replayed"), COMPILED: ("torch.compile", "ran")}
 
 
 def executed_as(name: str, execution: str = "eager") -> str:
@@ -455,11 +461,32 @@ def graph_workloads(grid, device: str) -> list[Workload]:
     return [w for w in model_workloads(grid) if w.phase in GRAPH_PHASES]
 
 
+def compiled_workloads(grid, device: str) -> list[Workload]:
+    """The model workloads of COMPILE_PHASES whose forward is not a loop over positions,
+    timed torch.compile'd (`analysis.graphs.compiled_round`): on CUDA only, [] on any other
+    device. A loop's forward would be unrolled into one graph of T steps (compile time
+    growing with T). Not on the CPU: there one inductor compile takes about half a minute
+    (a 2-layer Transformer forward at B=4, T=64 on this project's 2-core VM: 26.5 s, for
+    2.1 -> 1.6 ms a round), dozens of them per bench run; compiling pays most on the
+    launch-bound GPU."""
+    if device != "cuda":
+        return []
+    return [w for w in model_workloads(grid)
+            if w.phase in COMPILE_PHASES and not w.arch.loop]
+
+
+def execution_of(name: str) -> str:
+    """The execution a row's variant or id names ("eager" when it has no suffix)."""
+    parts = str(name).split("+", 1)
+    return parts[1] if len(parts) == 2 else "eager"
+
+
 WORKLOAD_SETS: dict[str, Callable[..., list[Workload]]] = {
     "model": lambda grid, device: model_workloads(grid),
     "reference": lambda grid, device: reference_workloads(grid),
     "attention": attention_workloads,
     "graphed": graph_workloads,
+    "compiled": compiled_workloads,
 }
 
 

@@ -1,11 +1,20 @@
-"""analysis.graphs: CUDA-graph rounds. What runs without a GPU is checked here; the captures
-themselves need CUDA and skip cleanly without it."""
+"""analysis.graphs: CUDA-graph and torch.compile rounds. What runs without a GPU is checked
+here (compiling with the tracing-only backends); the captures need CUDA and skip cleanly
+without it."""
 
 import pytest
 import torch
 
-from analysis.graphs import capture, graphable, graphed_round
-from analysis.workloads import GRAPH_PHASES, Workload, graph_workloads, model_workloads, prepare
+from analysis.graphs import capture, compiled_round, graphable, graphed_round
+from analysis.workloads import (
+    COMPILE_PHASES,
+    GRAPH_PHASES,
+    Workload,
+    compiled_workloads,
+    graph_workloads,
+    model_workloads,
+    prepare,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -66,3 +75,75 @@ def test_each_graphed_phase_replays(phase):
     for _ in range(2):
         replay()
     torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------------- torch.compile
+
+
+def test_compiled_workloads_are_the_cuda_forward_and_train_rounds_without_a_position_loop():
+    assert compiled_workloads("quick", "cpu") == []
+    on_cuda = compiled_workloads("quick", "cuda")
+    expected = [w for w in model_workloads("quick") if w.phase in ("forward", "train")
+                and w.variant.split("-")[0] not in ("rnn", "gru", "lstm", "rnn2")]
+    assert set(COMPILE_PHASES) == {"forward", "train"}
+    assert on_cuda and {w.id for w in on_cuda} <= {w.id for w in expected}
+    # the Transformer's rounds are there, the recurrent loops' are not
+    assert any(w.variant.startswith("transformer") for w in on_cuda)
+    assert not any(w.arch.loop for w in on_cuda)
+    assert any(w.arch.loop for w in model_workloads("quick") if w.phase == "forward")
+
+
+def _recording(graphs):
+    """A torch.compile backend that keeps each FX graph dynamo hands it and runs it as is."""
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+    return backend
+
+
+def _transformer(phase, seed=0):
+    return prepare(Workload("transformer-flash", phase, batch=2, seq_len=6, hidden=16,
+                            layers=1), seed=seed)
+
+
+def test_a_compiled_forward_is_traced_once_and_gives_the_eager_logits():
+    p = _transformer("forward")
+    eager_fn = p.fn
+    graphs = []
+    compiled = compiled_round(p, backend=_recording(graphs))
+    assert p.fn is eager_fn  # the bench counts FLOPs on the eager round
+    traced = len(graphs)
+    assert traced >= 1  # the warm-up compiled it
+    out = compiled()
+    assert len(graphs) == traced  # the timed calls do not compile again
+    torch.testing.assert_close(out, eager_fn())
+    ops = {str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"}
+    assert any("linear" in o or "matmul" in o for o in ops), ops
+
+
+def test_a_compiled_train_step_takes_the_eager_steps():
+    # the same seeded model trained three steps eagerly and three times compiled (two in the
+    # warm-up): the third loss and the weights after it agree
+    eager, comp = _transformer("train"), _transformer("train")
+    losses = [eager.fn().item() for _ in range(3)]
+    compiled = compiled_round(comp, backend="aot_eager", warmup=2)
+    third = compiled().item()
+    assert third == pytest.approx(losses[2], rel=1e-5)
+    assert losses[2] < losses[0]  # the steps did train
+    for a, b in zip(eager.model.parameters(), comp.model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_each_compiled_round_gets_its_own_graphs_past_dynamo_recompile_limit():
+    # every round shares compiled_round's code: without the reset, the ninth model would hit
+    # dynamo's default limit of 8 recompiles and silently run eager
+    graphs = []
+    for seed in range(10):
+        compiled_round(_transformer("forward", seed), backend=_recording(graphs), warmup=1)
+        assert graphs, f"round {seed} was not compiled"
+        graphs.clear()
+
+
+def test_compiled_round_refuses_no_warm_up():
+    with pytest.raises(ValueError, match="warmup must be >= 1"):
+        compiled_round(_transformer("forward"), backend="eager", warmup=0)

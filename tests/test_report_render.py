@@ -766,8 +766,8 @@ _(not predicted (stage calibrate))_
 _(no other device's results with a machine file)_
 ### What the time model says about the homework
 _(not predicted)_
-### CUDA graphs: the launch floor removed
-_(no CUDA-graph rows (bench/test_graphs.py runs on CUDA only))_
+### CUDA graphs and torch.compile: the launch floor removed
+_(no CUDA-graph or compiled rows (bench/test_graphs.py, bench/test_compiled.py: CUDA only))_
 ## Training curves
 _(figure training_curves not drawn)_
 _(not available)_

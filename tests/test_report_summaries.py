@@ -717,7 +717,7 @@ def test_graph_summary_compares_each_replay_with_its_eager_round_and_the_floor()
     t = s.table.set_index("phase")
     # forward: eager 4 ms / replay 0.5 ms = 8x; replay 0.5 ms / floor 0.25 ms = 2x
     assert t.loc["forward", "speed-up"] == pytest.approx(8.0)
-    assert t.loc["forward", "graph/floor"] == pytest.approx(2.0)
+    assert t.loc["forward", "run/floor"] == pytest.approx(2.0)
     # train: 9 / 3 = 3x faster, at 3 / 1 = 3x the floor
     assert t.loc["train", "speed-up"] == pytest.approx(3.0)
     assert s.findings == [

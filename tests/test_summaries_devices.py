@@ -319,10 +319,11 @@ def test_graph_summary_skips_unmatched_and_zero_replays_and_keeps_the_phases_ord
     # train: 9 / 3 = 3x, at 3 / 1 = 3x the floor; forward: t 4 / 0.5 = 8x at 0.5 / 0.25 = 2x,
     # u 6 / 2 = 3x with a zero floor (no ratio)
     expected = pd.DataFrame({
+        "execution": ["cuda-graph"] * 3,
         "id": ["t-train-B8", "t-forward-B8", "u-forward-B8"], "variant": ["t", "t", "u"],
         "phase": ["train", "forward", "forward"], "eager_s": [9e-3, 4e-3, 6e-3],
-        "graph_s": [3e-3, 5e-4, 2e-3], "speed-up": [3.0, 8.0, 3.0],
-        "floor_s": [1e-3, 2.5e-4, 0.0], "graph/floor": [3.0, 2.0, np.nan]})
+        "run_s": [3e-3, 5e-4, 2e-3], "speed-up": [3.0, 8.0, 3.0],
+        "floor_s": [1e-3, 2.5e-4, 0.0], "run/floor": [3.0, 2.0, np.nan]})
     pd.testing.assert_frame_equal(s.table, expected)
     # forward speed-ups 8 and 3: range 3-8, median 5.5; floors: only t's 2
     assert s.findings == [
@@ -337,9 +338,10 @@ def test_graph_summary_without_a_floor_column_states_only_the_speed_up():
                           "variant": ["t", "t+cuda-graph"], "phase": ["forward", "forward"],
                           "median_s": [4e-3, 1e-3]})
     s = S.graph_summary(frame)
-    expected = pd.DataFrame([{"id": "t-forward-B8", "variant": "t", "phase": "forward",
-                              "eager_s": 4e-3, "graph_s": 1e-3, "speed-up": 4.0,
-                              "floor_s": None, "graph/floor": np.nan}])
+    expected = pd.DataFrame([{"execution": "cuda-graph", "id": "t-forward-B8",
+                              "variant": "t", "phase": "forward",
+                              "eager_s": 4e-3, "run_s": 1e-3, "speed-up": 4.0,
+                              "floor_s": None, "run/floor": np.nan}])
     pd.testing.assert_frame_equal(s.table, expected)
     assert s.findings == ["CUDA graphs, forward: 1 rounds replayed 4-4x faster than eager "
                           "(median 4x)."]

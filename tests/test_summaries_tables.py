@@ -279,13 +279,14 @@ def test_graph_summary_table_and_findings_per_phase_in_order_of_appearance():
     # ratio); rnn T32 9 / 3 = 3x at 3 / 2 = 1.5x. forward: rnn T32 6 / 1 = 6x at
     # 1 / 0.5 = 2x (T16's replay has no time). The gru replay has no eager round.
     expected = pd.DataFrame({
+        "execution": ["cuda-graph"] * 4,
         "id": ["rnn-train-B8-T16", "lstm-train-B8-T16", "rnn-forward-B8-T32",
                "rnn-train-B8-T32"],
         "variant": ["rnn", "lstm", "rnn", "rnn"],
         "phase": ["train", "train", "forward", "train"],
-        "eager_s": [8e-3, 6e-3, 6e-3, 9e-3], "graph_s": [2e-3, 1e-3, 1e-3, 3e-3],
+        "eager_s": [8e-3, 6e-3, 6e-3, 9e-3], "run_s": [2e-3, 1e-3, 1e-3, 3e-3],
         "speed-up": [4.0, 6.0, 6.0, 3.0], "floor_s": [1e-3, 0.0, 5e-4, 2e-3],
-        "graph/floor": [2.0, np.nan, 2.0, 1.5]})
+        "run/floor": [2.0, np.nan, 2.0, 1.5]})
     pd.testing.assert_frame_equal(s.table, expected)
     # train speed-ups 4, 6, 3: 3-6, median 4; floors 2, 1.5: 1.5-2, median 1.75 -> "1.8"
     assert s.findings == [
@@ -300,10 +301,36 @@ def test_graph_summary_without_a_floor_column_gives_no_floor():
     s = S.graph_summary(frame)
     # rnn train 8 / 2 = 4x; no floor recorded
     pd.testing.assert_frame_equal(s.table, pd.DataFrame([
-        {"id": "rnn-train-B8-T16", "variant": "rnn", "phase": "train", "eager_s": 8e-3,
-         "graph_s": 2e-3, "speed-up": 4.0, "floor_s": None, "graph/floor": np.nan}]))
+        {"execution": "cuda-graph", "id": "rnn-train-B8-T16", "variant": "rnn",
+         "phase": "train", "eager_s": 8e-3, "run_s": 2e-3, "speed-up": 4.0, "floor_s": None,
+         "run/floor": np.nan}]))
     assert s.findings == ["CUDA graphs, train: 1 rounds replayed 4-4x faster than eager "
                           "(median 4x)."]
+
+
+def test_graph_summary_states_each_execution_apart_in_order_of_appearance():
+    # one eager Transformer train round timed three ways: eager 8 ms, compiled 4 ms, a graph
+    # replay 1 ms; the floor 0.5 ms. And a compiled forward: eager 6 ms, compiled 2 ms, no
+    # floor. Findings per (execution, phase) as they first appear: compiled train, graph
+    # train, compiled forward.
+    frame = pd.DataFrame([
+        ("t-train-B8", "t", "train", 8e-3, 5e-4),
+        ("t-train-B8+compiled", "t+compiled", "train", 4e-3, 5e-4),
+        ("t-train-B8" + GRAPH, "t" + GRAPH, "train", 1e-3, 5e-4),
+        ("t-forward-B8", "t", "forward", 6e-3, 0.0),
+        ("t-forward-B8+compiled", "t+compiled", "forward", 2e-3, 0.0),
+    ], columns=["id", "variant", "phase", "median_s", "predicted_nofixed_s"])
+    s = S.graph_summary(frame)
+    assert s.table["execution"].tolist() == ["compiled", "cuda-graph", "compiled"]
+    assert s.table["id"].tolist() == ["t-train-B8"] * 2 + ["t-forward-B8"]
+    assert s.table["speed-up"].tolist() == [2.0, 8.0, 3.0]  # 8/4, 8/1, 6/2
+    assert s.table["run/floor"].tolist()[:2] == [8.0, 2.0]  # 4/0.5, 1/0.5
+    assert s.findings == [
+        "torch.compile, train: 1 rounds ran 2-2x faster than eager (median 2x), at 8-8x the "
+        "runtime model's no-fixed-cost floor (median 8x).",
+        "CUDA graphs, train: 1 rounds replayed 8-8x faster than eager (median 8x), at 2-2x "
+        "the runtime model's no-fixed-cost floor (median 2x).",
+        "torch.compile, forward: 1 rounds ran 3-3x faster than eager (median 3x)."]
 
 
 def test_graph_summary_is_empty_without_variants_ids_or_a_usable_replay():

@@ -270,12 +270,15 @@ def sections(ctx: Context, data: Data, findings: list[str]) -> list[str]:
                 intro="Per variant and phase: the share of the fixed per-op cost, the ops "
                       "one round dispatches, and the predicted speed-up with every fixed "
                       "cost set to zero (the upper bound for CUDA graphs or compilation)."),
-        section(ctx, "CUDA graphs: the launch floor removed", S.graph_summary(data.prediction),
-                findings, level=3, empty="no CUDA-graph rows (bench/test_graphs.py runs on "
-                                         "CUDA only)", floatfmt=".3g",
+        section(ctx, "CUDA graphs and torch.compile: the launch floor removed",
+                S.graph_summary(data.prediction), findings, level=3,
+                empty="no CUDA-graph or compiled rows (bench/test_graphs.py, "
+                      "bench/test_compiled.py: CUDA only)", floatfmt=".3g",
                 intro="Each replayed round (a forward, a train step, KV-cache generation "
-                      "captured in one CUDA graph) against its eager round, and against the "
-                      "runtime model's prediction with every fixed cost zero."),
+                      "captured in one CUDA graph) and each compiled one (a forward or a "
+                      "train step through torch.compile's inductor: fused kernels) against "
+                      "its eager round, and against the runtime model's prediction with "
+                      "every fixed cost zero."),
         section(ctx, "Training curves",
                 S.training_summary(data.training_curves, data=_training_corpus()), findings,
                 (("training_curves", "Training (lines) and validation (markers) loss of a "

@@ -1051,8 +1051,8 @@ def _replayed(variants: pd.Series) -> pd.Series:
 
 
 def eager_rows(pred: pd.DataFrame) -> pd.DataFrame:
-    """The rows of eager rounds: CUDA-graph replays (`graph_summary`) left out, since the
-    runtime model predicts eager execution."""
+    """The rows of eager rounds: CUDA-graph replays and compiled rounds (`graph_summary`)
+    left out, since the runtime model predicts eager execution."""
     if "variant" not in pred.columns:
         return pred
     return pred[~_replayed(pred["variant"])]
@@ -1154,38 +1154,42 @@ def prediction_summary(pred: pd.DataFrame | None, label: str = "this run") -> Su
 
 
 def graph_summary(pred: pd.DataFrame | None) -> Summary:
-    """CUDA-graph replays (bench/test_graphs.py) against their eager rounds: per replayed
-    row, the eager twin's median over the replay's (the speed-up) and the replay's median
-    over the runtime model's floor `predicted_nofixed_s` (every fixed cost zero): 1 means
-    the replay reached the floor. Empty when no row was replayed (any CPU run)."""
+    """Rounds run other than eager (CUDA-graph replays, bench/test_graphs.py; torch.compile,
+    bench/test_compiled.py) against their eager rounds: per such row, its execution, the
+    eager twin's median over its own (the speed-up) and its median over the runtime model's
+    floor `predicted_nofixed_s` (every fixed cost zero): 1 means the round reached the
+    floor. Findings per execution and phase, in order of appearance. Empty when every row is
+    eager (any CPU run)."""
     if pred is None or pred.empty or "variant" not in pred.columns:
         return Summary()
-    from analysis.workloads import eager_name
+    from analysis.workloads import EXECUTIONS, eager_name, execution_of
 
-    graphed = pred[_replayed(pred["variant"])]
-    if graphed.empty or "id" not in pred.columns:
+    other = pred[_replayed(pred["variant"])]
+    if other.empty or "id" not in pred.columns:
         return Summary()
-    eager = pred.drop(graphed.index).set_index("id")["median_s"]
+    eager = pred.drop(other.index).set_index("id")["median_s"]
     rows = []
-    for _, r in graphed.iterrows():
+    for _, r in other.iterrows():
         twin = eager_name(r["id"])
         if twin not in eager.index or not r["median_s"] > 0:
             continue
-        rows.append({"id": twin, "variant": eager_name(r["variant"]),
+        rows.append({"execution": execution_of(r["variant"]), "id": twin,
+                     "variant": eager_name(r["variant"]),
                      "phase": r["phase"], "eager_s": float(eager[twin]),
-                     "graph_s": float(r["median_s"]),
+                     "run_s": float(r["median_s"]),
                      "speed-up": float(eager[twin]) / float(r["median_s"]),
                      "floor_s": r.get("predicted_nofixed_s"),
-                     "graph/floor": float(r["median_s"]) / r["predicted_nofixed_s"]
+                     "run/floor": float(r["median_s"]) / r["predicted_nofixed_s"]
                      if r.get("predicted_nofixed_s", 0) > 0 else float("nan")})
     if not rows:
         return Summary()
     table = pd.DataFrame(rows)
     findings = []
-    for phase, g in table.groupby("phase", sort=False):
-        sp, fl = g["speed-up"], g["graph/floor"].dropna()
-        text = (f"CUDA graphs, {phase}: {len(g)} rounds replayed {sp.min():.2g}-{sp.max():.2g}x "
-                f"faster than eager (median {sp.median():.2g}x)")
+    for (execution, phase), g in table.groupby(["execution", "phase"], sort=False):
+        sp, fl = g["speed-up"], g["run/floor"].dropna()
+        label, verb = EXECUTIONS.get(execution, (execution, "ran"))
+        text = (f"{label}, {phase}: {len(g)} rounds {verb} "
+                f"{sp.min():.2g}-{sp.max():.2g}x faster than eager (median {sp.median():.2g}x)")
         if not fl.empty:
             text += (f", at {fl.min():.2g}-{fl.max():.2g}x the runtime model's no-fixed-cost "
                      f"floor (median {fl.median():.2g}x)")
