@@ -506,6 +506,28 @@ def plan_rounds(pilot_round_s, iterations: int, min_rounds: int, budget_s: float
                      budget_limited=needed > max(affordable, min_rounds))
 
 
+EXTENSIONS = 2  # at most this many top-ups of a paired measurement (rounds_to_add)
+
+
+def rounds_to_add(done: int, half_width: float, target: float, round_s: float,
+                  budget_left_s: float) -> int:
+    """Rounds to add to `done` rounds whose estimate's 95% interval is +-`half_width` of it
+    (relative), to bring it to +-`target`: an interval narrows as 1/sqrt(rounds), so
+    done * (half_width / target)^2 in all (rounded up), at most what `budget_left_s` buys
+    at `round_s` a round, and none once within the target. The pilot plans from a few
+    rounds and under-plans a ratio: on this project's VM 6-12 of the 28 pairs of a default
+    run met the 2% target while using under half their budget. The rule reads the
+    interval's width only, never the estimate itself."""
+    import math
+
+    if done < 1 or target <= 0:
+        raise ValueError(f"rounds_to_add needs done >= 1 and target > 0, got {done}, {target}")
+    if half_width <= target or round_s <= 0 or budget_left_s <= 0:
+        return 0
+    wanted = math.ceil(done * (half_width / target) ** 2) - done
+    return max(0, min(wanted, int(budget_left_s / round_s)))
+
+
 def time_once(fn: Callable[[], object], device: str | torch.device = "cpu",
               calls: int = 1, clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds for `calls` calls of fn (CUDA events on a GPU, `clock` on CPU)."""
