@@ -16,8 +16,10 @@ Writes runs/mutate/<module>/results.json, then runs/mutate/scores.csv and surviv
 every module's results.json. A module whose tree has not changed since its last run resumes
 where that run stopped. When the only change is new test files (tests/test_*.py), it keeps
 what the last complete run killed and tests again only the rest (mutmut's and cosmic-ray's
-survivors); `--retest` does so even when other files changed outside the module (they are
-named in results.json). Any other change starts it over.
+survivors). When files outside the module changed too (or an old test was edited), it
+refuses and keeps the last run's results: `--retest` keeps that run's kills and tests again
+the rest (the changed files named in results.json), `--fresh` starts over. A change of the
+module itself, of its tables pass or a test no longer listed starts it over.
 Mutants listed in scripts/mutate_equivalent.toml (each with its argument) are equivalent:
 out of the denominator, marked in survivors.md.
 
@@ -564,7 +566,8 @@ def versions(tables: bool) -> str:
     return text + (f" + cosmic-ray {version('cosmic-ray')}" if tables else "")
 
 
-def run_module(module: str, tests: list[str], tables: bool, retest: bool = False) -> dict:
+def run_module(module: str, tests: list[str], tables: bool, retest: bool = False,
+               fresh: bool = False) -> dict:
     scratch = OUT / slug(module)
     tree = scratch / "tree"
     files = tracked_files()
@@ -573,8 +576,21 @@ def run_module(module: str, tests: list[str], tables: bool, retest: bool = False
     old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
     retest_file = scratch / "retest.json"
     plan = None
+    if fresh and scratch.exists():
+        print(f"mutate: {module}: --fresh: starting over")
+        shutil.rmtree(scratch)
+        old = None
     if old is not None and old != stamp and (scratch / "results.json").exists():
         plan = retest_plan(old, stamp, files_of(module, ROOT), force=retest)
+        forced = plan or retest_plan(old, stamp, files_of(module, ROOT), force=True)
+        if plan is None and forced is not None:
+            # only files outside the module (or an old test) changed: starting over would
+            # throw away a complete run that a retest could keep; the user decides
+            shown = forced["changed"]
+            raise RuntimeError(
+                f"changed since the last complete run, outside the module: "
+                f"{', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}; --retest keeps "
+                f"that run's kills and tests again the rest, --fresh starts over")
     if old == stamp:
         print(f"mutate: {module}: the tree is unchanged since the last run: resuming")
     elif plan is not None:
@@ -648,10 +664,13 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="print the modules and their tests")
     ap.add_argument("--no-tables", action="store_true",
                     help="mutmut only: skip the tables pass (cosmic-ray)")
-    ap.add_argument("--retest", action="store_true",
-                    help="keep the last complete run's kills even when files outside the "
-                         "module changed (named in results.json), and test again only the "
-                         "rest")
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument("--retest", action="store_true",
+                       help="keep the last complete run's kills even when files outside the "
+                            "module changed (named in results.json), and test again only "
+                            "the rest")
+    again.add_argument("--fresh", action="store_true",
+                       help="start the modules over, throwing away their last run's results")
     ap.add_argument("--report", action="store_true",
                     help="only rewrite scores.csv and survivors.md from the stored results "
                          "(after editing scripts/mutate_equivalent.toml)")
@@ -675,7 +694,7 @@ def main(argv=None) -> int:
         for module in modules:
             try:
                 run = run_module(module, table[module], tables=not args.no_tables,
-                                 retest=args.retest)
+                                 retest=args.retest, fresh=args.fresh)
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 print(f"mutate: {module}: failed: {exc}", file=sys.stderr)
                 failed.append(module)

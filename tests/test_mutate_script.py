@@ -288,3 +288,42 @@ def test_merged_codes_take_the_retested_from_the_new_run_and_the_rest_from_the_o
     old = {"a": 1, "b": 0, "c": None}
     new = {"a": None, "b": 1, "c": 0, "d": 0}  # mutmut reset "a"; "d" is new to it
     assert mutate.merge_codes(old, new, ["b", "c"]) == {"a": 1, "b": 1, "c": 0, "d": 0}
+
+
+def _last_run(tmp_path, monkeypatch, new_stamp):
+    """A module's scratch folder holding a complete run's stamp and results, and the tree
+    as `new_stamp` describes it now; the mutation tools replaced by stubs."""
+    monkeypatch.setattr(mutate, "OUT", tmp_path)
+    monkeypatch.setattr(mutate, "tracked_files", lambda: ["analysis/x.py"])
+    monkeypatch.setattr(mutate, "tree_stamp", lambda files, module, tests, tables: new_stamp)
+    monkeypatch.setattr(mutate, "files_of", lambda module, root=None: ["analysis/x.py"])
+    monkeypatch.setattr(mutate, "sync_tree", lambda files, tree: None)
+    monkeypatch.setattr(mutate, "git_rev", lambda: "abc1234")
+    ran = []
+    monkeypatch.setattr(mutate, "run_mutmut",
+                        lambda module, tests, tree, log, retest=None: ran.append(retest) or [])
+    scratch = tmp_path / mutate.slug("analysis/x.py")
+    scratch.mkdir()
+    (scratch / "stamp.json").write_text(json.dumps(_stamp()))
+    (scratch / "results.json").write_text(json.dumps({"git_rev": "old", "mutants": []}))
+    return scratch, ran
+
+
+def test_a_change_outside_the_module_keeps_the_last_run_until_the_user_chooses(
+        tmp_path, monkeypatch):
+    scratch, ran = _last_run(tmp_path, monkeypatch, _stamp(**{"analysis/y.py": "9"}))
+    with pytest.raises(RuntimeError, match=r"outside the module: analysis/y.py; --retest "
+                                           r"keeps that run's kills.*--fresh starts over"):
+        mutate.run_module("analysis/x.py", ["tests/test_a.py"], tables=False)
+    assert json.loads((scratch / "results.json").read_text())["git_rev"] == "old"
+    assert ran == []  # nothing ran, nothing was thrown away
+    # --fresh: the old results go, a new run is made
+    run = mutate.run_module("analysis/x.py", ["tests/test_a.py"], tables=False, fresh=True)
+    assert ran == [None] and run["git_rev"] == "abc1234"
+    assert json.loads((scratch / "results.json").read_text())["git_rev"] == "abc1234"
+
+
+def test_a_changed_module_starts_over_without_asking(tmp_path, monkeypatch):
+    scratch, ran = _last_run(tmp_path, monkeypatch, _stamp(**{"analysis/x.py": "9"}))
+    run = mutate.run_module("analysis/x.py", ["tests/test_a.py"], tables=False)
+    assert ran == [None] and run["git_rev"] == "abc1234"
