@@ -58,7 +58,8 @@ column of the original text): any other character, name or macro (`x`, `exec`, `
 `n_layer`, `\input`: the whole word is named, with the allowed symbols), attribute access,
 calls, strings, a number written right after a symbol (`D2`: D² or 2D?), input longer than
 MAX_LENGTH characters (checked first, so a 1 MB cell fails at once), nesting deeper than
-MAX_DEPTH (brackets, braces, `\frac`, wrappers, all counted), numbers longer than MAX_DIGITS
+MAX_DEPTH (brackets, braces, `\frac`, wrappers and exponents of exponents, all counted; signs
+do not nest), numbers longer than MAX_DIGITS
 digits, constants over MAX_BITS bits, degree over MAX_DEGREE, and expressions whose expansion
 could have more than MAX_TERMS monomials (so no answer can make the checker expand or evaluate
 something huge: `(T+D+L+H+V+B+E)^12` has degree 12 but expands into 18,564 monomials, a
@@ -606,12 +607,10 @@ class _Parser:
         return value
 
     def expr(self) -> sp.Expr:
-        self.enter()
         terms = [self.term()]
         while self.tok.kind == "op" and self.tok.text in "+-":
             sign = -1 if self.take().text == "-" else 1
             terms.append(sign * self.term())
-        self.depth -= 1
         return sp.Add(*terms)
 
     def term(self) -> sp.Expr:
@@ -636,16 +635,12 @@ class _Parser:
                 return value
 
     def factor(self) -> sp.Expr:
-        self.enter()
-        tok = self.tok
-        if tok.kind == "op" and tok.text in "+-":
-            self.take()
-            value = self.factor()
-            value = -value if tok.text == "-" else value
-        else:
-            value = self.power()
-        self.depth -= 1
-        return value
+        # signs in a loop, not by recursion: only brackets and exponents nest (MAX_DEPTH)
+        negative = False
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            negative ^= self.take().text == "-"
+        value = self.power()
+        return -value if negative else value
 
     def power(self) -> sp.Expr:
         base = self.atom()
@@ -655,7 +650,10 @@ class _Parser:
             return self.raise_(base, sp.Integer(int(tok.text)), tok)
         if tok.kind == "op" and tok.text == "^":
             self.take()
-            return self.raise_(base, self.factor(), tok)
+            self.enter()  # an exponent's own exponent nests like a bracket
+            exponent = self.factor()
+            self.depth -= 1
+            return self.raise_(base, exponent, tok)
         return base
 
     def raise_(self, base, exponent, tok: Token) -> sp.Expr:
@@ -679,7 +677,9 @@ class _Parser:
         if tok.kind == "sym":
             return KNOWN_SYMBOLS[tok.text]
         if tok.kind == "lpar":
+            self.enter()  # one level per bracket, as MAX_DEPTH is stated
             value = self.expr()
+            self.depth -= 1
             close = _MATCH[tok.text]
             if self.tok.kind != "rpar":
                 self.error(self.tok, f"missing {close!r}")

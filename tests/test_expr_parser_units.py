@@ -171,9 +171,21 @@ def test_one_binomial_too_many_is_refused_at_the_first_token():
                   "expanded or factored more simply", 1)
 
 
-def test_eleven_nested_brackets_are_within_the_depth():
-    # parse -> expr (1) -> factor (2); each bracket adds an expr and a factor: 2 * 11 + 2 = 24
-    assert read_answer("(" * 11 + "T" + ")" * 11, "q").expr == T
+def test_brackets_nest_24_deep_and_no_deeper():
+    # MAX_DEPTH counts one level per bracket (until 2026-12-04 the parser counted two, so 12
+    # brackets already failed): 24 nested are read; the 25th fails at the token inside it,
+    # the T at index 25, column 26
+    assert read_answer("(" * 24 + "T" + ")" * 24, "q").expr == T
+    _expect("(" * 25 + "T" + ")" * 25, "nested deeper than 24", 26)
+
+
+def test_signs_do_not_nest_but_exponents_of_exponents_do():
+    assert read_answer("-" * 51 + "T", "q").expr == -T  # an odd number of minus signs
+    assert read_answer("+-+-T", "q").expr == T
+    # 1^1^...^1 with 24 carets: each exponent one level deeper; T^...^1 with 25 is too deep, at
+    # the token after the 25th caret (index 2 * 25 = 50, column 51)
+    assert read_answer("1^" * 24 + "1", "q").expr == 1
+    _expect("T^" * 25 + "1", "nested deeper than 24", 51)
 
 
 def test_nesting_counts_back_down_only_by_what_it_counted_up():
