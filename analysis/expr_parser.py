@@ -244,7 +244,7 @@ class _Lexer:
         j = _digits_end(text, i, end)
         if text[j : j + 1] == "." and j + 1 < end and _is_digit(text[j + 1 : j + 2]):
             j = _digits_end(text, j + 1, end)
-        if j - i > MAX_DIGITS:
+        if j - i - ("." in text[i:j]) > MAX_DIGITS:  # digits, not the decimal point
             self.error(pos, f"number longer than {MAX_DIGITS} digits")
         # scientific notation, lowercase e only (E is the embedding size): 1.2e1, 5e-3
         sign = 1 if text[j + 1 : j + 2] in ("+", "-") else 0

@@ -68,6 +68,13 @@ def test_a_number_of_one_digit_more_is_refused_at_its_first_digit():
     _expect("T + " + "9" * 25, "number longer than 24 digits", 5)
 
 
+def test_the_digit_limit_counts_digits_not_the_decimal_point():
+    # "1." and 23 more digits: 24 digits, read (the point made it 25 characters, refused
+    # until 2026-12-04); 25 digits around a point are refused at the number's first column
+    assert read_answer("1." + "5" * 23, "q").expr == 1 + sp.Rational(int("5" * 23), 10**23)
+    _expect("T + 1." + "5" * 24, "number longer than 24 digits", 5)
+
+
 @pytest.mark.parametrize("text,expected", [
     ("T + 0.5", T + sp.Rational(1, 2)),  # a point with one digit after it, at the very end
     ("T/2.5", sp.Rational(2, 5) * T),  # T / (5/2)
