@@ -548,7 +548,9 @@ def _unwrap_bound(tokens: list[Token], qid: str | None) -> tuple[list[Token], bo
             if k != len(tokens) - 1:
                 raise AnswerParseError(qid, tokens[k + 1].pos, whole)
             return tokens[1:], True
-    raise AnswerParseError(qid, len(tokens) and tokens[-1].pos + 1, "missing ')' of O(...)")
+    last = tokens[-1]  # the column after it: a number's text is as long as it was written
+    raise AnswerParseError(qid, last.pos + (len(last.text) if last.kind == "num" else 1),
+                           "missing ')' of O(...)")
 
 
 class _Parser:

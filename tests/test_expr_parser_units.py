@@ -337,3 +337,11 @@ def test_a_lowercase_letter_beside_its_capital_is_refused_at_the_lowercase_one()
 ])
 def test_an_unknown_name_is_named_whole(text, name, hint, column):
     _expect(text, f"unknown name {name!r}{hint}; {ALLOWED}", column)
+
+
+def test_an_unclosed_bound_is_reported_just_after_its_last_token():
+    # the column after the end of the text, whatever the last token's length: "O(T+10" has
+    # 6 characters, so column 7; "O(T+1.5" column 8; "O(TD^2" column 7
+    _expect("O(T+10", "missing ')' of O(...)", 7)
+    _expect("O(T+1.5", "missing ')' of O(...)", 8)
+    _expect("O(TD^2", "missing ')' of O(...)", 7)
