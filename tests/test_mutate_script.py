@@ -299,6 +299,7 @@ def _last_run(tmp_path, monkeypatch, new_stamp):
     monkeypatch.setattr(mutate, "files_of", lambda module, root=None: ["analysis/x.py"])
     monkeypatch.setattr(mutate, "sync_tree", lambda files, tree: None)
     monkeypatch.setattr(mutate, "git_rev", lambda: "abc1234")
+    monkeypatch.setattr(mutate, "versions", lambda tables: "stub")  # no mutmut in CI
     ran = []
     monkeypatch.setattr(mutate, "run_mutmut",
                         lambda module, tests, tree, log, retest=None: ran.append(retest) or [])
