@@ -443,23 +443,23 @@ def measure_pair(request, benchmark, grid, env_by_device, timing_options, cpu_co
         # top up the rounds where the pairs' own interval is still wider than the target and
         # budget is left (the pilot under-plans a ratio); pytest-benchmark's statistics keep
         # the planned rounds, the ratio and its interval take all of them
-        added = 0
+        added, estimate = 0, paired_ratio(a_s, b_s)
         for _ in range(0 if timing_options["smoke"] else EXTENSIONS):
-            so_far = paired_ratio(a_s, b_s)
             spent = sum(a_s) + sum(b_s)
-            extra = rounds_to_add(len(a_s), (so_far.ci_high - so_far.ci_low) / 2 / so_far.ratio,
+            extra = rounds_to_add(len(a_s),
+                                  (estimate.ci_high - estimate.ci_low) / 2 / estimate.ratio,
                                   timing_options["target"], spent / len(a_s),
                                   timing_options["budget"] - spent)
+            if not extra:
+                break
             for _ in range(extra):
                 pair_round()
             added += extra
-            if not extra:
-                break
+            estimate = paired_ratio(a_s, b_s)  # the interval of all rounds so far
         # the machine's pace around the pairs: two runs of a ratio whose sides are in
         # different regimes (launch-bound against compute-bound) differ when it moved
         load = {**load_between(before, machine_load()),
                 "yardstick_s": math.sqrt(pace_before * yardstick(device))}
-        estimate = paired_ratio(a_s, b_s)
         info = {
             **pair.to_dict(),
             "device": device,
