@@ -39,6 +39,12 @@ A `Machine` holds:
   view_fixed_s): in a model's sequence of ops an op costs more than alone in a tight loop
   (charging simple ops their replayed cost, below the tiny add's, predicted worse), while a
   GELU, a concatenation, a layer norm or a flash-attention step costs more than a tiny add;
+- ``attention_flops_per_s`` (CPU): the flash-attention kernel's own FLOP rate by batch x
+  heads, keys and head width (causal square forward, its backward, one query over the keys),
+  since at a model's small sizes its blocking and buffers cost several times its FLOPs at a
+  matmul's rate;
+- ``code_s_per_op`` (CPU): each bench workload's own Python per op beyond the constants
+  above, by variant and phase (`analysis.predict.measure_code_costs`, measured last);
 - ``fresh_output_by_size``: seconds per byte that allocating an op's output adds, by the
   output's size (a fresh `torch.add(x, 1)` minus the same add into an existing tensor). On
   glibc a block of 32 MiB or more is mapped fresh from the kernel on every allocation, so
@@ -53,8 +59,8 @@ A `Machine` holds:
 Timing statistic: each microbenchmark is repeated and the median per-call time kept, the
 statistic the bench reports. Every microbenchmark runs in each of `passes` passes (default
 PASSES) and each constant is the median of the passes; `pass_range` keeps each scalar's
-spread. On one thread of this project's 2-core CPU VM, 3 passes took 26 s and 1 pass 10-11 s
-(7 s of a pass are the three matmul tables); `compare_machines` and `compare_tables` set a
+spread. On one thread of this project's 2-core CPU VM, 3 passes took 40 s (7 s of a pass are
+the three matmul tables, 2 s the attention table); `compare_machines` and `compare_tables` set a
 short calibration against a long one's noise.
 """
 
@@ -188,9 +194,18 @@ class Machine:
     fresh_output_by_size: dict = field(default_factory=dict)  # {"bytes", "s_per_byte"}
     # aten op name -> its fixed cost (a tiny call replayed); missing: op_fixed_s/view_fixed_s
     op_fixed_by_name: dict = field(default_factory=dict)
-    # the fused CPU LSTM's FLOP/s by batch and width (`measure_fused_rnn`): {"B": [...],
-    # "D": [...], "forward": [[...]], "backward": [[...]]}; empty: the matmul table's rates
+    # the fused CPU LSTM's FLOP/s by batch, width and steps (`measure_fused_rnn`): {"B",
+    # "D", "T": [...], "forward", "backward": [[[...]]]} (an older file: no "T", tables
+    # [b][d] at T = 16); empty: the matmul table's rates
     fused_rnn_flops_per_s: dict = field(default_factory=dict)
+    # CPU attention's FLOP/s by batch x heads, keys and head width (`measure_attention`):
+    # {"BH", "T", "hd": [...], "forward", "backward", "decode": [[[...]]]}; empty: the
+    # matmul table's rate at the kernel's (B H T, hd, T) product
+    attention_flops_per_s: dict = field(default_factory=dict)
+    # a bench workload's code ("variant:phase", `Trace.code`) -> the seconds per op its own
+    # Python adds beyond the per-op costs above (negative: its ops cost less, issued from
+    # C++); `analysis.predict.measure_code_costs`; missing: 0
+    code_s_per_op: dict = field(default_factory=dict)
     passes: int | None = None  # passes each constant is the median of (None: not recorded)
     # scalar constant (SCALARS) -> [min, max] over the passes, at the reference pace (the
     # yardstick: each pass's median yardstick, as measured); empty: one pass, or not recorded
@@ -273,7 +288,8 @@ class Machine:
         optional = {"sources", "date", "bandwidth_by_size", "module_call_s", "op_autograd_s",
                     "op_backward_s", "elementwise_s_per_element", "matmul_layouts",
                     "yardstick_s", "fresh_output_by_size", "op_fixed_by_name", "passes",
-                    "pass_range", "matmul_pass_spread", "fused_rnn_flops_per_s"}
+                    "pass_range", "matmul_pass_spread", "fused_rnn_flops_per_s",
+                    "attention_flops_per_s", "code_s_per_op"}
         missing = sorted(known - set(data) - optional)
         if missing:
             raise ValueError(f"machine file lacks {', '.join(missing)}")
@@ -712,45 +728,139 @@ def measure_matmuls(device: str, axis: Sequence[int], fixed_s: float,
 
 FUSED_RNN_B = (1, 8, 32)  # batch rows per step of the fused LSTM table
 FUSED_RNN_D = (32, 128, 512)  # its width (input width E = D)
-FUSED_RNN_T = 16
+FUSED_RNN_T = (4, 16, 64)  # its steps: the layer's fixed cost and input product amortize
 
 
 def measure_fused_rnn(device: str, batches: Sequence[int] = FUSED_RNN_B,
-                      widths: Sequence[int] = FUSED_RNN_D, steps: int = FUSED_RNN_T) -> dict:
+                      widths: Sequence[int] = FUSED_RNN_D,
+                      steps: Sequence[int] = FUSED_RNN_T) -> dict:
     """FLOP/s of the fused CPU recurrence (nn.LSTM: one `mkldnn_rnn_layer` call and its
-    backward), by batch B and width D (E = D), over `steps` steps: its matmul FLOPs,
+    backward), by batch B, width D (E = D) and steps T: its matmul FLOPs,
     2 T B (4D E + 4D D) forward and twice that backward, over the time of a forward that
     records the graph (as in training) and of its backward (forward + backward less the
     forward). oneDNN runs the input product for all steps at once and keeps its gate
     weights packed, so its rate is not the matmul table's (LSTM train rows predicted 1.5-3x
-    their time from it). {"B", "D", "forward", "backward"}: tables [b][d]; CUDA (cuDNN): {}."""
+    their time from it); the rate grows with T (B 8, D 160 on one thread of this project's
+    VM: 6, 18, 40 GFLOP/s forward at T 4, 16, 64), as the layer's call cost and its input
+    product amortize over more steps. {"B", "D", "T", "forward", "backward"}: tables
+    [b][d][t]; CUDA (cuDNN): {}."""
     if device != "cpu":
         return {}
     fwd_rates, bwd_rates = [], []
     with torch.enable_grad():
         for b in batches:
-            fwd_row, bwd_row = [], []
+            fwd_plane, bwd_plane = [], []
             for d in widths:
-                torch.manual_seed(0)
-                lstm = torch.nn.LSTM(d, d)
-                x = torch.randn(steps, b, d, requires_grad=True)
-                flops = 2 * steps * b * (4 * d * d + 4 * d * d)
-                calls = max(1, min(20, int(2e7 / flops)))
+                fwd_row, bwd_row = [], []
+                for t in steps:
+                    torch.manual_seed(0)
+                    lstm = torch.nn.LSTM(d, d)
+                    x = torch.randn(t, b, d, requires_grad=True)
+                    flops = 2 * t * b * (4 * d * d + 4 * d * d)
+                    calls = max(1, min(20, int(2e7 / flops)))
 
-                def forward(lstm=lstm, x=x):
-                    return lstm(x)[0]
+                    def forward(lstm=lstm, x=x):
+                        return lstm(x)[0]
 
-                def both(lstm=lstm, x=x):
-                    lstm(x)[0].sum().backward()
+                    def both(lstm=lstm, x=x):
+                        lstm(x)[0].sum().backward()
 
-                t_fwd = per_call(forward, device, calls, 3)
-                t_both = per_call(both, device, calls, 3)
-                fwd_row.append(flops / t_fwd)
-                bwd_row.append(2 * flops / max(t_both - t_fwd, MATMUL_FLOOR * t_both))
-            fwd_rates.append(fwd_row)
-            bwd_rates.append(bwd_row)
-    return {"B": list(batches), "D": list(widths), "forward": fwd_rates,
+                    t_fwd = per_call(forward, device, calls, 3)
+                    t_both = per_call(both, device, calls, 3)
+                    fwd_row.append(flops / t_fwd)
+                    bwd_row.append(2 * flops / max(t_both - t_fwd, MATMUL_FLOOR * t_both))
+                fwd_plane.append(fwd_row)
+                bwd_plane.append(bwd_row)
+            fwd_rates.append(fwd_plane)
+            bwd_rates.append(bwd_plane)
+    return {"B": list(batches), "D": list(widths), "T": list(steps), "forward": fwd_rates,
             "backward": bwd_rates}
+
+
+ATTENTION_BH = (1, 4, 16, 64)  # batch x heads of the flash-attention tables
+ATTENTION_T = (4, 16, 64, 256)  # keys per query (queries = keys in the causal square)
+ATTENTION_HD = (16, 32, 64)  # head width
+# the CPU attention kernel's aten ops -> the table of `Machine.attention_flops_per_s` each
+# reads when its queries are as many as its keys (fewer: the "decode" table)
+RATE_TABLES = ("forward", "backward", "decode")  # the tables of a rate table, beside its axes
+ATTENTION_OPS = {"_scaled_dot_product_flash_attention_for_cpu": "forward",
+                 "_scaled_dot_product_flash_attention_for_cpu_backward": "backward"}
+
+
+def _counted_flops(fn: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from analysis.trace import cpu_sdpa_mapping
+
+    with FlopCounterMode(display=False, custom_mapping=cpu_sdpa_mapping()) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def measure_attention(device: str, fixed_s: float, heads_rows: Sequence[int] = ATTENTION_BH,
+                      lengths: Sequence[int] = ATTENTION_T,
+                      widths: Sequence[int] = ATTENTION_HD) -> dict:
+    """FLOP/s of CPU attention (`F.scaled_dot_product_attention`, PyTorch's flash kernel for
+    CPU) by batch x heads BH, keys T and head width hd, each call's FLOPs as PyTorch's
+    counter counts them (the trace's count), its time less `fixed_s` (a matmul call's fixed
+    cost, which the prediction adds; floored at MATMUL_FLOOR of the time): "forward" the
+    causal square (T queries), "backward" its backward alone (forward and backward recording
+    the graph, less that forward), "decode" one query over T keys (a KV-cache step; BH then
+    counts B x H x queries). Its rate is not a matmul's: at small sizes the kernel's blocking,
+    buffers and inner copies cost several times its FLOPs (a (3, 4, 12, 24) causal call took
+    23 us on one thread of this project's VM, 28x a 1x1x1 matmul). Tables [bh][t][hd];
+    {} on CUDA (its kernels are timed as launches)."""
+    import torch.nn.functional as F
+
+    if device != "cpu":
+        return {}
+    out: dict = {"BH": list(heads_rows), "T": list(lengths), "hd": list(widths),
+                 "forward": [], "backward": [], "decode": []}
+
+    def rate(flops, seconds):
+        return flops / max(seconds - fixed_s, MATMUL_FLOOR * seconds)
+
+    for bh in heads_rows:
+        planes = {k: [] for k in ("forward", "backward", "decode")}
+        for t in lengths:
+            rows = {k: [] for k in planes}
+            for hd in widths:
+                torch.manual_seed(0)
+                q, k, v = (torch.randn(bh, 1, t, hd) for _ in range(3))
+                one = q[:, :, -1:]
+
+                def fwd(q=q, k=k, v=v):
+                    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+                def decode(one=one, k=k, v=v):
+                    return F.scaled_dot_product_attention(one, k, v)
+
+                with torch.enable_grad():
+                    qg, kg, vg = (x.clone().requires_grad_() for x in (q, k, v))
+                    grad = torch.ones_like(q)
+
+                    def recorded(qg=qg, kg=kg, vg=vg):
+                        return F.scaled_dot_product_attention(qg, kg, vg, is_causal=True)
+
+                    def both(qg=qg, kg=kg, vg=vg, grad=grad):
+                        torch.autograd.grad(recorded(qg, kg, vg), (qg, kg, vg), grad)
+
+                    f_fwd, f_both = _counted_flops(fwd), _counted_flops(both)
+                    calls = max(1, min(50, int(2e7 / max(f_both, 1))))
+                    t_rec = per_call(recorded, device, calls, 3)
+                    t_both = per_call(both, device, calls, 3)
+                f_dec = _counted_flops(decode)
+                rows["forward"].append(rate(f_fwd, per_call(fwd, device, calls, 3)))
+                # a backward timed as nothing (noise) is floored at 5% of forward + backward
+                rows["backward"].append((f_both - f_fwd) / max(
+                    t_both - t_rec - fixed_s, MATMUL_FLOOR * t_both))
+                rows["decode"].append(rate(f_dec, per_call(
+                    decode, device, max(1, min(50, int(2e7 / max(f_dec, 1)))), 3)))
+            for key in planes:
+                planes[key].append(rows[key])
+        for key in planes:
+            out[key].append(planes[key])
+    return out
 
 
 def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float) -> dict:
@@ -771,6 +881,8 @@ def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float
                                 else {"bytes": [], "s_per_byte": []})
     out["replayed"] = paced.around(lambda: measure_replayed_ops(device, costs))
     out["fused_rnn"] = paced.around(lambda: measure_fused_rnn(device))
+    out["attention"] = paced.around(lambda: measure_attention(device,
+                                                              costs["matmul_fixed_s"]))
     return out
 
 
@@ -793,15 +905,18 @@ def rescale_pass(raw: dict, paced: Paced) -> dict:
         "fresh": {"bytes": fresh["bytes"],
                   "s_per_byte": [paced.time(v, f_pace) for v in fresh["s_per_byte"]]},
         "replayed": paced.times(*raw["replayed"]),
-        "fused_rnn": _rescale_fused(*raw["fused_rnn"], paced),
+        "fused_rnn": _rescale_rates(*raw["fused_rnn"], paced),
+        "attention": _rescale_rates(*raw["attention"], paced),
     }
 
 
-def _rescale_fused(table: dict, pace: float, paced: Paced) -> dict:
-    if not table:
-        return {}
-    return {**table, **{k: [[paced.rate(v, pace) for v in row] for row in table[k]]
-                        for k in ("forward", "backward")}}
+def _rescale_rates(table: dict, pace: float, paced: Paced) -> dict:
+    """A table of rates (`measure_fused_rnn`, `measure_attention`: axes as lists of sizes,
+    its tables nested lists of FLOP/s) at the reference pace."""
+    def rescale(v):
+        return [rescale(x) for x in v] if isinstance(v, list) else paced.rate(v, pace)
+
+    return {k: rescale(v) if k in RATE_TABLES else v for k, v in table.items()}
 
 
 def median_nested(items: list):
@@ -847,10 +962,14 @@ def table_spread(tables: list[list]) -> list[float]:
 
 def calibrate(device: str = "cpu", threads: int | None = None,
               axis: Sequence[int] | None = None, passes: int = PASSES,
-              budget_s: float = MATMUL_BUDGET_S) -> Machine:
+              budget_s: float = MATMUL_BUDGET_S,
+              code_costs: Callable[[Machine, Paced], dict] | None = None) -> Machine:
     """Measure this machine (see the module docstring). float32, TF32 off on CUDA.
     `passes`: times each microbenchmark runs, spread over the calibration (the median is
-    kept); `budget_s`: seconds of calls per matmul shape in each pass."""
+    kept); `budget_s`: seconds of calls per matmul shape in each pass; `code_costs`: the
+    last step on CPU, each workload's own code per op measured against the machine built
+    so far (`analysis.predict.measure_code_costs`, which needs the prediction, a layer
+    this module sits below); None: no `code_s_per_op`."""
     import statistics
 
     from charlm.validate import positive_int
@@ -886,6 +1005,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
               for layout in c["tables"]} if passes > 1 else {}
     by_size, per_element, fresh = c["by_size"], c["per_element"], c["fresh"]
     replayed, fused = c["replayed"], c.get("fused_rnn") or {}
+    attention = c.get("attention") or {}
     table = monotone_table(axes, c["tables"].pop("nn"))
     layouts = {layout: monotone_table(axes, t) for layout, t in c["tables"].items()}
     timer = "CUDA events" if device == "cuda" else "time.perf_counter"
@@ -927,21 +1047,37 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         "op_autograd_s": "chain of tiny adds recording autograd, minus op_fixed_s",
         "op_backward_s": "backward of a chain of tiny multiplies, per op it dispatches",
         "elementwise_s_per_element": "each op on 2^18 float32 elements, minus op_fixed_s",
-        "fused_rnn_flops_per_s": ("nn.LSTM (one mkldnn_rnn_layer) of T = 16 steps by batch "
-                                  "and width, forward recording the graph, and its backward, "
+        "fused_rnn_flops_per_s": ("nn.LSTM (one mkldnn_rnn_layer) by batch, width and "
+                                  "steps, forward recording the graph, and its backward, "
+                                  "median of 3" if device == "cpu" else "none on CUDA"),
+        "attention_flops_per_s": ("F.scaled_dot_product_attention (the CPU flash kernel) "
+                                  "by batch x heads, keys and head width: the causal square "
+                                  "forward, its backward (forward + backward recording the "
+                                  "graph, less that forward) and one query over the keys, "
+                                  "PyTorch's FLOP count over the time less matmul_fixed_s, "
                                   "median of 3" if device == "cpu" else "none on CUDA"),
         "bandwidth_by_size": "elementwise add of 4 KiB..16 MiB moved, minus op_fixed_s, "
                              "median of 3",
     }
-    return Machine(
+    machine = Machine(
         device=device, name=device_name(device), torch=torch.__version__,
         threads=torch.get_num_threads(), **scalars,
         matmul_axes=axes, matmul_flops_per_s=table, matmul_layouts=layouts, sources=sources,
         bandwidth_by_size=by_size,
         elementwise_s_per_element=per_element, yardstick_s=paced.reference,
         fresh_output_by_size=fresh, op_fixed_by_name=replayed, passes=passes,
-        fused_rnn_flops_per_s=fused, pass_range=pass_range, matmul_pass_spread=spread,
+        fused_rnn_flops_per_s=fused, attention_flops_per_s=attention, pass_range=pass_range,
+        matmul_pass_spread=spread,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if code_costs is None or device != "cpu":  # CUDA: the host time is bounded as a whole
+        return machine
+    # last, as it sets each tiny workload's time against this machine's prediction of it
+    costs = code_costs(machine, paced)
+    sources = {**machine.sources, "code_s_per_op": (
+        "a tiny run (B 2, T 4, D 16) of every bench variant and phase, timed between two "
+        "yardsticks (median of 3, rescaled to yardstick_s), less this machine's prediction "
+        "of it, over its ops")}
+    return machine.replace(code_s_per_op=costs, sources=sources)
 
 
 def planned_seconds(device: str = "cpu", axis: Sequence[int] | None = None,
@@ -954,14 +1090,15 @@ def planned_seconds(device: str = "cpu", axis: Sequence[int] | None = None,
 
 
 def cached_machine(device: str = "cpu", threads: int = 1, path=None,
-                   force: bool = False, passes: int = PASSES) -> Machine:
+                   force: bool = False, passes: int = PASSES,
+                   code_costs: Callable[[Machine, Paced], dict] | None = None) -> Machine:
     """The machine file at `path` (default runs/machine/<device>-<name>-torch<v>-t<n>.json,
-    `cache_name`), calibrating (`passes` passes) and writing it when missing or when
-    `force`."""
+    `cache_name`), calibrating (`passes` passes, `code_costs` as `calibrate` takes it) and
+    writing it when missing or when `force`."""
     path = Path(path) if path is not None else default_cache_path(device, threads, passes)
     if path.is_file() and not force:
         return load_machine(path)
-    machine = calibrate(device, threads, passes=passes)
+    machine = calibrate(device, threads, passes=passes, code_costs=code_costs)
     save_machine(machine, path)
     return machine
 

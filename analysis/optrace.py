@@ -63,6 +63,8 @@ def trace_workload(workload, fake: bool | None = None) -> Trace:
     fake one), else fake tensors (any size, nothing allocated; the same aten ops). A
     torch.nn twin (kind "reference") deep-copies weights, which fake tensors do not
     support: it always runs real."""
+    import dataclasses
+
     from analysis.counters import single_thread
     from analysis.quantities import shapes_only
 
@@ -70,9 +72,17 @@ def trace_workload(workload, fake: bool | None = None) -> Trace:
         fake = footprint_estimate(workload) >= REAL_TRACE_BYTES
     with single_thread():
         if not fake or workload.kind == "reference":
-            return trace(workload_callable(workload))
-        with shapes_only():
-            return trace(workload_callable(workload), tensors="fake")
+            out = trace(workload_callable(workload))
+        else:
+            with shapes_only():
+                out = trace(workload_callable(workload), tensors="fake")
+    return dataclasses.replace(out, code=code_key(workload))
+
+
+def code_key(workload) -> str:
+    """The key of a workload's own Python code (`Trace.code`, `Machine.code_s_per_op`): its
+    variant and phase, which fix the code each round runs (its sizes do not)."""
+    return f"{workload.variant}:{workload.phase}"
 
 
 def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> Trace:
@@ -91,4 +101,5 @@ def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> T
         return trace(runner(model, quantity, sizes, kv_cache), model, tensors="fake")
 
 
-__all__ = ["footprint_estimate", "trace_quantity", "trace_workload", "workload_callable"]
+__all__ = ["code_key", "footprint_estimate", "trace_quantity", "trace_workload",
+           "workload_callable"]

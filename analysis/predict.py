@@ -90,8 +90,8 @@ def fused_rnn_flops(op: OpEvent) -> int:
 
 def fused_rnn_seconds(op: OpEvent, machine: Machine) -> float:
     """Compute seconds of a fused CPU recurrence layer (`mkldnn_rnn_layer`, x of shape
-    (T, B, E)): its FLOPs at the machine's measured fused-LSTM rate for its batch and width
-    (`Machine.fused_rnn_flops_per_s`) when calibrated; else from the matmul table: oneDNN
+    (T, B, E)): its FLOPs at the machine's measured fused-LSTM rate for its batch, width and
+    steps (`Machine.fused_rnn_flops_per_s`) when calibrated; else from the matmul table: oneDNN
     multiplies the input weights into every step at once, one
     (T B) x E @ E x (G D) product, and the hidden weights step by step, T products
     B x D @ D x (G D); each at the calibrated throughput of its own shape. A backward
@@ -106,7 +106,12 @@ def fused_rnn_seconds(op: OpEvent, machine: Machine) -> float:
     fused = machine.fused_rnn_flops_per_s
     if fused:  # the layer's own measured rate, by batch and width
         phase = "backward" if op.name.endswith("backward") else "forward"
-        rate = interpolate_log([fused["B"], fused["D"]], fused[phase], (batch, w_hh[-1]))
+        steps = x[0] if len(x) > 2 else rows
+        if "T" in fused:  # by steps too (an older machine file's table is at T = 16 only)
+            rate = interpolate_log([fused["B"], fused["D"], fused["T"]], fused[phase],
+                                   (batch, w_hh[-1], steps))
+        else:
+            rate = interpolate_log([fused["B"], fused["D"]], fused[phase], (batch, w_hh[-1]))
         return fused_rnn_flops(op) / rate
 
     def seconds(m, k, n):
@@ -116,12 +121,41 @@ def fused_rnn_seconds(op: OpEvent, machine: Machine) -> float:
     return 2 * total if op.name.endswith("backward") else total
 
 
+def attention_seconds(op: OpEvent, machine: Machine) -> float | None:
+    """Compute seconds of a CPU attention kernel call (`calibrate.ATTENTION_OPS`) at the
+    machine's measured attention rate (`Machine.attention_flops_per_s`): the causal-square
+    table of its phase when its queries are as many as its keys, else the "decode" table at
+    B x H x queries rows; None when the machine has no such table or the op is no such
+    call."""
+    from analysis.calibrate import ATTENTION_OPS, interpolate_log
+
+    table = machine.attention_flops_per_s
+    phase = ATTENTION_OPS.get(op.name)
+    if not table or phase is None or not op.flops:
+        return None
+    shapes = op.shapes[1:3] if phase == "backward" else op.shapes[:2]
+    if len(shapes) < 2 or len(shapes[0]) < 2 or len(shapes[1]) < 2:
+        return None
+    (queries, width), keys = shapes[0][-2:], shapes[1][-2]
+    heads_rows = 1
+    for d in shapes[0][:-2]:
+        heads_rows *= d
+    if queries != keys:
+        phase, heads_rows = "decode", heads_rows * queries
+    rate = interpolate_log([table["BH"], table["T"], table["hd"]], table[phase],
+                           (heads_rows, keys, width))
+    return op.flops / rate
+
+
 def op_time(op: OpEvent, machine: Machine, cache: dict | None = None) -> OpTime:
     """The op's compute, memory and fixed seconds on `machine` (`cache`: shape -> FLOP/s)."""
     compute = 0.0
     rnn_flops = 0 if op.flops else fused_rnn_flops(op)
+    attention = None if rnn_flops else attention_seconds(op, machine)
     if rnn_flops:
         compute = fused_rnn_seconds(op, machine)
+    elif attention is not None:
+        compute = attention
     elif op.flops:
         key = (*matmul_shape(op), op.layout or "nn")
         rate = None if cache is None else cache.get(key)
@@ -188,7 +222,8 @@ def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
     if machine.device == "cuda":
         calls += trace.fused_calls * machine.op_fixed_s
     if machine.device == "cpu":
-        overhead = sum(t.fixed_s for t in times) + calls if fixed else 0.0
+        code = len(times) * machine.code_s_per_op.get(trace.code, 0.0)
+        overhead = max(0.0, sum(t.fixed_s for t in times) + calls + code) if fixed else 0.0
         total = compute + memory + overhead
         terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
         bound = "sum"
@@ -214,6 +249,53 @@ def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
         "ops": len(trace.ops), "kernels": kernels, "depth": trace.depth,
         "flops": trace.flops, "bytes": trace.bytes,
     }
+
+
+CODE_ROUND_S = 0.005  # calls per timed round of a tiny workload: at least this long
+
+
+def measure_code_costs(machine: Machine, paced=None, workloads=None) -> dict:
+    """What each bench workload's own Python code costs per op beyond the machine's per-op
+    costs ({`Trace.code`: seconds per op}): its tiny run (`calibrate.tiny_workloads`: B 2,
+    T 4, D 16, where an op costs its fixed cost) timed (median of 3 rounds of at least
+    CODE_ROUND_S), rescaled to the machine's pace by `paced` (`calibrate.Paced`: the
+    yardstick around it), less `machine`'s prediction of the same run, over its ops. The
+    interpreter's work between ops (shape arithmetic, attribute lookups, a KV cache's
+    bookkeeping, a generation step's slicing and sampling) shows as a positive cost; ops
+    that a torch.nn recurrence issues from C++ cost less than ones called from Python (the
+    per-op costs' measure), which shows as a negative one. Sizes none of the grids use."""
+    import torch
+
+    from analysis.calibrate import tiny_workloads
+
+    out = {}
+    for w in tiny_workloads() if workloads is None else workloads:
+        with torch.enable_grad():  # as the bench runs a workload (the calibration: no_grad)
+            out.update(_code_cost(w, machine, paced))
+    return out
+
+
+def _code_cost(w, machine: Machine, paced) -> dict:
+    from analysis.calibrate import per_call
+    from analysis.optrace import trace_workload
+    from analysis.timing import WARM_CALLS, iterations_for
+    from analysis.workloads import prepare
+
+    trace = trace_workload(w)
+    if not trace.ops:
+        return {}
+    p = prepare(w, machine.device)
+    for _ in range(WARM_CALLS):
+        p.fn()
+    calls = iterations_for(per_call(p.fn, machine.device, 1, 3), CODE_ROUND_S)
+    if paced is None:
+        seconds = per_call(p.fn, machine.device, calls, 3)
+    else:
+        seconds, pace = paced.around(lambda: per_call(p.fn, machine.device, calls, 3))
+        if machine.yardstick_s:
+            seconds *= machine.yardstick_s / pace
+    predicted = predict_trace(trace, machine.replace(code_s_per_op={}))["predicted_s"]
+    return {trace.code: (seconds - predicted) / len(trace.ops)}
 
 
 def pace_factor(yardstick_s, machine: Machine) -> float:
@@ -350,5 +432,6 @@ def error_stats(predicted, measured) -> dict:
     return {"rows": int(p.size), **{k: float(v) for k, v in zip(keys, values)}}
 
 
-__all__ = ["PREDICT_ERRORS", "REGIMES", "error_stats", "matmul_shape", "op_time", "pace_factor",
+__all__ = ["CODE_ROUND_S", "PREDICT_ERRORS", "REGIMES", "attention_seconds", "error_stats",
+           "measure_code_costs", "matmul_shape", "op_time", "pace_factor",
            "predict_rows", "predict_trace", "predict_workload", "workload_from_row"]

@@ -592,7 +592,7 @@ def test_cached_machine_calibrates_once_then_reads_the_file(monkeypatch, tmp_pat
 
     made = []
 
-    def fake_calibrate(device, threads, passes):
+    def fake_calibrate(device, threads, passes, code_costs=None):
         made.append((device, threads, passes))
         return flat_machine(threads=threads, name=f"run {len(made)}")
 

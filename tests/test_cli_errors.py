@@ -114,7 +114,11 @@ def test_a_short_calibration_is_announced_and_cached_apart(fake_calibration, cap
     asked, fake = [], calibrate.calibrate
     monkeypatch.setattr(calibrate, "calibrate", lambda *a, **kw: asked.append(kw) or fake(*a))
     assert main(["calibrate", "--passes", "1", "--format", "json"]) == 0
-    assert asked == [{"passes": 1}]
+    assert [kw["passes"] for kw in asked] == [1]
+    # the CLI's calibration measures the workloads' own code last
+    from analysis.predict import measure_code_costs
+
+    assert [kw["code_costs"] for kw in asked] == [measure_code_costs]
     path = default_cache_path("cpu", 1, passes=1)
     assert path.name.endswith("-t1-p1.json") and path.is_file()
     assert not default_cache_path("cpu", 1).exists()  # a full report never reuses it

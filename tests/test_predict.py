@@ -231,7 +231,15 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
 def test_a_tiny_calibration_measures_every_constant():
     from analysis.calibrate import SCALARS, calibrate
 
-    m = calibrate("cpu", threads=1, axis=(1, 4), passes=2)
+    seen = []
+
+    def code_costs(machine, paced):  # the last step: given the machine measured so far
+        seen.append((machine.code_s_per_op, machine.yardstick_s == paced.reference))
+        return {"gru:forward": -1e-7}
+
+    m = calibrate("cpu", threads=1, axis=(1, 4), passes=2, code_costs=code_costs)
+    assert seen == [({}, True)] and m.code_s_per_op == {"gru:forward": -1e-7}
+    assert "code_s_per_op" in m.sources
     assert m.device == "cpu" and m.threads == 1 and m.passes == 2
     assert set(m.pass_range) == set(SCALARS)  # each scalar's spread over the 2 passes
     assert all(low <= high for low, high in m.pass_range.values())

@@ -92,12 +92,12 @@ def test_the_fused_lstm_microbenchmark_counts_lstm_flops_over_its_time(monkeypat
         return 1e-3 if fn.__name__ == "forward" else 3e-3
 
     monkeypatch.setattr(cal, "per_call", fake_per_call)
-    out = cal.measure_fused_rnn("cpu", batches=(2,), widths=(4,), steps=3)
+    out = cal.measure_fused_rnn("cpu", batches=(2,), widths=(4,), steps=(3, 6))
     # FLOPs 2 T B (4 D E + 4 D D) = 2 * 3 * 2 * (64 + 64) = 1,536 over 1 ms; the backward
-    # twice that over 3 - 1 = 2 ms
-    assert out["forward"] == [[pytest.approx(1.536e6)]]
-    assert out["backward"] == [[pytest.approx(1.536e6)]]
-    assert (out["B"], out["D"]) == ([2], [4])
+    # twice that over 3 - 1 = 2 ms; at T = 6 twice the FLOPs in the same (fake) time
+    assert out["forward"] == [[[pytest.approx(1.536e6), pytest.approx(3.072e6)]]]
+    assert out["backward"] == [[[pytest.approx(1.536e6), pytest.approx(3.072e6)]]]
+    assert (out["B"], out["D"], out["T"]) == ([2], [4], [3, 6])
     assert cal.measure_fused_rnn("cuda") == {}
 
 

@@ -100,6 +100,9 @@ class Trace:
     fused_calls: int = 0  # calls of fused torch.nn recurrences (one cuDNN call each on CUDA)
     peak_bytes: int | None = None  # highest live_bytes (memory tracking), else None
     tensors: str = "real"  # real | fake | meta: what the traced run held
+    # the Python code that issued the ops, when known (a bench workload's "variant:phase"):
+    # the key of its measured per-op interpreter cost (`Machine.code_s_per_op`)
+    code: str = ""
 
     @property
     def flops(self) -> int:

@@ -120,13 +120,15 @@ def measure(args) -> int:
     positive_int("threads", args.threads)
     passes = positive_int("passes", PASSES if args.passes is None else args.passes)
     from analysis.calibrate import cached_machine, default_cache_path
+    from analysis.predict import measure_code_costs
 
     path = Path(args.out or default_cache_path(args.device, args.threads, passes))
     fresh = args.force or bool(args.out) or not path.is_file()
     if fresh:
         announce(args.device, f"into {path}" if path.is_file() or args.out
                  else f"no machine file at {path} yet", passes)
-    machine = cached_machine(args.device, args.threads, path=path, force=fresh, passes=passes)
+    machine = cached_machine(args.device, args.threads, path=path, force=fresh, passes=passes,
+                             code_costs=measure_code_costs)
     if not fresh:
         print(f"reusing the machine file {path} (calibrated {machine.date}); calibrate again "
               f"with charlm calibrate --force", file=sys.stderr)

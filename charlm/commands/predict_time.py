@@ -52,6 +52,7 @@ def machine_for(args):
     """The --machine file, or this device's cached calibration (made, and said so, when
     missing)."""
     from analysis.calibrate import cached_machine, default_cache_path, load_machine
+    from analysis.predict import measure_code_costs
 
     if args.machine:
         machine = load_machine(args.machine)
@@ -63,7 +64,7 @@ def machine_for(args):
     if not path.is_file():
         announce(args.device, f"no machine file at {path}; saved there for next time, "
                               f"or give --machine FILE from charlm calibrate --out FILE")
-    return cached_machine(args.device, args.threads, path=path)
+    return cached_machine(args.device, args.threads, path=path, code_costs=measure_code_costs)
 
 
 def run(args) -> int:

@@ -1,0 +1,162 @@
+"""The costs the op-by-op model lacked, measured: CPU attention's own FLOP rate, the fused
+LSTM's rate by steps, and each workload's own Python per op. Expected values are worked
+by hand from fake timers and hand-made tables."""
+
+import math
+
+import pytest
+
+from analysis.calibrate import Machine
+from analysis.predict import attention_seconds, op_time, predict_trace
+from analysis.trace import OpEvent, Trace
+
+FLASH = "_scaled_dot_product_flash_attention_for_cpu"
+
+
+def machine(**kw) -> Machine:
+    """1e9 FLOP/s for every matmul, free memory, no fixed costs."""
+    return Machine(device="cpu", name="t", torch="x", threads=1, op_fixed_s=0.0,
+                   view_fixed_s=0.0, matmul_fixed_s=0.0, min_kernel_s=0.0,
+                   bandwidth_bytes_per_s=1e30, ceiling_flops_per_s=1e12,
+                   matmul_axes={"m": [1, 2], "k": [1, 2], "n": [1, 2]},
+                   matmul_flops_per_s=[[[1e9] * 2] * 2] * 2, **kw)
+
+
+def table(forward=1e8, backward=2e8, decode=1e7):
+    """Rates that double from BH 1 to BH 16 and from T 4 to T 64, whatever hd."""
+    def rates(base):
+        return [[[base * a * b] * 2 for b in (1, 2)] for a in (1, 2)]
+
+    return {"BH": [1, 16], "T": [4, 64], "hd": [16, 64], "forward": rates(forward),
+            "backward": rates(backward), "decode": rates(decode)}
+
+
+def attention(name=FLASH, q=(2, 2, 16, 32), k=(2, 2, 16, 32), flops=1_000_000):
+    shapes = (q, k, k) if name == FLASH else ((2, 2, 16, 32), q, k, k, q, q[:-1])
+    return OpEvent(0, name, "matmul", flops, 0, shapes, (q,), 1)
+
+
+def test_a_causal_square_reads_its_phase_table_at_batch_x_heads_keys_and_width():
+    m = machine(attention_flops_per_s=table())
+    # BH = 4 lies halfway from 1 to 16 in log space (x sqrt 2), T = 16 halfway from 4 to 64
+    # (x sqrt 2): 1e8 x 2 = 2e8 FLOP/s; 1e6 FLOPs take 5 ms
+    assert attention_seconds(attention(), m) == pytest.approx(1e6 / 2e8)
+    # the backward's queries and keys are its 2nd and 3rd operands, at its own table
+    back = attention(FLASH + "_backward")
+    assert attention_seconds(back, m) == pytest.approx(1e6 / 4e8)
+    # the op's compute is that (memory free, no fixed cost)
+    assert op_time(attention(), m).compute_s == pytest.approx(5e-3)
+    assert predict_trace(Trace((attention(),)), m)["predicted_s"] == pytest.approx(5e-3)
+
+
+def test_one_query_over_cached_keys_reads_the_decode_table_at_bh_x_queries():
+    m = machine(attention_flops_per_s=table())
+    # (2, 2, 1, 32) over 16 keys: BH x queries = 4 -> sqrt 2, T = 16 -> sqrt 2: 2e7
+    step = attention(q=(2, 2, 1, 32))
+    assert attention_seconds(step, m) == pytest.approx(1e6 / 2e7)
+    # 4 queries over 16 keys (a masked chunk): rows 16 (x 2), keys 16 (x sqrt 2)
+    chunk = attention(q=(2, 2, 4, 32))
+    assert attention_seconds(chunk, m) == pytest.approx(1e6 / (1e7 * 2 * math.sqrt(2)))
+
+
+def test_without_the_table_attention_is_a_matmul_of_its_product():
+    m = machine()
+    assert attention_seconds(attention(), m) is None
+    # (B H T, hd, S) at the uniform 1e9: 1 ms
+    assert op_time(attention(), m).compute_s == pytest.approx(1e-3)
+    # other matmuls never read the attention table
+    mm = OpEvent(0, "mm", "matmul", 1_000_000, 0, ((10, 10), (10, 10)), ((10, 10),), 1)
+    assert attention_seconds(mm, machine(attention_flops_per_s=table())) is None
+
+
+def test_the_attention_microbenchmark_is_counted_flops_over_time_less_the_fixed_cost(
+        monkeypatch):
+    import analysis.calibrate as cal
+
+    # a fake timer: 2 ms forward (with or without the graph), 7 ms forward + backward,
+    # 1 ms a decode step
+    def fake(fn, device, calls, repeats=3):
+        return {"fwd": 2e-3, "recorded": 2e-3, "both": 7e-3, "decode": 1e-3}[fn.__name__]
+
+    monkeypatch.setattr(cal, "per_call", fake)
+    out = cal.measure_attention("cpu", 5e-4, heads_rows=(2,), lengths=(8,), widths=(4,))
+    # PyTorch's SDPA count, full square: 4 BH T T hd = 4 * 2 * 8 * 8 * 4 = 2,048 FLOPs
+    # over 2 - 0.5 ms; backward 2.5x = 5,120 over (7 - 2) - 0.5 ms; decode 4 * 2 * 1 * 8
+    # * 4 = 256 over 1 - 0.5 ms
+    assert out["forward"] == [[[pytest.approx(2048 / 1.5e-3)]]]
+    assert out["backward"] == [[[pytest.approx(5120 / 4.5e-3)]]]
+    assert out["decode"] == [[[pytest.approx(256 / 5e-4)]]]
+    assert (out["BH"], out["T"], out["hd"]) == ([2], [8], [4])
+    assert cal.measure_attention("cuda", 0.0) == {}
+
+
+def test_the_attention_microbenchmark_floors_a_time_below_the_fixed_cost(monkeypatch):
+    import analysis.calibrate as cal
+
+    monkeypatch.setattr(cal, "per_call", lambda fn, device, calls, repeats=3: 1e-3)
+    out = cal.measure_attention("cpu", 2e-3, heads_rows=(2,), lengths=(8,), widths=(4,))
+    # 1 ms less 2 ms fixed is floored at 5% of 1 ms; a backward timed as nothing (forward
+    # + backward no longer than the forward) at 5% of forward + backward
+    assert out["forward"] == [[[pytest.approx(2048 / 5e-5)]]]
+    assert out["backward"] == [[[pytest.approx(5120 / 5e-5)]]]
+
+
+def test_the_fused_lstm_rate_is_read_by_its_steps_too():
+    from analysis.predict import fused_rnn_seconds
+
+    # x (T=8, B=4, E=64): 20,971,520 FLOPs (tests/test_predict.py); T = 8 halfway from 4
+    # to 16 in log space: rates 1e9 and 4e9 -> 2e9 forward
+    layer = OpEvent(0, "mkldnn_rnn_layer", "elementwise", 0, 0,
+                    ((8, 4, 64), (1024, 64), (1024, 256)), (), 1)
+    rates = {"B": [4], "D": [256], "T": [4, 16], "forward": [[[1e9, 4e9]]],
+             "backward": [[[1e8, 4e8]]]}
+    m = machine(fused_rnn_flops_per_s=rates)
+    assert fused_rnn_seconds(layer, m) == pytest.approx(20_971_520 / 2e9)
+    back = layer._replace(name="mkldnn_rnn_layer_backward")
+    assert fused_rnn_seconds(back, m) == pytest.approx(2 * 20_971_520 / 2e8)
+
+
+def view(i):
+    return OpEvent(i, "view", "view", 0, 0, ((4,),), ((4,),), 0)
+
+
+def test_a_workloads_own_code_cost_is_charged_per_op_on_cpu_only():
+    ops = tuple(view(i) for i in range(10))
+    m = machine(code_s_per_op={"gru:forward": 2e-6, "gru-torch:forward": -5e-6},
+                op_fixed_by_name={}).replace(view_fixed_s=1e-6)
+    # 10 views at 1 us, plus 10 x 2 us of the code's own
+    assert predict_trace(Trace(ops, code="gru:forward"), m)["predicted_s"] == \
+        pytest.approx(10e-6 + 20e-6)
+    # an unknown code (an outside model) adds nothing
+    assert predict_trace(Trace(ops, code="theirs:forward"), m)["predicted_s"] == \
+        pytest.approx(10e-6)
+    # a negative cost lowers the fixed costs but never below zero
+    assert predict_trace(Trace(ops, code="gru-torch:forward"), m)["predicted_s"] == 0.0
+    # the bound without fixed costs has none of it
+    assert predict_trace(Trace(ops, code="gru:forward"), m, fixed=False)["predicted_s"] == 0.0
+
+
+def test_the_code_cost_is_a_tiny_runs_time_less_its_prediction_over_its_ops(monkeypatch):
+    import analysis.calibrate as cal
+    from analysis.optrace import trace_workload
+    from analysis.predict import measure_code_costs
+    from analysis.workloads import Workload
+
+    w = Workload(variant="gru", phase="forward", batch=2, seq_len=4, hidden=16)
+    m = machine().replace(op_fixed_s=1e-6, view_fixed_s=1e-6, matmul_fixed_s=1e-6,
+                          code_s_per_op={"gru:forward": 1.0})  # ignored when measuring
+    trace = trace_workload(w)
+    assert trace.code == "gru:forward"
+    predicted = predict_trace(trace.__class__(trace.ops, trace.module_calls,
+                                              trace.fused_calls), m)["predicted_s"]
+    monkeypatch.setattr(cal, "per_call", lambda fn, device, calls, repeats=3: 1e-3)
+    out = measure_code_costs(m, workloads=[w])
+    assert out == {"gru:forward": pytest.approx((1e-3 - predicted) / len(trace.ops))}
+
+    class Paced:  # the machine ran at half its calibrated pace: times halve
+        def around(self, fn):
+            return fn(), 2 * m.yardstick_s
+
+    m = m.replace(yardstick_s=1e-3)
+    out = measure_code_costs(m, Paced(), workloads=[w])
+    assert out == {"gru:forward": pytest.approx((0.5e-3 - predicted) / len(trace.ops))}
