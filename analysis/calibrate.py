@@ -545,6 +545,12 @@ def _elementwise_ops(device: str, n: int) -> dict:
     mask = torch.rand(256, device=device) > 0.5
     cond = x > 1.0
     y = torch.empty_like(x)
+    # the backward ops training runs on activations: a gradient and what the forward kept
+    aten = torch.ops.aten
+    g, gm = torch.rand_like(x), torch.rand_like(m)
+    soft = torch.softmax(m, -1)
+    w, b = torch.ones(256, device=device), torch.zeros(256, device=device)
+    _, mean, rstd = aten.native_layer_norm(m, (256,), w, b, 1e-5)
     return {
         "tanh": (lambda: torch.tanh(x, out=y), n),
         "sigmoid": (lambda: torch.sigmoid(x, out=y), n),
@@ -564,6 +570,14 @@ def _elementwise_ops(device: str, n: int) -> dict:
         "ge": (lambda: torch.ge(x, 1.0), n),
         "mul": (lambda: torch.mul(x, x, out=y), n),
         "add": (lambda: torch.add(x, x, out=y), n),
+        "sqrt": (lambda: torch.sqrt(x, out=y), n),  # Adam's step, on every parameter
+        "gelu_backward": (lambda: aten.gelu_backward(g, x), n),
+        "tanh_backward": (lambda: aten.tanh_backward(g, x), n),
+        "sigmoid_backward": (lambda: aten.sigmoid_backward(g, x), n),
+        "_softmax_backward_data": (lambda: aten._softmax_backward_data(
+            gm, soft, -1, torch.float32), n),
+        "native_layer_norm_backward": (lambda: aten.native_layer_norm_backward(
+            gm, m, (256,), mean, rstd, w, b, [True, True, True]), n),
     }
 
 
@@ -637,15 +651,27 @@ def _replay_time(call: tuple, device: str, calls: int) -> float | None:
     return per_call(replay, device, calls, 3)
 
 
-def measure_replayed_ops(device: str, costs: dict, calls: int = 50) -> dict:
+def _elements(call: tuple) -> int:
+    """Elements of a kept call's first tensor argument (0 when it has none)."""
+    first = next((a for a in call[1] if isinstance(a, torch.Tensor)), None)
+    return 0 if first is None else first.numel()
+
+
+def measure_replayed_ops(device: str, costs: dict, per_element: dict | None = None,
+                         calls: int = 50) -> dict:
     """Fixed cost of each aten op (by name) the bench's workloads dispatch, matmuls aside:
     every tiny workload (`tiny_workloads`) runs once while its first call of each op is
     kept, then each kept call is replayed `calls` times back to back without autograd
     (median of 3). A replay goes through the op's Python handle, which costs more than the
     C++ calls a model makes; that extra, measured by replaying the calibration's own tiny
     add and view, is taken out: fixed = replay - (replayed add - op_fixed_s), or for a view
-    replay - (replayed view - view_fixed_s). Tiny ops of different kinds differ: on one CPU
-    thread a GELU of 4096 floats took 15 us, an add 6 us, a flash attention step 28 us."""
+    replay - (replayed view - view_fixed_s). An op with a per-element cost (`per_element`,
+    `measure_elementwise`) has that cost of its first input's elements taken out too, which
+    the prediction adds back at each call's own size: the first call is not always tiny (an
+    Adam sqrt on a 65 x 64 weight replayed in 10 us, 1.3 us of it fixed). Tiny ops of
+    different kinds differ: on one CPU thread a GELU of 4096 floats took 15 us, an add 6 us,
+    a flash attention step 28 us."""
+    per_element = per_element or {}
     from analysis.trace import Tracer, trace
     from analysis.workloads import prepare
 
@@ -667,6 +693,7 @@ def measure_replayed_ops(device: str, costs: dict, calls: int = 50) -> dict:
         for name, call in sorted(recorder.first_calls.items()):
             t = _replay_time(call, device, calls)
             if t is not None:
+                t -= per_element.get(name, 0.0) * _elements(call)
                 out[name] = max(0.0, t - extra[call[3]])
     return out
 
@@ -879,7 +906,8 @@ def measure_pass(device: str, axis: Sequence[int], paced: Paced, budget_s: float
     # CUDA's caching allocator reuses freed blocks: a fresh output costs nothing there
     out["fresh"] = paced.around(lambda: measure_fresh_outputs(device) if device == "cpu"
                                 else {"bytes": [], "s_per_byte": []})
-    out["replayed"] = paced.around(lambda: measure_replayed_ops(device, costs))
+    out["replayed"] = paced.around(lambda: measure_replayed_ops(
+        device, costs, out["per_element"][0]))
     out["fused_rnn"] = paced.around(lambda: measure_fused_rnn(device))
     out["attention"] = paced.around(lambda: measure_attention(device,
                                                               costs["matmul_fixed_s"]))

@@ -497,8 +497,10 @@ def test_each_elementwise_microbenchmark_dispatches_its_op_on_n_elements():
     assert set(ops) == {"tanh", "sigmoid", "exp", "log", "softplus", "gelu", "_softmax",
                         "_log_softmax", "native_layer_norm", "masked_fill", "cumsum",
                         "logcumsumexp", "cumsum:s", "logcumsumexp:s", "where", "ge", "mul",
-                        "add"}
+                        "add", "sqrt", "gelu_backward", "tanh_backward", "sigmoid_backward",
+                        "_softmax_backward_data", "native_layer_norm_backward"}
     shapes = {"_softmax": (128, 256), "_log_softmax": (128, 256),
+              "_softmax_backward_data": (128, 256), "native_layer_norm_backward": (128, 256),
               "native_layer_norm": (128, 256), "masked_fill": (128, 256),
               "cumsum": (128, 256), "logcumsumexp": (128, 256),
               "cumsum:s": (2, 256, 64), "logcumsumexp:s": (2, 256, 64)}
@@ -512,7 +514,7 @@ def test_each_elementwise_microbenchmark_dispatches_its_op_on_n_elements():
         if name in ("cumsum", "logcumsumexp"):
             assert op.layout == (layout or "c"), key
         # the cheap ones write a preallocated output (out=), timing the op, not an allocation
-        out = key in ("tanh", "sigmoid", "exp", "log", "mul", "add")
+        out = key in ("tanh", "sigmoid", "exp", "log", "mul", "add", "sqrt")
         assert ([a for a, _ in op.inputs][-1] == "out") == out, key
     # inputs in (0.5, 1.5): log is finite, half the where/ge condition holds
     x = ops["log"][0]()

@@ -160,3 +160,30 @@ def test_the_code_cost_is_a_tiny_runs_time_less_its_prediction_over_its_ops(monk
     m = m.replace(yardstick_s=1e-3)
     out = measure_code_costs(m, Paced(), workloads=[w])
     assert out == {"gru:forward": pytest.approx((0.5e-3 - predicted) / len(trace.ops))}
+
+
+def test_a_replayed_op_has_its_first_inputs_per_element_cost_taken_out(monkeypatch):
+    import types
+
+    import torch
+
+    import analysis.calibrate as cal
+    import analysis.workloads as workloads
+
+    big, small = torch.rand(65, 64), torch.rand(8)
+    run = types.SimpleNamespace(fn=lambda: (torch.sqrt(big), torch.tanh(small)))
+    monkeypatch.setattr(cal, "tiny_workloads", lambda: ["one"])
+    monkeypatch.setattr(workloads, "prepare", lambda w, device: run)
+    # replays: the anchors' add 3 us and view 1 us, the sqrt 10 us, the tanh 4 us
+    replays = {"add": 3e-6, "view": 1e-6, "sqrt": 10e-6, "tanh": 4e-6}
+    monkeypatch.setattr(cal, "_replay_time", lambda call, device, calls:
+                        replays[call[0].__name__.split(".")[0]])
+    costs = {"op_fixed_s": 2e-6, "view_fixed_s": 0.5e-6}
+    out = cal.measure_replayed_ops("cpu", costs, {"sqrt": 2e-9})
+    # the handle's extra: 3 - 2 = 1 us; the sqrt's 4,160 elements at 2 ns: 8.32 us
+    assert out["sqrt"] == pytest.approx(10e-6 - 8.32e-6 - 1e-6)
+    assert out["tanh"] == pytest.approx(4e-6 - 1e-6)  # no per-element cost given
+    # without per-element costs, the replay less the handle's extra
+    assert cal.measure_replayed_ops("cpu", costs)["sqrt"] == pytest.approx(9e-6)
+    # never below zero
+    assert cal.measure_replayed_ops("cpu", costs, {"sqrt": 1e-8})["sqrt"] == 0.0
