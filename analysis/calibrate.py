@@ -43,8 +43,9 @@ A `Machine` holds:
   heads, keys and head width (causal square forward, its backward, one query over the keys),
   since at a model's small sizes its blocking and buffers cost several times its FLOPs at a
   matmul's rate;
-- ``code_s_per_op`` (CPU): each bench workload's own Python per op beyond the constants
-  above, by variant and phase (`analysis.predict.measure_code_costs`, measured last);
+- ``code_s_per_op``: each bench workload's own Python per op beyond the constants above,
+  by variant and phase (`analysis.predict.measure_code_costs`, measured last; on CUDA part
+  of the host's time);
 - ``fresh_output_by_size``: seconds per byte that allocating an op's output adds, by the
   output's size (a fresh `torch.add(x, 1)` minus the same add into an existing tensor). On
   glibc a block of 32 MiB or more is mapped fresh from the kernel on every allocation, so
@@ -995,9 +996,9 @@ def calibrate(device: str = "cpu", threads: int | None = None,
     """Measure this machine (see the module docstring). float32, TF32 off on CUDA.
     `passes`: times each microbenchmark runs, spread over the calibration (the median is
     kept); `budget_s`: seconds of calls per matmul shape in each pass; `code_costs`: the
-    last step on CPU, each workload's own code per op measured against the machine built
-    so far (`analysis.predict.measure_code_costs`, which needs the prediction, a layer
-    this module sits below); None: no `code_s_per_op`."""
+    last step, each workload's own code per op measured against the machine built so far
+    (`analysis.predict.measure_code_costs`, which needs the prediction, a layer this
+    module sits below); None: no `code_s_per_op`."""
     import statistics
 
     from charlm.validate import positive_int
@@ -1097,7 +1098,7 @@ def calibrate(device: str = "cpu", threads: int | None = None,
         fused_rnn_flops_per_s=fused, attention_flops_per_s=attention, pass_range=pass_range,
         matmul_pass_spread=spread,
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    if code_costs is None or device != "cpu":  # CUDA: the host time is bounded as a whole
+    if code_costs is None:
         return machine
     # last, as it sets each tiny workload's time against this machine's prediction of it
     costs = code_costs(machine, paced)

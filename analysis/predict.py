@@ -14,10 +14,12 @@ adds `module_call_s` (Python overhead beyond its ops). On CUDA a fused torch.nn 
 
 - CPU (one eager thread runs the ops one after another): time = sum over ops of
   max(compute, memory) + alloc + fixed, alloc the page faults of a large fresh output
-  (`Machine.fresh_output_s`, counted in the memory term).
+  (`Machine.fresh_output_s`, counted in the memory term), plus the workload's own code per
+  op (`Machine.code_s_per_op`, by `Trace.code`) times its ops.
 - CUDA: each kernel's GPU time is max(compute, memory, min_kernel_s); the host issues the
   kernels one by one, so the total is the largest of the summed GPU time, the host time
-  (launch cost x kernels + view cost x views) and the critical-path depth x min_kernel_s.
+  (launch cost x kernels + view cost x views + the code's own per op) and the
+  critical-path depth x min_kernel_s.
 
 Regime: ``launch/overhead`` when the fixed costs (CPU) or the host bound (CUDA) dominate,
 else ``compute`` or ``memory`` by which of the summed per-op terms is larger. ``terms`` gives
@@ -221,8 +223,8 @@ def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
     calls = trace.module_calls * machine.module_call_s
     if machine.device == "cuda":
         calls += trace.fused_calls * machine.op_fixed_s
+    code = len(times) * machine.code_s_per_op.get(trace.code, 0.0)
     if machine.device == "cpu":
-        code = len(times) * machine.code_s_per_op.get(trace.code, 0.0)
         overhead = max(0.0, sum(t.fixed_s for t in times) + calls + code) if fixed else 0.0
         total = compute + memory + overhead
         terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
@@ -234,7 +236,7 @@ def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
                 busy = max(t.compute_s, t.memory_s)
                 gpu += max(busy, machine.min_kernel_s)
                 floor += max(0.0, machine.min_kernel_s - busy)
-        host = sum(t.fixed_s for t in times) + calls if fixed else 0.0
+        host = max(0.0, sum(t.fixed_s for t in times) + calls + code) if fixed else 0.0
         depth = trace.depth * machine.min_kernel_s
         total = max(gpu, host, depth)
         bound = {gpu: "gpu", host: "host", depth: "depth"}[total]

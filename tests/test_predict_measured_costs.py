@@ -120,7 +120,21 @@ def view(i):
     return OpEvent(i, "view", "view", 0, 0, ((4,),), ((4,),), 0)
 
 
-def test_a_workloads_own_code_cost_is_charged_per_op_on_cpu_only():
+def test_on_cuda_the_code_cost_is_host_time():
+    # ten 1-us kernels; the host issues each in 2 us (its launch) + 3 us of the code's own
+    ops = tuple(OpEvent(i, "tanh", "elementwise", 0, 8, (), (), i + 1) for i in range(10))
+    m = machine(code_s_per_op={"gru:forward": 3e-6}).replace(
+        device="cuda", op_fixed_s=2e-6, min_kernel_s=1e-6)
+    p = predict_trace(Trace(ops, code="gru:forward"), m)
+    assert p["predicted_s"] == pytest.approx(10 * 5e-6) and p["bound"] == "host"
+    # without it the host's 20 us still exceed the GPU's 10
+    assert predict_trace(Trace(ops), m)["predicted_s"] == pytest.approx(20e-6)
+    # the no-fixed-cost bound: the GPU's time alone
+    assert predict_trace(Trace(ops, code="gru:forward"), m, fixed=False)["predicted_s"] == \
+        pytest.approx(10e-6)
+
+
+def test_a_workloads_own_code_cost_is_charged_per_op():
     ops = tuple(view(i) for i in range(10))
     m = machine(code_s_per_op={"gru:forward": 2e-6, "gru-torch:forward": -5e-6},
                 op_fixed_by_name={}).replace(view_fixed_s=1e-6)
