@@ -1118,14 +1118,32 @@ def planned_seconds(device: str = "cpu", axis: Sequence[int] | None = None,
     return passes * (1 + len(MEASURED_LAYOUTS)) * len(axis) ** 3 * budget_s
 
 
+def stale_fields(path) -> list[str]:
+    """The constants this charlm measures that the machine file at `path` lacks (a file an
+    older calibration wrote; it still loads, each missing constant at its fallback); [] for
+    a current file or none."""
+    import json as _json
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        data = _json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []  # load_machine says what is wrong with it
+    return sorted(set(Machine.__dataclass_fields__) - set(data)) if isinstance(data, dict) \
+        else []
+
+
 def cached_machine(device: str = "cpu", threads: int = 1, path=None,
                    force: bool = False, passes: int = PASSES,
                    code_costs: Callable[[Machine, Paced], dict] | None = None) -> Machine:
     """The machine file at `path` (default runs/machine/<device>-<name>-torch<v>-t<n>.json,
     `cache_name`), calibrating (`passes` passes, `code_costs` as `calibrate` takes it) and
-    writing it when missing or when `force`."""
+    writing it when missing, when an older calibration wrote it (`stale_fields`) or when
+    `force`."""
     path = Path(path) if path is not None else default_cache_path(device, threads, passes)
-    if path.is_file() and not force:
+    if path.is_file() and not force and not stale_fields(path):
         return load_machine(path)
     machine = calibrate(device, threads, passes=passes, code_costs=code_costs)
     save_machine(machine, path)

@@ -201,3 +201,41 @@ def test_a_replayed_op_has_its_first_inputs_per_element_cost_taken_out(monkeypat
     assert cal.measure_replayed_ops("cpu", costs)["sqrt"] == pytest.approx(9e-6)
     # never below zero
     assert cal.measure_replayed_ops("cpu", costs, {"sqrt": 1e-8})["sqrt"] == 0.0
+
+
+def test_a_machine_file_an_older_calibration_wrote_is_calibrated_again(monkeypatch, tmp_path,
+                                                                         capsys):
+    import json
+    from pathlib import Path
+
+    import analysis.calibrate as cal
+    from charlm.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    old = json.loads((root / "results/reference/cpu/machine.json").read_text())
+    for key in ("attention_flops_per_s", "code_s_per_op"):  # as a file from before them
+        old.pop(key, None)
+    monkeypatch.chdir(tmp_path)
+    path = cal.default_cache_path("cpu", 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    assert cal.stale_fields(path) == ["attention_flops_per_s", "code_s_per_op"]
+    assert cal.stale_fields(tmp_path / "none.json") == []
+    made = []
+
+    def fake(device, threads=None, **kw):
+        made.append(kw["code_costs"])
+        return cal.Machine.from_dict(old).replace(code_s_per_op={"rnn:forward": 1e-7})
+
+    monkeypatch.setattr(cal, "calibrate", fake)
+    assert main(["calibrate", "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert f"the machine file at {path} predates attention_flops_per_s, code_s_per_op" in err
+    assert len(made) == 1 and cal.stale_fields(path) == []  # rewritten whole
+    assert cal.load_machine(path).code_s_per_op == {"rnn:forward": 1e-7}
+    # now current: reused, not measured again
+    assert main(["calibrate", "--format", "json"]) == 0
+    assert len(made) == 1 and "reusing the machine file" in capsys.readouterr().err
+    # predict-time finds it current too
+    assert main(["predict-time", "--model", "rnn", "--seq-len", "4", "--format", "json"]) == 0
+    assert len(made) == 1

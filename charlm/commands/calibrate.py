@@ -67,6 +67,10 @@ def announce(device: str, why: str, passes: int = PASSES) -> None:
           f"{passes_text(passes)}, and the other microbenchmarks", file=sys.stderr)
 
 
+def stale_reason(path, stale: list[str]) -> str:
+    return (f"the machine file at {path} predates {', '.join(stale)}; rewritten with them")
+
+
 def passes_text(passes: int | None) -> str:
     return "passes unrecorded" if passes is None else \
         f"{passes} pass{'es' * (passes != 1)}"
@@ -119,13 +123,15 @@ def measure(args) -> int:
     check_device(args.device)
     positive_int("threads", args.threads)
     passes = positive_int("passes", PASSES if args.passes is None else args.passes)
-    from analysis.calibrate import cached_machine, default_cache_path
+    from analysis.calibrate import cached_machine, default_cache_path, stale_fields
     from analysis.predict import measure_code_costs
 
     path = Path(args.out or default_cache_path(args.device, args.threads, passes))
-    fresh = args.force or bool(args.out) or not path.is_file()
+    stale = stale_fields(path)
+    fresh = args.force or bool(args.out) or not path.is_file() or bool(stale)
     if fresh:
-        announce(args.device, f"into {path}" if path.is_file() or args.out
+        announce(args.device, f"into {path}" if args.force or args.out
+                 else stale_reason(path, stale) if stale
                  else f"no machine file at {path} yet", passes)
     machine = cached_machine(args.device, args.threads, path=path, force=fresh, passes=passes,
                              code_costs=measure_code_costs)

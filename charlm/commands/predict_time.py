@@ -5,7 +5,7 @@ the regime (launch/overhead, memory, compute) and each term's share."""
 
 from __future__ import annotations
 
-from charlm.commands.calibrate import announce
+from charlm.commands.calibrate import announce, stale_reason
 from charlm.commands.common import (
     add_format_arg,
     add_model_args,
@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 def machine_for(args):
     """The --machine file, or this device's cached calibration (made, and said so, when
     missing)."""
-    from analysis.calibrate import cached_machine, default_cache_path, load_machine
+    from analysis.calibrate import cached_machine, default_cache_path, load_machine, stale_fields
     from analysis.predict import measure_code_costs
 
     if args.machine:
@@ -61,7 +61,10 @@ def machine_for(args):
                              f"pass --device {machine.device}")
         return machine
     path = default_cache_path(args.device, args.threads)
-    if not path.is_file():
+    stale = stale_fields(path)
+    if stale:
+        announce(args.device, stale_reason(path, stale))
+    elif not path.is_file():
         announce(args.device, f"no machine file at {path}; saved there for next time, "
                               f"or give --machine FILE from charlm calibrate --out FILE")
     return cached_machine(args.device, args.threads, path=path, code_costs=measure_code_costs)
