@@ -8,6 +8,7 @@ a registered model on fake tensors (any size, nothing allocated). The events car
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -98,8 +99,26 @@ def trace_quantity(cfg, quantity: str, sizes: dict, kv_cache: bool = False) -> T
     with single_thread(), shapes_only():
         torch.manual_seed(0)
         model = build_model(cfg)
-        return trace(runner(model, quantity, sizes, kv_cache), model, tensors="fake")
+        out = trace(runner(model, quantity, sizes, kv_cache), model, tensors="fake")
+    return dataclasses.replace(out, code=quantity_code(cfg, quantity, kv_cache))
 
 
-__all__ = ["code_key", "footprint_estimate", "trace_quantity", "trace_workload",
+def quantity_code(cfg, quantity: str, kv_cache: bool = False) -> str:
+    """The code key (`code_key`) of the bench workload that runs `quantity` of the model
+    `cfg` describes: the bench runs the same `analysis.quantities.runner`, so its measured
+    per-op cost holds; "" when no bench workload runs it (a backward alone, an outside
+    model)."""
+    from analysis.workloads import PHASES, variants
+
+    phase = next((p for p, q in PHASES.items() if q == (quantity, kv_cache)), None)
+    if phase is None:
+        return ""
+    for v in variants().values():
+        if (v.kind, v.impl, v.model, v.attention) == ("model", "homework", cfg.model,
+                                                      cfg.attention):
+            return f"{v.name}:{phase}"
+    return ""
+
+
+__all__ = ["code_key", "footprint_estimate", "quantity_code", "trace_quantity", "trace_workload",
            "workload_callable"]

@@ -239,3 +239,23 @@ def test_a_machine_file_an_older_calibration_wrote_is_calibrated_again(monkeypat
     # predict-time finds it current too
     assert main(["predict-time", "--model", "rnn", "--seq-len", "4", "--format", "json"]) == 0
     assert len(made) == 1
+
+
+def test_a_model_quantity_carries_the_code_key_of_the_bench_workload_that_runs_it():
+    from analysis.optrace import quantity_code, trace_quantity
+    from charlm.models.registry import ModelConfig
+
+    flash = ModelConfig(model="transformer", vocab_size=65, hidden=16, heads=2,
+                        block_size=8, attention="flash")
+    sizes = {"B": 2, "T": 4, "P": 2, "N": 2}
+    assert trace_quantity(flash, "generate", sizes, kv_cache=True).code == \
+        "transformer-flash:generate_cache"
+    assert trace_quantity(flash, "train", sizes).code == "transformer-flash:train"
+    manual = ModelConfig(model="transformer", vocab_size=65, hidden=16, heads=2,
+                         block_size=8, attention="manual")
+    assert quantity_code(manual, "forward") == "transformer-manual:forward"
+    gru = ModelConfig(model="gru", vocab_size=65, hidden=16)
+    assert quantity_code(gru, "generate") == "gru:generate"
+    # a backward alone is no bench workload: no code cost
+    assert quantity_code(gru, "backward") == "" and trace_quantity(gru, "backward",
+                                                                    sizes).code == ""
