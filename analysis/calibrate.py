@@ -759,9 +759,9 @@ FUSED_RNN_D = (32, 128, 512)  # its width (input width E = D)
 FUSED_RNN_T = (4, 16, 64)  # its steps: the layer's fixed cost and input product amortize
 
 
-def measure_fused_rnn(device: str, batches: Sequence[int] = FUSED_RNN_B,
-                      widths: Sequence[int] = FUSED_RNN_D,
-                      steps: Sequence[int] = FUSED_RNN_T) -> dict:
+def measure_fused_rnn(device: str, batches: Sequence[int] | None = None,
+                      widths: Sequence[int] | None = None,
+                      steps: Sequence[int] | None = None) -> dict:
     """FLOP/s of the fused CPU recurrence (nn.LSTM: one `mkldnn_rnn_layer` call and its
     backward), by batch B, width D (E = D) and steps T: its matmul FLOPs,
     2 T B (4D E + 4D D) forward and twice that backward, over the time of a forward that
@@ -771,9 +771,12 @@ def measure_fused_rnn(device: str, batches: Sequence[int] = FUSED_RNN_B,
     their time from it); the rate grows with T (B 8, D 160 on one thread of this project's
     VM: 6, 18, 40 GFLOP/s forward at T 4, 16, 64), as the layer's call cost and its input
     product amortize over more steps. {"B", "D", "T", "forward", "backward"}: tables
-    [b][d][t]; CUDA (cuDNN): {}."""
+    [b][d][t]; CUDA (cuDNN): {}. Axes left None: FUSED_RNN_B, FUSED_RNN_D, FUSED_RNN_T."""
     if device != "cpu":
         return {}
+    batches, widths, steps = (FUSED_RNN_B if batches is None else batches,
+                              FUSED_RNN_D if widths is None else widths,
+                              FUSED_RNN_T if steps is None else steps)
     fwd_rates, bwd_rates = [], []
     with torch.enable_grad():
         for b in batches:
@@ -825,9 +828,9 @@ def _counted_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def measure_attention(device: str, fixed_s: float, heads_rows: Sequence[int] = ATTENTION_BH,
-                      lengths: Sequence[int] = ATTENTION_T,
-                      widths: Sequence[int] = ATTENTION_HD) -> dict:
+def measure_attention(device: str, fixed_s: float, heads_rows: Sequence[int] | None = None,
+                      lengths: Sequence[int] | None = None,
+                      widths: Sequence[int] | None = None) -> dict:
     """FLOP/s of CPU attention (`F.scaled_dot_product_attention`, PyTorch's flash kernel for
     CPU) by batch x heads BH, keys T and head width hd, each call's FLOPs as PyTorch's
     counter counts them (the trace's count), its time less `fixed_s` (a matmul call's fixed
@@ -837,11 +840,15 @@ def measure_attention(device: str, fixed_s: float, heads_rows: Sequence[int] = A
     counts B x H x queries). Its rate is not a matmul's: at small sizes the kernel's blocking,
     buffers and inner copies cost several times its FLOPs (a (3, 4, 12, 24) causal call took
     23 us on one thread of this project's VM, 28x a 1x1x1 matmul). Tables [bh][t][hd];
-    {} on CUDA (its kernels are timed as launches)."""
+    {} on CUDA (its kernels are timed as launches). Axes left None: ATTENTION_BH,
+    ATTENTION_T, ATTENTION_HD."""
     import torch.nn.functional as F
 
     if device != "cpu":
         return {}
+    heads_rows, lengths, widths = (ATTENTION_BH if heads_rows is None else heads_rows,
+                                   ATTENTION_T if lengths is None else lengths,
+                                   ATTENTION_HD if widths is None else widths)
     out: dict = {"BH": list(heads_rows), "T": list(lengths), "hd": list(widths),
                  "forward": [], "backward": [], "decode": []}
 

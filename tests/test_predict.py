@@ -228,8 +228,14 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
         assert "CUDA is not available" in capsys.readouterr().err
 
 
-def test_a_tiny_calibration_measures_every_constant():
+def test_a_tiny_calibration_measures_every_constant(monkeypatch):
+    import analysis.calibrate as cal
     from analysis.calibrate import SCALARS, calibrate
+
+    # one size of each rate table, so that the whole calibration runs in seconds
+    for name, size in (("ATTENTION_BH", 2), ("ATTENTION_T", 8), ("ATTENTION_HD", 4),
+                       ("FUSED_RNN_B", 2), ("FUSED_RNN_D", 4), ("FUSED_RNN_T", 3)):
+        monkeypatch.setattr(cal, name, (size,))
 
     seen = []
 
@@ -240,6 +246,8 @@ def test_a_tiny_calibration_measures_every_constant():
     m = calibrate("cpu", threads=1, axis=(1, 4), passes=2, code_costs=code_costs)
     assert seen == [({}, True)] and m.code_s_per_op == {"gru:forward": -1e-7}
     assert "code_s_per_op" in m.sources
+    assert (m.attention_flops_per_s["BH"], m.fused_rnn_flops_per_s["T"]) == ([2], [3])
+    assert m.attention_flops_per_s["forward"][0][0][0] > 0
     assert m.device == "cpu" and m.threads == 1 and m.passes == 2
     assert set(m.pass_range) == set(SCALARS)  # each scalar's spread over the 2 passes
     assert all(low <= high for low, high in m.pass_range.values())
