@@ -106,7 +106,7 @@ def fused_rnn_seconds(op: OpEvent, machine: Machine) -> float:
         rows *= d
     batch = x[1] if len(x) > 2 else 1
     fused = machine.fused_rnn_flops_per_s
-    if fused:  # the layer's own measured rate, by batch and width
+    if fused:  # the layer's own measured rate, by batch, width (and steps)
         phase = "backward" if op.name.endswith("backward") else "forward"
         steps = x[0] if len(x) > 2 else rows
         if "T" in fused:  # by steps too (an older machine file's table is at T = 16 only)
