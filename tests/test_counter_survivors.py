@@ -330,3 +330,15 @@ def test_fvcore_notes_are_kept_off_the_log_even_where_fvcore_ignores_its_switche
     assert logging.getLogger("fvcore").level == before  # put back after
     assert c.unsupported == {"aten::tanh": 1}
     assert _fvcore_records(caplog) == []
+
+
+def test_a_count_on_real_tensors_leaves_the_callers_random_stream_as_it_was():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    m = C.measure_flops(RNN, "forward", SIZES, second_counters=False, tensors="real")
+    assert m.tensors == "real" and m.torch == RNN_FLOPS
+    assert torch.equal(torch.rand(3), expected)  # the count seeded its own weights apart
+    # and its weights are seeded: two counts of a given-value quantity agree
+    again = C.measure_flops(RNN, "forward", SIZES, second_counters=False, tensors="real")
+    assert again.by_module == m.by_module

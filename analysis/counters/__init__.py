@@ -290,9 +290,10 @@ def measure_flops(cfg: ModelConfig, quantity: str, sizes: dict, kv_cache: bool =
             measured = _count(model, quantity, sizes, kv_cache, progress=progress,
                               modules=modules)
         elif kind == "real":
-            torch.manual_seed(0)
-            measured = _count(build_model(cfg), quantity, sizes, kv_cache, progress=progress,
-                              modules=modules)
+            with torch.random.fork_rng():  # seeded weights; the caller's stream left as it was
+                torch.manual_seed(0)
+                measured = _count(build_model(cfg), quantity, sizes, kv_cache,
+                                  progress=progress, modules=modules)
         elif kind == "meta":
             with torch.device("meta"):
                 meta_model = build_model(cfg)
