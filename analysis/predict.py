@@ -17,9 +17,11 @@ adds `module_call_s` (Python overhead beyond its ops). On CUDA a fused torch.nn 
   (`Machine.fresh_output_s`, counted in the memory term), plus the workload's own code per
   op (`Machine.code_s_per_op`, by `Trace.code`) times its ops.
 - CUDA: each kernel's GPU time is max(compute, memory, min_kernel_s); the host issues the
-  kernels one by one, so the total is the largest of the summed GPU time, the host time
-  (launch cost x kernels + view cost x views + the code's own per op) and the
-  critical-path depth x min_kernel_s.
+  ops one by one (launch cost per kernel, view cost per view, module calls and the code's
+  own per op), and host and GPU run as a pipeline (`cuda_pipeline`: a kernel starts when it
+  is issued and the one before it is done; a `.item()` makes the host wait), so the total
+  is the pipeline's end, or the critical-path depth x min_kernel_s when that is longer. The
+  bound says which of the summed host and GPU times is larger (or depth).
 
 Regime: ``launch/overhead`` when the fixed costs (CPU) or the host bound (CUDA) dominate,
 else ``compute`` or ``memory`` by which of the summed per-op terms is larger. ``terms`` gives
@@ -206,6 +208,33 @@ def op_times(trace: Trace, machine: Machine) -> list[OpTime]:
     return out
 
 
+SYNC_OPS = ("_local_scalar_dense",)  # the host reads the result (`.item()`): it waits
+
+
+def cuda_pipeline(trace: Trace, times: list[OpTime], machine: Machine, per_op_s: float,
+                  fixed: bool = True) -> tuple[float, float, float]:
+    """(summed GPU time, the kernels' minimum-time floor above their own work, the end of the
+    last op) of a trace on CUDA with the host and the device as a pipeline: the host issues
+    the ops one by one, each after its fixed cost plus `per_op_s` (module calls and the
+    code's own, spread evenly); a kernel starts once it is issued and the one before it has
+    finished, and runs max(compute, memory, min_kernel_s); an op in SYNC_OPS makes the host
+    wait for the GPU. GPU-bound, this is the GPU's time plus the first launch; host-bound,
+    the host's plus the last kernel; between the two, more than either alone."""
+    issued = done = gpu = floor = 0.0
+    for op, t in zip(trace.ops, times):
+        if fixed:
+            issued += max(0.0, t.fixed_s + per_op_s)
+        if op.name in SYNC_OPS:
+            issued = max(issued, done)
+        if t.kernel:
+            busy = max(t.compute_s, t.memory_s)
+            run = max(busy, machine.min_kernel_s)
+            gpu += run
+            floor += max(0.0, machine.min_kernel_s - busy)
+            done = max(done, issued) + run
+    return gpu, floor, max(issued, done)
+
+
 def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
     """predicted_s, regime and terms of a trace on a machine (see the module docstring);
     `fixed=False` sets every fixed cost (and the host bound) to zero: the bound that CUDA
@@ -230,16 +259,13 @@ def predict_trace(trace: Trace, machine: Machine, fixed: bool = True) -> dict:
         terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
         bound = "sum"
     else:
-        gpu, floor = 0.0, 0.0
-        for t in times:
-            if t.kernel:
-                busy = max(t.compute_s, t.memory_s)
-                gpu += max(busy, machine.min_kernel_s)
-                floor += max(0.0, machine.min_kernel_s - busy)
         host = max(0.0, sum(t.fixed_s for t in times) + calls + code) if fixed else 0.0
+        gpu, floor, pipeline = cuda_pipeline(trace, times, machine,
+                                             (calls + code) / len(times)
+                                             if fixed and times else 0.0, fixed)
         depth = trace.depth * machine.min_kernel_s
-        total = max(gpu, host, depth)
-        bound = {gpu: "gpu", host: "host", depth: "depth"}[total]
+        total = max(pipeline, depth)
+        bound = "depth" if depth > pipeline else "host" if host > gpu else "gpu"
         # shares: the host (launch) term is what exceeds the GPU's own time
         overhead = max(0.0, total - gpu) + floor
         terms = {"compute": compute, "memory": memory, "launch/overhead": overhead}
@@ -434,6 +460,7 @@ def error_stats(predicted, measured) -> dict:
     return {"rows": int(p.size), **{k: float(v) for k, v in zip(keys, values)}}
 
 
-__all__ = ["CODE_ROUND_S", "PREDICT_ERRORS", "REGIMES", "attention_seconds", "error_stats",
+__all__ = ["CODE_ROUND_S", "PREDICT_ERRORS", "REGIMES", "SYNC_OPS", "attention_seconds",
+           "cuda_pipeline", "error_stats",
            "measure_code_costs", "matmul_shape", "op_time", "pace_factor",
            "predict_rows", "predict_trace", "predict_workload", "workload_from_row"]

@@ -60,7 +60,8 @@ def test_cuda_host_bound_is_launches_times_kernels():
     tiny = Trace(tuple(op(i, "elementwise", nbytes=8, depth=1) for i in range(100)))
     m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
     p = predict_trace(tiny, m)
-    assert p["predicted_s"] == pytest.approx(100 * 8e-6) and p["bound"] == "host"
+    # the host's 100 launches, then the last 1-us kernel it launched
+    assert p["predicted_s"] == pytest.approx(100 * 8e-6 + 1e-6) and p["bound"] == "host"
     assert p["regime"] == "launch/overhead"
     # no fixed cost (CUDA graphs): the GPU time, each kernel at least min_kernel_s
     assert predict_trace(tiny, m, fixed=False)["predicted_s"] == pytest.approx(100 * 1e-6)
@@ -274,16 +275,18 @@ def test_cuda_fused_ops_cost_one_launch_per_call():
                 for i in range(10))
     m = uniform("cuda", op_fixed_s=8e-6, min_kernel_s=1e-6)
     p = predict_trace(Trace(ops, fused_calls=1), m)
-    # ten 1-us kernels back to back on the GPU, one 8-us launch on the host
-    assert p["predicted_s"] == pytest.approx(10e-6) and p["bound"] == "gpu"
+    # one 8-us launch on the host, spread over the call's ten ops (0.8 us each): the first
+    # kernel starts at 0.8 us, then ten 1-us kernels run back to back (issued faster)
+    assert p["predicted_s"] == pytest.approx(0.8e-6 + 10e-6) and p["bound"] == "gpu"
     cpu = predict_trace(Trace(ops, fused_calls=1), uniform(op_fixed_s=8e-6))
     assert cpu["predicted_s"] == pytest.approx(10 * (8e-6 + 8 / 1e9))
-    # three cuDNN calls: the host launches 3 x 8 us = 24 us, more than the GPU's 10 x 1 us
+    # three cuDNN calls: the host launches 3 x 8 us = 24 us (2.4 us an op), more than the
+    # GPU's 10 x 1 us: each kernel waits for its launch, the last ends at 24 + 1 us
     p = predict_trace(Trace(ops, fused_calls=3), m)
-    assert p["predicted_s"] == pytest.approx(24e-6) and p["bound"] == "host"
-    # overhead: the launches' excess over the GPU, 24 - 10 = 14 us, plus each kernel's
+    assert p["predicted_s"] == pytest.approx(25e-6) and p["bound"] == "host"
+    # overhead: the total's excess over the GPU, 25 - 10 = 15 us, plus each kernel's
     # floor above its own 8 ns of memory time, 10 x (1 us - 8 ns) = 9.92 us
-    assert p["terms"]["launch/overhead"]["seconds"] == pytest.approx(14e-6 + 9.92e-6)
+    assert p["terms"]["launch/overhead"]["seconds"] == pytest.approx(15e-6 + 9.92e-6)
 
 
 def test_per_element_costs_and_fused_cpu_rnn_flops():

@@ -126,9 +126,10 @@ def test_on_cuda_the_code_cost_is_host_time():
     m = machine(code_s_per_op={"gru:forward": 3e-6}).replace(
         device="cuda", op_fixed_s=2e-6, min_kernel_s=1e-6)
     p = predict_trace(Trace(ops, code="gru:forward"), m)
-    assert p["predicted_s"] == pytest.approx(10 * 5e-6) and p["bound"] == "host"
+    # host-bound: its 10 x 5 us, then the last kernel's 1 us
+    assert p["predicted_s"] == pytest.approx(10 * 5e-6 + 1e-6) and p["bound"] == "host"
     # without it the host's 20 us still exceed the GPU's 10
-    assert predict_trace(Trace(ops), m)["predicted_s"] == pytest.approx(20e-6)
+    assert predict_trace(Trace(ops), m)["predicted_s"] == pytest.approx(20e-6 + 1e-6)
     # the no-fixed-cost bound: the GPU's time alone
     assert predict_trace(Trace(ops, code="gru:forward"), m, fixed=False)["predicted_s"] == \
         pytest.approx(10e-6)
@@ -259,3 +260,46 @@ def test_a_model_quantity_carries_the_code_key_of_the_bench_workload_that_runs_i
     # a backward alone is no bench workload: no code cost
     assert quantity_code(gru, "backward") == "" and trace_quantity(gru, "backward",
                                                                     sizes).code == ""
+
+
+def kernel(i, name="mm", flops=0, nbytes=0):
+    return OpEvent(i, name, "matmul" if flops else "elementwise", flops, nbytes, (), (), i + 1)
+
+
+def test_host_and_gpu_overlap_as_a_pipeline_not_as_the_larger_of_their_sums():
+    # 1e9 FLOP/s and 1e9 B/s; launches 10 us. Five tiny kernels (1 us each: min_kernel_s),
+    # then one 100-us matmul, then five tiny ones again
+    m = machine().replace(device="cuda", op_fixed_s=10e-6, matmul_fixed_s=10e-6,
+                          min_kernel_s=1e-6, bandwidth_bytes_per_s=1e9,
+                          ceiling_flops_per_s=1e9)
+    ops = ([kernel(i, "add", nbytes=1) for i in range(5)] + [kernel(5, flops=100_000)]
+           + [kernel(6 + i, "add", nbytes=1) for i in range(5)])
+    p = predict_trace(Trace(tuple(ops)), m)
+    # host: 11 launches = 110 us; GPU: 10 x 1 + 100 = 110 us; the larger: 110 us. As a
+    # pipeline: the matmul is issued at 60 us and ends at 160; the host issues the last five
+    # by 110 us, so they run back to back after it: 165 us
+    assert p["predicted_s"] == pytest.approx(165e-6)
+    assert p["bound"] == "gpu"  # the sums are equal: not more host than GPU
+    # a GPU-bound trace costs the GPU's time plus the first launch
+    big = Trace(tuple(kernel(i, flops=100_000) for i in range(3)))
+    assert predict_trace(big, m)["predicted_s"] == pytest.approx(10e-6 + 300e-6)
+    # and without fixed costs (CUDA graphs) the GPU's time alone
+    assert predict_trace(Trace(tuple(ops)), m, fixed=False)["predicted_s"] == \
+        pytest.approx(110e-6)
+
+
+def test_reading_a_result_on_the_host_waits_for_the_gpu():
+    from analysis.predict import SYNC_OPS
+
+    m = machine().replace(device="cuda", op_fixed_s=10e-6, matmul_fixed_s=10e-6,
+                          min_kernel_s=1e-6, ceiling_flops_per_s=1e9)
+    # a 100-us matmul (launched in 10 us), an .item() of its result (no kernel, no fixed
+    # cost on this machine), a 100-us matmul
+    item = OpEvent(1, SYNC_OPS[0], "view", 0, 0, (), (), 2)
+    ops = (kernel(0, flops=100_000), item, kernel(2, flops=100_000))
+    # the host waits for the first matmul (ends at 110 us), then launches the second: 120 us
+    # issued, ending at 220; without the wait it is issued at 20 us, runs after the first,
+    # and ends at 210
+    assert predict_trace(Trace(ops), m)["predicted_s"] == pytest.approx(220e-6)
+    plain = (kernel(0, flops=100_000), item._replace(name="view"), kernel(2, flops=100_000))
+    assert predict_trace(Trace(plain), m)["predicted_s"] == pytest.approx(210e-6)
