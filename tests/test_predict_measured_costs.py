@@ -303,3 +303,32 @@ def test_reading_a_result_on_the_host_waits_for_the_gpu():
     assert predict_trace(Trace(ops), m)["predicted_s"] == pytest.approx(220e-6)
     plain = (kernel(0, flops=100_000), item._replace(name="view"), kernel(2, flops=100_000))
     assert predict_trace(Trace(plain), m)["predicted_s"] == pytest.approx(210e-6)
+
+
+def test_code_costs_run_a_workload_as_the_bench_does_with_rounds_of_5_ms(monkeypatch):
+    import torch
+
+    import analysis.calibrate as cal
+    import analysis.optrace as optrace
+    from analysis.predict import CODE_ROUND_S, measure_code_costs
+    from analysis.trace import Trace
+    from analysis.workloads import Workload
+
+    asked = []
+
+    def fake(fn, device, calls, repeats=3):
+        asked.append((calls, repeats, torch.is_grad_enabled()))
+        return 1e-3
+
+    monkeypatch.setattr(cal, "per_call", fake)
+    train = Workload(variant="rnn", phase="train", batch=2, seq_len=4, hidden=16)
+    m = machine().replace(op_fixed_s=1e-6)
+    with torch.no_grad():  # as the calibration runs: a train step still records its graph
+        out = measure_code_costs(m, workloads=[train])
+    assert set(out) == {"rnn:train"}
+    # a 1-call pilot, then rounds of ceil(5 ms / 1 ms) = 5 calls, median of 3; grad on
+    assert CODE_ROUND_S == 0.005 and asked == [(1, 3, True), (5, 3, True)]
+    # a workload that runs no op has no per-op cost (and is not timed)
+    monkeypatch.setattr(optrace, "trace_workload", lambda w: Trace(()))
+    asked.clear()
+    assert measure_code_costs(m, workloads=[train]) == {} and asked == []
