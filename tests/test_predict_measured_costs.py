@@ -332,3 +332,22 @@ def test_code_costs_run_a_workload_as_the_bench_does_with_rounds_of_5_ms(monkeyp
     monkeypatch.setattr(optrace, "trace_workload", lambda w: Trace(()))
     asked.clear()
     assert measure_code_costs(m, workloads=[train]) == {} and asked == []
+
+
+def test_a_rate_tables_rates_move_to_the_reference_pace_and_its_axes_do_not(monkeypatch):
+    import analysis.calibrate as cal
+
+    paces = iter([1.0, 1.0, 3.0, 3.0])  # the reference: median 2
+    monkeypatch.setattr(cal, "yardstick", lambda device: next(paces))
+    paced = cal.Paced("cpu")
+    paced.around(lambda: None)
+    paced.around(lambda: None)
+    table = {"BH": [1, 4], "T": [8], "hd": [16], "forward": [[[2.0]], [[4.0]]],
+             "backward": [[[6.0]], [[8.0]]], "decode": [[[1.0]], [[3.0]]]}
+    # measured at pace 3 (slower than the reference 2): a rate x 3 / 2
+    out = cal._rescale_rates(table, 3.0, paced)
+    assert out["forward"] == [[[pytest.approx(3.0)]], [[pytest.approx(6.0)]]]
+    assert out["backward"] == [[[pytest.approx(9.0)]], [[pytest.approx(12.0)]]]
+    assert out["decode"] == [[[pytest.approx(1.5)]], [[pytest.approx(4.5)]]]
+    assert (out["BH"], out["T"], out["hd"]) == ([1, 4], [8], [16])  # sizes, not rates
+    assert cal._rescale_rates({}, 3.0, paced) == {}
