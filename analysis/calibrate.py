@@ -811,9 +811,9 @@ def measure_fused_rnn(device: str, batches: Sequence[int] | None = None,
 ATTENTION_BH = (1, 4, 16, 64)  # batch x heads of the flash-attention tables
 ATTENTION_T = (4, 16, 64, 256)  # keys per query (queries = keys in the causal square)
 ATTENTION_HD = (16, 32, 64)  # head width
+RATE_TABLES = ("forward", "backward", "decode")  # the tables of a rate table, beside its axes
 # the CPU attention kernel's aten ops -> the table of `Machine.attention_flops_per_s` each
 # reads when its queries are as many as its keys (fewer: the "decode" table)
-RATE_TABLES = ("forward", "backward", "decode")  # the tables of a rate table, beside its axes
 ATTENTION_OPS = {"_scaled_dot_product_flash_attention_for_cpu": "forward",
                  "_scaled_dot_product_flash_attention_for_cpu_backward": "backward"}
 
@@ -844,8 +844,10 @@ def measure_attention(device: str, fixed_s: float, heads_rows: Sequence[int] | N
     ATTENTION_T, ATTENTION_HD."""
     import torch.nn.functional as F
 
-    if device != "cpu":
-        return {}
+    from analysis.trace import cpu_sdpa_mapping
+
+    if device != "cpu" or not cpu_sdpa_mapping():  # a torch without the kernels' formulas
+        return {}  # counts them 0 FLOPs: nothing to take a rate of
     heads_rows, lengths, widths = (ATTENTION_BH if heads_rows is None else heads_rows,
                                    ATTENTION_T if lengths is None else lengths,
                                    ATTENTION_HD if widths is None else widths)

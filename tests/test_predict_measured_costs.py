@@ -88,6 +88,11 @@ def test_the_attention_microbenchmark_is_counted_flops_over_time_less_the_fixed_
     assert out["decode"] == [[[pytest.approx(256 / 5e-4)]]]
     assert (out["BH"], out["T"], out["hd"]) == ([2], [8], [4])
     assert cal.measure_attention("cuda", 0.0) == {}
+    # a torch whose counter has no formula for the CPU kernels: no table (0 FLOPs a call)
+    import analysis.trace as trace
+
+    monkeypatch.setattr(trace, "cpu_sdpa_mapping", lambda: {})
+    assert cal.measure_attention("cpu", 0.0) == {}
 
 
 def test_the_attention_microbenchmark_floors_a_time_below_the_fixed_cost(monkeypatch):
